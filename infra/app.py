@@ -1,0 +1,44 @@
+"""Builds the mlvault CDK app: context -> typed settings -> stacks -> policy checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import App, Environment, Tags
+
+from infra.policy.nag import register_packs
+from infra.settings import StageSettings, load_settings
+from infra.stacks.ingest_stack import IngestStack
+from infra.stacks.storage_stack import StorageStack
+
+
+@dataclass(frozen=True)
+class MlvaultApp:
+    app: App
+    settings: StageSettings
+    storage: StorageStack
+    ingest: IngestStack
+
+
+def build(app: App) -> MlvaultApp:
+    settings = load_settings(app.node)
+    # Region explicit (assets are not pinned to a default region); the account stays the deploying one.
+    env = Environment(region=settings.region)
+    storage = StorageStack(
+        app,
+        f"{settings.prefix}-storage",
+        settings=settings,
+        env=env,
+        description=f"mlvault {settings.stage}: stateful resources (RETAIN)",
+    )
+    ingest = IngestStack(
+        app,
+        f"{settings.prefix}-ingest",
+        settings=settings,
+        storage=storage,
+        env=env,
+        description=f"mlvault {settings.stage}: zero-trust ingest",
+    )
+    Tags.of(app).add("mlvault:stage", settings.stage)
+    register_packs(app)
+    return MlvaultApp(app=app, settings=settings, storage=storage, ingest=ingest)

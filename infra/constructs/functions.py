@@ -1,0 +1,198 @@
+"""Lambda functions with mlvault's required properties, built one way for every function:
+
+code signing config (AWS Signer profile), a dead-letter queue, JSON structured logging into an encrypted
+log group with retention, a role of its own with no managed policies, and the shared layers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_signer as signer
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.policy.nag import acknowledge
+from infra.settings import StageSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+LAMBDAS_DIR = ROOT / "lambdas"
+LIBRARY_LAYER_DIR = ROOT / "layers" / "mlvault"
+DEPS_LAYER_DIR = ROOT / "build" / "layers" / "deps"
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/*.egg-info"]
+
+
+class AssetMissingError(RuntimeError):
+    """A Lambda asset that `make setup` builds is missing."""
+
+
+def _retention(days: int) -> logs.RetentionDays:
+    allowed = {
+        1: logs.RetentionDays.ONE_DAY,
+        3: logs.RetentionDays.THREE_DAYS,
+        5: logs.RetentionDays.FIVE_DAYS,
+        7: logs.RetentionDays.ONE_WEEK,
+        14: logs.RetentionDays.TWO_WEEKS,
+        30: logs.RetentionDays.ONE_MONTH,
+        60: logs.RetentionDays.TWO_MONTHS,
+        90: logs.RetentionDays.THREE_MONTHS,
+        180: logs.RetentionDays.SIX_MONTHS,
+        365: logs.RetentionDays.ONE_YEAR,
+        731: logs.RetentionDays.TWO_YEARS,
+        1827: logs.RetentionDays.FIVE_YEARS,
+        3653: logs.RetentionDays.TEN_YEARS,
+    }
+    if days not in allowed:
+        raise ValueError(f"log retention of {days} days is not one CloudWatch Logs offers: {sorted(allowed)}")
+    return allowed[days]
+
+
+class FunctionPlatform(Construct):
+    """What every function of a stateless stack shares: code signing, layers and settings."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, settings: StageSettings, data_key: kms.IKey
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.settings = settings
+        self.data_key = data_key
+        profile = signer.SigningProfile(
+            self, "SigningProfile", platform=signer.Platform.AWS_LAMBDA_SHA384_ECDSA
+        )
+        self.code_signing = lambda_.CodeSigningConfig(
+            self,
+            "CodeSigning",
+            signing_profiles=[profile],
+            untrusted_artifact_on_deployment=lambda_.UntrustedArtifactOnDeployment(
+                settings.code_signing_policy.upper()
+            ),
+            description=f"mlvault {settings.stage}: {settings.code_signing_policy} on unsigned code",
+        )
+        if not (DEPS_LAYER_DIR / "python").is_dir():
+            raise AssetMissingError(
+                f"the Lambda dependency layer is not built ({DEPS_LAYER_DIR}/python is missing): "
+                "run `make setup`"
+            )
+        self.deps_layer = lambda_.LayerVersion(
+            self,
+            "DepsLayer",
+            code=lambda_.Code.from_asset(str(DEPS_LAYER_DIR), exclude=ASSET_EXCLUDES),
+            compatible_runtimes=[RUNTIME],
+            description="mlvault third-party dependencies (layers/deps/requirements.txt)",
+        )
+        self.library_layer = lambda_.LayerVersion(
+            self,
+            "LibraryLayer",
+            code=lambda_.Code.from_asset(str(LIBRARY_LAYER_DIR), exclude=ASSET_EXCLUDES),
+            compatible_runtimes=[RUNTIME],
+            description="mlvault shared library (layers/mlvault)",
+        )
+
+
+class SecureFunction(Construct):
+    """One Lambda function from lambdas/<name>/handler.py, built to mlvault's rules."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        platform: FunctionPlatform,
+        name: str,
+        description: str,
+        environment: dict[str, str],
+        timeout: Duration | None = None,
+        memory_size: int = 512,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        settings = platform.settings
+        source = LAMBDAS_DIR / name
+        if not (source / "handler.py").is_file():
+            raise AssetMissingError(f"no handler at {source / 'handler.py'}")
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=f"/mlvault/{settings.stage}/{name}",
+            retention=_retention(settings.log_retention_days),
+            encryption_key=platform.data_key,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"mlvault {settings.stage} {name} function",
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn],
+            )
+        )
+        self.dlq = sqs.Queue(
+            self,
+            "Dlq",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=platform.data_key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(
+            self.dlq, "AwsSolutions-SQS3", f"This queue is the dead-letter queue of the {name} function."
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=description,
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.X86_64,
+            handler="handler.handler",
+            code=lambda_.Code.from_asset(str(source), exclude=ASSET_EXCLUDES),
+            layers=[platform.deps_layer, platform.library_layer],
+            environment={
+                "MLVAULT_STAGE": settings.stage,
+                "POWERTOOLS_SERVICE_NAME": f"mlvault-{name}",
+                "POWERTOOLS_METRICS_NAMESPACE": "mlvault",
+                **environment,
+            },
+            role=self.role,
+            code_signing_config=platform.code_signing,
+            dead_letter_queue=self.dlq,
+            logging_format=lambda_.LoggingFormat.JSON,
+            log_group=self.log_group,
+            timeout=timeout or Duration.seconds(60),
+            memory_size=memory_size,
+            reserved_concurrent_executions=settings.reserved_concurrency,
+        )
+        acknowledge(
+            self.function,
+            "NIST.800.53.R5-LambdaInsideVPC",
+            "The function only calls AWS APIs (S3, SQS, DynamoDB, KMS) over TLS with IAM auth; a VPC would "
+            "add NAT or endpoints without reducing what the role may reach.",
+        )
+        if settings.reserved_concurrency is None:
+            acknowledge(
+                self.function,
+                "NIST.800.53.R5-LambdaConcurrency",
+                f"Stage {settings.stage} sets no reservedConcurrency: new accounts have too little "
+                "unreserved concurrency for a reservation to deploy. Set it in cdk.json for larger accounts.",
+            )
+        acknowledge(
+            self.role,
+            "NIST.800.53.R5-IAMNoInlinePolicy",
+            f"The policy is attached to the {name} function's own role only and lists exact actions and "
+            "resources; a customer-managed policy would grant the same.",
+        )
+
+    def allow(self, actions: list[str], resources: list[str]) -> None:
+        """Grant exact actions (no wildcards) on exact resources to this function's role."""
+        wild = [a for a in actions if "*" in a]
+        if wild:
+            raise ValueError(f"grant exact actions, not wildcards: {wild}")
+        self.role.add_to_policy(iam.PolicyStatement(actions=actions, resources=resources))

@@ -1,0 +1,230 @@
+"""Stateful building blocks: KMS keys and buckets with mlvault's secure defaults.
+
+Every bucket carries its role in CloudFormation metadata (infra/policy/spec.py) so that our own policy rules
+know which ones must be locked.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra.policy.nag import acknowledge
+from infra.policy.spec import (
+    INGEST_PRODUCER_PREFIX,
+    PROTECTED_BUCKET_ACTIONS,
+    PROTECTED_OBJECT_ACTIONS,
+    RETENTION_DAYS_CONDITION_KEY,
+    ROLE_METADATA_KEY,
+    VERDICT_TAG_KEY,
+    VERDICT_TAG_RECORDED,
+    BucketRole,
+)
+
+KEY_GUARDED_ACTIONS = (
+    "kms:ScheduleKeyDeletion",
+    "kms:DisableKey",
+    "kms:DisableKeyRotation",
+    "kms:DeleteImportedKeyMaterial",
+)
+
+
+def role_arn(scope: Construct, role_name: str) -> str:
+    """ARN of an IAM role of this stack's account, by name (no account id is ever written in the repo)."""
+    stack = Stack.of(scope)
+    return f"arn:{stack.partition}:iam::{stack.account}:role/{role_name}"
+
+
+def deployment_role_arn(scope: Construct, qualifier: str) -> str:
+    """The CloudFormation execution role created by `cdk bootstrap` with this qualifier."""
+    stack = Stack.of(scope)
+    return role_arn(scope, f"cdk-{qualifier}-cfn-exec-role-{stack.account}-{stack.region}")
+
+
+def guard_key(key: kms.Key, break_glass_arn: str) -> None:
+    """Deny key deletion and disabling to every principal except the break-glass role."""
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="DenyKeyDestructionExceptBreakGlass",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=list(KEY_GUARDED_ACTIONS),
+            resources=["*"],
+            conditions={"ArnNotEquals": {"aws:PrincipalArn": break_glass_arn}},
+        )
+    )
+
+
+def mark_role(bucket: s3.Bucket, role: str) -> None:
+    if role not in BucketRole.ALL:
+        raise ValueError(f"unknown bucket role {role!r}; allowed: {', '.join(BucketRole.ALL)}")
+    bucket.node.default_child.add_metadata(ROLE_METADATA_KEY, role)
+
+
+def _acknowledge_no_replication(bucket: s3.Bucket) -> None:
+    acknowledge(
+        bucket,
+        "NIST.800.53.R5-S3BucketReplicationEnabled",
+        "Cross-region replication is a per-organisation DR decision; mlvault keeps one region per "
+        "stage and relies on Object Lock, versioning and PITR for durability.",
+    )
+
+
+def access_log_bucket(scope: Construct, construct_id: str, *, expiration_days: int) -> s3.Bucket:
+    """Target of the other buckets' server access logs. A locked or KMS-encrypted bucket cannot be one."""
+    bucket = s3.Bucket(
+        scope,
+        construct_id,
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        enforce_ssl=True,
+        versioned=True,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        removal_policy=RemovalPolicy.RETAIN,
+        lifecycle_rules=[
+            s3.LifecycleRule(
+                id="expire-access-logs",
+                expiration=Duration.days(expiration_days),
+                noncurrent_version_expiration=Duration.days(1),
+            )
+        ],
+    )
+    mark_role(bucket, BucketRole.ACCESS_LOGS)
+    acknowledge(
+        bucket,
+        "AwsSolutions-S1",
+        "This is the server access log target; logging it into itself would loop.",
+    )
+    acknowledge(
+        bucket,
+        "NIST.800.53.R5-S3BucketLoggingEnabled",
+        "This is the server access log target; logging it into itself would loop.",
+    )
+    acknowledge(
+        bucket,
+        "NIST.800.53.R5-S3DefaultEncryptionKMS",
+        "S3 server access logging only delivers to SSE-S3 buckets; SSE-KMS targets are unsupported.",
+    )
+    _acknowledge_no_replication(bucket)
+    return bucket
+
+
+def ingest_bucket(
+    scope: Construct,
+    construct_id: str,
+    *,
+    bucket_name: str,
+    key: kms.IKey,
+    logs: s3.IBucket,
+    verdict_expiration_days: int,
+) -> s3.Bucket:
+    """Where producers upload signed files, each under producers/<producer-id>/.
+
+    Versions expire only after the verifier tagged them with a verdict: an unverified version is never lost.
+    """
+    bucket = s3.Bucket(
+        scope,
+        construct_id,
+        bucket_name=bucket_name,
+        encryption=s3.BucketEncryption.KMS,
+        encryption_key=key,
+        bucket_key_enabled=True,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        enforce_ssl=True,
+        versioned=True,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        server_access_logs_bucket=logs,
+        server_access_logs_prefix="ingest/",
+        removal_policy=RemovalPolicy.RETAIN,
+        lifecycle_rules=[
+            s3.LifecycleRule(
+                id="abort-incomplete-multipart", abort_incomplete_multipart_upload_after=Duration.days(7)
+            ),
+            s3.LifecycleRule(
+                id="expire-after-verdict",
+                tag_filters={VERDICT_TAG_KEY: VERDICT_TAG_RECORDED},
+                expiration=Duration.days(verdict_expiration_days),
+                noncurrent_version_expiration=Duration.days(verdict_expiration_days),
+            ),
+        ],
+    )
+    mark_role(bucket, BucketRole.INGEST)
+    bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="DenyWritesOutsideProducerPrefixes",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["s3:PutObject"],
+            not_resources=[bucket.arn_for_objects(f"{INGEST_PRODUCER_PREFIX}*")],
+        )
+    )
+    _acknowledge_no_replication(bucket)
+    return bucket
+
+
+def locked_bucket(
+    scope: Construct,
+    construct_id: str,
+    *,
+    role: str,
+    retention_days: int,
+    key: kms.IKey,
+    logs: s3.IBucket,
+    break_glass_arn: str,
+    deployer_arn: str,
+) -> s3.Bucket:
+    """A bucket whose versions cannot be deleted or unlocked: Object Lock COMPLIANCE plus explicit denies."""
+    if role not in BucketRole.LOCKED:
+        raise ValueError(f"locked_bucket is for roles {', '.join(BucketRole.LOCKED)}, not {role!r}")
+    bucket = s3.Bucket(
+        scope,
+        construct_id,
+        encryption=s3.BucketEncryption.KMS,
+        encryption_key=key,
+        bucket_key_enabled=True,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        enforce_ssl=True,
+        versioned=True,
+        object_lock_enabled=True,
+        object_lock_default_retention=s3.ObjectLockRetention.compliance(Duration.days(retention_days)),
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        server_access_logs_bucket=logs,
+        server_access_logs_prefix=f"{role}/",
+        removal_policy=RemovalPolicy.RETAIN,
+    )
+    mark_role(bucket, role)
+    bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="DenyDeleteAndUnlockExceptBreakGlass",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=list(PROTECTED_OBJECT_ACTIONS),
+            resources=[bucket.arn_for_objects("*")],
+            conditions={"ArnNotEquals": {"aws:PrincipalArn": break_glass_arn}},
+        )
+    )
+    bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="DenyLockAndPolicyChangesExceptBreakGlassAndDeployer",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=list(PROTECTED_BUCKET_ACTIONS),
+            resources=[bucket.bucket_arn],
+            conditions={"ArnNotEquals": {"aws:PrincipalArn": [break_glass_arn, deployer_arn]}},
+        )
+    )
+    bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="DenyWritesBelowRetentionFloor",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["s3:PutObject", "s3:PutObjectRetention"],
+            resources=[bucket.arn_for_objects("*")],
+            conditions={"NumericLessThan": {RETENTION_DAYS_CONDITION_KEY: str(retention_days)}},
+        )
+    )
+    _acknowledge_no_replication(bucket)
+    return bucket

@@ -1,0 +1,151 @@
+"""Typed, frozen stage settings loaded from the CDK context (cdk.json).
+
+This is the only place that reads context (GUIDE.md 3.6: cdk.json -> typed settings -> construct props ->
+env vars -> frozen runtime settings). A bad or missing value fails synth with a message naming the key and
+what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+STAGE_CONTEXT_KEY = "stage"
+STAGES_CONTEXT_KEY = "mlvault:stages"
+
+# Object Lock retention may be raised per stage in cdk.json but never configured below this floor.
+RETENTION_FLOOR_DAYS = 7
+
+CODE_SIGNING_POLICIES = ("Warn", "Enforce")
+
+_REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+_ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
+_QUALIFIER_RE = re.compile(r"^[a-z0-9]{1,10}$")
+
+
+class ConfigError(ValueError):
+    """A context value is missing or invalid. The message names the key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    stage: str
+    region: str
+    lake_retention_days: int
+    quarantine_retention_days: int
+    model_retention_days: int
+    access_log_expiration_days: int
+    ingest_verdict_expiration_days: int
+    break_glass_role_name: str
+    cdk_qualifier: str
+    code_signing_policy: str
+    reserved_concurrency: int | None
+    log_retention_days: int
+    max_upload_bytes: int
+
+    @property
+    def prefix(self) -> str:
+        """Name prefix for stacks and physical names of this stage."""
+        return f"mlvault-{self.stage}"
+
+
+# key in cdk.json -> (field, parser)
+def _int_at_least(minimum: int, why: str = ""):
+    def parse(key: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"context key '{key}' must be an integer >= {minimum}{why}, got {value!r}")
+        if value < minimum:
+            raise ConfigError(f"context key '{key}' must be an integer >= {minimum}{why}, got {value}")
+        return value
+
+    return parse
+
+
+def _optional_int_at_least(minimum: int):
+    inner = _int_at_least(minimum)
+
+    def parse(key: str, value: Any) -> int | None:
+        return None if value is None else inner(key, value)
+
+    return parse
+
+
+def _matching(pattern: re.Pattern[str], allowed: str):
+    def parse(key: str, value: Any) -> str:
+        if not isinstance(value, str) or not pattern.match(value):
+            raise ConfigError(f"context key '{key}' must be {allowed}, got {value!r}")
+        return value
+
+    return parse
+
+
+def _one_of(choices: tuple[str, ...]):
+    def parse(key: str, value: Any) -> str:
+        if value not in choices:
+            raise ConfigError(f"context key '{key}' must be one of {', '.join(choices)}; got {value!r}")
+        return value
+
+    return parse
+
+
+_FLOOR_WHY = f" (the Object Lock retention floor is {RETENTION_FLOOR_DAYS} days)"
+
+_FIELDS: dict[str, tuple[str, Any]] = {
+    "region": ("region", _matching(_REGION_RE, "an AWS region name such as eu-west-1")),
+    "lakeRetentionDays": ("lake_retention_days", _int_at_least(RETENTION_FLOOR_DAYS, _FLOOR_WHY)),
+    "quarantineRetentionDays": ("quarantine_retention_days", _int_at_least(RETENTION_FLOOR_DAYS, _FLOOR_WHY)),
+    "modelRetentionDays": ("model_retention_days", _int_at_least(RETENTION_FLOOR_DAYS, _FLOOR_WHY)),
+    "accessLogExpirationDays": ("access_log_expiration_days", _int_at_least(90)),
+    "ingestVerdictExpirationDays": ("ingest_verdict_expiration_days", _int_at_least(1)),
+    "breakGlassRoleName": ("break_glass_role_name", _matching(_ROLE_NAME_RE, "an IAM role name")),
+    "cdkQualifier": ("cdk_qualifier", _matching(_QUALIFIER_RE, "the CDK bootstrap qualifier (a-z0-9)")),
+    "codeSigningPolicy": ("code_signing_policy", _one_of(CODE_SIGNING_POLICIES)),
+    "reservedConcurrency": ("reserved_concurrency", _optional_int_at_least(1)),
+    "logRetentionDays": ("log_retention_days", _int_at_least(1)),
+    "maxUploadBytes": ("max_upload_bytes", _int_at_least(1)),
+}
+
+# Settings that may be omitted (CDK drops null context values, so "absent" is how a stage says "none").
+_OPTIONAL = {"reservedConcurrency"}
+
+
+def parse_stage(stage: str, raw: Any) -> StageSettings:
+    """Validate one stage's mapping from cdk.json into settings. Unknown keys are errors (typos)."""
+    base = f"{STAGES_CONTEXT_KEY}.{stage}"
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"context key '{base}' must be an object of stage settings, got {raw!r}")
+    unknown = sorted(set(raw) - set(_FIELDS))
+    if unknown:
+        raise ConfigError(
+            f"context key '{base}' has unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(_FIELDS)}"
+        )
+    missing = [k for k in _FIELDS if k not in raw and k not in _OPTIONAL]
+    if missing:
+        raise ConfigError(f"context key '{base}' is missing setting(s): {', '.join(missing)}")
+    values = {field: parse(f"{base}.{key}", raw.get(key)) for key, (field, parse) in _FIELDS.items()}
+    settings = StageSettings(stage=stage, **values)
+    if settings.code_signing_policy == "Enforce":
+        # Enforce makes Lambda refuse unsigned code. cdk deploy uploads unsigned assets, and mlvault has no
+        # signed-artifact publishing step yet, so Enforce would be a stage under which `cdk deploy` fails.
+        raise ConfigError(
+            f"context key '{base}.codeSigningPolicy' is 'Enforce', but this version of mlvault deploys "
+            "unsigned Lambda assets (cdk deploy would be refused by Lambda). Allowed: Warn. "
+            "See README 'Code signing' for the status of signed deployments."
+        )
+    return settings
+
+
+def load_settings(context: Mapping[str, Any] | Any) -> StageSettings:
+    """Load the selected stage (context `stage`, default from cdk.json) from a mapping or a CDK node."""
+    get = context.get if isinstance(context, Mapping) else context.try_get_context
+    stages = get(STAGES_CONTEXT_KEY)
+    if not isinstance(stages, Mapping) or not stages:
+        raise ConfigError(f"context key '{STAGES_CONTEXT_KEY}' must be an object of stages (see cdk.json)")
+    stage = get(STAGE_CONTEXT_KEY)
+    if stage not in stages:
+        raise ConfigError(
+            f"context key '{STAGE_CONTEXT_KEY}' must be one of {', '.join(sorted(stages))}; got {stage!r}"
+        )
+    return parse_stage(stage, stages[stage])
