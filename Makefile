@@ -1,0 +1,55 @@
+# mlvault: one-command set-up, synth, tests and demo. No Docker, no global installs, no AWS account.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CDK := node_modules/.bin/cdk
+LAMBDA_PYTHON := 3.14
+LAMBDA_PLATFORM := manylinux_2_28_x86_64
+
+# Offline and quiet: no credentials, no instance metadata look-ups, no CDK notices or telemetry.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export AWS_EC2_METADATA_DISABLED := true
+export CDK_DISABLE_CLI_TELEMETRY := true
+export CDK_DISABLE_VERSION_CHECK := 1
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+CDK_FLAGS := --no-notices --no-version-reporting
+
+.PHONY: setup synth test lint format demo clean
+
+setup: $(VENV)/.installed node_modules/.installed build/layers/deps/.installed
+
+$(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The Lambda dependency layer, built for Lambda's platform with pip (no Docker).
+build/layers/deps/.installed: layers/deps/requirements.txt $(VENV)/.installed
+	rm -rf build/layers/deps && mkdir -p build/layers/deps
+	$(BIN)/pip install --quiet --disable-pip-version-check --target build/layers/deps/python \
+		--platform $(LAMBDA_PLATFORM) --python-version $(LAMBDA_PYTHON) --implementation cp \
+		--only-binary=:all: -r layers/deps/requirements.txt
+	touch $@
+
+synth: setup
+	$(CDK) synth --quiet $(CDK_FLAGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: setup
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf cdk.out build .pytest_cache .ruff_cache .mlvault

@@ -1,0 +1,52 @@
+"""Shared fixtures. The CDK app is synthesized once per pytest run (jsii start-up costs seconds)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+
+def cdk_context(**overrides: Any) -> dict[str, Any]:
+    """The context of cdk.json (stages and feature flags), as `cdk synth` passes it."""
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    context.update(overrides)
+    return context
+
+
+@dataclass(frozen=True)
+class Synthesized:
+    outdir: Path
+    templates: dict[str, dict[str, Any]]
+    settings: Any
+    validation_report: dict[str, Any]
+
+    def template(self, suffix: str) -> dict[str, Any]:
+        (name,) = [n for n in self.templates if n.endswith(suffix)]
+        return self.templates[name]
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    from aws_cdk import App
+
+    from infra.app import build
+    from infra.policy.rules import assembly_templates
+
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    app = App(context=cdk_context(), outdir=str(outdir))
+    built = build(app)
+    assembly = app.synth()  # raises ValidationFailed on any unacknowledged cdk-nag finding
+    return Synthesized(
+        outdir=outdir,
+        templates=assembly_templates(assembly),
+        settings=built.settings,
+        validation_report=json.loads((outdir / "validation-report.json").read_text()),
+    )
