@@ -26,6 +26,8 @@ LIBRARY_LAYER_DIR = ROOT / "layers" / "mlvault"
 DEPS_LAYER_DIR = ROOT / "build" / "layers" / "deps"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/*.egg-info"]
+# Developer tooling of the shared package that no function imports: kept out of the Lambda layer.
+LIBRARY_EXCLUDES = [*ASSET_EXCLUDES, "python/mlvault/localcloud", "python/mlvault/cli.py", "python/mlvault/demo.py"]
 
 
 class AssetMissingError(RuntimeError):
@@ -56,15 +58,11 @@ def _retention(days: int) -> logs.RetentionDays:
 class FunctionPlatform(Construct):
     """What every function of a stateless stack shares: code signing, layers and settings."""
 
-    def __init__(
-        self, scope: Construct, construct_id: str, *, settings: StageSettings, data_key: kms.IKey
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, settings: StageSettings, data_key: kms.IKey) -> None:
         super().__init__(scope, construct_id)
         self.settings = settings
         self.data_key = data_key
-        profile = signer.SigningProfile(
-            self, "SigningProfile", platform=signer.Platform.AWS_LAMBDA_SHA384_ECDSA
-        )
+        profile = signer.SigningProfile(self, "SigningProfile", platform=signer.Platform.AWS_LAMBDA_SHA384_ECDSA)
         self.code_signing = lambda_.CodeSigningConfig(
             self,
             "CodeSigning",
@@ -76,8 +74,7 @@ class FunctionPlatform(Construct):
         )
         if not (DEPS_LAYER_DIR / "python").is_dir():
             raise AssetMissingError(
-                f"the Lambda dependency layer is not built ({DEPS_LAYER_DIR}/python is missing): "
-                "run `make setup`"
+                f"the Lambda dependency layer is not built ({DEPS_LAYER_DIR}/python is missing): run `make setup`"
             )
         self.deps_layer = lambda_.LayerVersion(
             self,
@@ -89,7 +86,7 @@ class FunctionPlatform(Construct):
         self.library_layer = lambda_.LayerVersion(
             self,
             "LibraryLayer",
-            code=lambda_.Code.from_asset(str(LIBRARY_LAYER_DIR), exclude=ASSET_EXCLUDES),
+            code=lambda_.Code.from_asset(str(LIBRARY_LAYER_DIR), exclude=LIBRARY_EXCLUDES),
             compatible_runtimes=[RUNTIME],
             description="mlvault shared library (layers/mlvault)",
         )
@@ -143,9 +140,7 @@ class SecureFunction(Construct):
             enforce_ssl=True,
             retention_period=Duration.days(14),
         )
-        acknowledge(
-            self.dlq, "AwsSolutions-SQS3", f"This queue is the dead-letter queue of the {name} function."
-        )
+        acknowledge(self.dlq, "AwsSolutions-SQS3", f"This queue is the dead-letter queue of the {name} function.")
         self.function = lambda_.Function(
             self,
             "Function",

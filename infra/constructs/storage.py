@@ -140,9 +140,7 @@ def ingest_bucket(
         server_access_logs_prefix="ingest/",
         removal_policy=RemovalPolicy.RETAIN,
         lifecycle_rules=[
-            s3.LifecycleRule(
-                id="abort-incomplete-multipart", abort_incomplete_multipart_upload_after=Duration.days(7)
-            ),
+            s3.LifecycleRule(id="abort-incomplete-multipart", abort_incomplete_multipart_upload_after=Duration.days(7)),
             s3.LifecycleRule(
                 id="expire-after-verdict",
                 tag_filters={VERDICT_TAG_KEY: VERDICT_TAG_RECORDED},

@@ -131,9 +131,7 @@ def _check_buckets(stack: str, template: Mapping[str, Any], ctx: RuleContext) ->
                 f"bucket has no '{ROLE_METADATA_KEY}' metadata in {BucketRole.ALL}; got {role!r}",
             )
         rules = ((props.get("BucketEncryption") or {}).get("ServerSideEncryptionConfiguration")) or []
-        algorithms = [
-            ((r or {}).get("ServerSideEncryptionByDefault") or {}).get("SSEAlgorithm") for r in rules
-        ]
+        algorithms = [((r or {}).get("ServerSideEncryptionByDefault") or {}).get("SSEAlgorithm") for r in rules]
         if not algorithms or any(a not in SSE_ALGORITHMS for a in algorithms):
             yield Violation(
                 "MLV-BUCKET-ENCRYPTED",
@@ -169,9 +167,7 @@ def _denies_insecure_transport(statement: Mapping[str, Any]) -> bool:
     )
 
 
-def _check_lock(
-    stack: str, bucket_id: str, props: Mapping[str, Any], ctx: RuleContext
-) -> Iterator[Violation]:
+def _check_lock(stack: str, bucket_id: str, props: Mapping[str, Any], ctx: RuleContext) -> Iterator[Violation]:
     lock = props.get("ObjectLockConfiguration") or {}
     retention = ((lock.get("Rule") or {}).get("DefaultRetention")) or {}
     days = retention.get("Days")
@@ -274,9 +270,7 @@ def _identity_documents(resource: Mapping[str, Any]) -> Iterable[Any]:
         yield (inline or {}).get("PolicyDocument")
 
 
-def _check_identity_grants(
-    stack: str, template: Mapping[str, Any], locked_ids: set[str]
-) -> Iterator[Violation]:
+def _check_identity_grants(stack: str, template: Mapping[str, Any], locked_ids: set[str]) -> Iterator[Violation]:
     for type_ in IDENTITY_POLICIES:
         for logical_id, resource in _resources(template, type_):
             for document in _identity_documents(resource):
@@ -351,8 +345,7 @@ def _check_code_signing(
     props = _props(config)
     profiles = ((props.get("AllowedPublishers") or {}).get("SigningProfileVersionArns")) or []
     signer_backed = profiles and all(
-        any(_refers_to(p, lid) and r.get("Type") == SIGNING_PROFILE for lid, r in resources.items())
-        for p in profiles
+        any(_refers_to(p, lid) and r.get("Type") == SIGNING_PROFILE for lid, r in resources.items()) for p in profiles
     )
     if not signer_backed:
         yield Violation(

@@ -111,7 +111,8 @@ def test_locked_bucket_policy_denies_deletes_and_unlocks_to_all_but_break_glass(
     floor = statements["DenyWritesBelowRetentionFloor"]
     assert floor["Condition"] == {"NumericLessThan": {"s3:object-lock-remaining-retention-days": "7"}}
     tls = [s for s in statements.values() if s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport")]
-    assert tls and tls[0]["Effect"] == "Deny"
+    assert tls
+    assert tls[0]["Effect"] == "Deny"
 
 
 def test_ingest_bucket(storage):
@@ -133,7 +134,8 @@ def test_ingest_bucket(storage):
     assert notification["Filter"] == {"S3Key": {"Rules": [{"Name": "prefix", "Value": "producers/"}]}}
     statements = {s.get("Sid"): s for s in policy_statements(storage, bucket_id)}
     outside = statements["DenyWritesOutsideProducerPrefixes"]
-    assert outside["Effect"] == "Deny" and outside["Action"] == "s3:PutObject"
+    assert outside["Effect"] == "Deny"
+    assert outside["Action"] == "s3:PutObject"
 
 
 def test_ingest_queue_has_dlq_and_only_accepts_the_ingest_bucket(storage):
@@ -172,7 +174,8 @@ def test_keys(storage):
     keys = list(resources(storage, "AWS::KMS::Key").values())
     data = [k for k in keys if k["Properties"].get("EnableKeyRotation")]
     signing = [k for k in keys if k["Properties"].get("KeySpec") == "ECC_NIST_P256"]
-    assert len(data) == 1 and len(signing) == 1
+    assert len(data) == 1
+    assert len(signing) == 1
     assert signing[0]["Properties"]["KeyUsage"] == "SIGN_VERIFY"
     for key in (data[0], signing[0]):
         (deny,) = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if s["Effect"] == "Deny"]
@@ -189,7 +192,8 @@ def test_tables(storage):
     for table in tables.values():
         props = table["Properties"]
         assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
-        assert props["SSESpecification"]["SSEEnabled"] is True and props["SSESpecification"]["SSEType"] == "KMS"
+        assert props["SSESpecification"]["SSEEnabled"] is True
+        assert props["SSESpecification"]["SSEType"] == "KMS"
         assert props["DeletionProtectionEnabled"] is True
         assert props["KeySchema"] == [
             {"AttributeName": "pk", "KeyType": "HASH"},

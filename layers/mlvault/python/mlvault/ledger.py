@@ -36,9 +36,7 @@ class Ledger:
         self._db = dynamodb
         self._table = table
 
-    def record_received(
-        self, *, bucket: str, key: str, version_id: str, size: int, attributes: dict[str, str]
-    ) -> bool:
+    def record_received(self, *, bucket: str, key: str, version_id: str, size: int, attributes: dict[str, str]) -> bool:
         """Record that a version reached the verifier. False when it was already recorded (a duplicate)."""
         item = {
             "pk": {"S": version_pk(bucket, key)},
@@ -52,9 +50,7 @@ class Ledger:
         }
         item.update({name: {"S": value} for name, value in attributes.items() if name not in item})
         try:
-            self._db.put_item(
-                TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
-            )
+            self._db.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)")
         except self._db.exceptions.ConditionalCheckFailedException:
             return False
         return True
