@@ -51,5 +51,9 @@ format: setup
 test: setup
 	$(BIN)/python -m pytest
 
+# The main job: set up, synthesize, run the scripted story on a fresh local cloud, stop it.
+demo: synth
+	$(BIN)/mlvault demo
+
 clean:
 	rm -rf cdk.out build .pytest_cache .ruff_cache .mlvault

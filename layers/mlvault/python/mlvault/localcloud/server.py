@@ -64,6 +64,7 @@ class LocalCloud:
             raise UnsupportedError(f"stacks in several regions {sorted(regions)}: the local cloud runs one region")
         self.region = regions.pop()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"  # roles may attach AWS managed policies
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         self.port = self._server.get_host_and_port()[1]

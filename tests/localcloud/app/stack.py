@@ -1,0 +1,76 @@
+"""A small CDK app exercising what the local cloud must support beyond mlvault's own stacks today:
+EventBridge -> Lambda and Step Functions targets, a Step Functions Lambda task, CloudWatch alarm events,
+asynchronous invocation with a DLQ, and an asymmetric KMS key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import App, Duration, Environment, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+
+HERE = Path(__file__).parent
+
+
+def build_gaps_app(outdir: Path, extra=None) -> App:
+    app = App(outdir=str(outdir))
+    stack = Stack(app, "gaps", env=Environment(region="eu-west-1"))
+    records = s3.Bucket(stack, "Records", removal_policy=RemovalPolicy.RETAIN)
+    dlq = sqs.Queue(stack, "EchoDlq")
+    echo = lambda_.Function(
+        stack,
+        "Echo",
+        runtime=lambda_.Runtime.PYTHON_3_14,
+        handler="handler.handler",
+        code=lambda_.Code.from_asset(str(HERE / "echo")),
+        environment={"RECORDS_BUCKET": records.bucket_name},
+        dead_letter_queue=dlq,
+        timeout=Duration.seconds(10),
+        logging_format=lambda_.LoggingFormat.JSON,
+    )
+    records.grant_write(echo)
+    machine = sfn.StateMachine(
+        stack,
+        "Machine",
+        definition_body=sfn.DefinitionBody.from_chainable(
+            tasks.LambdaInvoke(stack, "Call", lambda_function=echo, payload_response_only=True).next(
+                sfn.Pass(stack, "Done")
+            )
+        ),
+    )
+    rule = events.Rule(stack, "TestEvents", event_pattern=events.EventPattern(source=["mlvault.test"]))
+    rule.add_target(targets.LambdaFunction(echo))
+    rule.add_target(targets.SfnStateMachine(machine))
+    alarm = cloudwatch.Alarm(
+        stack,
+        "Drift",
+        metric=cloudwatch.Metric(namespace="mlvault", metric_name="Drift"),
+        threshold=0.2,
+        evaluation_periods=1,
+    )
+    events.Rule(
+        stack,
+        "AlarmEvents",
+        event_pattern=events.EventPattern(
+            source=["aws.cloudwatch"], detail_type=["CloudWatch Alarm State Change"], resources=[alarm.alarm_arn]
+        ),
+    ).add_target(targets.LambdaFunction(echo))
+    kms.Key(
+        stack,
+        "Signing",
+        key_spec=kms.KeySpec.ECC_NIST_P256,
+        key_usage=kms.KeyUsage.SIGN_VERIFY,
+        removal_policy=RemovalPolicy.RETAIN,
+    )
+    if extra:
+        extra(stack)
+    app.synth()
+    return app
