@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parents[1]
 STAGE_CONTEXT_KEY = "stage"
 STAGES_CONTEXT_KEY = "mlvault:stages"
 
@@ -44,6 +46,7 @@ class StageSettings:
     reserved_concurrency: int | None
     log_retention_days: int
     max_upload_bytes: int
+    trust_file: str
 
     @property
     def prefix(self) -> str:
@@ -58,6 +61,15 @@ def _int_at_least(minimum: int, why: str = ""):
             raise ConfigError(f"context key '{key}' must be an integer >= {minimum}{why}, got {value!r}")
         if value < minimum:
             raise ConfigError(f"context key '{key}' must be an integer >= {minimum}{why}, got {value}")
+        return value
+
+    return parse
+
+
+def _int_between(minimum: int, maximum: int, why: str = ""):
+    def parse(key: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            raise ConfigError(f"context key '{key}' must be an integer from {minimum} to {maximum}{why}, got {value!r}")
         return value
 
     return parse
@@ -104,7 +116,11 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "codeSigningPolicy": ("code_signing_policy", _one_of(CODE_SIGNING_POLICIES)),
     "reservedConcurrency": ("reserved_concurrency", _optional_int_at_least(1)),
     "logRetentionDays": ("log_retention_days", _int_at_least(1)),
-    "maxUploadBytes": ("max_upload_bytes", _int_at_least(1)),
+    "maxUploadBytes": ("max_upload_bytes", _int_between(1, 5 * 1024**3, " (S3 copies at most 5 GiB in one request)")),
+    "trustFile": (
+        "trust_file",
+        _matching(re.compile(r"^trust/[\w.-]+\.json$"), "a file under trust/ such as trust/dev.json"),
+    ),
 }
 
 # Settings that may be omitted (CDK drops null context values, so "absent" is how a stage says "none").
@@ -134,7 +150,21 @@ def parse_stage(stage: str, raw: Any) -> StageSettings:
             "unsigned Lambda assets (cdk deploy would be refused by Lambda). Allowed: Warn. "
             "See README 'Code signing' for the status of signed deployments."
         )
+    _check_trust_file(f"{base}.trustFile", settings.trust_file)
     return settings
+
+
+def _check_trust_file(key: str, relative: str) -> None:
+    """The stage's trust registry must exist and be valid: a typo in it fails synth, not the first upload."""
+    from mlvault.trust import RegistryError, load_registry
+
+    path = ROOT / relative
+    if not path.is_file():
+        raise ConfigError(f"context key '{key}' names {relative}, which does not exist")
+    try:
+        load_registry(path)
+    except RegistryError as err:
+        raise ConfigError(f"context key '{key}': {err}") from None
 
 
 def load_settings(context: Mapping[str, Any] | Any) -> StageSettings:

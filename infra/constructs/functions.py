@@ -6,9 +6,11 @@ log group with retention, a role of its own with no managed policies, and the sh
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy
+import jsii
+from aws_cdk import BundlingOptions, DockerImage, Duration, ILocalBundling, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -27,7 +29,46 @@ DEPS_LAYER_DIR = ROOT / "build" / "layers" / "deps"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/*.egg-info"]
 # Developer tooling of the shared package that no function imports: kept out of the Lambda layer.
-LIBRARY_EXCLUDES = [*ASSET_EXCLUDES, "python/mlvault/localcloud", "python/mlvault/cli.py", "python/mlvault/demo.py"]
+LIBRARY_EXCLUDES = [
+    *ASSET_EXCLUDES,
+    "python/mlvault/localcloud",
+    "python/mlvault/cli.py",
+    "python/mlvault/demo.py",
+    "python/mlvault/testkeys.py",
+]
+
+
+@jsii.implements(ILocalBundling)
+class _CopyTree:
+    """Local bundling without Docker: the handler directory plus extra files (e.g. the trust registry)."""
+
+    def __init__(self, source: Path, extra_files: dict[str, Path]) -> None:
+        self._source = source
+        self._extra = extra_files
+
+    def try_bundle(self, output_dir: str, _options: object) -> bool:
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+        shutil.copytree(self._source, output_dir, dirs_exist_ok=True, ignore=ignore)
+        for relative, path in self._extra.items():
+            target = Path(output_dir) / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+        return True
+
+
+def function_code(source: Path, extra_files: dict[str, Path] | None = None) -> lambda_.Code:
+    """A function's code asset: its handler directory, plus extra files bundled locally when given."""
+    if not extra_files:
+        return lambda_.Code.from_asset(str(source), exclude=ASSET_EXCLUDES)
+    missing = [str(p) for p in extra_files.values() if not p.is_file()]
+    if missing:
+        raise AssetMissingError(f"files to bundle with {source.name} are missing: {missing}")
+    return lambda_.Code.from_asset(
+        str(source),
+        bundling=BundlingOptions(
+            image=DockerImage.from_registry("mlvault/no-docker"), local=_CopyTree(source, extra_files)
+        ),
+    )
 
 
 class AssetMissingError(RuntimeError):
@@ -106,6 +147,7 @@ class SecureFunction(Construct):
         environment: dict[str, str],
         timeout: Duration | None = None,
         memory_size: int = 512,
+        extra_files: dict[str, Path] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         settings = platform.settings
@@ -148,7 +190,7 @@ class SecureFunction(Construct):
             runtime=RUNTIME,
             architecture=lambda_.Architecture.X86_64,
             handler="handler.handler",
-            code=lambda_.Code.from_asset(str(source), exclude=ASSET_EXCLUDES),
+            code=function_code(source, extra_files),
             layers=[platform.deps_layer, platform.library_layer],
             environment={
                 "MLVAULT_STAGE": settings.stage,

@@ -73,11 +73,14 @@ def _acknowledge_no_replication(bucket: s3.Bucket) -> None:
     )
 
 
-def access_log_bucket(scope: Construct, construct_id: str, *, expiration_days: int) -> s3.Bucket:
+def access_log_bucket(
+    scope: Construct, construct_id: str, *, expiration_days: int, bucket_name: str | None = None
+) -> s3.Bucket:
     """Target of the other buckets' server access logs. A locked or KMS-encrypted bucket cannot be one."""
     bucket = s3.Bucket(
         scope,
         construct_id,
+        bucket_name=bucket_name,
         encryption=s3.BucketEncryption.S3_MANAGED,
         block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
         enforce_ssl=True,
@@ -173,6 +176,7 @@ def locked_bucket(
     logs: s3.IBucket,
     break_glass_arn: str,
     deployer_arn: str,
+    bucket_name: str | None = None,
 ) -> s3.Bucket:
     """A bucket whose versions cannot be deleted or unlocked: Object Lock COMPLIANCE plus explicit denies."""
     if role not in BucketRole.LOCKED:
@@ -180,6 +184,7 @@ def locked_bucket(
     bucket = s3.Bucket(
         scope,
         construct_id,
+        bucket_name=bucket_name,
         encryption=s3.BucketEncryption.KMS,
         encryption_key=key,
         bucket_key_enabled=True,

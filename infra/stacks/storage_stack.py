@@ -10,6 +10,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.constructs.discovery import publish
 from infra.constructs.storage import (
     access_log_bucket,
     deployment_role_arn,
@@ -23,14 +24,24 @@ from infra.policy.spec import INGEST_PRODUCER_PREFIX, BucketRole
 from infra.settings import StageSettings
 
 
-def ingest_bucket_name(scope: Construct, settings: StageSettings) -> str:
-    """The ingest bucket's fixed name (account and region of the stack `scope` is in).
+def bucket_name(scope: Construct, settings: StageSettings, role: str) -> str:
+    """A bucket's fixed name, in the account and region of the stack `scope` is in.
 
-    Fixed so that the bucket's notification and its queue's policy can name each other without a
-    CloudFormation cycle, and so that stacks of the same account and region can name it without an export.
+    Fixed so that the ingest bucket's notification and its queue's policy can name each other without a
+    CloudFormation cycle, and so that stateless stacks name buckets (and scope policies to them) without
+    cross-stack exports.
     """
     stack = Stack.of(scope)
-    return f"{settings.prefix}-ingest-{stack.account}-{stack.region}"
+    return f"{settings.prefix}-{role}-{stack.account}-{stack.region}"
+
+
+def ingest_bucket_name(scope: Construct, settings: StageSettings) -> str:
+    return bucket_name(scope, settings, BucketRole.INGEST)
+
+
+def bucket_arn_ack(settings: StageSettings, role: str, suffix: str) -> str:
+    """How cdk-nag prints such a bucket's ARN in an IAM5 finding (partition and region are literals here)."""
+    return f"arn:aws:s3:::{settings.prefix}-{role}-<AWS::AccountId>-{settings.region}{suffix}"
 
 
 class StorageStack(Stack):
@@ -98,7 +109,10 @@ class StorageStack(Stack):
 
         # --- buckets ----------------------------------------------------------------------------------
         self.access_logs = access_log_bucket(
-            self, "AccessLogBucket", expiration_days=settings.access_log_expiration_days
+            self,
+            "AccessLogBucket",
+            bucket_name=bucket_name(self, settings, BucketRole.ACCESS_LOGS),
+            expiration_days=settings.access_log_expiration_days,
         )
         ingest_name = ingest_bucket_name(self, settings)
         self.ingest_bucket = ingest_bucket(
@@ -116,17 +130,28 @@ class StorageStack(Stack):
             "deployer_arn": deployer,
         }
         self.lake_bucket = locked_bucket(
-            self, "LakeBucket", role=BucketRole.LAKE, retention_days=settings.lake_retention_days, **common
+            self,
+            "LakeBucket",
+            role=BucketRole.LAKE,
+            retention_days=settings.lake_retention_days,
+            bucket_name=bucket_name(self, settings, BucketRole.LAKE),
+            **common,
         )
         self.quarantine_bucket = locked_bucket(
             self,
             "QuarantineBucket",
             role=BucketRole.QUARANTINE,
             retention_days=settings.quarantine_retention_days,
+            bucket_name=bucket_name(self, settings, BucketRole.QUARANTINE),
             **common,
         )
         self.model_bucket = locked_bucket(
-            self, "ModelBucket", role=BucketRole.MODEL, retention_days=settings.model_retention_days, **common
+            self,
+            "ModelBucket",
+            role=BucketRole.MODEL,
+            retention_days=settings.model_retention_days,
+            bucket_name=bucket_name(self, settings, BucketRole.MODEL),
+            **common,
         )
 
         # --- ingest events: S3 -> SQS (DLQ). Here, not in the ingest stack, so that the bucket's
@@ -188,6 +213,20 @@ class StorageStack(Stack):
         # --- tables -----------------------------------------------------------------------------------
         self.ledger_table = self._table("LedgerTable")
         self.registry_table = self._table("RegistryTable")
+
+        publish(
+            self,
+            settings,
+            {
+                "ingest-bucket": self.ingest_bucket.bucket_name,
+                "lake-bucket": self.lake_bucket.bucket_name,
+                "quarantine-bucket": self.quarantine_bucket.bucket_name,
+                "model-bucket": self.model_bucket.bucket_name,
+                "ledger-table": self.ledger_table.table_name,
+                "registry-table": self.registry_table.table_name,
+                "ingest-queue-url": self.ingest_queue.queue_url,
+            },
+        )
 
     def _table(self, construct_id: str) -> dynamodb.Table:
         table = dynamodb.Table(

@@ -1,23 +1,33 @@
-"""Verify function: SQS batch of S3 upload notifications -> one verification per announced version.
+"""Verify function: SQS batch of S3 upload notifications -> one verdict per announced object version.
 
-Thin adapter (GUIDE.md section 2): Powertools decorators, the library does the work, failures are reported
-per message so only those are retried.
+Thin adapter (GUIDE.md section 2): Powertools decorators, the library decides, and each message that could
+not reach a verdict (a transient error) is reported so that only it is retried.
 """
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from mlvault.ingest.service import default_receiver
+from mlvault.ingest.events import MalformedEventError, parse_message_body
+from mlvault.ingest.service import default_verifier, settings
 from mlvault.observability import logger
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def _record(record: SQSRecord) -> None:
-    for receipt in default_receiver().handle_message(record.body):
+    for ref in parse_message_body(record.body):
+        if ref.bucket != settings().ingest_bucket:
+            raise MalformedEventError(f"event names bucket {ref.bucket!r}, not the ingest bucket")
+        verdict = default_verifier().verify(ref)
         logger.info(
-            "upload received",
-            extra={"key": receipt.ref.key, "version_id": receipt.ref.version_id, "new": receipt.new},
+            "verdict",
+            extra={
+                "key": ref.key,
+                "version_id": ref.version_id,
+                "status": verdict.status,
+                "reason": verdict.reason,
+                "duplicate": verdict.duplicate,
+            },
         )
 
 

@@ -10,6 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 STATUS_RECEIVED = "RECEIVED"
+STATUS_ACCEPTED = "ACCEPTED"
+STATUS_REJECTED = "REJECTED"
+TERMINAL = (STATUS_ACCEPTED, STATUS_REJECTED)
 
 
 def version_pk(bucket: str, key: str) -> str:
@@ -55,6 +58,121 @@ class Ledger:
             return False
         return True
 
+    def record_verdict(
+        self, *, bucket: str, key: str, version_id: str, status: str, size: int, attributes: dict[str, str]
+    ) -> bool:
+        """Write the one terminal record of a version. False when it already has one (nothing changes)."""
+        if status not in TERMINAL:
+            raise ValueError(f"{status!r} is not a terminal status")
+        values = {
+            "status": status,
+            "size": str(size),
+            "verdict_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "bucket": bucket,
+            "key": key,
+            "version_id": version_id,
+            **attributes,
+        }
+        names = {f"#a{i}": name for i, name in enumerate(values)}
+        expression = "SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(values)))
+        expression += ", #received = if_not_exists(#received, :received)"
+        names["#received"] = "received_at"
+        names["#status"] = "status"
+        attribute_values = {
+            f":v{i}": ({"N": v} if name == "size" else {"S": v}) for i, (name, v) in enumerate(values.items())
+        }
+        attribute_values[":received"] = {"S": values["verdict_at"]}
+        attribute_values[":terminal1"] = {"S": STATUS_ACCEPTED}
+        attribute_values[":terminal2"] = {"S": STATUS_REJECTED}
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": version_pk(bucket, key)}, "sk": {"S": version_sk(version_id)}},
+                UpdateExpression=expression,
+                ConditionExpression="attribute_not_exists(#status) OR NOT #status IN (:terminal1, :terminal2)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=attribute_values,
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def note_redrive(self, *, bucket: str, key: str, version_id: str, size: int) -> None:
+        """Count a re-drive of a version that has no verdict yet (creating its RECEIVED record if missing)."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": version_pk(bucket, key)}, "sk": {"S": version_sk(version_id)}},
+                UpdateExpression="SET #status = if_not_exists(#status, :received), #bucket = :bucket, #key = :key, "
+                "version_id = :version, #size = if_not_exists(#size, :size), "
+                "received_at = if_not_exists(received_at, :now), redrives = :redrives",
+                ConditionExpression="attribute_not_exists(#status) OR #status = :received",
+                ExpressionAttributeNames={"#status": "status", "#bucket": "bucket", "#key": "key", "#size": "size"},
+                ExpressionAttributeValues={
+                    ":received": {"S": STATUS_RECEIVED},
+                    ":bucket": {"S": bucket},
+                    ":key": {"S": key},
+                    ":version": {"S": version_id},
+                    ":size": {"N": str(size)},
+                    ":now": {"S": datetime.now(UTC).isoformat(timespec="milliseconds")},
+                    ":redrives": {"S": str(int(self._redrives(bucket, key, version_id)) + 1)},
+                },
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return  # reached a verdict meanwhile
+
+    def _redrives(self, bucket: str, key: str, version_id: str) -> str:
+        record = self.get(bucket, key, version_id)
+        return record.attributes.get("redrives", "0") if record else "0"
+
+    def claim_nonce(self, producer: str, nonce: str, owner: str) -> str:
+        """Record a nonce as used by `owner` (bucket/key#version). Returns the owner it belongs to: `owner` for
+        a first use or a retry of the same verification, another object version for a replay."""
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={
+                    "pk": {"S": f"NONCE#{producer}#{nonce}"},
+                    "sk": {"S": "NONCE"},
+                    "owner": {"S": owner},
+                    "claimed_at": {"S": datetime.now(UTC).isoformat(timespec="milliseconds")},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+            return owner
+        except self._db.exceptions.ConditionalCheckFailedException:
+            item = self._db.get_item(
+                TableName=self._table,
+                ConsistentRead=True,
+                Key={"pk": {"S": f"NONCE#{producer}#{nonce}"}, "sk": {"S": "NONCE"}},
+            )["Item"]
+            return item["owner"]["S"]
+
+    def revoke(self, key_id: str, *, effective_at: datetime, reason: str, revoked_by: str) -> bool:
+        """Record a key revocation. False when the key was already revoked (the first record stands)."""
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={
+                    "pk": {"S": f"KEY#{key_id}"},
+                    "sk": {"S": "REVOCATION"},
+                    "effective_at": {"S": effective_at.astimezone(UTC).isoformat()},
+                    "reason": {"S": reason},
+                    "revoked_by": {"S": revoked_by},
+                    "recorded_at": {"S": datetime.now(UTC).isoformat(timespec="milliseconds")},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def revocation(self, key_id: str) -> dict[str, str] | None:
+        item = self._db.get_item(
+            TableName=self._table, ConsistentRead=True, Key={"pk": {"S": f"KEY#{key_id}"}, "sk": {"S": "REVOCATION"}}
+        ).get("Item")
+        return None if item is None else {k: v["S"] for k, v in item.items() if "S" in v}
+
     def get(self, bucket: str, key: str, version_id: str) -> LedgerRecord | None:
         response = self._db.get_item(
             TableName=self._table,
@@ -75,6 +193,10 @@ class Ledger:
 
 
 _CORE = {"pk", "sk", "bucket", "key", "version_id", "status", "size", "received_at"}
+
+
+def is_terminal(record: LedgerRecord | None) -> bool:
+    return record is not None and record.status in TERMINAL
 
 
 def _record(item: dict[str, Any]) -> LedgerRecord:

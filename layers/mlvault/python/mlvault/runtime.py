@@ -23,6 +23,9 @@ class IngestSettings:
     quarantine_bucket: str
     ledger_table: str
     max_upload_bytes: int
+    alert_topic_arn: str
+    trust_file: str
+    ingest_queue_url: str
 
     ENV: ClassVar[dict[str, str]] = {
         "stage": "MLVAULT_STAGE",
@@ -31,10 +34,28 @@ class IngestSettings:
         "quarantine_bucket": "MLVAULT_QUARANTINE_BUCKET",
         "ledger_table": "MLVAULT_LEDGER_TABLE",
         "max_upload_bytes": "MLVAULT_MAX_UPLOAD_BYTES",
+        "alert_topic_arn": "MLVAULT_ALERT_TOPIC_ARN",
+        "trust_file": "MLVAULT_TRUST_FILE",
+        "ingest_queue_url": "MLVAULT_INGEST_QUEUE_URL",
     }
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
+        return _from_env(cls, os.environ if env is None else env)
+
+
+@dataclass(frozen=True)
+class ReconcileSettings:
+    deadline_seconds: int
+    max_redrives: int
+
+    ENV: ClassVar[dict[str, str]] = {
+        "deadline_seconds": "MLVAULT_RECONCILE_DEADLINE_SECONDS",
+        "max_redrives": "MLVAULT_RECONCILE_MAX_REDRIVES",
+    }
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ReconcileSettings:
         return _from_env(cls, os.environ if env is None else env)
 
 

@@ -2,20 +2,62 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
+from pathlib import Path
 
 import boto3
 
-from mlvault.ingest.receive import Receiver
+from mlvault.ingest.reconcile import Reconciler
+from mlvault.ingest.verify import Destinations, Verifier
 from mlvault.ledger import Ledger
-from mlvault.runtime import IngestSettings
+from mlvault.runtime import IngestSettings, ReconcileSettings
+from mlvault.trust import load_registry
+
+
+def _trust_path(settings: IngestSettings) -> Path:
+    # Bundled with the function's code: relative to the task root (Lambda's working directory).
+    return Path(os.environ.get("LAMBDA_TASK_ROOT", ".")) / settings.trust_file
 
 
 @cache
-def default_receiver() -> Receiver:
-    settings = IngestSettings.from_env()
-    return Receiver(
+def settings() -> IngestSettings:
+    return IngestSettings.from_env()
+
+
+def destinations(s: IngestSettings) -> Destinations:
+    return Destinations(
+        ingest_bucket=s.ingest_bucket,
+        lake_bucket=s.lake_bucket,
+        quarantine_bucket=s.quarantine_bucket,
+        max_upload_bytes=s.max_upload_bytes,
+        alert_topic_arn=s.alert_topic_arn,
+    )
+
+
+@cache
+def default_verifier() -> Verifier:
+    s = settings()
+    return Verifier(
         s3=boto3.client("s3"),
-        ledger=Ledger(boto3.client("dynamodb"), settings.ledger_table),
-        settings=settings,
+        kms=boto3.client("kms"),
+        events=boto3.client("events"),
+        sns=boto3.client("sns"),
+        ledger=Ledger(boto3.client("dynamodb"), s.ledger_table),
+        registry=load_registry(_trust_path(s)),
+        destinations=destinations(s),
+    )
+
+
+@cache
+def default_reconciler() -> Reconciler:
+    s = settings()
+    return Reconciler(
+        s3=boto3.client("s3"),
+        sqs=boto3.client("sqs"),
+        cloudwatch=boto3.client("cloudwatch"),
+        ledger=Ledger(boto3.client("dynamodb"), s.ledger_table),
+        verifier=default_verifier(),
+        settings=s,
+        reconcile=ReconcileSettings.from_env(),
     )

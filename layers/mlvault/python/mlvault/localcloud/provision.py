@@ -307,6 +307,18 @@ class Provisioner:
         )["SubscriptionArn"]
         return arn, {}
 
+    # --- SSM ------------------------------------------------------------------------------------------
+
+    def _aws_ssm_parameter(self, c: _Ctx) -> tuple[Any, dict[str, Any]]:
+        p = c.take("Name", "Type", "Value", "Description", "Tier", "AllowedPattern", "DataType", "Tags")
+        name = p.get("Name") or "/" + _unique_name(c.stack.name, c.logical_id, 200)
+        args = {"Name": name, "Type": p["Type"], "Value": str(p["Value"]), "Description": p.get("Description", "")}
+        for key in ("Tier", "AllowedPattern", "DataType"):
+            if key in p:
+                args[key] = p[key]
+        self._client("ssm", c.region).put_parameter(**args)
+        return name, {"Type": p["Type"], "Value": str(p["Value"])}
+
     # --- DynamoDB -------------------------------------------------------------------------------------
 
     def _aws_dynamodb_table(self, c: _Ctx) -> tuple[Any, dict[str, Any]]:
@@ -568,7 +580,9 @@ class Provisioner:
     # --- EventBridge / Step Functions / CloudWatch ----------------------------------------------------
 
     def _aws_events_rule(self, c: _Ctx) -> tuple[Any, dict[str, Any]]:
-        p = c.take("Name", "EventPattern", "ScheduleExpression", "State", "Description", "EventBusName", "Targets")
+        p = c.take(
+            "Name", "EventPattern", "ScheduleExpression", "State", "Description", "EventBusName", "Targets", "Tags"
+        )
         events = self._client("events", c.region)
         name = p.get("Name") or _unique_name(c.stack.name, c.logical_id, 64)
         args: dict[str, Any] = {
@@ -582,6 +596,8 @@ class Provisioner:
             args["ScheduleExpression"] = p["ScheduleExpression"]
         if "EventBusName" in p:
             args["EventBusName"] = p["EventBusName"]
+        if p.get("Tags"):
+            args["Tags"] = _tags(p)
         arn = events.put_rule(**args)["RuleArn"]
         targets = []
         for t in p.get("Targets", []):

@@ -58,6 +58,8 @@ class LocalCloud:
 
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / EVENTS_FILE).write_text("")
+        for old_log in (self.state_dir / "logs").glob("*.log"):
+            old_log.unlink()  # a fresh cloud: logs of an earlier run would mislead
         stacks = load_assembly(self.cdk_out)
         regions = {s.region for s in stacks}
         if len(regions) != 1:

@@ -1,0 +1,357 @@
+"""Zero-trust verification of one ingest object version, to exactly one terminal ledger record.
+
+Fail closed (GUIDE.md 3): size cap first; then envelope, producer key from the registry, signature, subject,
+producer, dataset, freshness; size; nonce (conditional write); then a streaming SHA-256 of that exact version.
+Accepted: the same bytes are copied, version-pinned, into the lake under a content-addressed key (never over
+different bytes). Rejected: copied into the quarantine with a stable reason code. Either way: one terminal
+ledger record, the verdict tag on the ingest version, an EventBridge event, and (rejections) an SNS alert.
+
+Transient failures (throttling, 5xx) raise TransientError and the message is retried; they never become a
+verdict. A crash at any point is safe to retry: every step is idempotent or checks what is already there.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from mlvault.ingest.digest import sha256_stream
+from mlvault.ingest.events import ObjectVersionRef
+from mlvault.ledger import STATUS_ACCEPTED, STATUS_REJECTED, Ledger, is_terminal
+from mlvault.signing.errors import Reason, TransientError, VerificationError
+from mlvault.signing.keys import load_public_key
+from mlvault.signing.protocol import KEY_PATTERN, VerifiedClaim, verify_envelope
+from mlvault.trust import ProducerKey, Registry
+
+VERDICT_TAG = {"Key": "mlvault:verdict", "Value": "recorded"}
+COPY_LIMIT = 5 * 1024**3  # CopyObject's limit; larger rejected versions stay (retained) in the ingest bucket
+EVENT_SOURCE = "mlvault.ingest"
+_TRANSIENT_CODES = {
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "SlowDown",
+    "ServiceUnavailable",
+    "InternalError",
+    "InternalFailure",
+    "ProvisionedThroughputExceededException",
+    "RequestTimeout",
+    "KMSInternalException",
+    "TooManyRequestsException",
+    "LimitExceededException",
+    "TransactionConflictException",
+    "KeyUnavailableException",
+    "DependencyTimeoutException",
+}
+_MISSING_CODES = {"NoSuchVersion", "NoSuchKey", "404", "InvalidArgument", "MethodNotAllowed"}
+
+
+@dataclass(frozen=True)
+class Destinations:
+    ingest_bucket: str
+    lake_bucket: str
+    quarantine_bucket: str
+    max_upload_bytes: int
+    alert_topic_arn: str
+    event_bus: str = "default"
+
+
+@dataclass
+class Verdict:
+    status: str
+    ref: ObjectVersionRef
+    reason: str = ""
+    detail: str = ""
+    attributes: dict[str, str] = field(default_factory=dict)
+    duplicate: bool = False
+
+
+def is_transient(err: Exception) -> bool:
+    if isinstance(err, BotoCoreError):
+        return True
+    if isinstance(err, ClientError):
+        code = err.response.get("Error", {}).get("Code", "")
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return code in _TRANSIENT_CODES or status >= 500
+    return False
+
+
+class Verifier:
+    def __init__(
+        self,
+        *,
+        s3: Any,
+        kms: Any,
+        events: Any,
+        sns: Any,
+        ledger: Ledger,
+        registry: Registry,
+        destinations: Destinations,
+    ) -> None:
+        self._s3 = s3
+        self._kms = kms
+        self._events = events
+        self._sns = sns
+        self._ledger = ledger
+        self._registry = registry
+        self._to = destinations
+        self._public_keys: dict[str, Any] = {}
+
+    def verify(self, ref: ObjectVersionRef) -> Verdict:
+        try:
+            return self._verify(ref)
+        except (ClientError, BotoCoreError) as err:
+            if is_transient(err):
+                raise TransientError(f"{ref.key}#{ref.version_id}: {err}") from err
+            raise
+
+    # --- steps ----------------------------------------------------------------------------------------
+
+    def _verify(self, ref: ObjectVersionRef) -> Verdict:
+        existing = self._ledger.get(ref.bucket, ref.key, ref.version_id)
+        if is_terminal(existing):
+            self._tag(ref)  # a crash may have come between the verdict and the tag
+            return Verdict(
+                existing.status,
+                ref,
+                existing.attributes.get("reason", ""),
+                duplicate=True,
+                attributes=existing.attributes,
+            )
+        head = self._head(ref)
+        if head is None:
+            return self._reject(
+                ref,
+                0,
+                VerificationError(Reason.SOURCE_MISSING, "the version no longer exists (deleted before it was read)"),
+            )
+        size = int(head["ContentLength"])
+        upload_time: datetime = head["LastModified"]
+        if existing is None:
+            self._ledger.record_received(
+                bucket=ref.bucket,
+                key=ref.key,
+                version_id=ref.version_id,
+                size=size,
+                attributes={
+                    "sequencer": ref.sequencer,
+                    "event_time": ref.event_time,
+                    "uploaded_at": upload_time.isoformat(),
+                },
+            )
+        try:
+            if size > self._to.max_upload_bytes:
+                raise VerificationError(Reason.TOO_LARGE, f"{size} bytes; the limit is {self._to.max_upload_bytes}")
+            verified = verify_envelope(
+                head.get("Metadata", {}),
+                object_key=ref.key,
+                upload_time=upload_time,
+                registry=self._registry,
+                public_key=self._public_key,
+                revoked_at=self._revoked_at,
+            )
+            claim = verified.claim
+            if claim.size != size:
+                raise VerificationError(Reason.SIZE_MISMATCH, f"signed size {claim.size}, uploaded {size} bytes")
+            owner = f"{ref.bucket}/{ref.key}#{ref.version_id}"
+            if self._ledger.claim_nonce(claim.producer, claim.nonce, owner) != owner:
+                raise VerificationError(
+                    Reason.REPLAYED_SIGNATURE, f"nonce {claim.nonce} was already used by another upload"
+                )
+            digest, read = self._digest(ref)
+            if read != size:
+                raise VerificationError(Reason.SIZE_MISMATCH, f"read {read} bytes of a {size}-byte version")
+            if digest != claim.sha256:
+                raise VerificationError(Reason.DIGEST_MISMATCH, f"signed sha256 {claim.sha256}, bytes hash to {digest}")
+            return self._accept(ref, size, verified, digest, upload_time)
+        except VerificationError as err:
+            return self._reject(ref, size, err, upload_time)
+
+    def _head(self, ref: ObjectVersionRef) -> dict[str, Any] | None:
+        try:
+            head = self._s3.head_object(Bucket=ref.bucket, Key=ref.key, VersionId=ref.version_id)
+        except ClientError as err:
+            if not is_transient(err) and err.response.get("Error", {}).get("Code") in _MISSING_CODES:
+                return None
+            raise
+        return None if head.get("DeleteMarker") else head
+
+    def _public_key(self, key: ProducerKey) -> Any:
+        if key.id not in self._public_keys:
+            if key.public_key_pem:
+                material = key.public_key_pem.encode()
+            else:
+                material = self._kms.get_public_key(KeyId=key.kms_key_arn)["PublicKey"]
+            self._public_keys[key.id] = load_public_key(key.algorithm, material)
+        return self._public_keys[key.id]
+
+    def _revoked_at(self, key_id: str) -> datetime | None:
+        revocation = self._ledger.revocation(key_id)
+        return None if revocation is None else datetime.fromisoformat(revocation["effective_at"])
+
+    def _digest(self, ref: ObjectVersionRef) -> tuple[str, int]:
+        response = self._s3.get_object(Bucket=ref.bucket, Key=ref.key, VersionId=ref.version_id)
+        if response.get("VersionId") != ref.version_id:
+            raise TransientError(f"asked for version {ref.version_id}, S3 returned {response.get('VersionId')}")
+        body = response["Body"]
+        try:
+            return sha256_stream(body)
+        finally:
+            body.close()
+
+    # --- verdicts -------------------------------------------------------------------------------------
+
+    def _accept(
+        self, ref: ObjectVersionRef, size: int, verified: VerifiedClaim, digest: str, upload_time: datetime
+    ) -> Verdict:
+        claim = verified.claim
+        name = KEY_PATTERN.match(ref.key)["name"]
+        lake_key = f"datasets/{claim.dataset}/{claim.producer}/sha256={digest}/{name}"
+        lake_version = self._lake_write(ref, lake_key, digest, verified)
+        attributes = {
+            "lake_bucket": self._to.lake_bucket,
+            "lake_key": lake_key,
+            "lake_version": lake_version,
+            "sha256": digest,
+            "producer": claim.producer,
+            "key_id": verified.key.id,
+            "dataset": claim.dataset,
+            "contract_version": claim.contract_version,
+            "nonce": claim.nonce,
+            "uploaded_at": upload_time.isoformat(),
+        }
+        return self._record(Verdict(STATUS_ACCEPTED, ref, attributes=attributes), size)
+
+    def _lake_write(self, ref: ObjectVersionRef, lake_key: str, digest: str, verified: VerifiedClaim) -> str:
+        """Copy that exact version to its content-addressed lake key; reuse it if already there (a retry)."""
+        existing = self._lake_head(lake_key)
+        if existing is not None:
+            if existing.get("Metadata", {}).get("mlvault-sha256") != digest:
+                raise VerificationError(Reason.LAKE_CONFLICT, f"{lake_key} holds other bytes")
+            return existing["VersionId"]
+        copied = self._s3.copy_object(
+            Bucket=self._to.lake_bucket,
+            Key=lake_key,
+            ChecksumAlgorithm="SHA256",
+            CopySource={"Bucket": ref.bucket, "Key": ref.key, "VersionId": ref.version_id},
+            MetadataDirective="REPLACE",
+            Metadata={
+                "mlvault-sha256": digest,
+                "mlvault-ingest-key": ref.key[:512],
+                "mlvault-ingest-version": ref.version_id,
+                "mlvault-producer": verified.claim.producer,
+                "mlvault-key-id": verified.key.id,
+            },
+        )
+        checksum = copied.get("CopyObjectResult", {}).get("ChecksumSHA256")
+        if checksum and base64.b64decode(checksum).hex() != digest:
+            raise VerificationError(Reason.LAKE_CONFLICT, f"the lake copy hashes to {base64.b64decode(checksum).hex()}")
+        return copied["VersionId"]
+
+    def _lake_head(self, lake_key: str) -> dict[str, Any] | None:
+        try:
+            return self._s3.head_object(Bucket=self._to.lake_bucket, Key=lake_key)
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                return None
+            raise
+
+    def reject(self, ref: ObjectVersionRef, size: int, err: VerificationError) -> Verdict:
+        """A verdict reached outside verification (the reconciler's UNVERIFIED_TIMEOUT)."""
+        try:
+            return self._reject(ref, size, err)
+        except (ClientError, BotoCoreError) as error:
+            if is_transient(error):
+                raise TransientError(f"{ref.key}#{ref.version_id}: {error}") from error
+            raise
+
+    def _reject(
+        self, ref: ObjectVersionRef, size: int, err: VerificationError, upload_time: datetime | None = None
+    ) -> Verdict:
+        attributes = {"reason": err.reason, "detail": err.detail[:1000]}
+        if upload_time is not None:
+            attributes["uploaded_at"] = upload_time.isoformat()
+        layout = KEY_PATTERN.match(ref.key)
+        if layout:
+            attributes["producer"] = layout["producer"]
+        if err.reason != Reason.SOURCE_MISSING and size <= COPY_LIMIT:
+            quarantine_key = f"rejected/{ref.key}/{ref.version_id}"
+            copied = self._s3.copy_object(
+                Bucket=self._to.quarantine_bucket,
+                Key=quarantine_key,
+                CopySource={"Bucket": ref.bucket, "Key": ref.key, "VersionId": ref.version_id},
+                MetadataDirective="COPY",
+                TaggingDirective="REPLACE",
+                Tagging=f"mlvault-reason={err.reason}",
+            )
+            attributes.update(
+                quarantine_bucket=self._to.quarantine_bucket,
+                quarantine_key=quarantine_key,
+                quarantine_version=copied["VersionId"],
+            )
+        return self._record(Verdict(STATUS_REJECTED, ref, err.reason, err.detail, attributes), size)
+
+    def _record(self, verdict: Verdict, size: int) -> Verdict:
+        ref = verdict.ref
+        written = self._ledger.record_verdict(
+            bucket=ref.bucket,
+            key=ref.key,
+            version_id=ref.version_id,
+            status=verdict.status,
+            size=size,
+            attributes=verdict.attributes,
+        )
+        if not written:  # a concurrent verification of the same version won: its record stands
+            existing = self._ledger.get(ref.bucket, ref.key, ref.version_id)
+            return Verdict(
+                existing.status,
+                ref,
+                existing.attributes.get("reason", ""),
+                duplicate=True,
+                attributes=existing.attributes,
+            )
+        self._tag(ref)
+        self._announce(verdict)
+        return verdict
+
+    def _tag(self, ref: ObjectVersionRef) -> None:
+        try:
+            self._s3.put_object_tagging(
+                Bucket=ref.bucket, Key=ref.key, VersionId=ref.version_id, Tagging={"TagSet": [VERDICT_TAG]}
+            )
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") not in _MISSING_CODES:
+                raise
+
+    def _announce(self, verdict: Verdict) -> None:
+        ref = verdict.ref
+        detail = {
+            "bucket": ref.bucket,
+            "key": ref.key,
+            "version_id": ref.version_id,
+            "status": verdict.status,
+            **verdict.attributes,
+        }
+        detail_type = "Upload Accepted" if verdict.status == STATUS_ACCEPTED else "Upload Rejected"
+        self._events.put_events(
+            Entries=[
+                {
+                    "Source": EVENT_SOURCE,
+                    "DetailType": detail_type,
+                    "Detail": json.dumps(detail),
+                    "EventBusName": self._to.event_bus,
+                }
+            ]
+        )
+        if verdict.status == STATUS_REJECTED:
+            self._sns.publish(
+                TopicArn=self._to.alert_topic_arn,
+                Subject=f"mlvault: upload rejected ({verdict.reason})"[:100],
+                Message=json.dumps(detail, indent=2),
+                MessageAttributes={"reason": {"DataType": "String", "StringValue": verdict.reason}},
+            )
