@@ -3,13 +3,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mlvault.localcloud import control
+from mlvault.signing.keys import private_pem
+from mlvault.signing.protocol import METADATA_KEY, encode_metadata, new_claim, sign
+from mlvault.testkeys import private_key, signer
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +59,33 @@ class Ingest:
     def upload(self, key: str, body: bytes = b"a,b\n1,2\n", **kwargs: Any) -> str:
         return self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, **kwargs)["VersionId"]
 
+    def signed_upload(self, key: str, body: bytes = b"a,b\n1,2\n", key_id: str = "acme-p256", **changes: Any) -> str:
+        """Upload as a producer would: the envelope in the same PUT (claims changed to build attacks)."""
+        producer, dataset = key.split("/")[1:3]
+        claim = replace(
+            new_claim(
+                object_key=key,
+                sha256=hashlib.sha256(body).hexdigest(),
+                size=len(body),
+                producer=producer,
+                dataset=dataset,
+                contract_version="1",
+            ),
+            **changes,
+        )
+        envelope = encode_metadata(sign(claim, signer(key_id)))
+        return self.upload(key, body, Metadata={METADATA_KEY: envelope})
+
+    def verdict(self, key: str, version: str, timeout: float = 20.0) -> dict[str, Any]:
+        """The version's terminal ledger record, once there."""
+
+        def terminal():
+            found = [r for r in self.records(key) if r["version_id"]["S"] == version]
+            return found and found[0]["status"]["S"] in ("ACCEPTED", "REJECTED") and found[0]
+
+        record = eventually(terminal, timeout=timeout)
+        return {k: next(iter(v.values())) for k, v in record.items()}
+
     def records(self, key: str) -> list[dict[str, Any]]:
         return self.ddb.query(
             TableName=self.ledger,
@@ -62,3 +98,25 @@ class Ingest:
 @pytest.fixture(scope="session")
 def ingest(cloud) -> Ingest:
     return Ingest(cloud)
+
+
+def run_cli(cloud: control.Handle, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """The mlvault CLI as a user runs it, pointed at the local cloud by `mlvault local env`."""
+    env = {**os.environ, **cloud.environment()}
+    return subprocess.run(
+        [sys.executable, "-m", "mlvault.cli", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+@pytest.fixture(scope="session")
+def key_files(tmp_path_factory) -> Callable[[str], Path]:
+    """PEM files of the public test keys (mlvault.testkeys), as a producer keeps its private key."""
+    folder = tmp_path_factory.mktemp("keys")
+
+    def path(key_id: str) -> Path:
+        target = folder / f"{key_id}.pem"
+        if not target.exists():
+            target.write_bytes(private_pem(private_key(key_id)))
+        return target
+
+    return path

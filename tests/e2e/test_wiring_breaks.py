@@ -42,9 +42,8 @@ def test_breaking_the_wiring_breaks_the_flow(tmp_path, breakage):
         if breakage is no_notification:
             assert handle.events("s3-notification") == []
         else:
-            invocations = handle.events("invoke")
-            assert invocations
-            assert all(e["errored"] for e in invocations)
+            errored = [e for e in handle.events("invoke") if e["errored"]]
+            assert errored  # the upload's batch failed (S3's test event alone succeeds)
             log = next((handle.state_dir / "logs").glob("*Verify*.log")).read_text()
             assert "MLVAULT_LEDGER_TABLE is not set" in log
     finally:

@@ -85,13 +85,15 @@ def aws(monkeypatch):
 
 @pytest.fixture
 def ingest_env(aws, monkeypatch):
-    """Ingest bucket and ledger table as the storage stack defines them, and the verify function's env."""
+    """The storage stack's buckets, ledger, queue, topic and event rule as the handlers see them, and the
+    functions' environment."""
     s3 = boto3.client("s3")
     ddb = boto3.client("dynamodb")
+    sqs = boto3.client("sqs")
     names = {"ingest": "mlvault-test-ingest", "lake": "mlvault-test-lake", "quarantine": "mlvault-test-quarantine"}
     for name in names.values():
         s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
-    s3.put_bucket_versioning(Bucket=names["ingest"], VersioningConfiguration={"Status": "Enabled"})
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     ddb.create_table(
         TableName="ledger",
         BillingMode="PAY_PER_REQUEST",
@@ -101,6 +103,15 @@ def ingest_env(aws, monkeypatch):
         ],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
     )
+    sns = boto3.client("sns")
+    topic = sns.create_topic(Name="alerts")["TopicArn"]
+    alerts = sqs.create_queue(QueueName="alerts")["QueueUrl"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=_arn(sqs, alerts), Attributes={"RawMessageDelivery": "true"})
+    events = sqs.create_queue(QueueName="events")["QueueUrl"]
+    eventbridge = boto3.client("events")
+    eventbridge.put_rule(Name="ingest", EventPattern=json.dumps({"source": ["mlvault.ingest"]}))
+    eventbridge.put_targets(Rule="ingest", Targets=[{"Id": "q", "Arn": _arn(sqs, events)}])
+    ingest_queue = sqs.create_queue(QueueName="ingest")["QueueUrl"]
     env = {
         "MLVAULT_STAGE": "test",
         "MLVAULT_INGEST_BUCKET": names["ingest"],
@@ -109,11 +120,24 @@ def ingest_env(aws, monkeypatch):
         "MLVAULT_LEDGER_TABLE": "ledger",
         "MLVAULT_MAX_UPLOAD_BYTES": "1048576",
         "POWERTOOLS_SERVICE_NAME": "verify",
+        "MLVAULT_ALERT_TOPIC_ARN": topic,
+        "MLVAULT_TRUST_FILE": "trust/dev.json",
+        "MLVAULT_INGEST_QUEUE_URL": ingest_queue,
+        "LAMBDA_TASK_ROOT": str(ROOT),
+        "MLVAULT_RECONCILE_DEADLINE_SECONDS": "0",
+        "MLVAULT_RECONCILE_MAX_REDRIVES": "1",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    from mlvault.ingest.service import default_receiver
+    from mlvault.ingest import service
 
-    default_receiver.cache_clear()
-    yield {"s3": s3, "ddb": ddb, **names}
-    default_receiver.cache_clear()
+    cached = (service.settings, service.default_verifier, service.default_reconciler)
+    for function in cached:
+        function.cache_clear()
+    yield {"s3": s3, "ddb": ddb, "sqs": sqs, "alerts": alerts, "events": events, "ingest_queue": ingest_queue, **names}
+    for function in cached:
+        function.cache_clear()
+
+
+def _arn(sqs, url: str) -> str:
+    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

@@ -62,6 +62,229 @@ def _local_env(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- producer and operator verbs ----------------------------------------------------------------------------
+
+
+class _Cloud:
+    """Clients and resource names of one stage, on AWS or on the local cloud (--endpoint-url)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        import os
+
+        import boto3
+
+        from mlvault.discovery import stage_names
+
+        self.stage = args.stage or os.environ.get("MLVAULT_STAGE", "dev")
+        endpoint = args.endpoint_url or os.environ.get("MLVAULT_ENDPOINT_URL")
+        self._session = boto3.session.Session(region_name=args.region) if args.region else boto3.session.Session()
+        self._endpoint = endpoint
+        self.names = stage_names(self.client("ssm"), self.stage)
+
+    def client(self, service: str):
+        return self._session.client(service, endpoint_url=self._endpoint)
+
+    def name(self, key: str) -> str:
+        from mlvault.discovery import require
+
+        return require(self.names, key, self.stage)
+
+    def ledger(self):
+        from mlvault.ledger import Ledger
+
+        return Ledger(self.client("dynamodb"), self.name("ledger-table"))
+
+
+def _signer(args: argparse.Namespace, cloud: _Cloud | None = None):
+    from mlvault.signing.keys import KmsSigner, LocalSigner
+
+    if args.kms_key:
+        if cloud is None:
+            raise ValueError("--kms-key needs the cloud (KMS signs)")
+        return KmsSigner(cloud.client("kms"), args.kms_key, args.key_id)
+    if not args.key:
+        raise ValueError("give --key PRIVATE_KEY.pem or --kms-key ARN")
+    return LocalSigner.from_pem(Path(args.key).read_bytes(), args.key_id)
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from mlvault.producer import keygen
+
+    entry = keygen(args.algorithm, args.key_id, Path(args.out), valid_days=args.valid_days)
+    print(f"private key written to {args.out} (mode 0600): keep it secret", file=sys.stderr)
+    print("add this key to the producer's entry in trust/<stage>.json, by reviewed change:", file=sys.stderr)
+    print(json.dumps(entry, indent=2))
+    return 0
+
+
+def _claim_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--producer", required=True, help="your producer id (the registry's and the upload prefix)")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--name", help="object name under producers/<producer>/<dataset>/ (default: the file's name)")
+    p.add_argument("--contract-version", default="1")
+    p.add_argument("--key-id", required=True, help="the registry id of the signing key")
+    p.add_argument("--key", help="PEM private key file (ECDSA P-256 or Ed25519)")
+    p.add_argument("--kms-key", help="KMS ECC_NIST_P256 key ARN to sign with instead of --key")
+    p.add_argument("--validity-minutes", type=int, default=60)
+
+
+def _sign(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from mlvault.producer import object_key, sign_file
+
+    path = Path(args.file)
+    cloud = _Cloud(args) if args.kms_key else None
+    claim, envelope = sign_file(
+        path,
+        key=object_key(args.producer, args.dataset, args.name or path.name),
+        producer=args.producer,
+        dataset=args.dataset,
+        contract_version=args.contract_version,
+        signer=_signer(args, cloud),
+        validity=timedelta(minutes=args.validity_minutes),
+    )
+    print(f"object key: {claim.object_key}\nsha256: {claim.sha256}\nx-amz-meta-mlvault-envelope:", file=sys.stderr)
+    print(envelope)
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    import time
+    from datetime import timedelta
+
+    from mlvault.producer import location, object_key, progress_bar, push, sign_file
+
+    cloud = _Cloud(args)
+    path = Path(args.file)
+    claim, envelope = sign_file(
+        path,
+        key=object_key(args.producer, args.dataset, args.name or path.name),
+        producer=args.producer,
+        dataset=args.dataset,
+        contract_version=args.contract_version,
+        signer=_signer(args, cloud),
+        validity=timedelta(minutes=args.validity_minutes),
+    )
+    pushed = push(
+        cloud.client("s3"),
+        path,
+        bucket=cloud.name("ingest-bucket"),
+        claim=claim,
+        envelope=envelope,
+        progress=None if args.quiet else progress_bar(),
+    )
+    print(
+        f"pushed s3://{pushed.bucket}/{pushed.key} version {pushed.version_id} ({pushed.size} bytes, "
+        f"sha256 {pushed.sha256})"
+    )
+    if not args.wait:
+        return 0
+    ledger = cloud.ledger()
+    deadline = time.monotonic() + args.wait
+    while time.monotonic() < deadline:
+        record = ledger.get(pushed.bucket, pushed.key, pushed.version_id)
+        if record and record.status in ("ACCEPTED", "REJECTED"):
+            reason = (
+                f" {record.attributes.get('reason')}: {record.attributes.get('detail')}"
+                if record.status == "REJECTED"
+                else ""
+            )
+            print(f"verdict: {record.status}{reason}\nnow at: {location(record)}")
+            return 0 if record.status == "ACCEPTED" else 1
+        time.sleep(0.2)
+    print(f"no verdict within {args.wait}s (see `mlvault status {pushed.key}`)", file=sys.stderr)
+    return 3
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from mlvault.producer import verify_offline
+    from mlvault.signing.errors import VerificationError
+    from mlvault.trust import load_registry
+
+    envelope = Path(args.envelope[1:]).read_text().strip() if args.envelope.startswith("@") else args.envelope
+    at = datetime.fromisoformat(args.at.replace("Z", "+00:00")) if args.at else datetime.now(UTC)
+    try:
+        verified = verify_offline(
+            Path(args.file), key=args.object_key, envelope=envelope, registry=load_registry(args.registry), at=at
+        )
+    except VerificationError as err:
+        print(f"REJECT {err.reason}: {err.detail}")
+        return 1
+    print(
+        f"ACCEPT signed by {verified.key.id} ({verified.key.algorithm}) for producer {verified.claim.producer}, "
+        f"dataset {verified.claim.dataset}, sha256 {verified.claim.sha256}"
+    )
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from mlvault.producer import location, status
+
+    cloud = _Cloud(args)
+    records = status(cloud.ledger(), cloud.name("ingest-bucket"), args.key)
+    if args.version:
+        records = [r for r in records if r.version_id == args.version]
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "key": r.key,
+                        "version_id": r.version_id,
+                        "status": r.status,
+                        "size": r.size,
+                        "received_at": r.received_at,
+                        "reason": r.attributes.get("reason"),
+                        "detail": r.attributes.get("detail"),
+                        "location": location(r),
+                        **{k: v for k, v in r.attributes.items() if k not in ("reason", "detail")},
+                    }
+                    for r in records
+                ],
+                indent=2,
+            )
+        )
+        return 0 if records else 1
+    if not records:
+        print(f"no upload of {args.key} is recorded in stage {cloud.stage}")
+        return 1
+    for r in records:
+        verdict = r.status + (
+            f" {r.attributes.get('reason')}: {r.attributes.get('detail')}" if r.status == "REJECTED" else ""
+        )
+        print(f"{r.key} version {r.version_id}\n  {verdict}\n  now at: {location(r)}")
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    import getpass
+    from datetime import UTC, datetime
+
+    cloud = _Cloud(args)
+    effective = (
+        datetime.fromisoformat(args.effective_at.replace("Z", "+00:00")) if args.effective_at else datetime.now(UTC)
+    )
+    if effective.tzinfo is None:
+        raise ValueError("--effective-at needs a time zone, e.g. 2026-11-25T10:00:00Z")
+    registry = Path(args.registry or f"trust/{cloud.stage}.json")
+    if registry.is_file():
+        from mlvault.trust import load_registry
+
+        if load_registry(registry).key(args.key_id) is None:
+            raise ValueError(f"key {args.key_id!r} is not in {registry}")
+    written = cloud.ledger().revoke(
+        args.key_id, effective_at=effective, reason=args.reason, revoked_by=args.revoked_by or getpass.getuser()
+    )
+    if not written:
+        print(f"key {args.key_id} was already revoked; the first revocation stands")
+        return 1
+    print(f"key {args.key_id} revoked from {effective.isoformat()} (judged by upload time): {args.reason}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from mlvault.demo import run
 
@@ -103,6 +326,58 @@ def build_parser() -> argparse.ArgumentParser:
     env = local_verbs.add_parser("env", help="print exports that point boto3 and the CLI at the local cloud")
     local_options(env)
     env.set_defaults(func=_local_env)
+
+    def cloud_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--stage", help="the stage (default: $MLVAULT_STAGE or dev)")
+        p.add_argument("--endpoint-url", help="AWS endpoint, e.g. the local cloud's (default: $MLVAULT_ENDPOINT_URL)")
+        p.add_argument("--region", help="AWS region (default: the usual AWS configuration)")
+
+    keygen = verbs.add_parser("keygen", help="create a producer signing key and print its registry entry")
+    keygen.add_argument("--algorithm", choices=("ecdsa-p256-sha256", "ed25519"), default="ecdsa-p256-sha256")
+    keygen.add_argument("--key-id", required=True)
+    keygen.add_argument("--out", required=True, help="where to write the private key (PEM, mode 0600)")
+    keygen.add_argument("--valid-days", type=int, default=365)
+    keygen.set_defaults(func=_keygen)
+
+    sign = verbs.add_parser("sign", help="sign a file for upload; prints the x-amz-meta-mlvault-envelope value")
+    sign.add_argument("file")
+    _claim_options(sign)
+    cloud_options(sign)
+    sign.set_defaults(func=_sign)
+
+    push = verbs.add_parser("push", help="sign a file and upload it to the ingest bucket (multipart when large)")
+    push.add_argument("file")
+    _claim_options(push)
+    push.add_argument("--wait", type=float, default=0, help="wait up to N seconds for the verdict")
+    push.add_argument("--quiet", action="store_true", help="no progress bar")
+    cloud_options(push)
+    push.set_defaults(func=_push)
+
+    verify = verbs.add_parser("verify", help="verify a file and its envelope offline against a trust registry")
+    verify.add_argument("file")
+    verify.add_argument("--object-key", required=True, help="the key it is (to be) uploaded under")
+    verify.add_argument("--envelope", required=True, help="the envelope value, or @FILE")
+    verify.add_argument("--registry", default="trust/dev.json")
+    verify.add_argument("--at", help="judge validity at this time (default: now)")
+    verify.set_defaults(func=_verify)
+
+    status_verb = verbs.add_parser("status", help="verdict, reason code and location of an upload")
+    status_verb.add_argument("key", help="the object key in the ingest bucket")
+    status_verb.add_argument("--version", help="only this version")
+    status_verb.add_argument("--json", action="store_true")
+    cloud_options(status_verb)
+    status_verb.set_defaults(func=_status)
+
+    producers = verbs.add_parser("producers", help="producer keys: revoke")
+    producer_verbs = producers.add_subparsers(title="producer commands", metavar="ACTION", required=True)
+    revoke = producer_verbs.add_parser("revoke", help="revoke a key from a time on, without a redeploy")
+    revoke.add_argument("key_id")
+    revoke.add_argument("--reason", required=True)
+    revoke.add_argument("--effective-at", help="ISO time from which uploads signed by it are refused (default: now)")
+    revoke.add_argument("--revoked-by", help="who revokes (default: the current user)")
+    revoke.add_argument("--registry", help="registry to check the key id against (default: trust/<stage>.json)")
+    cloud_options(revoke)
+    revoke.set_defaults(func=_revoke)
 
     demo = verbs.add_parser("demo", help="run the scripted story on a fresh local cloud and print a summary")
     demo.add_argument("--port", type=int, default=0)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 
 def user_facing(err: BaseException) -> bool:
+    from mlvault.discovery import DiscoveryError
     from mlvault.localcloud.control import LocalCloudError
+    from mlvault.trust import RegistryError
 
-    return isinstance(err, LocalCloudError)
+    return isinstance(
+        err, LocalCloudError | DiscoveryError | RegistryError | FileExistsError | FileNotFoundError | ValueError
+    )

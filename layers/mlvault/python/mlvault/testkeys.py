@@ -27,7 +27,10 @@ def p256_key(name: str) -> ec.EllipticCurvePrivateKey:
     return ec.derive_private_key(int.from_bytes(_seed(name), "big") % (_P256_ORDER - 1) + 1, ec.SECP256R1())
 
 
+def private_key(key_id: str):
+    """The private key of a test key id: ids ending in -ed25519 are Ed25519, the rest ECDSA P-256."""
+    return ed25519_key(key_id) if key_id.endswith("-ed25519") else p256_key(key_id)
+
+
 def signer(key_id: str) -> LocalSigner:
-    """The signer of a test key id: ids ending in -ed25519 are Ed25519, the rest ECDSA P-256."""
-    key = ed25519_key(key_id) if key_id.endswith("-ed25519") else p256_key(key_id)
-    return LocalSigner(key, key_id)
+    return LocalSigner(private_key(key_id), key_id)

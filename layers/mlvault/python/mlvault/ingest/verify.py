@@ -25,7 +25,7 @@ from mlvault.ingest.events import ObjectVersionRef
 from mlvault.ledger import STATUS_ACCEPTED, STATUS_REJECTED, Ledger, is_terminal
 from mlvault.signing.errors import Reason, TransientError, VerificationError
 from mlvault.signing.keys import load_public_key
-from mlvault.signing.protocol import KEY_PATTERN, VerifiedClaim, verify_envelope
+from mlvault.signing.protocol import KEY_PATTERN, VerifiedClaim, check_content, verify_envelope
 from mlvault.trust import ProducerKey, Registry
 
 VERDICT_TAG = {"Key": "mlvault:verdict", "Value": "recorded"}
@@ -156,7 +156,7 @@ class Verifier:
                 revoked_at=self._revoked_at,
             )
             claim = verified.claim
-            if claim.size != size:
+            if claim.size != size:  # cheap, before reading the bytes
                 raise VerificationError(Reason.SIZE_MISMATCH, f"signed size {claim.size}, uploaded {size} bytes")
             owner = f"{ref.bucket}/{ref.key}#{ref.version_id}"
             if self._ledger.claim_nonce(claim.producer, claim.nonce, owner) != owner:
@@ -164,10 +164,7 @@ class Verifier:
                     Reason.REPLAYED_SIGNATURE, f"nonce {claim.nonce} was already used by another upload"
                 )
             digest, read = self._digest(ref)
-            if read != size:
-                raise VerificationError(Reason.SIZE_MISMATCH, f"read {read} bytes of a {size}-byte version")
-            if digest != claim.sha256:
-                raise VerificationError(Reason.DIGEST_MISMATCH, f"signed sha256 {claim.sha256}, bytes hash to {digest}")
+            check_content(claim, sha256=digest, size=read)
             return self._accept(ref, size, verified, digest, upload_time)
         except VerificationError as err:
             return self._reject(ref, size, err, upload_time)

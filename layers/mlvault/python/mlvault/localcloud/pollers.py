@@ -37,13 +37,28 @@ class SqsPoller:
         self._thread = threading.Thread(target=self._run, daemon=True, name="sqs-poller")
 
     def add(
-        self, mapping: dict[str, Any], *, function_name: str, role_arn: str, environment: Callable[[], dict]
+        self,
+        mapping: dict[str, Any],
+        *,
+        function_name: str,
+        role_arn: str,
+        environment: Callable[[], dict],
+        live: Callable[[], Any],
     ) -> None:
+        """`live()` returns moto's mapping object: its enabled flag, batch size and window are read on every poll,
+        so UpdateEventSourceMapping takes effect as in AWS."""
         sqs = self._client("sqs", role_arn)
         name = mapping["EventSourceArn"].split(":")[5]
         url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
         self._mappings.append(
-            {**mapping, "function_name": function_name, "queue_url": url, "sqs": sqs, "environment": environment}
+            {
+                **mapping,
+                "function_name": function_name,
+                "queue_url": url,
+                "sqs": sqs,
+                "environment": environment,
+                "live": live,
+            }
         )
 
     def start(self) -> None:
@@ -58,9 +73,13 @@ class SqsPoller:
         while not self._stop.is_set():
             busy = False
             for mapping in self._mappings:
-                if mapping.get("State") not in (None, "Enabled", "Creating"):
-                    continue
                 try:
+                    esm = mapping["live"]()
+                    if not esm.enabled:
+                        continue
+                    mapping["BatchSize"] = esm.batch_size
+                    mapping["MaximumBatchingWindowInSeconds"] = esm.max_batch_window
+                    mapping["FunctionResponseTypes"] = esm.function_response_types
                     busy |= self._poll(mapping)
                 except Exception as err:  # noqa: BLE001 - keep polling; the failure is recorded
                     self._record({"kind": "poller-error", "mapping": mapping["UUID"], "error": repr(err)})

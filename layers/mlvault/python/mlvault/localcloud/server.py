@@ -51,6 +51,7 @@ class LocalCloud:
     # --- lifecycle ------------------------------------------------------------------------------------
 
     def start(self) -> None:
+        from moto.awslambda.models import lambda_backends
         from moto.server import ThreadedMotoServer
 
         from mlvault.localcloud import gaps
@@ -99,6 +100,7 @@ class LocalCloud:
                 function_name=name,
                 role_arn=spec.role_arn,
                 environment=lambda n=name: self.runtime.environment_of(n),
+                live=lambda u=uuid: lambda_backends[self.account][self.region].get_event_source_mapping(u),
             )
         self.poller.start()
         self.record({"kind": "ready", "endpoint": self.endpoint, "stacks": [s.name for s in stacks]})

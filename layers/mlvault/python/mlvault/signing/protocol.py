@@ -161,7 +161,8 @@ def verify_envelope(
             f"{_iso(key.not_after)}; the upload was at {_iso(upload_time)}",
         )
     revoked = revoked_at(key.id)
-    if revoked is not None and revoked <= upload_time:
+    # S3 records upload times to the second: an upload in the same second as the revocation is refused.
+    if revoked is not None and revoked.replace(microsecond=0) <= upload_time:
         raise VerificationError(
             Reason.KEY_REVOKED, f"key {key.id!r} was revoked at {_iso(revoked)}; the upload was at {_iso(upload_time)}"
         )
@@ -200,6 +201,14 @@ def verify_envelope(
             Reason.STALE_SIGNATURE, f"signature expired at {claim.expires_at}; the upload was at {_iso(upload_time)}"
         )
     return VerifiedClaim(claim=claim, key=key)
+
+
+def check_content(claim: Claim, *, sha256: str, size: int) -> None:
+    """The bytes are exactly what was signed: same size, same SHA-256."""
+    if size != claim.size:
+        raise VerificationError(Reason.SIZE_MISMATCH, f"signed size {claim.size}, got {size} bytes")
+    if sha256 != claim.sha256:
+        raise VerificationError(Reason.DIGEST_MISMATCH, f"signed sha256 {claim.sha256}, the bytes hash to {sha256}")
 
 
 def _parse_statement(payload: bytes) -> Claim:

@@ -1,0 +1,170 @@
+"""The signing protocol: golden vectors, round trips, and a property test that any single-byte change of the
+file, the signed payload or the signature is rejected."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlvault.signing.dsse import PAYLOAD_TYPE, pae, parse_envelope
+from mlvault.signing.errors import ALL_REASONS, Reason, VerificationError
+from mlvault.signing.keys import load_public_key
+from mlvault.signing.protocol import (
+    MAX_ENVELOPE_BYTES,
+    METADATA_KEY,
+    check_content,
+    encode_metadata,
+    new_claim,
+    sign,
+    verify_envelope,
+)
+from mlvault.testkeys import signer
+from mlvault.trust import load_registry
+
+ROOT = Path(__file__).resolve().parents[2]
+REGISTRY = load_registry(ROOT / "trust/dev.json")
+VECTORS = json.loads((ROOT / "tests/vectors/uploads.json").read_text())["vectors"]
+
+
+def public_key(key):
+    return load_public_key(key.algorithm, key.public_key_pem.encode())
+
+
+def verify(metadata, body, *, object_key, upload_time, revoked=None):
+    """What any conforming verifier does with an upload: the envelope, then the bytes."""
+    revoked = revoked or {}
+    verified = verify_envelope(
+        metadata,
+        object_key=object_key,
+        upload_time=upload_time,
+        registry=REGISTRY,
+        public_key=public_key,
+        revoked_at=lambda k: datetime.fromisoformat(revoked[k].replace("Z", "+00:00")) if k in revoked else None,
+    )
+    check_content(verified.claim, sha256=hashlib.sha256(body).hexdigest(), size=len(body))
+    return verified
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
+def test_golden_vectors(vector):
+    body = base64.b64decode(vector["body_base64"])
+    upload_time = datetime.fromisoformat(vector["upload_time"].replace("Z", "+00:00"))
+    if vector["expected"] == "ACCEPT":
+        verified = verify(
+            vector["metadata"],
+            body,
+            object_key=vector["object_key"],
+            upload_time=upload_time,
+            revoked=vector["revoked"],
+        )
+        assert verified.claim.object_key == vector["object_key"]
+    else:
+        with pytest.raises(VerificationError) as err:
+            verify(
+                vector["metadata"],
+                body,
+                object_key=vector["object_key"],
+                upload_time=upload_time,
+                revoked=vector["revoked"],
+            )
+        assert err.value.reason == vector["expected"]
+
+
+def test_vectors_cover_every_reason_a_signature_can_produce():
+    covered = {v["expected"] for v in VECTORS}
+    about_s3 = {
+        Reason.TOO_LARGE,
+        Reason.SOURCE_MISSING,
+        Reason.REPLAYED_SIGNATURE,
+        Reason.LAKE_CONFLICT,
+        Reason.UNVERIFIED_TIMEOUT,
+    }  # decided with S3 and the ledger: covered by handler tests
+    assert set(ALL_REASONS) - about_s3 <= covered
+
+
+def fresh(key_id="acme-p256", body=b"a,b\n1,2\n", object_key="producers/acme/iris/f.csv"):
+    claim = new_claim(
+        object_key=object_key,
+        sha256=hashlib.sha256(body).hexdigest(),
+        size=len(body),
+        producer="acme",
+        dataset="iris",
+        contract_version="1",
+    )
+    envelope = sign(claim, signer(key_id))
+    return claim, envelope, body
+
+
+@pytest.mark.parametrize("key_id", ["acme-p256", "acme-ed25519"])
+def test_round_trip_and_envelope_size(key_id):
+    claim, envelope, body = fresh(key_id)
+    metadata = {METADATA_KEY: encode_metadata(envelope)}
+    assert len(metadata[METADATA_KEY]) <= MAX_ENVELOPE_BYTES
+    verified = verify(metadata, body, object_key=claim.object_key, upload_time=datetime.now(UTC))
+    assert verified.key.id == key_id
+    assert verified.claim == claim
+
+
+def test_pae_is_the_dsse_encoding():
+    assert pae("http://example.com/HelloWorld", b"hello world") == (
+        b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+    )
+
+
+def test_the_key_comes_from_the_registry_never_from_the_envelope():
+    claim, envelope, body = fresh("mallory-p256")
+    forged = replace(envelope, keyid="acme-p256")  # claims acme's key id, signed by another key
+    with pytest.raises(VerificationError) as err:
+        verify(
+            {METADATA_KEY: encode_metadata(forged)}, body, object_key=claim.object_key, upload_time=datetime.now(UTC)
+        )
+    assert err.value.reason == Reason.INVALID_SIGNATURE
+
+
+SIGNED = {key_id: fresh(key_id) for key_id in ("acme-p256", "acme-ed25519")}
+
+
+def flip(blob: bytes, position: int, mask: int) -> bytes:
+    i = position % len(blob)
+    return blob[:i] + bytes([blob[i] ^ mask]) + blob[i + 1 :]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    key_id=st.sampled_from(sorted(SIGNED)),
+    target=st.sampled_from(["file", "payload", "signature"]),
+    position=st.integers(0, 10_000),
+    mask=st.integers(1, 255),
+)
+def test_any_single_byte_change_is_rejected(key_id, target, position, mask):
+    claim, envelope, body = SIGNED[key_id]
+    if target == "file":
+        body = flip(body, position, mask)
+    else:
+        envelope = replace(envelope, **{target: flip(getattr(envelope, target), position, mask)})
+    with pytest.raises(VerificationError) as err:
+        verify(
+            {METADATA_KEY: encode_metadata(envelope)}, body, object_key=claim.object_key, upload_time=datetime.now(UTC)
+        )
+    expected = {
+        "file": {Reason.DIGEST_MISMATCH},
+        "payload": {Reason.INVALID_SIGNATURE},
+        "signature": {Reason.INVALID_SIGNATURE},
+    }[target]
+    assert err.value.reason in expected
+
+
+def test_parse_envelope_refuses_unknown_fields():
+    _, envelope, _ = fresh()
+    data = json.loads(envelope.to_json()) | {"extra": 1}
+    with pytest.raises(VerificationError, match="exactly payloadType, payload and signatures"):
+        parse_envelope(json.dumps(data))
+    assert PAYLOAD_TYPE == "application/vnd.in-toto+json"
