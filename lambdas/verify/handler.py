@@ -15,6 +15,14 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def _record(record: SQSRecord) -> None:
+    try:
+        _verify(record)
+    except Exception:
+        logger.exception("no verdict: the message will be retried", extra={"message_id": record.message_id})
+        raise
+
+
+def _verify(record: SQSRecord) -> None:
     for ref in parse_message_body(record.body):
         if ref.bucket != settings().ingest_bucket:
             raise MalformedEventError(f"event names bucket {ref.bucket!r}, not the ingest bucket")

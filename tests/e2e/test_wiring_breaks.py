@@ -42,8 +42,8 @@ def test_breaking_the_wiring_breaks_the_flow(tmp_path, breakage):
         if breakage is no_notification:
             assert handle.events("s3-notification") == []
         else:
-            errored = [e for e in handle.events("invoke") if e["errored"]]
-            assert errored  # the upload's batch failed (S3's test event alone succeeds)
+            failed = [e for e in handle.events("sqs-batch") if e["failed"]]
+            assert failed  # the upload's message failed (S3's test event alone succeeds)
             log = next((handle.state_dir / "logs").glob("*Verify*.log")).read_text()
             assert "MLVAULT_LEDGER_TABLE is not set" in log
     finally:

@@ -7,7 +7,10 @@ import time
 
 import pytest
 from aws_cdk import CfnResource
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -128,6 +131,12 @@ def test_asymmetric_keys_are_real_ecc_keys(gaps):
             lambda stack: s3.Bucket(stack, "Fast", transfer_acceleration=True),
             "AWS::S3::Bucket property AccelerateConfiguration",
         ),
+        (
+            lambda stack: events.Rule(stack, "Cron", schedule=events.Schedule.cron(minute="0", hour="3")).add_target(
+                targets.SqsQueue(sqs.Queue(stack, "CronQueue"))
+            ),
+            "schedule expression 'cron",
+        ),
     ],
 )
 def test_unsupported_resources_and_properties_fail_loudly(tmp_path, extra, message):
@@ -136,3 +145,13 @@ def test_unsupported_resources_and_properties_fail_loudly(tmp_path, extra, messa
     with pytest.raises(control.LocalCloudError, match=message):
         control.up(cdk_out=tmp_path / "cdk.out", state_dir=tmp_path / "state")
     assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize(
+    ("expression", "seconds"),
+    [("rate(1 minute)", 60), ("rate(15 minutes)", 900), ("rate(2 hours)", 7200), ("rate(1 day)", 86400)],
+)
+def test_rate_schedules(expression, seconds):
+    from mlvault.localcloud.gaps import rate_seconds
+
+    assert rate_seconds(expression) == seconds

@@ -63,6 +63,9 @@ def build_gaps_app(outdir: Path, extra=None) -> App:
             source=["aws.cloudwatch"], detail_type=["CloudWatch Alarm State Change"], resources=[alarm.alarm_arn]
         ),
     ).add_target(targets.LambdaFunction(echo))
+    events.Rule(stack, "Daily", schedule=events.Schedule.rate(Duration.days(1))).add_target(
+        targets.LambdaFunction(echo)
+    )  # must receive no ordinary event (moto would match a schedule rule to every event)
     kms.Key(
         stack,
         "Signing",

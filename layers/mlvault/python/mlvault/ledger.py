@@ -105,7 +105,7 @@ class Ledger:
                 Key={"pk": {"S": version_pk(bucket, key)}, "sk": {"S": version_sk(version_id)}},
                 UpdateExpression="SET #status = if_not_exists(#status, :received), #bucket = :bucket, #key = :key, "
                 "version_id = :version, #size = if_not_exists(#size, :size), "
-                "received_at = if_not_exists(received_at, :now), redrives = :redrives",
+                "received_at = if_not_exists(received_at, :now), redrives = :redrives, redriven_at = :now",
                 ConditionExpression="attribute_not_exists(#status) OR #status = :received",
                 ExpressionAttributeNames={"#status": "status", "#bucket": "bucket", "#key": "key", "#size": "size"},
                 ExpressionAttributeValues={

@@ -68,6 +68,9 @@ class Reconciler:
                 name = f"{key}#{version_id}"
                 report.unaccounted.append(name)
                 redrives = int(record.attributes.get("redrives", "0")) if record else 0
+                last = record.attributes.get("redriven_at") if record else None
+                if last and now - datetime.fromisoformat(last) < self._deadline:
+                    continue  # re-driven recently: that delivery gets its deadline too (still unaccounted)
                 ref = ObjectVersionRef(
                     bucket=bucket,
                     key=key,

@@ -17,8 +17,11 @@ them all to the moto backends of this process (the local cloud's server). tests/
 4. SQS event source mappings. moto invokes the function inside SendMessage, one message per call, ignoring
    ReportBatchItemFailures. Here moto's delivery is detached and the local cloud's poller (pollers.py) reads
    batches of BatchSize and deletes only what the function reports as processed.
-5. EventBridge targets. moto raises NotImplementedError for Lambda and Step Functions targets. Here they are
-   delivered (Lambda asynchronously, Step Functions as a new named execution); other targets go to moto.
+5. EventBridge targets and schedules. moto raises NotImplementedError for Lambda and Step Functions targets,
+   matches every event to a schedule rule (it has no pattern) and never runs schedules. Here Lambda targets are
+   invoked asynchronously and Step Functions targets start a named execution (other targets go to moto);
+   schedule rules receive only their `Scheduled Event`s, which the local cloud emits for `rate(...)`
+   expressions (`cron(...)` fails provisioning loudly).
 6. CloudWatch alarms. moto's state changes emit nothing. Here each change puts a `CloudWatch Alarm State
    Change` event on the default bus, shaped as AWS sends it.
 7. Step Functions. moto only executes definitions when configured to, and its Lambda tasks call
@@ -446,8 +449,10 @@ def _eventbridge(cloud: LocalCloud) -> None:
     original = Rule.send_to_targets
 
     def send_to_targets(self: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
-        if not self.event_pattern.matches_event(original_event):
+        if self.state != "ENABLED" or not self.event_pattern.matches_event(original_event):
             return
+        if self.scheduled_expression and original_event.get("detail-type") != "Scheduled Event":
+            return  # a schedule rule has no pattern: moto would match every event to it
         rest = []
         for target in self.targets:
             service = target["Arn"].split(":")[2]
@@ -477,6 +482,43 @@ def _eventbridge(cloud: LocalCloud) -> None:
             original(clone, original_event, transform_input)
 
     Rule.send_to_targets = send_to_targets
+
+
+def fire_schedules(cloud: LocalCloud, now: float, last: dict[str, float]) -> None:
+    """Emit `Scheduled Event`s of enabled rate(...) rules whose interval elapsed since the last (or the start)."""
+    from moto.events.models import events_backends
+
+    for bus in events_backends[cloud.account][cloud.region].event_buses.values():
+        for rule in list(bus.rules.values()):
+            if not rule.scheduled_expression or rule.state != "ENABLED":
+                continue
+            interval = rate_seconds(rule.scheduled_expression)
+            started = last.setdefault(rule.arn, now)
+            if now - started >= interval:
+                last[rule.arn] = now
+                rule.send_to_targets(
+                    {
+                        "version": "0",
+                        "id": str(uuid.uuid4()),
+                        "detail-type": "Scheduled Event",
+                        "source": "aws.events",
+                        "account": cloud.account,
+                        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        "region": cloud.region,
+                        "resources": [rule.arn],
+                        "detail": {},
+                    }
+                )
+                cloud.record({"kind": "scheduled-event", "rule": rule.name})
+
+
+def rate_seconds(expression: str) -> float:
+    from mlvault.localcloud.intrinsics import UnsupportedError
+
+    match = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", expression.strip())
+    if not match:
+        raise UnsupportedError(f"schedule expression {expression!r} (the local cloud runs rate(...) only)")
+    return int(match.group(1)) * {"minute": 60, "hour": 3600, "day": 86400}[match.group(2).rstrip("s")]
 
 
 def _aws_event_shape(event: dict[str, Any], account: str) -> dict[str, Any]:

@@ -593,6 +593,9 @@ class Provisioner:
         if "EventPattern" in p:
             args["EventPattern"] = json.dumps(p["EventPattern"])
         if "ScheduleExpression" in p:
+            from mlvault.localcloud.gaps import rate_seconds
+
+            rate_seconds(p["ScheduleExpression"])  # fails loudly on what the local cloud cannot run
             args["ScheduleExpression"] = p["ScheduleExpression"]
         if "EventBusName" in p:
             args["EventBusName"] = p["EventBusName"]

@@ -47,6 +47,7 @@ class LocalCloud:
         self.deployment = Deployment(account=ACCOUNT_ID)
         self.runtime: LambdaRuntime | None = None
         self.poller: Any = None
+        self._stopping = threading.Event()
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -103,9 +104,22 @@ class LocalCloud:
                 live=lambda u=uuid: lambda_backends[self.account][self.region].get_event_source_mapping(u),
             )
         self.poller.start()
+        self._scheduler = threading.Thread(target=self._run_schedules, daemon=True, name="schedules")
+        self._scheduler.start()
         self.record({"kind": "ready", "endpoint": self.endpoint, "stacks": [s.name for s in stacks]})
 
+    def _run_schedules(self) -> None:
+        from mlvault.localcloud.gaps import fire_schedules
+
+        last: dict[str, float] = {}
+        while not self._stopping.wait(1.0):
+            try:
+                fire_schedules(self, time.monotonic(), last)
+            except Exception as err:  # noqa: BLE001 - keep the schedule running; the failure is recorded
+                self.record({"kind": "schedule-error", "error": repr(err)})
+
     def stop(self) -> None:
+        self._stopping.set()
         if self.poller is not None:
             self.poller.stop()
         if self.runtime is not None:
