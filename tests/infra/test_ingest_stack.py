@@ -1,6 +1,8 @@
-"""The stateless ingest stack: the verify function is built to mlvault's rules and wired to the queue."""
+"""The stateless ingest stack: functions built to mlvault's rules, wired to the queue, least privilege."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -13,12 +15,30 @@ def ingest(synthesized):
 
 
 def of_type(template, type_):
-    return [r for r in template["Resources"].values() if r["Type"] == type_]
+    return {k: r for k, r in template["Resources"].items() if r["Type"] == type_}
+
+
+def function(template, name):
+    (fn,) = [r for k, r in of_type(template, "AWS::Lambda::Function").items() if k.startswith(name)]
+    return fn["Properties"]
+
+
+def role_statements(template, role_prefix):
+    """Statements of the policies attached to the role whose logical id starts with role_prefix."""
+    return [
+        s
+        for p in of_type(template, "AWS::IAM::Policy").values()
+        if any(r.get("Ref", "").startswith(role_prefix) for r in p["Properties"]["Roles"])
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def actions_of(statements):
+    return {a for s in statements for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
 
 
 def test_verify_function(ingest):
-    (fn,) = of_type(ingest, "AWS::Lambda::Function")
-    props = fn["Properties"]
+    props = function(ingest, "VerifyFunction")
     assert props["Handler"] == "handler.handler"
     assert props["Runtime"] == "python3.14"
     assert props["LoggingConfig"]["LogFormat"] == "JSON"
@@ -32,37 +52,100 @@ def test_verify_function(ingest):
         "MLVAULT_QUARANTINE_BUCKET",
         "MLVAULT_LEDGER_TABLE",
         "MLVAULT_MAX_UPLOAD_BYTES",
+        "MLVAULT_ALERT_TOPIC_ARN",
     }
+    assert env["MLVAULT_TRUST_FILE"] == "trust/producers.json"
     assert len(props["Layers"]) == 2
 
 
+def test_the_trust_registry_ships_with_the_verifier(synthesized):
+    from mlvault.localcloud.cdkout import load_assembly
+    from tests.conftest import ROOT
+
+    (stack,) = [s for s in load_assembly(synthesized.outdir) if s.name.endswith("-ingest")]
+    code = function(stack.template, "VerifyFunction")["Code"]["S3Key"]
+    asset = stack.assets[code]
+    assert json.loads((asset / "trust/producers.json").read_text()) == json.loads((ROOT / "trust/dev.json").read_text())
+    assert (asset / "handler.py").is_file()
+    assert not list(asset.rglob("__pycache__"))
+
+
 def test_code_signing_config_is_signer_backed_with_the_stage_policy(ingest):
-    (csc,) = of_type(ingest, "AWS::Lambda::CodeSigningConfig")
+    (csc,) = of_type(ingest, "AWS::Lambda::CodeSigningConfig").values()
     assert csc["Properties"]["CodeSigningPolicies"] == {"UntrustedArtifactOnDeployment": "Warn"}
-    (profile,) = of_type(ingest, "AWS::Signer::SigningProfile")
+    (profile,) = of_type(ingest, "AWS::Signer::SigningProfile").values()
     assert profile["Properties"]["PlatformId"] == "AWSLambda-SHA384-ECDSA"
 
 
-def test_queue_feeds_the_function_in_batches_with_partial_failures(ingest):
-    (mapping,) = of_type(ingest, "AWS::Lambda::EventSourceMapping")
+def test_queue_feeds_the_verifier_in_batches_with_partial_failures(ingest):
+    (mapping,) = of_type(ingest, "AWS::Lambda::EventSourceMapping").values()
     props = mapping["Properties"]
     assert props["BatchSize"] == 10
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert "Fn::ImportValue" in props["EventSourceArn"]
 
 
-def test_verifier_cannot_delete_or_unlock_anything(ingest):
-    actions = [
-        a
-        for policy in of_type(ingest, "AWS::IAM::Policy")
-        for s in policy["Properties"]["PolicyDocument"]["Statement"]
-        for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
-    ]
+def test_verifier_has_only_what_it_needs(ingest):
+    statements = role_statements(ingest, "VerifyRole")
+    actions = actions_of(statements)
     assert not [a for a in actions if a in PROTECTED_OBJECT_ACTIONS or "*" in a], actions
+    assert {"s3:GetObject", "s3:PutObject", "dynamodb:PutItem", "events:PutEvents", "sns:Publish"} <= actions
+    by_action = {}
+    for s in statements:
+        for a in s["Action"] if isinstance(s["Action"], list) else [s["Action"]]:
+            by_action.setdefault(a, []).extend(s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+    writes = json.dumps(by_action["s3:PutObject"])
+    assert "lake" in writes
+    assert "/datasets/*" in writes
+    assert "/rejected/*" in writes
+    assert "ingest" not in writes  # the verifier never writes uploads
 
 
-def test_function_logs_to_an_encrypted_retained_log_group(ingest):
-    (group,) = of_type(ingest, "AWS::Logs::LogGroup")
-    assert group["Properties"]["LogGroupName"] == "/mlvault/dev/verify"
-    assert group["Properties"]["RetentionInDays"] == 30
-    assert "KmsKeyId" in group["Properties"]
+def test_reconciler_runs_on_a_schedule(ingest):
+    (rule,) = [r for r in of_type(ingest, "AWS::Events::Rule").values() if "ScheduleExpression" in r["Properties"]]
+    assert rule["Properties"]["ScheduleExpression"] == "rate(15 minutes)"
+    env = function(ingest, "ReconcileFunction")["Environment"]["Variables"]
+    assert env["MLVAULT_RECONCILE_DEADLINE_SECONDS"] == "900"
+    assert "sqs:SendMessage" in actions_of(role_statements(ingest, "ReconcileRole"))
+
+
+def test_each_producer_role_writes_only_its_own_prefix(ingest):
+    roles = {
+        r["Properties"]["RoleName"]: k
+        for k, r in of_type(ingest, "AWS::IAM::Role").items()
+        if "RoleName" in r["Properties"]
+    }
+    assert set(roles) == {
+        "mlvault-dev-producer-acme",
+        "mlvault-dev-producer-demo-producer",
+        "mlvault-dev-producer-globex",
+    }
+    for name, logical in roles.items():
+        producer = name.removeprefix("mlvault-dev-producer-")
+        statements = role_statements(ingest, logical)
+        (put,) = [s for s in statements if "s3:PutObject" in s["Action"]]
+        assert json.dumps(put["Resource"]).endswith(f'/producers/{producer}/*"]]}}')
+        assert not actions_of(statements) & {"s3:DeleteObject", "s3:GetObject", "s3:*"}
+
+
+def test_function_logs_to_encrypted_retained_log_groups(ingest):
+    groups = {g["Properties"]["LogGroupName"]: g for g in of_type(ingest, "AWS::Logs::LogGroup").values()}
+    assert set(groups) == {"/mlvault/dev/verify", "/mlvault/dev/reconcile"}
+    for group in groups.values():
+        assert group["Properties"]["RetentionInDays"] == 30
+        assert "KmsKeyId" in group["Properties"]
+
+
+def test_the_stage_is_discoverable(synthesized):
+    names = {
+        p["Properties"]["Name"]
+        for t in synthesized.templates.values()
+        for p in t["Resources"].values()
+        if p["Type"] == "AWS::SSM::Parameter"
+    }
+    assert {
+        "/mlvault/dev/ingest-bucket",
+        "/mlvault/dev/ledger-table",
+        "/mlvault/dev/alert-topic",
+        "/mlvault/dev/producer-role/acme",
+    } <= names

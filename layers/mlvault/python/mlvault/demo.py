@@ -5,16 +5,23 @@ Each step checks what it shows; the demo exits non-zero when the system does not
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlvault import testkeys
 from mlvault.localcloud import control
+from mlvault.signing.protocol import METADATA_KEY, encode_metadata, new_claim, sign
 
-PRODUCER = "demo-producer"
+PRODUCER = "demo-producer"  # trusted by the dev stage's registry (trust/dev.json) with public test keys
 DATASET = "iris"
+IRIS = (
+    b"sepal_length,sepal_width,petal_length,petal_width,species\n5.1,3.5,1.4,0.2,setosa\n"
+    b"7.0,3.2,4.7,1.4,versicolor\n6.3,3.3,6.0,2.5,virginica\n"
+)
 
 
 class StoryError(AssertionError):
@@ -63,20 +70,71 @@ class Story:
             f"in {self.cloud.state['startup_seconds']}s"
         )
 
-    def upload_reaches_the_ledger(self) -> str:
-        key = f"producers/{PRODUCER}/{DATASET}/batch-0001.csv"
-        body = b"sepal_length,sepal_width,petal_length,petal_width,species\n5.1,3.5,1.4,0.2,setosa\n"
+    def verdict(self, key: str, version: str) -> dict[str, str]:
+        def terminal():
+            item = self.ledger_record(key, version)
+            return item if item and item["status"]["S"] in ("ACCEPTED", "REJECTED") else None
+
+        item = wait_for(f"the verdict on {key}", terminal)
+        return {k: next(iter(v.values())) for k, v in item.items()}
+
+    def push(
+        self,
+        name: str,
+        body: bytes,
+        *,
+        key_id: str = "demo-producer-p256",
+        tamper: bytes | None = None,
+        sign_it: bool = True,
+    ) -> tuple[str, str, float]:
+        """A producer signs and uploads (optionally the bytes are swapped after signing, or not signed)."""
+        key = f"producers/{PRODUCER}/{DATASET}/{name}"
+        metadata = {}
+        if sign_it:
+            claim = new_claim(
+                object_key=key,
+                sha256=hashlib.sha256(body).hexdigest(),
+                size=len(body),
+                producer=PRODUCER,
+                dataset=DATASET,
+                contract_version="1",
+            )
+            metadata[METADATA_KEY] = encode_metadata(sign(claim, testkeys.signer(key_id)))
         started = time.monotonic()
-        version = self.s3.put_object(Bucket=self.ingest, Key=key, Body=body)["VersionId"]
-        record = wait_for("the ledger record of the upload", lambda: self.ledger_record(key, version))
+        version = self.s3.put_object(
+            Bucket=self.ingest, Key=key, Body=tamper or body, Metadata=metadata, ChecksumAlgorithm="SHA256"
+        )["VersionId"]
+        return key, version, started
+
+    def signed_upload_lands_in_the_lake(self) -> str:
+        key, version, started = self.push("batch-0001.csv", IRIS)
+        record = self.verdict(key, version)
         took = time.monotonic() - started
-        batches = [e for e in self.cloud.events("sqs-batch") if not e["errored"]]
-        if not batches:
-            raise StoryError("no SQS batch reached the verify function")
-        return (
-            f"{key} (version {version[:8]}…) -> S3 notification -> SQS -> verify function -> ledger "
-            f"status {record['status']['S']} in {took:.2f}s"
+        if record["status"] != "ACCEPTED":
+            raise StoryError(f"a validly signed upload was {record['status']} ({record.get('reason')})")
+        head = self.s3.head_object(
+            Bucket=record["lake_bucket"], Key=record["lake_key"], VersionId=record["lake_version"]
         )
+        return (
+            f"{key} signed by {record['key_id']} -> S3 notification -> SQS -> verify -> ACCEPTED in "
+            f"{took:.2f}s\n       lake: {record['lake_key'][:60]}... ({head['ObjectLockMode']}, "
+            f"version {record['lake_version'][:8]}...)"
+        )
+
+    def tampered_upload_is_quarantined(self) -> str:
+        tampered = IRIS.replace(b"1.4,0.2", b"1.4,9.9", 1)  # one value changed after signing, same size
+        key, version, _ = self.push("batch-0002.csv", IRIS, tamper=tampered)
+        return self._rejected(key, version, "DIGEST_MISMATCH")
+
+    def unsigned_upload_is_quarantined(self) -> str:
+        key, version, _ = self.push("batch-0003.csv", IRIS, sign_it=False)
+        return self._rejected(key, version, "MISSING_SIGNATURE")
+
+    def _rejected(self, key: str, version: str, expected: str) -> str:
+        record = self.verdict(key, version)
+        if record["status"] != "REJECTED" or record.get("reason") != expected:
+            raise StoryError(f"{key}: expected REJECTED {expected}, got {record['status']} {record.get('reason')}")
+        return f"{key} -> REJECTED {expected}: {record['detail'][:70]}\n       quarantine: {record['quarantine_key']}"
 
     def lake_is_locked(self) -> str:
         version = self.s3.put_object(Bucket=self.lake, Key="demo/locked.txt", Body=b"evidence")["VersionId"]
@@ -101,7 +159,9 @@ def run(*, cdk_out: Path, state_dir: Path, port: int = 0) -> int:
         story = Story(cloud)
         for title, action in (
             ("local cloud provisioned from cdk.out", story.provisioned),
-            ("an upload flows through the deployed wiring", story.upload_reaches_the_ledger),
+            ("a signed upload lands in the Object Lock lake", story.signed_upload_lands_in_the_lake),
+            ("a file tampered after signing is quarantined", story.tampered_upload_is_quarantined),
+            ("an unsigned file is quarantined", story.unsigned_upload_is_quarantined),
             ("the lake refuses deletes", story.lake_is_locked),
         ):
             step_started = time.monotonic()
