@@ -15,7 +15,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 CDK_FLAGS := --no-notices --no-version-reporting
 
-.PHONY: setup synth test lint format demo clean
+.PHONY: setup synth test lint format demo bench clean
 
 setup: $(VENV)/.installed node_modules/.installed build/layers/deps/.installed
 
@@ -54,6 +54,11 @@ test: setup
 # The main job: set up, synthesize, run the scripted story on a fresh local cloud, stop it.
 demo: synth
 	$(BIN)/mlvault demo
+
+# Benchmarks are commands, not tests: make bench [SIZE_MIB=1024]
+SIZE_MIB ?= 1024
+bench: synth
+	$(BIN)/mlvault bench ingest --size-mib $(SIZE_MIB)
 
 clean:
 	rm -rf cdk.out build .pytest_cache .ruff_cache .mlvault

@@ -35,6 +35,8 @@ LIBRARY_EXCLUDES = [
     "python/mlvault/cli.py",
     "python/mlvault/demo.py",
     "python/mlvault/testkeys.py",
+    "python/mlvault/bench.py",
+    "python/mlvault/producer.py",
 ]
 
 

@@ -379,6 +379,13 @@ def build_parser() -> argparse.ArgumentParser:
     cloud_options(revoke)
     revoke.set_defaults(func=_revoke)
 
+    bench = verbs.add_parser("bench", help="benchmarks (commands, not tests)")
+    bench_verbs = bench.add_subparsers(title="benchmarks", metavar="WHAT", required=True)
+    bench_ingest = bench_verbs.add_parser("ingest", help="hashing vs openssl, peak memory, import time, sizes")
+    bench_ingest.add_argument("--size-mib", type=int, default=1024, help="size of the test file (default 1 GiB)")
+    bench_ingest.add_argument("--cdk-out", type=Path, default=Path("cdk.out"))
+    bench_ingest.set_defaults(func=lambda a: __import__("mlvault.bench", fromlist=["main"]).main(a.cdk_out, a.size_mib))
+
     demo = verbs.add_parser("demo", help="run the scripted story on a fresh local cloud and print a summary")
     demo.add_argument("--port", type=int, default=0)
     demo.add_argument("--cdk-out", type=Path, default=Path("cdk.out"))

@@ -36,8 +36,8 @@ SECRET = "local-cloud"  # noqa: S105 - the local cloud accepts any secret; not a
 
 class LocalCloud:
     def __init__(self, *, cdk_out: Path, state_dir: Path, port: int = 0) -> None:
-        self.cdk_out = cdk_out
-        self.state_dir = state_dir
+        self.cdk_out = cdk_out.resolve()
+        self.state_dir = state_dir.resolve()  # workers run in their asset directories: never write relative paths
         self.account = ACCOUNT_ID
         self.port = port
         self.endpoint = ""

@@ -1,0 +1,152 @@
+"""`mlvault bench ingest`: the verify path's hashing step against `openssl dgst -sha256` on the same file, in
+one run; its peak memory; the verify handler's import time; each function's unzipped size with its layers.
+
+A command, not a test: numbers depend on the machine. Targets (issue: zero-trust ingest): hashing at least
+0.9x openssl's throughput, peak RSS under 64 MB whatever the size, import at most 0.45 s, < 250 MB unzipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mlvault.localcloud.cdkout import load_assembly
+
+LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+# Peak memory from VmHWM (per address space, reset by exec): ru_maxrss would carry the parent's peak over.
+_HASH_CHILD = """
+import re, sys, time
+sys.path.insert(0, {library!r})
+from mlvault.ingest.digest import sha256_stream
+start = time.perf_counter()
+with open({path!r}, "rb", buffering=0) as f:
+    digest, size = sha256_stream(f)
+elapsed = time.perf_counter() - start
+hwm = re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)
+print(digest, size, elapsed, hwm)
+"""
+_IMPORT_CHILD = """
+import sys, time
+sys.path[:0] = {paths!r}
+start = time.perf_counter()
+import handler  # noqa: F401
+print(time.perf_counter() - start)
+"""
+
+
+def _make_file(path: Path, size: int) -> None:
+    block = os.urandom(64 * 1024 * 1024)
+    with path.open("wb") as out:
+        written = 0
+        while written < size:
+            chunk = block[: size - written]
+            out.write(chunk)
+            written += len(chunk)
+
+
+def _openssl(path: Path) -> tuple[str, float]:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise RuntimeError("openssl is not installed: it is the reference this benchmark compares with")
+    start = time.perf_counter()
+    out = subprocess.run([openssl, "dgst", "-sha256", "-r", str(path)], capture_output=True, text=True, check=True)
+    return out.stdout.split()[0], time.perf_counter() - start
+
+
+def _tree_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _import_times(code: Path, layer_dirs: list[Path]) -> dict[str, float]:
+    """Import time of the handler module: first-party code from copies of the assets (so that no .pyc lands in
+    cdk.out), third-party packages from the local venv (the layer's wheels target Lambda's Python)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [shutil.copytree(code, Path(tmp) / "task")]
+        for i, layer in enumerate(d for d in layer_dirs if not any((d / "python").glob("*.dist-info"))):
+            paths.append(shutil.copytree(layer / "python", Path(tmp) / f"layer{i}"))
+        env = {**os.environ, "AWS_DEFAULT_REGION": "eu-west-1", "POWERTOOLS_SERVICE_NAME": "bench"}
+        timings = []
+        for _ in range(4):  # the first run compiles the first-party modules; Lambda's task root is read-only
+            out = subprocess.run(
+                [sys.executable, "-c", _IMPORT_CHILD.format(paths=[str(p) for p in paths])],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=str(paths[0]),
+                env=env,
+            )
+            timings.append(float(out.stdout.strip()))
+    return {"import_s": round(min(timings[1:]), 3), "first_import_s": round(timings[0], 3)}
+
+
+def run(*, cdk_out: Path, size_mib: int, workdir: Path | None = None) -> dict:
+    library = str(Path(__file__).resolve().parents[1])
+    report: dict = {"file_mib": size_mib}
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        path = Path(tmp) / "payload.bin"
+        _make_file(path, size_mib * 1024 * 1024)
+        _openssl(path)  # warm the page cache so both read from memory
+        reference, openssl_seconds = _openssl(path)
+        child = subprocess.run(
+            [sys.executable, "-c", _HASH_CHILD.format(library=library, path=str(path))],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        digest, size, seconds, max_rss_kib = child.stdout.split()
+        if digest != reference or int(size) != path.stat().st_size:
+            raise RuntimeError(f"digest mismatch: mlvault {digest}, openssl {reference}")
+        mib = size_mib
+        report["hashing"] = {
+            "openssl_mib_s": round(mib / openssl_seconds, 1),
+            "mlvault_mib_s": round(mib / float(seconds), 1),
+            "ratio_to_openssl": round(openssl_seconds / float(seconds), 3),
+            "peak_rss_mib": round(int(max_rss_kib) / 1024, 1),
+        }
+    stacks = load_assembly(cdk_out)
+    functions = {}
+    for stack in stacks:
+        resources = stack.template.get("Resources", {})
+        layers = {
+            logical: stack.assets[r["Properties"]["Content"]["S3Key"]]
+            for logical, r in resources.items()
+            if r["Type"] == "AWS::Lambda::LayerVersion"
+        }
+        for logical, resource in resources.items():
+            if resource["Type"] != "AWS::Lambda::Function":
+                continue
+            code = stack.assets[resource["Properties"]["Code"]["S3Key"]]
+            layer_dirs = [layers[layer["Ref"]] for layer in resource["Properties"].get("Layers", [])]
+            total = _tree_size(code) + sum(_tree_size(d) for d in layer_dirs)
+            functions[logical] = {
+                "unzipped_mib": round(total / 2**20, 1),
+                "under_250_mib": total < LAMBDA_UNZIPPED_LIMIT,
+                **_import_times(code, layer_dirs),
+            }
+    report["functions"] = functions
+    return report
+
+
+def main(cdk_out: Path, size_mib: int) -> int:
+    report = run(cdk_out=cdk_out, size_mib=size_mib)
+    hashing = report["hashing"]
+    print(f"hashing a {report['file_mib']} MiB file (page cache warm, one run each):")
+    print(f"  openssl dgst -sha256   {hashing['openssl_mib_s']:8.1f} MiB/s")
+    print(
+        f"  mlvault sha256_stream  {hashing['mlvault_mib_s']:8.1f} MiB/s  = {hashing['ratio_to_openssl']:.2f}x openssl"
+        f"   peak RSS {hashing['peak_rss_mib']} MiB"
+    )
+    print("functions (code + layers, unzipped; import time of the handler module with warm .pyc):")
+    for name, fn in report["functions"].items():
+        print(
+            f"  {name:40s} {fn['unzipped_mib']:7.1f} MiB  import {fn['import_s']:.3f}s "
+            f"(first {fn['first_import_s']:.3f}s)"
+        )
+    print(json.dumps(report))
+    return 0
