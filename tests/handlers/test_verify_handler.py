@@ -282,3 +282,26 @@ def test_reconciler_redrives_then_quarantines_unverified_versions(ingest_env):
     rec = record(ingest_env, K, version)
     assert rec.attributes["reason"] == Reason.UNVERIFIED_TIMEOUT
     assert reconcile.handler({}, LambdaContext())["unaccounted"] == 0
+
+
+def test_a_kms_signed_upload_is_verified_with_the_registered_kms_key(ingest_env, monkeypatch, tmp_path):
+    import boto3
+
+    from mlvault.ingest import service
+    from mlvault.signing.keys import KmsSigner
+
+    kms = boto3.client("kms")
+    arn = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+    registry = json.loads((service.Path(__file__).resolve().parents[2] / "trust/dev.json").read_text())
+    registry["producers"]["acme"]["keys"].append({
+        "id": "acme-kms", "algorithm": "ecdsa-p256-sha256", "kms_key_arn": arn,
+        "not_before": "2026-01-01T00:00:00Z", "not_after": "2030-01-01T00:00:00Z"})
+    (tmp_path / "trust").mkdir()
+    (tmp_path / "trust/dev.json").write_text(json.dumps(registry))
+    monkeypatch.setenv("LAMBDA_TASK_ROOT", str(tmp_path))
+    metadata = {METADATA_KEY: encode_metadata(sign(claim_for(K), KmsSigner(kms, arn, "acme-kms")))}
+    version = upload(ingest_env, K, BODY, metadata)
+    handle(ingest_env, K, version)
+    rec = record(ingest_env, K, version)
+    assert rec.status == "ACCEPTED"
+    assert rec.attributes["key_id"] == "acme-kms"

@@ -44,6 +44,9 @@ def test_selects_a_stage_with_context_stage():
         (with_dev(codeSigningPolicy="Enforce"), "codeSigningPolicy' is 'Enforce'"),
         (with_dev(lakeRetentionDay=30), "unknown setting(s) lakeRetentionDay"),
         (with_dev(reservedConcurrency=0), "'mlvault:stages.dev.reservedConcurrency' must be an integer >= 1"),
+        (with_dev(maxUploadBytes=6 * 1024**3), "maxUploadBytes' must be an integer from 1 to 5368709120"),
+        (with_dev(trustFile="/etc/passwd"), "trustFile' must be a file under trust/"),
+        (with_dev(trustFile="trust/missing.json"), "names trust/missing.json, which does not exist"),
     ],
 )
 def test_bad_values_fail_with_the_key_and_allowed_values(context, message):
