@@ -48,7 +48,10 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The tests: lint (ruff check + format check), then pytest. pytest exits 5 when it collects nothing: a failure.
 test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 # The main job: set up, synthesize, run the scripted story on a fresh local cloud, stop it.

@@ -293,9 +293,15 @@ def test_a_kms_signed_upload_is_verified_with_the_registered_kms_key(ingest_env,
     kms = boto3.client("kms")
     arn = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
     registry = json.loads((service.Path(__file__).resolve().parents[2] / "trust/dev.json").read_text())
-    registry["producers"]["acme"]["keys"].append({
-        "id": "acme-kms", "algorithm": "ecdsa-p256-sha256", "kms_key_arn": arn,
-        "not_before": "2026-01-01T00:00:00Z", "not_after": "2030-01-01T00:00:00Z"})
+    registry["producers"]["acme"]["keys"].append(
+        {
+            "id": "acme-kms",
+            "algorithm": "ecdsa-p256-sha256",
+            "kms_key_arn": arn,
+            "not_before": "2026-01-01T00:00:00Z",
+            "not_after": "2030-01-01T00:00:00Z",
+        }
+    )
     (tmp_path / "trust").mkdir()
     (tmp_path / "trust/dev.json").write_text(json.dumps(registry))
     monkeypatch.setenv("LAMBDA_TASK_ROOT", str(tmp_path))
