@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +15,7 @@ import pytest
 
 from mlvault.localcloud import control
 from mlvault.signing.keys import private_pem
-from mlvault.signing.protocol import METADATA_KEY, encode_metadata, new_claim, sign
-from mlvault.testkeys import private_key, signer
+from mlvault.testkeys import claim_for, private_key, signed_metadata
 
 
 @pytest.fixture(scope="session")
@@ -61,20 +58,7 @@ class Ingest:
 
     def signed_upload(self, key: str, body: bytes = b"a,b\n1,2\n", key_id: str = "acme-p256", **changes: Any) -> str:
         """Upload as a producer would: the envelope in the same PUT (claims changed to build attacks)."""
-        producer, dataset = key.split("/")[1:3]
-        claim = replace(
-            new_claim(
-                object_key=key,
-                sha256=hashlib.sha256(body).hexdigest(),
-                size=len(body),
-                producer=producer,
-                dataset=dataset,
-                contract_version="1",
-            ),
-            **changes,
-        )
-        envelope = encode_metadata(sign(claim, signer(key_id)))
-        return self.upload(key, body, Metadata={METADATA_KEY: envelope})
+        return self.upload(key, body, Metadata=signed_metadata(claim_for(key, body, **changes), key_id))
 
     def verdict(self, key: str, version: str, timeout: float = 20.0) -> dict[str, Any]:
         """The version's terminal ledger record, once there."""

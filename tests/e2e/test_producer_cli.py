@@ -126,17 +126,6 @@ def test_attacks_end_in_quarantine_with_their_reason(ingest, attack, reason):
 
 
 def _envelope_of(ingest, key, body):
-    import hashlib
+    from mlvault.testkeys import claim_for, signed_metadata
 
-    from mlvault.signing.protocol import METADATA_KEY, encode_metadata, new_claim, sign
-    from mlvault.testkeys import signer
-
-    claim = new_claim(
-        object_key=key,
-        sha256=hashlib.sha256(body).hexdigest(),
-        size=len(body),
-        producer="acme",
-        dataset="iris",
-        contract_version="1",
-    )
-    return {METADATA_KEY: encode_metadata(sign(claim, signer("acme-p256")))}
+    return signed_metadata(claim_for(key, body), "acme-p256")

@@ -11,10 +11,11 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.exceptions import ClientError
 
+from mlvault import testkeys
 from mlvault.ledger import Ledger
 from mlvault.signing.dsse import PAYLOAD_TYPE, Envelope, pae
 from mlvault.signing.errors import ALL_REASONS, Reason
-from mlvault.signing.protocol import METADATA_KEY, Claim, encode_metadata, new_claim, sign
+from mlvault.signing.protocol import METADATA_KEY, Claim, encode_metadata, sign
 from mlvault.testkeys import signer
 from tests.handlers.conftest import LambdaContext, load_handler, s3_body, sqs_event
 
@@ -24,16 +25,7 @@ BODY = b"sepal_length,species\n5.1,setosa\n"
 
 
 def claim_for(key: str, body: bytes = BODY, **changes) -> Claim:
-    producer, dataset = key.split("/")[1:3]
-    claim = new_claim(
-        object_key=key,
-        sha256=hashlib.sha256(body).hexdigest(),
-        size=len(body),
-        producer=producer,
-        dataset=dataset,
-        contract_version="1",
-    )
-    return replace(claim, **changes)
+    return testkeys.claim_for(key, body, **changes)
 
 
 def upload(env, key: str, body: bytes = BODY, metadata: dict | None = None) -> str:
@@ -41,7 +33,7 @@ def upload(env, key: str, body: bytes = BODY, metadata: dict | None = None) -> s
 
 
 def signed(claim: Claim, key_id: str = "acme-p256") -> dict:
-    return {METADATA_KEY: encode_metadata(sign(claim, signer(key_id)))}
+    return testkeys.signed_metadata(claim, key_id)
 
 
 def handle(env, key: str, version: str, size: int = len(BODY)) -> dict:

@@ -22,11 +22,10 @@ from mlvault.signing.protocol import (
     METADATA_KEY,
     check_content,
     encode_metadata,
-    new_claim,
     sign,
     verify_envelope,
 )
-from mlvault.testkeys import signer
+from mlvault.testkeys import claim_for, signer
 from mlvault.trust import load_registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,16 +90,8 @@ def test_vectors_cover_every_reason_a_signature_can_produce():
 
 
 def fresh(key_id="acme-p256", body=b"a,b\n1,2\n", object_key="producers/acme/iris/f.csv"):
-    claim = new_claim(
-        object_key=object_key,
-        sha256=hashlib.sha256(body).hexdigest(),
-        size=len(body),
-        producer="acme",
-        dataset="iris",
-        contract_version="1",
-    )
-    envelope = sign(claim, signer(key_id))
-    return claim, envelope, body
+    claim = claim_for(object_key, body)
+    return claim, sign(claim, signer(key_id)), body
 
 
 @pytest.mark.parametrize("key_id", ["acme-p256", "acme-ed25519"])

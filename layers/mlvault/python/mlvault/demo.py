@@ -5,7 +5,6 @@ Each step checks what it shows; the demo exits non-zero when the system does not
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +13,6 @@ from typing import Any
 
 from mlvault import testkeys
 from mlvault.localcloud import control
-from mlvault.signing.protocol import METADATA_KEY, encode_metadata, new_claim, sign
 
 PRODUCER = "demo-producer"  # trusted by the dev stage's registry (trust/dev.json) with public test keys
 DATASET = "iris"
@@ -89,17 +87,7 @@ class Story:
     ) -> tuple[str, str, float]:
         """A producer signs and uploads (optionally the bytes are swapped after signing, or not signed)."""
         key = f"producers/{PRODUCER}/{DATASET}/{name}"
-        metadata = {}
-        if sign_it:
-            claim = new_claim(
-                object_key=key,
-                sha256=hashlib.sha256(body).hexdigest(),
-                size=len(body),
-                producer=PRODUCER,
-                dataset=DATASET,
-                contract_version="1",
-            )
-            metadata[METADATA_KEY] = encode_metadata(sign(claim, testkeys.signer(key_id)))
+        metadata = testkeys.signed_metadata(testkeys.claim_for(key, body), key_id) if sign_it else {}
         started = time.monotonic()
         version = self.s3.put_object(
             Bucket=self.ingest, Key=key, Body=tamper or body, Metadata=metadata, ChecksumAlgorithm="SHA256"

@@ -24,6 +24,7 @@ from mlvault.signing.protocol import (
     VerifiedClaim,
     check_content,
     encode_metadata,
+    iso,
     new_claim,
     sign,
     verify_envelope,
@@ -47,8 +48,8 @@ def keygen(algorithm: str, key_id: str, out: Path, *, valid_days: int = 365) -> 
         "id": key_id,
         "algorithm": algorithm,
         "public_key": public_pem(key.public_key()),
-        "not_before": now.isoformat().replace("+00:00", "Z"),
-        "not_after": (now + timedelta(days=valid_days)).isoformat().replace("+00:00", "Z"),
+        "not_before": iso(now),
+        "not_after": iso(now + timedelta(days=valid_days)),
     }
 
 

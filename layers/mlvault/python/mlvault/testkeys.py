@@ -7,10 +7,12 @@ They are derived from published seeds, so they are public by construction: the d
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from mlvault.signing.keys import LocalSigner
+from mlvault.signing.protocol import METADATA_KEY, Claim, encode_metadata, new_claim, sign
 
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
@@ -34,3 +36,23 @@ def private_key(key_id: str):
 
 def signer(key_id: str) -> LocalSigner:
     return LocalSigner(private_key(key_id), key_id)
+
+
+def claim_for(object_key: str, body: bytes, **changes: object) -> Claim:
+    """A fresh claim for uploading `body` under `object_key` (producer and dataset from the key's layout);
+    `changes` replace fields, to build the attacks the tests and the demo show."""
+    parts = object_key.split("/")
+    claim = new_claim(
+        object_key=object_key,
+        sha256=hashlib.sha256(body).hexdigest(),
+        size=len(body),
+        producer=parts[1] if len(parts) > 1 else "",
+        dataset=parts[2] if len(parts) > 2 else "",
+        contract_version="1",
+    )
+    return replace(claim, **changes)
+
+
+def signed_metadata(claim: Claim, key_id: str) -> dict[str, str]:
+    """The user metadata of an upload of `claim`, signed with the test key `key_id`."""
+    return {METADATA_KEY: encode_metadata(sign(claim, signer(key_id)))}

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -81,6 +83,17 @@ def is_transient(err: Exception) -> bool:
     return False
 
 
+@contextmanager
+def _transient_errors(ref: ObjectVersionRef) -> Iterator[None]:
+    """Throttling and service errors become TransientError (retry); anything else propagates unchanged."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as err:
+        if is_transient(err):
+            raise TransientError(f"{ref.key}#{ref.version_id}: {err}") from err
+        raise
+
+
 class Verifier:
     def __init__(
         self,
@@ -103,12 +116,8 @@ class Verifier:
         self._public_keys: dict[str, Any] = {}
 
     def verify(self, ref: ObjectVersionRef) -> Verdict:
-        try:
+        with _transient_errors(ref):
             return self._verify(ref)
-        except (ClientError, BotoCoreError) as err:
-            if is_transient(err):
-                raise TransientError(f"{ref.key}#{ref.version_id}: {err}") from err
-            raise
 
     # --- steps ----------------------------------------------------------------------------------------
 
@@ -260,12 +269,8 @@ class Verifier:
 
     def reject(self, ref: ObjectVersionRef, size: int, err: VerificationError) -> Verdict:
         """A verdict reached outside verification (the reconciler's UNVERIFIED_TIMEOUT)."""
-        try:
+        with _transient_errors(ref):
             return self._reject(ref, size, err)
-        except (ClientError, BotoCoreError) as error:
-            if is_transient(error):
-                raise TransientError(f"{ref.key}#{ref.version_id}: {error}") from error
-            raise
 
     def _reject(
         self, ref: ObjectVersionRef, size: int, err: VerificationError, upload_time: datetime | None = None

@@ -80,8 +80,8 @@ def new_claim(
         contract_version=contract_version,
         size=size,
         nonce=secrets.token_hex(16),
-        issued_at=_iso(now),
-        expires_at=_iso(now + validity),
+        issued_at=iso(now),
+        expires_at=iso(now + validity),
     )
 
 
@@ -157,14 +157,14 @@ def verify_envelope(
     if not key.not_before <= upload_time <= key.not_after:
         raise VerificationError(
             Reason.KEY_EXPIRED,
-            f"key {key.id!r} is valid {_iso(key.not_before)} to "
-            f"{_iso(key.not_after)}; the upload was at {_iso(upload_time)}",
+            f"key {key.id!r} is valid {iso(key.not_before)} to "
+            f"{iso(key.not_after)}; the upload was at {iso(upload_time)}",
         )
     revoked = revoked_at(key.id)
     # S3 records upload times to the second: an upload in the same second as the revocation is refused.
     if revoked is not None and revoked.replace(microsecond=0) <= upload_time:
         raise VerificationError(
-            Reason.KEY_REVOKED, f"key {key.id!r} was revoked at {_iso(revoked)}; the upload was at {_iso(upload_time)}"
+            Reason.KEY_REVOKED, f"key {key.id!r} was revoked at {iso(revoked)}; the upload was at {iso(upload_time)}"
         )
     verify_signature(key.algorithm, public_key(key), envelope.signature, pae(envelope.payload_type, envelope.payload))
 
@@ -189,7 +189,7 @@ def verify_envelope(
     issued, expires = _time(claim.issued_at), _time(claim.expires_at)
     if issued > upload_time + CLOCK_SKEW:
         raise VerificationError(
-            Reason.FUTURE_SIGNATURE, f"signed at {claim.issued_at}, after the upload at {_iso(upload_time)}"
+            Reason.FUTURE_SIGNATURE, f"signed at {claim.issued_at}, after the upload at {iso(upload_time)}"
         )
     if expires - issued > MAX_VALIDITY or expires <= issued:
         raise VerificationError(
@@ -198,7 +198,7 @@ def verify_envelope(
         )
     if upload_time > expires:
         raise VerificationError(
-            Reason.STALE_SIGNATURE, f"signature expired at {claim.expires_at}; the upload was at {_iso(upload_time)}"
+            Reason.STALE_SIGNATURE, f"signature expired at {claim.expires_at}; the upload was at {iso(upload_time)}"
         )
     return VerifiedClaim(claim=claim, key=key)
 
@@ -262,5 +262,6 @@ def _time(value: str) -> datetime:
     return parsed
 
 
-def _iso(value: datetime) -> str:
+def iso(value: datetime) -> str:
+    """A time in UTC with a Z suffix, as the protocol writes times."""
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
