@@ -274,6 +274,20 @@ def test_reconciler_redrives_then_quarantines_unverified_versions(ingest_env):
     rec = record(ingest_env, K, version)
     assert rec.attributes["reason"] == Reason.UNVERIFIED_TIMEOUT
     assert reconcile.handler({}, LambdaContext())["unaccounted"] == 0
+    import boto3
+
+    stats = boto3.client("cloudwatch").get_metric_statistics(
+        Namespace="mlvault",
+        MetricName="Unaccounted",
+        Dimensions=[{"Name": "Stage", "Value": "test"}],
+        StartTime=datetime.now(UTC) - timedelta(minutes=5),
+        EndTime=datetime.now(UTC) + timedelta(minutes=5),
+        Period=60,
+        Statistics=["Maximum", "Minimum", "SampleCount"],
+    )["Datapoints"]
+    assert sum(d["SampleCount"] for d in stats) == 3  # one data point per run: 1, 1, then 0 when healthy
+    assert max(d["Maximum"] for d in stats) == 1
+    assert min(d["Minimum"] for d in stats) == 0
 
 
 def test_a_kms_signed_upload_is_verified_with_the_registered_kms_key(ingest_env, monkeypatch, tmp_path):
