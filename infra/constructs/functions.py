@@ -20,9 +20,8 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.policy.nag import acknowledge
-from infra.settings import StageSettings
+from infra.settings import ROOT, StageSettings
 
-ROOT = Path(__file__).resolve().parents[2]
 LAMBDAS_DIR = ROOT / "lambdas"
 LIBRARY_LAYER_DIR = ROOT / "layers" / "mlvault"
 DEPS_LAYER_DIR = ROOT / "build" / "layers" / "deps"
