@@ -23,7 +23,8 @@ from tests.localcloud.app.stack import build_gaps_app
 def gaps(tmp_path_factory):
     root = tmp_path_factory.mktemp("gaps")
     build_gaps_app(root / "cdk.out")
-    handle = control.up(cdk_out=root / "cdk.out", state_dir=root / "state")
+    # a day passes in about two seconds: the Daily schedule rule fires while the tests run
+    handle = control.up(cdk_out=root / "cdk.out", state_dir=root / "state", schedule_scale=43200)
     try:
         yield handle
     finally:
@@ -155,3 +156,58 @@ def test_rate_schedules(expression, seconds):
     from mlvault.localcloud.gaps import rate_seconds
 
     assert rate_seconds(expression) == seconds
+
+
+def test_rate_schedules_emit_scheduled_events_to_their_targets(gaps):
+    events = eventually(lambda: records(gaps, "aws.events/") or None, timeout=30)
+    assert events[0]["detail-type"] == "Scheduled Event"
+    assert events[0]["resources"] == [
+        f"arn:aws:events:eu-west-1:{gaps.state['account']}:rule/"
+        f"{gaps.physical_id('gaps', 'AWS::Events::Rule', 'Daily')}"
+    ]
+
+
+def test_cli_local_env_and_errors(tmp_path):
+    import subprocess
+    import sys
+
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlvault.cli",
+            "local",
+            "up",
+            "--cdk-out",
+            str(tmp_path / "none"),
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 2
+    assert "no synthesized app at" in missing.stderr
+    env = subprocess.run(
+        [sys.executable, "-m", "mlvault.cli", "local", "env", "--state-dir", str(tmp_path / "state")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert env.returncode == 2
+    assert "no local cloud is running" in env.stderr
+
+
+def test_cli_local_env_points_at_the_cloud(gaps):
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "mlvault.cli", "local", "env", "--state-dir", str(gaps.state_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert f"export MLVAULT_ENDPOINT_URL={gaps.endpoint}" in out.stdout.splitlines()
+    assert f"export AWS_ENDPOINT_URL={gaps.endpoint}" in out.stdout.splitlines()

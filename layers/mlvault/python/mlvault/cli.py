@@ -14,7 +14,9 @@ from mlvault import __version__
 def _local_up(args: argparse.Namespace) -> int:
     from mlvault.localcloud import control
 
-    handle = control.up(cdk_out=args.cdk_out, state_dir=args.state_dir, port=args.port)
+    handle = control.up(
+        cdk_out=args.cdk_out, state_dir=args.state_dir, port=args.port, schedule_scale=args.schedule_scale
+    )
     print(
         f"local cloud ready at {handle.endpoint} (region {handle.region}, pid {handle.state['pid']}, "
         f"provisioned in {handle.state['startup_seconds']}s from {args.cdk_out})"
@@ -312,6 +314,12 @@ def build_parser() -> argparse.ArgumentParser:
     local_verbs = local.add_subparsers(title="local cloud commands", metavar="ACTION", required=True)
     up = local_verbs.add_parser("up", help="start the local cloud and provision it from cdk.out")
     up.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    up.add_argument(
+        "--schedule-scale",
+        type=float,
+        default=1.0,
+        help="run rate(...) schedules N times faster (default 1: real time)",
+    )
     up.add_argument("--cdk-out", type=Path, default=Path("cdk.out"), help="the cloud assembly (default: cdk.out)")
     local_options(up)
     up.set_defaults(func=_local_up)

@@ -35,7 +35,10 @@ SECRET = "local-cloud"  # noqa: S105 - the local cloud accepts any secret; not a
 
 
 class LocalCloud:
-    def __init__(self, *, cdk_out: Path, state_dir: Path, port: int = 0) -> None:
+    def __init__(self, *, cdk_out: Path, state_dir: Path, port: int = 0, schedule_scale: float = 1.0) -> None:
+        if schedule_scale <= 0:
+            raise ValueError(f"schedule_scale must be positive, got {schedule_scale}")
+        self.schedule_scale = schedule_scale
         self.cdk_out = cdk_out.resolve()
         self.state_dir = state_dir.resolve()  # workers run in their asset directories: never write relative paths
         self.account = ACCOUNT_ID
@@ -112,9 +115,9 @@ class LocalCloud:
         from mlvault.localcloud.gaps import fire_schedules
 
         last: dict[str, float] = {}
-        while not self._stopping.wait(1.0):
+        while not self._stopping.wait(1.0 if self.schedule_scale <= 1 else 0.1):
             try:
-                fire_schedules(self, time.monotonic(), last)
+                fire_schedules(self, time.monotonic() * self.schedule_scale, last)
             except Exception as err:  # noqa: BLE001 - keep the schedule running; the failure is recorded
                 self.record({"kind": "schedule-error", "error": repr(err)})
 
@@ -194,8 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cdk-out", type=Path, required=True)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--schedule-scale", type=float, default=1.0)
     args = parser.parse_args(argv)
-    cloud = LocalCloud(cdk_out=args.cdk_out, state_dir=args.state_dir, port=args.port)
+    cloud = LocalCloud(
+        cdk_out=args.cdk_out, state_dir=args.state_dir, port=args.port, schedule_scale=args.schedule_scale
+    )
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
