@@ -105,7 +105,7 @@ class Ledger:
                 Key={"pk": {"S": version_pk(bucket, key)}, "sk": {"S": version_sk(version_id)}},
                 UpdateExpression="SET #status = if_not_exists(#status, :received), #bucket = :bucket, #key = :key, "
                 "version_id = :version, #size = if_not_exists(#size, :size), "
-                "received_at = if_not_exists(received_at, :now), redrives = :redrives, redriven_at = :now",
+                "received_at = if_not_exists(received_at, :now), redriven_at = :now ADD redrives :one",
                 ConditionExpression="attribute_not_exists(#status) OR #status = :received",
                 ExpressionAttributeNames={"#status": "status", "#bucket": "bucket", "#key": "key", "#size": "size"},
                 ExpressionAttributeValues={
@@ -115,15 +115,11 @@ class Ledger:
                     ":version": {"S": version_id},
                     ":size": {"N": str(size)},
                     ":now": {"S": datetime.now(UTC).isoformat(timespec="milliseconds")},
-                    ":redrives": {"S": str(int(self._redrives(bucket, key, version_id)) + 1)},
+                    ":one": {"N": "1"},
                 },
             )
         except self._db.exceptions.ConditionalCheckFailedException:
             return  # reached a verdict meanwhile
-
-    def _redrives(self, bucket: str, key: str, version_id: str) -> str:
-        record = self.get(bucket, key, version_id)
-        return record.attributes.get("redrives", "0") if record else "0"
 
     def claim_nonce(self, producer: str, nonce: str, owner: str) -> str:
         """Record a nonce as used by `owner` (bucket/key#version). Returns the owner it belongs to: `owner` for
@@ -207,5 +203,5 @@ def _record(item: dict[str, Any]) -> LedgerRecord:
         status=item["status"]["S"],
         size=int(item["size"]["N"]),
         received_at=item["received_at"]["S"],
-        attributes={k: v["S"] for k, v in item.items() if k not in _CORE and "S" in v},
+        attributes={k: v.get("S", v.get("N")) for k, v in item.items() if k not in _CORE and ("S" in v or "N" in v)},
     )
