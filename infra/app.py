@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from aws_cdk import App, Environment, Tags
 
 from infra.policy.nag import register_packs
-from infra.settings import StageSettings, load_settings
+from infra.settings import ROOT, ConfigError, StageSettings, load_settings
 from infra.stacks.ingest_stack import IngestStack
 from infra.stacks.storage_stack import StorageStack
 
@@ -20,8 +20,19 @@ class MlvaultApp:
     ingest: IngestStack
 
 
+def check_contracts() -> None:
+    """Every data contract under contracts/ is valid: a typo fails synth, not the first upload."""
+    from mlvault.contracts.model import ContractError, load_all
+
+    try:
+        load_all(ROOT / "contracts")
+    except ContractError as err:
+        raise ConfigError(f"data contract: {err}") from None
+
+
 def build(app: App) -> MlvaultApp:
     settings = load_settings(app.node)
+    check_contracts()
     # Region explicit (assets are not pinned to a default region); the account stays the deploying one.
     env = Environment(region=settings.region)
     storage = StorageStack(

@@ -69,3 +69,14 @@ def test_synth_fails_with_the_message_on_a_bad_value():
     result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "lakeRetentionDays' must be an integer >= 7" in result.stderr
+
+
+def test_a_typo_in_a_data_contract_fails_synth(tmp_path, monkeypatch):
+    import infra.app
+
+    (tmp_path / "contracts").mkdir()
+    broken = json.loads((ROOT / "contracts/iris.json").read_text()) | {"colums": []}
+    (tmp_path / "contracts/iris.json").write_text(json.dumps(broken))
+    monkeypatch.setattr(infra.app, "ROOT", tmp_path)
+    with pytest.raises(ConfigError, match=r"data contract: .*iris.json: unknown field\(s\) \['colums'\]"):
+        infra.app.check_contracts()

@@ -287,6 +287,24 @@ def _revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _contract_check(args: argparse.Namespace) -> int:
+    from mlvault.contracts.validate import check
+    from mlvault.signing.errors import VerificationError
+
+    try:
+        report = check(
+            Path(args.file), dataset=args.dataset, directory=args.contracts, contract_version=args.contract_version
+        )
+    except VerificationError as err:
+        print(f"REJECT {err.reason}: {err.detail}")
+        return 1
+    print(
+        f"PASS {args.file}: {report.rows} rows, {len(report.columns)} columns, contract {report.dataset} "
+        f"v{report.contract_version} ({report.format})"
+    )
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from mlvault.demo import run
 
@@ -386,6 +404,17 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("--registry", help="registry to check the key id against (default: trust/<stage>.json)")
     cloud_options(revoke)
     revoke.set_defaults(func=_revoke)
+
+    contract = verbs.add_parser("contract", help="data contracts: check a file before you push it")
+    contract_verbs = contract.add_subparsers(title="contract commands", metavar="ACTION", required=True)
+    contract_check = contract_verbs.add_parser("check", help="validate a file against its dataset's contract")
+    contract_check.add_argument("file")
+    contract_check.add_argument("--dataset", required=True)
+    contract_check.add_argument("--contract-version", help="the version the file was produced for")
+    contract_check.add_argument(
+        "--contracts", type=Path, default=Path("contracts"), help="the contracts directory (default: contracts)"
+    )
+    contract_check.set_defaults(func=_contract_check)
 
     bench = verbs.add_parser("bench", help="benchmarks (commands, not tests)")
     bench_verbs = bench.add_subparsers(title="benchmarks", metavar="WHAT", required=True)

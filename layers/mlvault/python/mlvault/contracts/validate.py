@@ -1,0 +1,341 @@
+"""Streaming validation of a file against its data contract, with pyarrow, in batches: memory does not grow
+with the number of rows (except for the values of columns declared unique, which must be compared).
+
+Explicit by design (GUIDE.md section 6): column types come from the contract, never inference; null tokens are
+only those the contract lists (pyarrow would turn "NaN", "NULL", "NA" into nulls); "1e400" is caught as a
+non-finite value; invalid UTF-8, ragged rows, duplicate column names and corrupt files are refused.
+Each violation raises VerificationError with a stable reason code and details a human can act on: the column,
+the first offending data rows (1 = the first row after the header) and values, expected versus got.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mlvault.contracts.model import NUMERIC, Contract
+from mlvault.signing.errors import Reason, VerificationError
+
+BLOCK_SIZE = 1 << 20
+PARQUET_BATCH_ROWS = 65_536
+SHOWN = 5
+_OTHER_DELIMITERS = (",", ";", "\t", "|")
+_FORMULA_START = r"^[=+\-@\t\r]"
+_ARROW_TYPES = {
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "float32": pa.float32(),
+    "float64": pa.float64(),
+    "string": pa.string(),
+    "bool": pa.bool_(),
+    "date32": pa.date32(),
+    "timestamp[ms]": pa.timestamp("ms"),
+}
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    dataset: str
+    contract_version: str
+    format: str
+    rows: int
+    columns: tuple[str, ...]
+
+
+def fail(reason: str, detail: str) -> VerificationError:
+    return VerificationError(reason, detail)
+
+
+def validate_file(path: str | Path, contract: Contract) -> ValidationReport:
+    path = Path(path)
+    size = path.stat().st_size
+    _check_size(size, contract)
+    if contract.format == "parquet":
+        return _validate_parquet(path, contract)
+    with path.open("rb") as stream:
+        return validate_stream(stream, contract, size=size)
+
+
+def validate_stream(stream: BinaryIO, contract: Contract, *, size: int) -> ValidationReport:
+    """CSV and JSON Lines from any readable stream (an S3 body included); Parquet needs a seekable file."""
+    _check_size(size, contract)
+    if contract.format == "parquet":
+        raise ValueError("Parquet is validated from a seekable file: use validate_file")
+    checker = _Checker(contract)
+    reader = _open_csv(stream, contract) if contract.format == "csv" else _open_jsonl(stream, contract)
+    checker.header(reader.schema.names)
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            break
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+            raise _arrow_error(err, contract, checker.rows) from None
+        checker.add(batch)
+    return checker.finish()
+
+
+def _check_size(size: int, contract: Contract) -> None:
+    if contract.max_bytes is not None and size > contract.max_bytes:
+        raise fail(Reason.FILE_TOO_LARGE, f"{size} bytes; the contract allows {contract.max_bytes}")
+    if size == 0:
+        raise fail(Reason.EMPTY_FILE, "the file has no bytes")
+
+
+def _open_csv(stream: BinaryIO, contract: Contract):
+    import pyarrow.csv as csv
+
+    dialect = contract.csv
+    types = {c.name: _ARROW_TYPES[c.type] for c in contract.columns}
+    try:
+        return csv.open_csv(
+            stream,
+            read_options=csv.ReadOptions(block_size=BLOCK_SIZE, use_threads=False),
+            parse_options=csv.ParseOptions(delimiter=dialect.delimiter),
+            convert_options=csv.ConvertOptions(
+                column_types=types,
+                null_values=list(dialect.null_values),
+                strings_can_be_null=bool(dialect.null_values),
+                quoted_strings_can_be_null=False,
+                true_values=["true"],
+                false_values=["false"],
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        raise _arrow_error(err, contract, 0) from None
+
+
+def _open_jsonl(stream: BinaryIO, contract: Contract):
+    import pyarrow.json as pj
+
+    schema = pa.schema([pa.field(c.name, _ARROW_TYPES[c.type]) for c in contract.columns])
+    try:
+        return pj.open_json(
+            stream,
+            read_options=pj.ReadOptions(block_size=BLOCK_SIZE, use_threads=False),
+            parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error"),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        raise _arrow_error(err, contract, 0) from None
+
+
+def _arrow_error(err: Exception, contract: Contract, rows_before: int) -> VerificationError:
+    message = str(err).strip()
+    where = f"(after data row {rows_before})" if rows_before else "(in the first block)"
+    if "Empty CSV file" in message:
+        return fail(Reason.EMPTY_FILE, "the file has no header and no rows")
+    if "invalid UTF8" in message or "invalid UTF-8" in message:
+        return fail(Reason.BAD_ENCODING, f"{message} {where}; expected UTF-8")
+    ragged = re.search(r"Expected (\d+) columns, got (\d+): (.*)", message)
+    if ragged:
+        return fail(Reason.RAGGED_ROW, f"expected {ragged[1]} fields, got {ragged[2]} {where}: {ragged[3][:120]!r}")
+    conversion = re.search(
+        r"In CSV column #(\d+): (?:Row #(\d+): )?CSV conversion error to (\S+): invalid value '(.*)'", message
+    )
+    if conversion:
+        column = int(conversion[1])
+        name = contract.columns[column].name if column < len(contract.columns) else f"#{column}"
+        line = f"line {conversion[2]}" if conversion[2] else where
+        return fail(
+            Reason.TYPE_MISMATCH, f"column {name}: value {conversion[4][:60]!r} is not {conversion[3]} ({line})"
+        )
+    changed = re.search(r"Column\((\S+)\) changed from (\w+) to (\w+) in row (\d+)", message)
+    if changed:
+        return fail(
+            Reason.TYPE_MISMATCH,
+            f"column {changed[1].lstrip('/')}: expected {changed[2]}, got {changed[3]} "
+            f"(row {int(changed[4]) + 1} of a block {where})",
+        )
+    if "unexpected field" in message.lower():
+        return fail(Reason.UNEXPECTED_COLUMN, f"{message} {where}")
+    if "JSON parse error" in message:
+        return fail(Reason.CORRUPT_FILE, f"{message} {where}")
+    if "Could not convert" in message or "conversion" in message.lower() or "changed" in message.lower():
+        return fail(Reason.TYPE_MISMATCH, f"{message} {where}")
+    return fail(Reason.CORRUPT_FILE, f"{message} {where}")
+
+
+def _validate_parquet(path: Path, contract: Contract) -> ValidationReport:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=BLOCK_SIZE)
+        schema = parquet.schema_arrow
+    except (pa.ArrowInvalid, OSError) as err:
+        raise fail(Reason.CORRUPT_FILE, f"not a readable Parquet file: {err}") from None
+    checker = _Checker(contract)
+    checker.header(schema.names)
+    for column in contract.columns:
+        index = schema.get_field_index(column.name)
+        if index < 0:
+            continue  # the header check decided
+        got = schema.field(index)
+        expected = _ARROW_TYPES[column.type]
+        if not got.type.equals(expected):
+            raise fail(Reason.SCHEMA_MISMATCH, f"column {column.name}: expected {expected}, got {got.type}")
+        if got.nullable != column.nullable:
+            raise fail(
+                Reason.SCHEMA_MISMATCH,
+                f"column {column.name}: expected "
+                f"{'nullable' if column.nullable else 'required (not null)'}, got "
+                f"{'nullable' if got.nullable else 'required'}",
+            )
+    try:
+        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, use_threads=False):
+            checker.add(batch)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise fail(Reason.CORRUPT_FILE, f"Parquet data unreadable after row {checker.rows}: {err}") from None
+    return checker.finish()
+
+
+class _Checker:
+    """Column and file checks, applied batch by batch."""
+
+    def __init__(self, contract: Contract) -> None:
+        self.contract = contract
+        self.rows = 0
+        self.names: tuple[str, ...] = ()
+        self._unique: dict[str, list[pa.Array]] = {c.name: [] for c in contract.columns if c.unique}
+
+    def header(self, names: list[str]) -> None:
+        contract = self.contract
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise fail(Reason.DUPLICATE_COLUMN, f"columns appear more than once: {duplicates}")
+        declared = [c.name for c in contract.columns]
+        if contract.format == "csv" and len(names) == 1 and len(declared) > 1:
+            other = [d for d in _OTHER_DELIMITERS if d != contract.csv.delimiter and d in names[0]]
+            if other:
+                raise fail(
+                    Reason.WRONG_DELIMITER,
+                    f"the header {names[0][:80]!r} reads as one column; expected "
+                    f"{contract.csv.delimiter!r} as the delimiter, the file seems to use {other[0]!r}",
+                )
+        missing = [c.name for c in contract.columns if c.required and c.name not in names]
+        if missing:
+            raise fail(Reason.MISSING_COLUMN, f"missing column(s) {missing}; got {names}")
+        forbidden = [n for n in names if n in contract.forbidden_columns]
+        if forbidden:
+            raise fail(Reason.UNEXPECTED_COLUMN, f"forbidden column(s) {forbidden}")
+        extra = [n for n in names if n not in declared]
+        if extra and not contract.allow_extra_columns:
+            raise fail(
+                Reason.UNEXPECTED_COLUMN,
+                f"column(s) {extra} are not in contract {contract.dataset} v{contract.version}",
+            )
+        self.names = tuple(names)
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        for column in self.contract.columns:
+            if column.name not in batch.schema.names:
+                continue
+            values = batch.column(batch.schema.get_field_index(column.name))
+            self._check(column, values)
+            if column.unique:
+                self._unique[column.name].append(values)
+        self.rows += batch.num_rows
+        if self.contract.max_rows is not None and self.rows > self.contract.max_rows:
+            raise fail(Reason.ROW_COUNT_OUT_OF_BOUNDS, f"more than {self.contract.max_rows} rows")
+
+    def _check(self, column, values: pa.Array) -> None:
+        valid = pc.is_valid(values)
+        if not column.nullable and values.null_count:
+            self._report(Reason.NULL_VALUE, column.name, pc.invert(valid), values, "no nulls")
+        if column.type in ("float32", "float64"):
+            bad = pc.and_(valid, pc.invert(pc.is_finite(values)))
+            self._report(Reason.NON_FINITE, column.name, bad, values, "finite numbers")
+        if column.type in NUMERIC and (column.min is not None or column.max is not None):
+            low = pc.less(values, column.min) if column.min is not None else None
+            high = pc.greater(values, column.max) if column.max is not None else None
+            out = low if high is None else high if low is None else pc.or_(low, high)
+            self._report(
+                Reason.OUT_OF_RANGE,
+                column.name,
+                pc.fill_null(out, False),
+                values,
+                f"values in [{column.min}, {column.max}]",
+            )
+        if column.allowed is not None:
+            outside = pc.and_(valid, pc.invert(pc.is_in(values, value_set=pa.array(column.allowed, type=values.type))))
+            self._report(Reason.VALUE_NOT_ALLOWED, column.name, outside, values, f"one of {list(column.allowed)}")
+        if column.pattern is not None:
+            mismatch = pc.and_(valid, pc.invert(pc.match_substring_regex(values, f"^(?:{column.pattern})$")))
+            self._report(
+                Reason.PATTERN_MISMATCH,
+                column.name,
+                pc.fill_null(mismatch, False),
+                values,
+                f"values matching {column.pattern!r}",
+            )
+        if (
+            column.type == "string"
+            and self.contract.format == "csv"
+            and self.contract.csv.formula_injection == "reject"
+        ):
+            formula = pc.fill_null(pc.match_substring_regex(values, _FORMULA_START), False)
+            self._report(
+                Reason.FORMULA_INJECTION,
+                column.name,
+                formula,
+                values,
+                "no cell starting with = + - @ (spreadsheet formula injection)",
+            )
+
+    def _report(self, reason: str, name: str, mask: pa.Array, values: pa.Array, expected: str) -> None:
+        if not pc.any(mask).as_py():
+            return
+        indices = pc.indices_nonzero(mask).to_pylist()[:SHOWN]
+        rows = [self.rows + i + 1 for i in indices]
+        shown = [values[i].as_py() for i in indices]
+        total = pc.sum(pc.cast(mask, pa.int64())).as_py()
+        raise fail(
+            reason,
+            f"column {name}: {total} row(s) violate it, first rows {rows} with values {shown}; expected {expected}",
+        )
+
+    def finish(self) -> ValidationReport:
+        contract = self.contract
+        if self.rows == 0 and contract.min_rows > 0:
+            raise fail(Reason.NO_ROWS, "the file has a header but no rows")
+        if self.rows < contract.min_rows:
+            raise fail(
+                Reason.ROW_COUNT_OUT_OF_BOUNDS, f"{self.rows} rows; the contract needs at least {contract.min_rows}"
+            )
+        for name, chunks in self._unique.items():
+            counts = pc.value_counts(pa.chunked_array(chunks))
+            repeated = pc.filter(counts, pc.greater(counts.field("counts"), 1))
+            if len(repeated):
+                shown = [(v["values"], v["counts"]) for v in repeated.to_pylist()[:SHOWN]]
+                raise fail(
+                    Reason.DUPLICATE_KEY,
+                    f"column {name} must be unique; {len(repeated)} value(s) repeat, e.g. (value, times) {shown}",
+                )
+        return ValidationReport(
+            dataset=contract.dataset,
+            contract_version=contract.version,
+            format=contract.format,
+            rows=self.rows,
+            columns=self.names,
+        )
+
+
+def check(
+    path: str | Path, *, dataset: str, directory: str | Path, contract_version: str | None = None
+) -> ValidationReport:
+    """What `mlvault contract check` and the verifier decide about a file of a dataset (the same checks)."""
+    from mlvault.contracts.model import load_contract
+
+    if not (Path(directory) / f"{dataset}.json").is_file():
+        raise fail(Reason.NO_CONTRACT, f"dataset {dataset!r} has no contract in {directory}")
+    contract = load_contract(directory, dataset)
+    if contract_version is not None and contract_version != contract.version:
+        raise fail(
+            Reason.CONTRACT_VERSION_MISMATCH,
+            f"produced for contract v{contract_version}; dataset {dataset} is at v{contract.version}",
+        )
+    return validate_file(path, contract)
