@@ -64,7 +64,10 @@ CSV_CASES = {
     Reason.OUT_OF_RANGE: (with_row("4,25.0,3.0,1.0,0.1,fr-01,,setosa\n"), "first rows [4] with values [25.0]"),
     Reason.VALUE_NOT_ALLOWED: (with_row("4,5.0,3.0,1.0,0.1,fr-01,,daisy\n"), "values ['daisy']"),
     Reason.PATTERN_MISMATCH: (with_row("4,5.0,3.0,1.0,0.1,France,,setosa\n"), "values ['France']"),
-    Reason.DUPLICATE_KEY: (with_row("3,5.0,3.0,1.0,0.1,fr-01,,setosa\n"), "(value, times) [(3, 2)]"),
+    Reason.DUPLICATE_KEY: (
+        with_row("3,5.0,3.0,1.0,0.1,fr-01,,setosa\n"),
+        "must strictly increase; row 4 has 3 after 3",
+    ),
     Reason.FORMULA_INJECTION: (with_row('4,5.0,3.0,1.0,0.1,fr-01,"=HYPERLINK(""x"")",setosa\n'), "column notes"),
 }
 
@@ -282,3 +285,13 @@ def test_contract_check_cli_is_the_producers_shift_left(tmp_path):
     refused = run(str(bad), "--dataset", "iris")
     assert refused.returncode == 1
     assert refused.stdout.startswith("REJECT VALUE_NOT_ALLOWED: column species")
+
+
+def test_increasing_keys_are_checked_across_batches_in_constant_memory(tmp_path):
+    rows = [f"{i},5.0,3.0,1.0,0.1,fr-01,,setosa\n" for i in range(1, 60_001)]
+    rows.append("59999,5.0,3.0,1.0,0.1,fr-01,,setosa\n")  # lands in a later 1 MiB block than its twin
+    path = csv_file(tmp_path, HEADER + "".join(rows))
+    assert path.stat().st_size > 2 * (1 << 20)
+    err = rejected(path)
+    assert err.reason == Reason.DUPLICATE_KEY
+    assert "row 60001 has 59999 after 60000" in err.detail

@@ -150,3 +150,124 @@ def main(cdk_out: Path, size_mib: int) -> int:
         )
     print(json.dumps(report))
     return 0
+
+
+# --- data contracts ----------------------------------------------------------------------------------------
+
+_READ_CHILD = """
+import re, sys, time
+sys.path.insert(0, {library!r})
+from pathlib import Path
+from mlvault.contracts.model import load_contract, parse_contract
+import json
+contract = parse_contract({contract!r})
+path = Path({path!r})
+start = time.perf_counter()
+if {mode!r} == "validate":
+    from mlvault.contracts.validate import validate_file
+    rows = validate_file(path, contract).rows
+elif contract.format == "csv":
+    from mlvault.contracts.validate import _open_csv
+    with path.open("rb") as stream:
+        reader, rows = _open_csv(stream, contract), 0
+        for batch in reader:
+            rows += batch.num_rows
+else:
+    import pyarrow.parquet as pq
+    rows = sum(b.num_rows for b in pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20).iter_batches(
+        batch_size=65536, use_threads=False))
+elapsed = time.perf_counter() - start
+hwm = re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)
+print(rows, elapsed, hwm)
+"""
+
+
+def _iris_files(folder: Path, rows: int) -> tuple[Path, Path]:
+    """A CSV and a Parquet file of `rows` iris-like rows that satisfy contracts/iris.json, written in chunks."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as csv
+    import pyarrow.parquet as pq
+
+    schema = pa.schema(
+        [pa.field("sample_id", pa.int64(), False)]
+        + [pa.field(n, pa.float64(), False) for n in ("sepal_length", "sepal_width", "petal_length", "petal_width")]
+        + [
+            pa.field("site", pa.string(), False),
+            pa.field("notes", pa.string(), True),
+            pa.field("species", pa.string(), False),
+        ]
+    )
+    sites, species = pa.array(["fr-01", "de-02", "es-03", "it-04"]), pa.array(["setosa", "versicolor", "virginica"])
+    csv_path, parquet_path = folder / "iris.csv", folder / "iris.parquet"
+    chunk = 1_000_000
+    with csv.CSVWriter(csv_path, schema) as csv_out, pq.ParquetWriter(parquet_path, schema) as parquet_out:
+        for start in range(0, rows, chunk):
+            n = min(chunk, rows - start)
+
+            def pick(values: pa.Array, n: int = n) -> pa.Array:
+                return pc.take(values, pc.cast(pc.floor(pc.multiply(pc.random(n), len(values))), pa.int64()))
+
+            columns = [pa.array(range(start + 1, start + n + 1), pa.int64())]
+            columns += [pc.round(pc.add(pc.multiply(pc.random(n), 6.0), 1.0), 1) for _ in range(4)]
+            columns += [pick(sites), pa.nulls(n, pa.string()), pick(species)]
+            batch = pa.record_batch(columns, schema=schema)
+            csv_out.write_batch(batch)
+            parquet_out.write_batch(batch)
+    return csv_path, parquet_path
+
+
+def _measure(mode: str, path: Path, contract: dict) -> tuple[int, float, float]:
+    library = str(Path(__file__).resolve().parents[1])
+    out = subprocess.run(
+        [sys.executable, "-c", _READ_CHILD.format(library=library, path=str(path), mode=mode, contract=contract)],
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode:
+        raise RuntimeError(f"{mode} of {path.name} failed:\n{out.stderr[-2000:]}")
+    rows, seconds, hwm = out.stdout.split()
+    return int(rows), float(seconds), int(hwm) / 1024
+
+
+def contracts(*, rows: int, contracts_dir: Path, scales: tuple[int, ...] = (1, 4)) -> dict:
+    contract = json.loads((contracts_dir / "iris.json").read_text())
+    parquet_contract = {k: v for k, v in contract.items() if k != "csv"} | {"format": "parquet"}
+    report: dict = {"rows": rows, "runs": []}
+    for scale in scales:
+        with tempfile.TemporaryDirectory() as tmp:
+            csv_path, parquet_path = _iris_files(Path(tmp), rows * scale)
+            for fmt, path, spec in (("csv", csv_path, contract), ("parquet", parquet_path, parquet_contract)):
+                _measure("read", path, spec)  # warm the page cache
+                read_rows, read_s, read_mib = _measure("read", path, spec)
+                checked_rows, check_s, check_mib = _measure("validate", path, spec)
+                if read_rows != checked_rows:
+                    raise RuntimeError(f"{fmt}: read {read_rows} rows, validated {checked_rows}")
+                report["runs"].append(
+                    {
+                        "format": fmt,
+                        "rows": checked_rows,
+                        "mib": round(path.stat().st_size / 2**20),
+                        "pyarrow_read_s": round(read_s, 2),
+                        "mlvault_validate_s": round(check_s, 2),
+                        "overhead": round(check_s / read_s - 1, 3),
+                        "read_peak_mib": round(read_mib, 1),
+                        "validate_peak_mib": round(check_mib, 1),
+                    }
+                )
+    return report
+
+
+def contracts_main(rows: int, contracts_dir: Path) -> int:
+    report = contracts(rows=rows, contracts_dir=contracts_dir)
+    print("validation (contracts/iris.json: types, nulls, ranges, allowed values, pattern, increasing key,")
+    print("formula injection) against a bare streaming pyarrow read of the same file, one run each:")
+    for run in report["runs"]:
+        print(
+            f"  {run['format']:8s} {run['rows']:>10,d} rows {run['mib']:6d} MiB  "
+            f"pyarrow {run['pyarrow_read_s']:6.2f}s  "
+            f"mlvault {run['mlvault_validate_s']:6.2f}s  overhead {run['overhead']:+.0%}  peak RSS "
+            f"{run['read_peak_mib']} / {run['validate_peak_mib']} MiB"
+        )
+    print(json.dumps(report))
+    return 0

@@ -421,6 +421,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench_ingest = bench_verbs.add_parser("ingest", help="hashing vs openssl, peak memory, import time, sizes")
     bench_ingest.add_argument("--size-mib", type=int, default=1024, help="size of the test file (default 1 GiB)")
     bench_ingest.add_argument("--cdk-out", type=Path, default=Path("cdk.out"))
+    bench_contracts = bench_verbs.add_parser("contracts", help="contract validation vs a bare pyarrow read")
+    bench_contracts.add_argument("--rows", type=int, default=5_000_000, help="rows of the 1x file (also 4x)")
+    bench_contracts.add_argument("--contracts", type=Path, default=Path("contracts"))
+    bench_contracts.set_defaults(
+        func=lambda a: __import__("mlvault.bench", fromlist=["contracts_main"]).contracts_main(a.rows, a.contracts)
+    )
     bench_ingest.set_defaults(func=lambda a: __import__("mlvault.bench", fromlist=["main"]).main(a.cdk_out, a.size_mib))
 
     demo = verbs.add_parser("demo", help="run the scripted story on a fresh local cloud and print a summary")

@@ -29,7 +29,7 @@ class Column:
     max: float | None = None
     allowed: tuple[Any, ...] | None = None
     pattern: str | None = None
-    unique: bool = False
+    unique: bool | str = False  # True: compared across the file (memory grows with rows); "increasing": O(1)
 
 
 @dataclass(frozen=True)
@@ -104,9 +104,13 @@ def _column(where: str, raw: Any) -> Column:
             re.compile(pattern)
         except re.error as err:
             raise _fail(where, f"pattern does not compile: {err}") from None
-    for flag in ("nullable", "required", "unique"):
+    for flag in ("nullable", "required"):
         if flag in data and not isinstance(data[flag], bool):
             raise _fail(where, f"{flag} must be true or false")
+    if "unique" in data and data["unique"] not in (True, False, "increasing"):
+        raise _fail(where, 'unique must be true, false or "increasing" (strictly increasing: constant memory)')
+    if data.get("unique") == "increasing" and type_ not in (*NUMERIC, "date32", "timestamp[ms]"):
+        raise _fail(where, 'unique "increasing" needs an ordered (numeric or time) column')
     return Column(
         name=name,
         type=type_,

@@ -26,6 +26,7 @@ PARQUET_BATCH_ROWS = 65_536
 SHOWN = 5
 _OTHER_DELIMITERS = (",", ";", "\t", "|")
 _FORMULA_START = r"^[=+\-@\t\r]"
+_DICTIONARY = pa.dictionary(pa.int32(), pa.string())
 _ARROW_TYPES = {
     "int32": pa.int32(),
     "int64": pa.int64(),
@@ -91,7 +92,8 @@ def _open_csv(stream: BinaryIO, contract: Contract):
     import pyarrow.csv as csv
 
     dialect = contract.csv
-    types = {c.name: _ARROW_TYPES[c.type] for c in contract.columns}
+    # strings are read dictionary-encoded: checks on text then run over the few distinct values of a batch
+    types = {c.name: _DICTIONARY if c.type == "string" else _ARROW_TYPES[c.type] for c in contract.columns}
     try:
         return csv.open_csv(
             stream,
@@ -186,6 +188,8 @@ def _validate_parquet(path: Path, contract: Contract) -> ValidationReport:
                 f"{'nullable' if got.nullable else 'required'}",
             )
     try:
+        strings = [c.name for c in contract.columns if c.type == "string" and c.name in schema.names]
+        parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=BLOCK_SIZE, read_dictionary=strings)
         for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, use_threads=False):
             checker.add(batch)
     except (pa.ArrowInvalid, OSError) as err:
@@ -200,7 +204,8 @@ class _Checker:
         self.contract = contract
         self.rows = 0
         self.names: tuple[str, ...] = ()
-        self._unique: dict[str, list[pa.Array]] = {c.name: [] for c in contract.columns if c.unique}
+        self._unique: dict[str, list[pa.Array]] = {c.name: [] for c in contract.columns if c.unique is True}
+        self._last: dict[str, object] = {}  # columns declared unique "increasing": the last value seen
 
     def header(self, names: list[str]) -> None:
         contract = self.contract
@@ -236,55 +241,97 @@ class _Checker:
                 continue
             values = batch.column(batch.schema.get_field_index(column.name))
             self._check(column, values)
-            if column.unique:
+            if column.unique is True:
                 self._unique[column.name].append(values)
+            elif column.unique == "increasing":
+                self._check_increasing(column.name, values)
         self.rows += batch.num_rows
         if self.contract.max_rows is not None and self.rows > self.contract.max_rows:
             raise fail(Reason.ROW_COUNT_OUT_OF_BOUNDS, f"more than {self.contract.max_rows} rows")
 
     def _check(self, column, values: pa.Array) -> None:
-        valid = pc.is_valid(values)
+        """Cheap aggregates first (one pass per check, over distinct values for strings); the row-level masks
+        that name offending rows are built only when a check fails."""
         if not column.nullable and values.null_count:
-            self._report(Reason.NULL_VALUE, column.name, pc.invert(valid), values, "no nulls")
-        if column.type in ("float32", "float64"):
-            bad = pc.and_(valid, pc.invert(pc.is_finite(values)))
-            self._report(Reason.NON_FINITE, column.name, bad, values, "finite numbers")
+            self._report(Reason.NULL_VALUE, column.name, pc.is_null(values), values, "no nulls")
+        if column.type in ("float32", "float64") and pc.all(pc.is_finite(values)).as_py() is False:
+            self._report(
+                Reason.NON_FINITE,
+                column.name,
+                pc.fill_null(pc.invert(pc.is_finite(values)), False),
+                values,
+                "finite numbers",
+            )
         if column.type in NUMERIC and (column.min is not None or column.max is not None):
-            low = pc.less(values, column.min) if column.min is not None else None
-            high = pc.greater(values, column.max) if column.max is not None else None
-            out = low if high is None else high if low is None else pc.or_(low, high)
-            self._report(
-                Reason.OUT_OF_RANGE,
-                column.name,
-                pc.fill_null(out, False),
-                values,
-                f"values in [{column.min}, {column.max}]",
-            )
+            bounds = pc.min_max(values).as_py()
+            if bounds["min"] is not None and (
+                (column.min is not None and bounds["min"] < column.min)
+                or (column.max is not None and bounds["max"] > column.max)
+            ):
+                masks = [pc.less(values, column.min)] if column.min is not None else []
+                masks += [pc.greater(values, column.max)] if column.max is not None else []
+                out = masks[0] if len(masks) == 1 else pc.or_(*masks)
+                self._report(
+                    Reason.OUT_OF_RANGE,
+                    column.name,
+                    pc.fill_null(out, False),
+                    values,
+                    f"values in [{column.min}, {column.max}]",
+                )
+        if column.type != "string" and column.allowed is None:
+            return
+        if pa.types.is_dictionary(values.type):
+            # the batch's dictionary holds its distinct values (maybe unused ones too: a precise check follows)
+            distinct, text = values.dictionary, values.dictionary_decode
+        else:
+            distinct = pc.unique(values.drop_null()) if values.null_count else pc.unique(values)
+            text = lambda: values  # noqa: E731
         if column.allowed is not None:
-            outside = pc.and_(valid, pc.invert(pc.is_in(values, value_set=pa.array(column.allowed, type=values.type))))
-            self._report(Reason.VALUE_NOT_ALLOWED, column.name, outside, values, f"one of {list(column.allowed)}")
+            allowed = pa.array(column.allowed, type=distinct.type)
+            if not pc.all(pc.is_in(distinct, value_set=allowed)).as_py():
+                plain = text()
+                outside = pc.fill_null(pc.invert(pc.is_in(plain, value_set=allowed)), False)
+                self._report(Reason.VALUE_NOT_ALLOWED, column.name, outside, plain, f"one of {list(column.allowed)}")
         if column.pattern is not None:
-            mismatch = pc.and_(valid, pc.invert(pc.match_substring_regex(values, f"^(?:{column.pattern})$")))
-            self._report(
-                Reason.PATTERN_MISMATCH,
-                column.name,
-                pc.fill_null(mismatch, False),
-                values,
-                f"values matching {column.pattern!r}",
-            )
+            regex = f"^(?:{column.pattern})$"
+            if not pc.all(pc.match_substring_regex(distinct, regex)).as_py():
+                plain = text()
+                mismatch = pc.fill_null(pc.invert(pc.match_substring_regex(plain, regex)), False)
+                self._report(
+                    Reason.PATTERN_MISMATCH, column.name, mismatch, plain, f"values matching {column.pattern!r}"
+                )
         if (
             column.type == "string"
             and self.contract.format == "csv"
             and self.contract.csv.formula_injection == "reject"
+            and pc.any(pc.match_substring_regex(distinct, _FORMULA_START)).as_py()
         ):
-            formula = pc.fill_null(pc.match_substring_regex(values, _FORMULA_START), False)
+            plain = text()
+            formula = pc.fill_null(pc.match_substring_regex(plain, _FORMULA_START), False)
             self._report(
                 Reason.FORMULA_INJECTION,
                 column.name,
                 formula,
-                values,
+                plain,
                 "no cell starting with = + - @ (spreadsheet formula injection)",
             )
+
+    def _check_increasing(self, name: str, values: pa.Array) -> None:
+        """Strictly increasing across batches: unique in constant memory (for huge files)."""
+        if not len(values):
+            return
+        previous = self._last.get(name)
+        joined = values if previous is None else pa.concat_arrays([pa.array([previous], type=values.type), values])
+        steps = pc.fill_null(pc.greater(joined[1:], joined[:-1]), False)
+        if not pc.all(steps).as_py():
+            k = pc.index(steps, False).as_py()  # joined[k + 1] does not exceed joined[k]
+            index = k + 1 if previous is None else k  # its position in this batch
+            raise fail(
+                Reason.DUPLICATE_KEY,
+                f"column {name} must strictly increase; row {self.rows + index + 1} has "
+                f"{joined[k + 1].as_py()!r} after {joined[k].as_py()!r}",
+            )
+        self._last[name] = values[-1].as_py()
 
     def _report(self, reason: str, name: str, mask: pa.Array, values: pa.Array, expected: str) -> None:
         if not pc.any(mask).as_py():
