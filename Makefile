@@ -15,7 +15,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 CDK_FLAGS := --no-notices --no-version-reporting
 
-.PHONY: setup synth test lint format demo bench clean
+.PHONY: setup synth test lint format demo bench bench-contracts clean
 
 setup: $(VENV)/.installed node_modules/.installed build/layers/deps/.installed
 
@@ -62,6 +62,10 @@ demo: synth
 SIZE_MIB ?= 1024
 bench: synth
 	$(BIN)/mlvault bench ingest --size-mib $(SIZE_MIB)
+
+ROWS ?= 5000000
+bench-contracts: setup
+	$(BIN)/mlvault bench contracts --rows $(ROWS)
 
 clean:
 	rm -rf cdk.out build .pytest_cache .ruff_cache .mlvault
