@@ -15,7 +15,7 @@ from typing import Any
 
 from mlvault.signing.keys import ALGORITHMS, load_public_key
 
-_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")  # producer, dataset and key ids
 
 
 class RegistryError(ValueError):
@@ -71,17 +71,17 @@ def parse_registry(data: Any, source: str = "registry") -> Registry:
     seen_keys: set[str] = set()
     for producer_id, entry in data["producers"].items():
         where = f"{source}: producer {producer_id!r}"
-        if not _ID.match(producer_id):
-            raise RegistryError(f"{where}: id must match {_ID.pattern}")
+        if not ID_PATTERN.match(producer_id):
+            raise RegistryError(f"{where}: id must match {ID_PATTERN.pattern}")
         if not isinstance(entry, dict) or set(entry) - {"description", "datasets", "keys"}:
             raise RegistryError(f"{where}: allowed fields are description, datasets, keys")
         datasets = entry.get("datasets")
         if (
             not isinstance(datasets, list)
             or not datasets
-            or not all(isinstance(d, str) and _ID.match(d) for d in datasets)
+            or not all(isinstance(d, str) and ID_PATTERN.match(d) for d in datasets)
         ):
-            raise RegistryError(f"{where}: datasets must be a non-empty list of ids matching {_ID.pattern}")
+            raise RegistryError(f"{where}: datasets must be a non-empty list of ids matching {ID_PATTERN.pattern}")
         keys: dict[str, ProducerKey] = {}
         for raw in entry.get("keys") or []:
             key = _parse_key(where, producer_id, raw)
@@ -102,8 +102,8 @@ def _parse_key(where: str, producer_id: str, raw: Any) -> ProducerKey:
             f"{where}: key fields are {sorted(allowed)}, got {sorted(raw) if isinstance(raw, dict) else raw!r}"
         )
     key_id = raw.get("id")
-    if not isinstance(key_id, str) or not _ID.match(key_id):
-        raise RegistryError(f"{where}: key id must match {_ID.pattern}, got {key_id!r}")
+    if not isinstance(key_id, str) or not ID_PATTERN.match(key_id):
+        raise RegistryError(f"{where}: key id must match {ID_PATTERN.pattern}, got {key_id!r}")
     where = f"{where} key {key_id!r}"
     algorithm = raw.get("algorithm")
     if algorithm not in ALGORITHMS:

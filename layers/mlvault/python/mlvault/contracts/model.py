@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlvault.trust import ID_PATTERN
+
 TYPES = ("int32", "int64", "float32", "float64", "string", "bool", "date32", "timestamp[ms]")
 NUMERIC = ("int32", "int64", "float32", "float64")
 FORMATS = ("csv", "parquet", "jsonl")
 FORMULA_POLICIES = ("reject", "allow")
-_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
 
 class ContractError(ValueError):
@@ -144,8 +145,8 @@ def parse_contract(data: Any, source: str = "contract") -> Contract:
         },
     )
     dataset = data.get("dataset")
-    if not isinstance(dataset, str) or not _ID.match(dataset):
-        raise _fail(source, f"dataset must match {_ID.pattern}, got {dataset!r}")
+    if not isinstance(dataset, str) or not ID_PATTERN.match(dataset):
+        raise _fail(source, f"dataset must match {ID_PATTERN.pattern}, got {dataset!r}")
     version = data.get("version")
     if not isinstance(version, str) or not version:
         raise _fail(source, "version must be a non-empty string (the envelope's contract_version names it)")

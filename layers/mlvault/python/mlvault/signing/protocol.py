@@ -20,7 +20,7 @@ from typing import Any
 from mlvault.signing.dsse import PAYLOAD_TYPE, Envelope, pae, parse_envelope
 from mlvault.signing.errors import Reason, VerificationError
 from mlvault.signing.keys import Signer, verify_signature
-from mlvault.trust import ProducerKey, Registry
+from mlvault.trust import ID_PATTERN, ProducerKey, Registry
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://mlvault.dev/attestations/upload/v1"
@@ -29,10 +29,8 @@ S3_USER_METADATA_LIMIT = 2048  # bytes of all user metadata keys and values, S3'
 MAX_ENVELOPE_BYTES = 1800  # the encoded envelope, leaving room for other metadata below S3's limit
 MAX_VALIDITY = timedelta(hours=24)
 CLOCK_SKEW = timedelta(minutes=5)
-KEY_PATTERN = re.compile(
-    r"^producers/(?P<producer>[a-z0-9][a-z0-9-]{1,62})/(?P<dataset>[a-z0-9][a-z0-9-]{1,62})/"
-    r"(?P<name>[^/].*)$"
-)
+_ID = ID_PATTERN.pattern.strip("^$")
+KEY_PATTERN = re.compile(rf"^producers/(?P<producer>{_ID})/(?P<dataset>{_ID})/(?P<name>[^/].*)$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
