@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mlvault.ingest.digest import sha256_stream
 from mlvault.ingest.events import ObjectVersionRef
-from mlvault.ledger import STATUS_ACCEPTED, STATUS_REJECTED, Ledger, is_terminal
+from mlvault.ledger import STATUS_ACCEPTED, STATUS_REJECTED, Ledger, LedgerRecord, is_terminal
 from mlvault.signing.errors import Reason, TransientError, VerificationError
 from mlvault.signing.keys import load_public_key
 from mlvault.signing.protocol import KEY_PATTERN, VerifiedClaim, check_content, verify_envelope
@@ -71,6 +71,13 @@ class Verdict:
     detail: str = ""
     attributes: dict[str, str] = field(default_factory=dict)
     duplicate: bool = False
+
+    @classmethod
+    def recorded(cls, ref: ObjectVersionRef, record: LedgerRecord) -> Verdict:
+        """The verdict a version already has (a duplicate event, or a concurrent verification that won)."""
+        return cls(
+            record.status, ref, record.attributes.get("reason", ""), duplicate=True, attributes=record.attributes
+        )
 
 
 def is_transient(err: Exception) -> bool:
@@ -125,13 +132,7 @@ class Verifier:
         existing = self._ledger.get(ref.bucket, ref.key, ref.version_id)
         if is_terminal(existing):
             self._tag(ref)  # a crash may have come between the verdict and the tag
-            return Verdict(
-                existing.status,
-                ref,
-                existing.attributes.get("reason", ""),
-                duplicate=True,
-                attributes=existing.attributes,
-            )
+            return Verdict.recorded(ref, existing)
         head = self._head(ref)
         if head is None:
             return self._reject(
@@ -310,13 +311,7 @@ class Verifier:
         )
         if not written:  # a concurrent verification of the same version won: its record stands
             existing = self._ledger.get(ref.bucket, ref.key, ref.version_id)
-            return Verdict(
-                existing.status,
-                ref,
-                existing.attributes.get("reason", ""),
-                duplicate=True,
-                attributes=existing.attributes,
-            )
+            return Verdict.recorded(ref, existing)
         self._tag(ref)
         self._announce(verdict)
         return verdict
