@@ -43,6 +43,16 @@ class CsvDialect:
 
 
 @dataclass(frozen=True)
+class Screening:
+    """Poisoning screen thresholds (mlvault.contracts.screen) and what happens to a batch over them."""
+
+    feature_psi: float = 0.2
+    label_psi: float = 0.1
+    parity_increase: float = 0.1
+    action: str = "hold"  # "hold": kept out of training until a human reviews it; "reject": quarantined
+
+
+@dataclass(frozen=True)
 class Contract:
     dataset: str
     version: str
@@ -56,6 +66,7 @@ class Contract:
     allow_extra_columns: bool = False
     label: str | None = None
     protected_attributes: tuple[str, ...] = ()
+    screening: Screening = field(default_factory=Screening)
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -142,6 +153,7 @@ def parse_contract(data: Any, source: str = "contract") -> Contract:
             "allow_extra_columns",
             "label",
             "protected_attributes",
+            "screening",
         },
     )
     dataset = data.get("dataset")
@@ -210,6 +222,7 @@ def parse_contract(data: Any, source: str = "contract") -> Contract:
     max_bytes = data.get("max_bytes")
     if max_bytes is not None and (not isinstance(max_bytes, int) or max_bytes < 1):
         raise _fail(source, f"max_bytes must be a positive integer, got {max_bytes!r}")
+    screening = _screening(f"{source} screening", data.get("screening", {}))
     return Contract(
         dataset=dataset,
         version=version,
@@ -223,7 +236,20 @@ def parse_contract(data: Any, source: str = "contract") -> Contract:
         allow_extra_columns=bool(data.get("allow_extra_columns", False)),
         label=label,
         protected_attributes=protected,
+        screening=screening,
     )
+
+
+def _screening(where: str, raw: Any) -> Screening:
+    data = _only(where, raw, {"feature_psi", "label_psi", "parity_increase", "action"})
+    for name in ("feature_psi", "label_psi", "parity_increase"):
+        if name in data and (
+            isinstance(data[name], bool) or not isinstance(data[name], int | float) or data[name] <= 0
+        ):
+            raise _fail(where, f"{name} must be a positive number, got {data[name]!r}")
+    if data.get("action", "hold") not in ("hold", "reject"):
+        raise _fail(where, f"action must be hold or reject, got {data['action']!r}")
+    return Screening(**data)
 
 
 def load_contract(directory: str | Path, dataset: str) -> Contract:

@@ -1,0 +1,100 @@
+"""The poisoning screen: a poisoned batch (labels flipped, a feature shifted, one group's labels skewed) is
+flagged against the baseline, while a fresh clean batch from the same distribution is not (no false alarm)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from mlvault.contracts.model import load_all
+from mlvault.contracts.screen import Profile, build_profile, compare, parity_gap, psi, quantile_bins
+
+IRIS = load_all(Path(__file__).resolve().parents[2] / "contracts")["iris"]
+SPECIES = ["setosa", "versicolor", "virginica"]
+MEANS = {"setosa": (5.0, 3.4, 1.5, 0.25), "versicolor": (5.9, 2.8, 4.3, 1.3), "virginica": (6.6, 3.0, 5.6, 2.0)}
+SITES = ["fr-01", "de-02", "es-03"]
+
+
+def batch(
+    rows: int, seed: int, *, flip: float = 0.0, shift: float = 0.0, skew_site: str | None = None
+) -> pa.RecordBatch:
+    rng = random.Random(seed)
+    columns = {
+        k: []
+        for k in ("sample_id", "sepal_length", "sepal_width", "petal_length", "petal_width", "site", "notes", "species")
+    }
+    for i in range(rows):
+        species = rng.choice(SPECIES)
+        site = rng.choice(SITES)
+        measures = [max(0.1, rng.gauss(m, 0.3)) for m in MEANS[species]]
+        measures[0] += shift
+        label = species
+        if skew_site and site == skew_site:
+            label = "setosa"
+        elif flip and rng.random() < flip:
+            label = rng.choice([s for s in SPECIES if s != species])
+        for name, value in zip(
+            ("sample_id", "sepal_length", "sepal_width", "petal_length", "petal_width", "site", "notes", "species"),
+            [i + 1, *measures, site, None, label],
+            strict=True,
+        ):
+            columns[name].append(value)
+    return pa.record_batch(columns)
+
+
+def profile(*batches: pa.RecordBatch) -> Profile:
+    return build_profile(batches, IRIS)
+
+
+@pytest.fixture(scope="module")
+def baseline() -> Profile:
+    return profile(*[batch(10_000, seed) for seed in range(3)])
+
+
+def findings(candidate: Profile, baseline: Profile):
+    s = IRIS.screening
+    return compare(
+        candidate, baseline, feature_psi=s.feature_psi, label_psi=s.label_psi, parity_increase=s.parity_increase
+    )
+
+
+def test_a_clean_batch_from_the_same_distribution_raises_no_alarm(baseline):
+    for seed in (10, 11, 12):
+        assert findings(profile(batch(5_000, seed)), baseline) == []
+
+
+def test_thirty_percent_flipped_labels_are_flagged(baseline):
+    # flipped uniformly, the label counts barely move: each class's feature distribution does
+    found = findings(profile(batch(5_000, 20, flip=0.3)), baseline)
+    assert {f.check for f in found} == {"label_feature_psi"}
+
+
+def test_labels_flipped_towards_one_class_move_the_label_distribution(baseline):
+    found = findings(profile(batch(5_000, 23, skew_site="fr-01"), batch(5_000, 24, skew_site="de-02")), baseline)
+    assert "label_psi" in {f.check for f in found}
+
+
+def test_a_shifted_feature_is_flagged_by_name(baseline):
+    found = findings(profile(batch(5_000, 21, shift=1.0)), baseline)
+    assert ("feature_psi", "sepal_length") in {(f.check, f.name) for f in found}
+    assert {f.name.split("|")[0] for f in found} == {"sepal_length"}
+
+
+def test_one_groups_skewed_labels_break_statistical_parity(baseline):
+    found = findings(profile(batch(5_000, 22, skew_site="fr-01")), baseline)
+    assert ("parity", "site") in {(f.check, f.name) for f in found}
+
+
+def test_profiles_round_trip_through_json(baseline):
+    assert Profile.from_json(baseline.to_json()) == baseline
+
+
+def test_psi_and_quantile_bins():
+    assert psi([50, 50], [50, 50]) == 0
+    assert psi([90, 10], [10, 90]) > 1
+    counts = [0] * 10 + [100] * 10 + [0] * 10
+    assert quantile_bins(counts, bins=5) == [12, 14, 16, 18]
+    assert parity_gap({"a\x1fyes": 50, "a\x1fno": 50, "b\x1fyes": 90, "b\x1fno": 10}) == pytest.approx(0.4)
