@@ -234,6 +234,7 @@ def test_every_contract_reason_has_a_test():
         Reason.CONTRACT_VERSION_MISMATCH,
         Reason.SCHEMA_MISMATCH,
         Reason.CORRUPT_FILE,
+        Reason.POISONING_SUSPECTED,  # tests/unit/test_screen.py
     }
     assert tested == set(CONTRACT_REASONS)
 

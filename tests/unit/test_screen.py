@@ -98,3 +98,45 @@ def test_psi_and_quantile_bins():
     counts = [0] * 10 + [100] * 10 + [0] * 10
     assert quantile_bins(counts, bins=5) == [12, 14, 16, 18]
     assert parity_gap({"a\x1fyes": 50, "a\x1fno": 50, "b\x1fyes": 90, "b\x1fno": 10}) == pytest.approx(0.4)
+
+
+def test_contract_check_screens_a_file_against_a_baseline_profile(tmp_path):
+    import subprocess
+    import sys
+
+    import pyarrow.csv as csv
+
+    contracts = Path(__file__).resolve().parents[2] / "contracts"
+
+    def write(name, record_batch):
+        path = tmp_path / name
+        csv.write_csv(pa.Table.from_batches([record_batch]), path)
+        return path
+
+    def run(*args):
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mlvault.cli",
+                "contract",
+                "check",
+                *args,
+                "--dataset",
+                "iris",
+                "--contracts",
+                str(contracts),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    made = run(str(write("baseline.csv", batch(20_000, 1))), "--profile-out", str(tmp_path / "baseline.json"))
+    assert made.returncode == 0, made.stdout + made.stderr
+    clean = run(str(write("clean.csv", batch(5_000, 2))), "--baseline", str(tmp_path / "baseline.json"))
+    assert clean.returncode == 0, clean.stdout
+    assert "no shift against the baseline" in clean.stdout
+    poisoned = run(str(write("poisoned.csv", batch(5_000, 3, flip=0.3))), "--baseline", str(tmp_path / "baseline.json"))
+    assert poisoned.returncode == 1
+    assert "HOLD POISONING_SUSPECTED: label_feature_psi" in poisoned.stdout

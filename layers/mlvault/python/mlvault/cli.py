@@ -288,12 +288,22 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def _contract_check(args: argparse.Namespace) -> int:
+    from mlvault.contracts.model import load_contract
+    from mlvault.contracts.screen import Profile, ProfileBuilder, compare
     from mlvault.contracts.validate import check
-    from mlvault.signing.errors import VerificationError
+    from mlvault.signing.errors import Reason, VerificationError
 
+    profiling = args.baseline or args.profile_out
+    builder = None
+    if profiling and (args.contracts / f"{args.dataset}.json").is_file():
+        builder = ProfileBuilder(load_contract(args.contracts, args.dataset))
     try:
         report = check(
-            Path(args.file), dataset=args.dataset, directory=args.contracts, contract_version=args.contract_version
+            Path(args.file),
+            dataset=args.dataset,
+            directory=args.contracts,
+            contract_version=args.contract_version,
+            observe=builder.add if builder else None,
         )
     except VerificationError as err:
         print(f"REJECT {err.reason}: {err.detail}")
@@ -302,6 +312,22 @@ def _contract_check(args: argparse.Namespace) -> int:
         f"PASS {args.file}: {report.rows} rows, {len(report.columns)} columns, contract {report.dataset} "
         f"v{report.contract_version} ({report.format})"
     )
+    if args.profile_out:
+        args.profile_out.write_text(json.dumps(builder.profile.to_json()))
+        print(f"profile written to {args.profile_out}")
+    if args.baseline:
+        screening = builder.contract.screening
+        findings = compare(
+            builder.profile,
+            Profile.from_json(json.loads(args.baseline.read_text())),
+            feature_psi=screening.feature_psi,
+            label_psi=screening.label_psi,
+            parity_increase=screening.parity_increase,
+        )
+        if findings:
+            print(f"{screening.action.upper()} {Reason.POISONING_SUSPECTED}: " + "; ".join(map(str, findings)))
+            return 1
+        print(f"screen: no shift against the baseline ({args.baseline})")
     return 0
 
 
@@ -414,6 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
     contract_check.add_argument(
         "--contracts", type=Path, default=Path("contracts"), help="the contracts directory (default: contracts)"
     )
+    contract_check.add_argument("--baseline", type=Path, help="a baseline profile (JSON) to screen the file against")
+    contract_check.add_argument("--profile-out", type=Path, help="write the file's profile (e.g. to make a baseline)")
     contract_check.set_defaults(func=_contract_check)
 
     bench = verbs.add_parser("bench", help="benchmarks (commands, not tests)")

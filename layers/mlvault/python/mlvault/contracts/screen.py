@@ -81,16 +81,23 @@ def features(contract: Contract) -> tuple[list[str], list[str]]:
     return numeric, categorical
 
 
-def build_profile(batches: Iterable[pa.RecordBatch], contract: Contract) -> Profile:
-    numeric, categorical = features(contract)
-    profile = Profile(
-        numeric={n: [0] * (FINE_BINS + 2) for n in numeric},
-        categorical={n: Counter() for n in categorical},
-        groups={a: Counter() for a in contract.protected_attributes},
-    )
-    for batch in batches:
+class ProfileBuilder:
+    """Builds a batch's profile one record batch at a time (pass `add` as the validator's observer)."""
+
+    def __init__(self, contract: Contract) -> None:
+        self.contract = contract
+        self.numeric_features, self.categorical_features = features(contract)
+        self.profile = Profile(
+            numeric={n: [0] * (FINE_BINS + 2) for n in self.numeric_features},
+            categorical={n: Counter() for n in self.categorical_features},
+            groups={a: Counter() for a in contract.protected_attributes},
+        )
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        contract, profile = self.contract, self.profile
         profile.rows += batch.num_rows
-        for name in numeric:
+        label = _text(_column(batch, contract.label)) if contract.label else None
+        for name in self.numeric_features:
             column = contract.column(name)
             values = _column(batch, name)
             profile.nulls[name] += values.null_count
@@ -101,21 +108,25 @@ def build_profile(batches: Iterable[pa.RecordBatch], contract: Contract) -> Prof
             index = pc.add(pc.min_element_wise(pc.max_element_wise(index, -1), FINE_BINS), 1)
             for entry in pc.value_counts(index.drop_null()).to_pylist():
                 profile.numeric[name][entry["values"]] += entry["counts"]
-            if contract.label:  # the feature's distribution per label: flipped labels move these
-                label = _text(_column(batch, contract.label))
+            if label is not None:  # the feature's distribution per label: flipped labels move these
                 pairs = pc.binary_join_element_wise(label, pc.cast(index, pa.string()), _SEP)
                 profile.conditional.setdefault(name, Counter()).update(_counts(pairs))
-        for name in categorical:
+        for name in self.categorical_features:
             values = _column(batch, name)
             profile.nulls[name] += values.null_count
             profile.categorical[name].update(_counts(values))
-        if contract.label:
-            label = _text(_column(batch, contract.label))
+        if label is not None:
             profile.label.update(_counts(label))
             for attribute in contract.protected_attributes:
                 pairs = pc.binary_join_element_wise(_text(_column(batch, attribute)), label, _SEP)
                 profile.groups[attribute].update(_counts(pairs))
-    return profile
+
+
+def build_profile(batches: Iterable[pa.RecordBatch], contract: Contract) -> Profile:
+    builder = ProfileBuilder(contract)
+    for batch in batches:
+        builder.add(batch)
+    return builder.profile
 
 
 def _column(batch: pa.RecordBatch, name: str) -> pa.Array:

@@ -11,6 +11,7 @@ the first offending data rows (1 = the first row after the header) and values, e
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -39,6 +40,9 @@ _ARROW_TYPES = {
 }
 
 
+Observer = Callable[[pa.RecordBatch], None]
+
+
 @dataclass(frozen=True)
 class ValidationReport:
     dataset: str
@@ -52,22 +56,24 @@ def fail(reason: str, detail: str) -> VerificationError:
     return VerificationError(reason, detail)
 
 
-def validate_file(path: str | Path, contract: Contract) -> ValidationReport:
+def validate_file(path: str | Path, contract: Contract, observe: Observer | None = None) -> ValidationReport:
     path = Path(path)
     size = path.stat().st_size
     _check_size(size, contract)
     if contract.format == "parquet":
-        return _validate_parquet(path, contract)
+        return _validate_parquet(path, contract, observe)
     with path.open("rb") as stream:
-        return validate_stream(stream, contract, size=size)
+        return validate_stream(stream, contract, size=size, observe=observe)
 
 
-def validate_stream(stream: BinaryIO, contract: Contract, *, size: int) -> ValidationReport:
+def validate_stream(
+    stream: BinaryIO, contract: Contract, *, size: int, observe: Observer | None = None
+) -> ValidationReport:
     """CSV and JSON Lines from any readable stream (an S3 body included); Parquet needs a seekable file."""
     _check_size(size, contract)
     if contract.format == "parquet":
         raise ValueError("Parquet is validated from a seekable file: use validate_file")
-    checker = _Checker(contract)
+    checker = _Checker(contract, observe)
     reader = _open_csv(stream, contract) if contract.format == "csv" else _open_jsonl(stream, contract)
     checker.header(reader.schema.names)
     while True:
@@ -162,7 +168,7 @@ def _arrow_error(err: Exception, contract: Contract, rows_before: int) -> Verifi
     return fail(Reason.CORRUPT_FILE, f"{message} {where}")
 
 
-def _validate_parquet(path: Path, contract: Contract) -> ValidationReport:
+def _validate_parquet(path: Path, contract: Contract, observe: Observer | None) -> ValidationReport:
     import pyarrow.parquet as pq
 
     try:
@@ -170,7 +176,7 @@ def _validate_parquet(path: Path, contract: Contract) -> ValidationReport:
         schema = parquet.schema_arrow
     except (pa.ArrowInvalid, OSError) as err:
         raise fail(Reason.CORRUPT_FILE, f"not a readable Parquet file: {err}") from None
-    checker = _Checker(contract)
+    checker = _Checker(contract, observe)
     checker.header(schema.names)
     for column in contract.columns:
         index = schema.get_field_index(column.name)
@@ -200,8 +206,9 @@ def _validate_parquet(path: Path, contract: Contract) -> ValidationReport:
 class _Checker:
     """Column and file checks, applied batch by batch."""
 
-    def __init__(self, contract: Contract) -> None:
+    def __init__(self, contract: Contract, observe: Observer | None = None) -> None:
         self.contract = contract
+        self._observe = observe
         self.rows = 0
         self.names: tuple[str, ...] = ()
         self._unique: dict[str, list[pa.Array]] = {c.name: [] for c in contract.columns if c.unique is True}
@@ -245,6 +252,8 @@ class _Checker:
                 self._unique[column.name].append(values)
             elif column.unique == "increasing":
                 self._check_increasing(column.name, values)
+        if self._observe is not None:
+            self._observe(batch)  # e.g. the poisoning screen's profile, built in the same pass
         self.rows += batch.num_rows
         if self.contract.max_rows is not None and self.rows > self.contract.max_rows:
             raise fail(Reason.ROW_COUNT_OUT_OF_BOUNDS, f"more than {self.contract.max_rows} rows")
@@ -372,7 +381,12 @@ class _Checker:
 
 
 def check(
-    path: str | Path, *, dataset: str, directory: str | Path, contract_version: str | None = None
+    path: str | Path,
+    *,
+    dataset: str,
+    directory: str | Path,
+    contract_version: str | None = None,
+    observe: Observer | None = None,
 ) -> ValidationReport:
     """What `mlvault contract check` and the verifier decide about a file of a dataset (the same checks)."""
     from mlvault.contracts.model import load_contract
@@ -385,4 +399,4 @@ def check(
             Reason.CONTRACT_VERSION_MISMATCH,
             f"produced for contract v{contract_version}; dataset {dataset} is at v{contract.version}",
         )
-    return validate_file(path, contract)
+    return validate_file(path, contract, observe)

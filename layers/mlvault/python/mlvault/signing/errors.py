@@ -52,6 +52,7 @@ class Reason:
     PATTERN_MISMATCH = "PATTERN_MISMATCH"
     DUPLICATE_KEY = "DUPLICATE_KEY"
     FORMULA_INJECTION = "FORMULA_INJECTION"
+    POISONING_SUSPECTED = "POISONING_SUSPECTED"  # the poisoning screen: held or rejected, as the contract says
 
 
 ALL_REASONS = tuple(v for k, v in vars(Reason).items() if k.isupper())
