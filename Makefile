@@ -64,8 +64,14 @@ bench: synth
 	$(BIN)/mlvault bench ingest --size-mib $(SIZE_MIB)
 
 ROWS ?= 5000000
-bench-contracts: setup
-	$(BIN)/mlvault bench contracts --rows $(ROWS)
+# The peers (pandas, pandera, Great Expectations) live in their own venv: never in .venv or in Lambda.
+build/bench-venv/.installed: requirements-bench.txt
+	test -x build/bench-venv/bin/python || $(PYTHON) -m venv build/bench-venv
+	build/bench-venv/bin/pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	touch $@
+
+bench-contracts: setup build/bench-venv/.installed
+	$(BIN)/mlvault bench contracts --rows $(ROWS) --peers-python build/bench-venv/bin/python
 
 clean:
 	rm -rf cdk.out build .pytest_cache .ruff_cache .mlvault

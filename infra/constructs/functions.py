@@ -35,6 +35,7 @@ LIBRARY_EXCLUDES = [
     "python/mlvault/demo.py",
     "python/mlvault/testkeys.py",
     "python/mlvault/bench.py",
+    "python/mlvault/bench_peers.py",
     "python/mlvault/producer.py",
 ]
 

@@ -230,7 +230,28 @@ def _measure(mode: str, path: Path, contract: dict) -> tuple[int, float, float]:
     return int(rows), float(seconds), int(hwm) / 1024
 
 
-def contracts(*, rows: int, contracts_dir: Path, scales: tuple[int, ...] = (1, 4)) -> dict:
+def _peer(python: str, tool: str, path: Path, fmt: str, contract: dict) -> tuple[float, float]:
+    script = Path(__file__).with_name("bench_peers.py")
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "TQDM_DISABLE": "1",
+        "GX_ANALYTICS_ENABLED": "False",
+        "HOME": tempfile.gettempdir(),
+    }  # no analytics calls, no progress bars
+    out = subprocess.run(
+        [python, str(script), tool, str(path), fmt, json.dumps(contract)], capture_output=True, text=True, env=env
+    )
+    if out.returncode:
+        raise RuntimeError(f"{tool} on {path.name} failed:\n{out.stderr[-2000:]}")
+    ok, seconds, hwm = out.stdout.split()[-3:]
+    if ok != "True":
+        raise RuntimeError(f"{tool} found the valid file invalid: the comparison would not be the same checks")
+    return float(seconds), int(hwm) / 1024
+
+
+def contracts(
+    *, rows: int, contracts_dir: Path, scales: tuple[int, ...] = (1, 4), peers_python: str | None = None
+) -> dict:
     contract = json.loads((contracts_dir / "iris.json").read_text())
     parquet_contract = {k: v for k, v in contract.items() if k != "csv"} | {"format": "parquet"}
     report: dict = {"rows": rows, "runs": []}
@@ -243,23 +264,30 @@ def contracts(*, rows: int, contracts_dir: Path, scales: tuple[int, ...] = (1, 4
                 checked_rows, check_s, check_mib = _measure("validate", path, spec)
                 if read_rows != checked_rows:
                     raise RuntimeError(f"{fmt}: read {read_rows} rows, validated {checked_rows}")
-                report["runs"].append(
-                    {
-                        "format": fmt,
-                        "rows": checked_rows,
-                        "mib": round(path.stat().st_size / 2**20),
-                        "pyarrow_read_s": round(read_s, 2),
-                        "mlvault_validate_s": round(check_s, 2),
-                        "overhead": round(check_s / read_s - 1, 3),
-                        "read_peak_mib": round(read_mib, 1),
-                        "validate_peak_mib": round(check_mib, 1),
+                run = {
+                    "format": fmt,
+                    "rows": checked_rows,
+                    "mib": round(path.stat().st_size / 2**20),
+                    "pyarrow_read_s": round(read_s, 2),
+                    "mlvault_validate_s": round(check_s, 2),
+                    "overhead": round(check_s / read_s - 1, 3),
+                    "read_peak_mib": round(read_mib, 1),
+                    "validate_peak_mib": round(check_mib, 1),
+                }
+                for tool in ("pandera", "ge") if peers_python and scale == 1 else ():
+                    seconds, peak = _peer(peers_python, tool, path, fmt, spec)
+                    run |= {
+                        f"{tool}_s": round(seconds, 2),
+                        f"{tool}_peak_mib": round(peak, 1),
+                        f"{tool}_vs_read": round(seconds / read_s, 1),
+                        f"mlvault_faster_than_{tool}": round(seconds / check_s, 1),
                     }
-                )
+                report["runs"].append(run)
     return report
 
 
-def contracts_main(rows: int, contracts_dir: Path) -> int:
-    report = contracts(rows=rows, contracts_dir=contracts_dir)
+def contracts_main(rows: int, contracts_dir: Path, peers_python: str | None = None) -> int:
+    report = contracts(rows=rows, contracts_dir=contracts_dir, peers_python=peers_python)
     print("validation (contracts/iris.json: types, nulls, ranges, allowed values, pattern, increasing key,")
     print("formula injection) against a bare streaming pyarrow read of the same file, one run each:")
     for run in report["runs"]:
@@ -269,5 +297,11 @@ def contracts_main(rows: int, contracts_dir: Path) -> int:
             f"mlvault {run['mlvault_validate_s']:6.2f}s  overhead {run['overhead']:+.0%}  peak RSS "
             f"{run['read_peak_mib']} / {run['validate_peak_mib']} MiB"
         )
+        for tool, name in (("pandera", "pandera"), ("ge", "Great Expectations")):
+            if f"{tool}_s" in run:
+                print(
+                    f"           {name:18s} {run[f'{tool}_s']:6.2f}s = {run[f'{tool}_vs_read']}x the bare read, "
+                    f"mlvault {run[f'mlvault_faster_than_{tool}']}x faster; peak RSS {run[f'{tool}_peak_mib']} MiB"
+                )
     print(json.dumps(report))
     return 0

@@ -452,8 +452,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench_contracts = bench_verbs.add_parser("contracts", help="contract validation vs a bare pyarrow read")
     bench_contracts.add_argument("--rows", type=int, default=5_000_000, help="rows of the 1x file (also 4x)")
     bench_contracts.add_argument("--contracts", type=Path, default=Path("contracts"))
+    bench_contracts.add_argument(
+        "--peers-python",
+        help="a Python with pandas, pandera and great_expectations "
+        "(make bench-contracts builds build/bench-venv) to compare with them too",
+    )
     bench_contracts.set_defaults(
-        func=lambda a: __import__("mlvault.bench", fromlist=["contracts_main"]).contracts_main(a.rows, a.contracts)
+        func=lambda a: __import__("mlvault.bench", fromlist=["contracts_main"]).contracts_main(
+            a.rows, a.contracts, a.peers_python
+        )
     )
     bench_ingest.set_defaults(func=lambda a: __import__("mlvault.bench", fromlist=["main"]).main(a.cdk_out, a.size_mib))
 
