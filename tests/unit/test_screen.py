@@ -3,7 +3,6 @@ flagged against the baseline, while a fresh clean batch from the same distributi
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pyarrow as pa
@@ -11,38 +10,9 @@ import pytest
 
 from mlvault.contracts.model import load_all
 from mlvault.contracts.screen import Profile, build_profile, compare, parity_gap, psi, quantile_bins
+from mlvault.samples import iris_batch as batch
 
 IRIS = load_all(Path(__file__).resolve().parents[2] / "contracts")["iris"]
-SPECIES = ["setosa", "versicolor", "virginica"]
-MEANS = {"setosa": (5.0, 3.4, 1.5, 0.25), "versicolor": (5.9, 2.8, 4.3, 1.3), "virginica": (6.6, 3.0, 5.6, 2.0)}
-SITES = ["fr-01", "de-02", "es-03"]
-
-
-def batch(
-    rows: int, seed: int, *, flip: float = 0.0, shift: float = 0.0, skew_site: str | None = None
-) -> pa.RecordBatch:
-    rng = random.Random(seed)
-    columns = {
-        k: []
-        for k in ("sample_id", "sepal_length", "sepal_width", "petal_length", "petal_width", "site", "notes", "species")
-    }
-    for i in range(rows):
-        species = rng.choice(SPECIES)
-        site = rng.choice(SITES)
-        measures = [max(0.1, rng.gauss(m, 0.3)) for m in MEANS[species]]
-        measures[0] += shift
-        label = species
-        if skew_site and site == skew_site:
-            label = "setosa"
-        elif flip and rng.random() < flip:
-            label = rng.choice([s for s in SPECIES if s != species])
-        for name, value in zip(
-            ("sample_id", "sepal_length", "sepal_width", "petal_length", "petal_width", "site", "notes", "species"),
-            [i + 1, *measures, site, None, label],
-            strict=True,
-        ):
-            columns[name].append(value)
-    return pa.record_batch(columns)
 
 
 def profile(*batches: pa.RecordBatch) -> Profile:

@@ -50,6 +50,8 @@ class Screening:
     label_psi: float = 0.1
     parity_increase: float = 0.1
     action: str = "hold"  # "hold": kept out of training until a human reviews it; "reject": quarantined
+    baseline: str | None = None  # a pinned baseline profile, relative to the contracts directory
+    baseline_rows: int = 1000  # without a pinned one: accepted rows the learned baseline needs before screening
 
 
 @dataclass(frozen=True)
@@ -241,7 +243,7 @@ def parse_contract(data: Any, source: str = "contract") -> Contract:
 
 
 def _screening(where: str, raw: Any) -> Screening:
-    data = _only(where, raw, {"feature_psi", "label_psi", "parity_increase", "action"})
+    data = _only(where, raw, {"feature_psi", "label_psi", "parity_increase", "action", "baseline", "baseline_rows"})
     for name in ("feature_psi", "label_psi", "parity_increase"):
         if name in data and (
             isinstance(data[name], bool) or not isinstance(data[name], int | float) or data[name] <= 0
@@ -249,6 +251,14 @@ def _screening(where: str, raw: Any) -> Screening:
             raise _fail(where, f"{name} must be a positive number, got {data[name]!r}")
     if data.get("action", "hold") not in ("hold", "reject"):
         raise _fail(where, f"action must be hold or reject, got {data['action']!r}")
+    rows = data.get("baseline_rows", 1000)
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+        raise _fail(where, f"baseline_rows must be a positive integer, got {rows!r}")
+    baseline = data.get("baseline")
+    if baseline is not None and (
+        not isinstance(baseline, str) or not re.fullmatch(r"[A-Za-z0-9_./-]+\.json", baseline) or ".." in baseline
+    ):
+        raise _fail(where, f"baseline must be a .json path inside the contracts directory, got {baseline!r}")
     return Screening(**data)
 
 
@@ -263,6 +273,10 @@ def load_contract(directory: str | Path, dataset: str) -> Contract:
     contract = parse_contract(data, str(path))
     if contract.dataset != dataset:
         raise ContractError(f"{path}: declares dataset {contract.dataset!r}, expected {dataset!r}")
+    if contract.screening.baseline:
+        from mlvault.contracts.screen import load_baseline  # pyarrow: only when a contract pins a baseline
+
+        load_baseline(directory, contract)  # a missing or mismatched pinned baseline fails here (and at synth)
     return contract
 
 

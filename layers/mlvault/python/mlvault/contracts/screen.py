@@ -14,17 +14,20 @@ Thresholds come from the contract's `screening` section.
 
 from __future__ import annotations
 
+import gzip
 import itertools
+import json
 import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlvault.contracts.model import NUMERIC, Contract
+from mlvault.contracts.model import NUMERIC, Contract, ContractError
 
 FINE_BINS = 512
 QUANTILE_BINS = 10
@@ -52,6 +55,29 @@ class Profile:
             "groups": {k: dict(v) for k, v in self.groups.items()},
             "conditional": {k: dict(v) for k, v in self.conditional.items()},
         }
+
+    def merged(self, other: Profile) -> Profile:
+        """The profile of both batches together (a learned baseline grows this way)."""
+        return Profile(
+            rows=self.rows + other.rows,
+            numeric={
+                name: [a + b for a, b in zip(self.numeric.get(name, [0] * len(bins)), bins, strict=True)]
+                for name, bins in other.numeric.items()
+            },
+            categorical={k: self.categorical.get(k, Counter()) + v for k, v in other.categorical.items()},
+            nulls=self.nulls + other.nulls,
+            label=self.label + other.label,
+            groups={k: self.groups.get(k, Counter()) + v for k, v in other.groups.items()},
+            conditional={k: self.conditional.get(k, Counter()) + v for k, v in other.conditional.items()},
+        )
+
+    def to_bytes(self) -> bytes:
+        """Compact, for a ledger record (DynamoDB items are capped at 400 KB)."""
+        return gzip.compress(json.dumps(self.to_json(), separators=(",", ":")).encode(), mtime=0)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Profile:
+        return cls.from_json(json.loads(gzip.decompress(data)))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Profile:
@@ -250,3 +276,21 @@ def compare(
         if increase > parity_increase:
             findings.append(Finding("parity", attribute, increase, parity_increase))
     return findings
+
+
+def load_baseline(directory: str | Path, contract: Contract) -> Profile:
+    """The baseline profile a contract pins (`screening.baseline`), checked against the contract's features."""
+    path = Path(directory) / str(contract.screening.baseline)
+    if not path.is_file():
+        raise ContractError(f"{contract.dataset}: pinned baseline {path} does not exist")
+    try:
+        baseline = Profile.from_json(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as err:
+        raise ContractError(f"{contract.dataset}: pinned baseline {path} is not a profile ({err})") from None
+    numeric, categorical = features(contract)
+    if sorted(baseline.numeric) != sorted(numeric) or sorted(baseline.categorical) != sorted(categorical):
+        raise ContractError(
+            f"{contract.dataset}: pinned baseline {path} profiles features {sorted(baseline.numeric)} + "
+            f"{sorted(baseline.categorical)}, the contract has {numeric} + {categorical}"
+        )
+    return baseline

@@ -388,7 +388,12 @@ def check(
     contract_version: str | None = None,
     observe: Observer | None = None,
 ) -> ValidationReport:
-    """What `mlvault contract check` and the verifier decide about a file of a dataset (the same checks)."""
+    """What `mlvault contract check` decides about a file of a dataset (the verifier's checks)."""
+    return validate_file(path, resolve_contract(directory, dataset, contract_version), observe)
+
+
+def resolve_contract(directory: str | Path, dataset: str, contract_version: str | None = None) -> Contract:
+    """The contract a file is checked against: the dataset's, at the version the producer signed for."""
     from mlvault.contracts.model import load_contract
 
     if not (Path(directory) / f"{dataset}.json").is_file():
@@ -399,4 +404,4 @@ def check(
             Reason.CONTRACT_VERSION_MISMATCH,
             f"produced for contract v{contract_version}; dataset {dataset} is at v{contract.version}",
         )
-    return validate_file(path, contract, observe)
+    return contract
