@@ -122,6 +122,7 @@ def ingest_env(aws, monkeypatch):
         "POWERTOOLS_SERVICE_NAME": "verify",
         "MLVAULT_ALERT_TOPIC_ARN": topic,
         "MLVAULT_TRUST_FILE": "trust/dev.json",
+        "MLVAULT_CONTRACTS_DIR": "contracts",
         "MLVAULT_INGEST_QUEUE_URL": ingest_queue,
         "LAMBDA_TASK_ROOT": str(ROOT),
         "MLVAULT_RECONCILE_DEADLINE_SECONDS": "0",
@@ -131,7 +132,7 @@ def ingest_env(aws, monkeypatch):
         monkeypatch.setenv(name, value)
     from mlvault.ingest import service
 
-    cached = (service.settings, service.default_verifier, service.default_reconciler)
+    cached = (service.settings, service.default_verifier, service.default_reconciler, service.default_reviewer)
     for function in cached:
         function.cache_clear()
     yield {"s3": s3, "ddb": ddb, "sqs": sqs, "alerts": alerts, "events": events, "ingest_queue": ingest_queue, **names}

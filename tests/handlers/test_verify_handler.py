@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from mlvault import testkeys
 from mlvault.ledger import Ledger
+from mlvault.samples import iris_csv
 from mlvault.signing.dsse import PAYLOAD_TYPE, Envelope, pae
 from mlvault.signing.errors import SIGNATURE_REASONS, Reason
 from mlvault.signing.protocol import METADATA_KEY, Claim, encode_metadata, sign
@@ -21,7 +23,8 @@ from tests.handlers.conftest import LambdaContext, load_handler, s3_body, sqs_ev
 
 verify = load_handler("verify")
 reconcile = load_handler("reconcile")
-BODY = b"sepal_length,species\n5.1,setosa\n"
+BODY = iris_csv(20, seed=1)  # satisfies contracts/iris.json
+TAMPERED = BODY[:-3] + bytes([BODY[-3] ^ 1]) + BODY[-2:]  # one bit flipped in the last label
 
 
 def claim_for(key: str, body: bytes = BODY, **changes) -> Claim:
@@ -114,7 +117,7 @@ CASES = {
         None,
     ),
     Reason.SIZE_MISMATCH: (K, BODY + b"x", lambda: signed(claim_for(K)), None),
-    Reason.DIGEST_MISMATCH: (K, BODY.replace(b"5.1", b"9.9"), lambda: signed(claim_for(K)), None),
+    Reason.DIGEST_MISMATCH: (K, TAMPERED, lambda: signed(claim_for(K)), None),
     Reason.TOO_LARGE: (K, b"x" * 2048, lambda: signed(claim_for(K, b"x" * 2048)), lambda env: None),
 }
 
@@ -310,6 +313,7 @@ def test_a_kms_signed_upload_is_verified_with_the_registered_kms_key(ingest_env,
     )
     (tmp_path / "trust").mkdir()
     (tmp_path / "trust/dev.json").write_text(json.dumps(registry))
+    shutil.copytree(service.Path(__file__).resolve().parents[2] / "contracts", tmp_path / "contracts")
     monkeypatch.setenv("LAMBDA_TASK_ROOT", str(tmp_path))
     metadata = {METADATA_KEY: encode_metadata(sign(claim_for(K), KmsSigner(kms, arn, "acme-kms")))}
     version = upload(ingest_env, K, BODY, metadata)

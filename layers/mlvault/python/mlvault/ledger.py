@@ -12,7 +12,9 @@ from typing import Any
 STATUS_RECEIVED = "RECEIVED"
 STATUS_ACCEPTED = "ACCEPTED"
 STATUS_REJECTED = "REJECTED"
-TERMINAL = (STATUS_ACCEPTED, STATUS_REJECTED)
+STATUS_HELD = "HELD"  # the poisoning screen's verdict pending a human review: kept out of training
+TERMINAL = (STATUS_ACCEPTED, STATUS_REJECTED, STATUS_HELD)  # a verdict: never re-verified nor re-driven
+FINAL = (STATUS_ACCEPTED, STATUS_REJECTED)
 
 
 def version_pk(bucket: str, key: str) -> str:
@@ -59,14 +61,65 @@ class Ledger:
         return True
 
     def record_verdict(
-        self, *, bucket: str, key: str, version_id: str, status: str, size: int, attributes: dict[str, str]
+        self,
+        *,
+        bucket: str,
+        key: str,
+        version_id: str,
+        status: str,
+        size: int,
+        attributes: dict[str, str],
+        profile: bytes | None = None,
     ) -> bool:
-        """Write the one terminal record of a version. False when it already has one (nothing changes)."""
+        """Write the one terminal record of a version (with its content profile, if it has one). False when it
+        already has one (nothing changes)."""
         if status not in TERMINAL:
             raise ValueError(f"{status!r} is not a terminal status")
+        return self._set_status(
+            bucket=bucket,
+            key=key,
+            version_id=version_id,
+            status=status,
+            attributes={"size": str(size), **attributes},
+            unless=TERMINAL,
+            profile=profile,
+        )
+
+    def review(
+        self, *, bucket: str, key: str, version_id: str, status: str, reviewed_by: str, reason: str, **extra: str
+    ) -> bool:
+        """A human's decision on a HELD version: ACCEPTED (released) or REJECTED. False when the version is not
+        held (already decided, or never held): the first decision stands."""
+        if status not in FINAL:
+            raise ValueError(f"a review decides {FINAL}, not {status!r}")
+        return self._set_status(
+            bucket=bucket,
+            key=key,
+            version_id=version_id,
+            status=status,
+            attributes={
+                "reviewed_by": reviewed_by,
+                "review_reason": reason,
+                "reviewed_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                **extra,
+            },
+            only_if=STATUS_HELD,
+        )
+
+    def _set_status(
+        self,
+        *,
+        bucket: str,
+        key: str,
+        version_id: str,
+        status: str,
+        attributes: dict[str, str],
+        unless: tuple[str, ...] = (),
+        only_if: str | None = None,
+        profile: bytes | None = None,
+    ) -> bool:
         values = {
             "status": status,
-            "size": str(size),
             "verdict_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "bucket": bucket,
             "key": key,
@@ -82,14 +135,24 @@ class Ledger:
             f":v{i}": ({"N": v} if name == "size" else {"S": v}) for i, (name, v) in enumerate(values.items())
         }
         attribute_values[":received"] = {"S": values["verdict_at"]}
-        attribute_values[":terminal1"] = {"S": STATUS_ACCEPTED}
-        attribute_values[":terminal2"] = {"S": STATUS_REJECTED}
+        if profile is not None:
+            expression += ", #profile = :profile"
+            names["#profile"] = "profile"
+            attribute_values[":profile"] = {"B": profile}
+        if only_if is not None:
+            condition = "#status = :only"
+            attribute_values[":only"] = {"S": only_if}
+        else:
+            condition = (
+                f"attribute_not_exists(#status) OR NOT #status IN ({', '.join(f':u{i}' for i in range(len(unless)))})"
+            )
+            attribute_values.update({f":u{i}": {"S": s} for i, s in enumerate(unless)})
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": version_pk(bucket, key)}, "sk": {"S": version_sk(version_id)}},
                 UpdateExpression=expression,
-                ConditionExpression="attribute_not_exists(#status) OR NOT #status IN (:terminal1, :terminal2)",
+                ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=attribute_values,
             )
@@ -169,6 +232,56 @@ class Ledger:
         ).get("Item")
         return None if item is None else {k: v["S"] for k, v in item.items() if "S" in v}
 
+    def profile(self, bucket: str, key: str, version_id: str) -> bytes | None:
+        """The content profile stored with a version's verdict (gzip JSON, see contracts.screen.Profile)."""
+        item = self._db.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": version_pk(bucket, key)}, "sk": {"S": version_sk(version_id)}},
+            ProjectionExpression="#p",
+            ExpressionAttributeNames={"#p": "profile"},
+        ).get("Item", {})
+        return item["profile"]["B"] if "profile" in item else None
+
+    def baseline(self, dataset: str, contract_version: str) -> LearnedBaseline | None:
+        """The baseline learned from a dataset's accepted batches, for one contract version."""
+        item = self._db.get_item(
+            TableName=self._table, ConsistentRead=True, Key=_baseline_key(dataset, contract_version)
+        ).get("Item")
+        if item is None:
+            return None
+        return LearnedBaseline(
+            profile=item["profile"]["B"],
+            rows=int(item["rows"]["N"]),
+            batches=int(item["batches"]["N"]),
+            complete=item["complete"]["BOOL"],
+            revision=int(item["revision"]["N"]),
+        )
+
+    def put_baseline(self, dataset: str, contract_version: str, baseline: LearnedBaseline, *, after: int) -> bool:
+        """Replace the learned baseline if it is still at revision `after` (0: none yet). False on a race."""
+        item = {
+            **_baseline_key(dataset, contract_version),
+            "profile": {"B": baseline.profile},
+            "rows": {"N": str(baseline.rows)},
+            "batches": {"N": str(baseline.batches)},
+            "complete": {"BOOL": baseline.complete},
+            "revision": {"N": str(after + 1)},
+            "updated_at": {"S": datetime.now(UTC).isoformat(timespec="milliseconds")},
+        }
+        try:
+            if after == 0:
+                self._db.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+            else:
+                self._db.put_item(
+                    TableName=self._table,
+                    Item=item,
+                    ConditionExpression="revision = :after",
+                    ExpressionAttributeValues={":after": {"N": str(after)}},
+                )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
     def get(self, bucket: str, key: str, version_id: str) -> LedgerRecord | None:
         response = self._db.get_item(
             TableName=self._table,
@@ -186,6 +299,19 @@ class Ledger:
             ConsistentRead=True,
         )
         return [_record(item) for item in response.get("Items", [])]
+
+
+@dataclass(frozen=True)
+class LearnedBaseline:
+    profile: bytes  # gzip JSON (contracts.screen.Profile.to_bytes)
+    rows: int
+    batches: int
+    complete: bool  # reached the contract's baseline_rows: frozen, batches are screened against it
+    revision: int = 0
+
+
+def _baseline_key(dataset: str, contract_version: str) -> dict[str, dict[str, str]]:
+    return {"pk": {"S": f"BASELINE#{dataset}#{contract_version}"}, "sk": {"S": "PROFILE"}}
 
 
 _CORE = {"pk", "sk", "bucket", "key", "version_id", "status", "size", "received_at"}

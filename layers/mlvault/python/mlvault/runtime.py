@@ -25,6 +25,7 @@ class IngestSettings:
     max_upload_bytes: int
     alert_topic_arn: str
     trust_file: str
+    contracts_dir: str
     ingest_queue_url: str
 
     ENV: ClassVar[dict[str, str]] = {
@@ -36,6 +37,7 @@ class IngestSettings:
         "max_upload_bytes": "MLVAULT_MAX_UPLOAD_BYTES",
         "alert_topic_arn": "MLVAULT_ALERT_TOPIC_ARN",
         "trust_file": "MLVAULT_TRUST_FILE",
+        "contracts_dir": "MLVAULT_CONTRACTS_DIR",
         "ingest_queue_url": "MLVAULT_INGEST_QUEUE_URL",
     }
 

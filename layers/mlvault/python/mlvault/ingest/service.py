@@ -8,16 +8,18 @@ from pathlib import Path
 
 import boto3
 
+from mlvault.contracts.gate import ContentGate
 from mlvault.ingest.reconcile import Reconciler
+from mlvault.ingest.review import Reviewer
 from mlvault.ingest.verify import Destinations, Verifier
 from mlvault.ledger import Ledger
 from mlvault.runtime import IngestSettings, ReconcileSettings
 from mlvault.trust import load_registry
 
 
-def _trust_path(settings: IngestSettings) -> Path:
+def _bundled(relative: str) -> Path:
     # Bundled with the function's code: relative to the task root (Lambda's working directory).
-    return Path(os.environ.get("LAMBDA_TASK_ROOT", ".")) / settings.trust_file
+    return Path(os.environ.get("LAMBDA_TASK_ROOT", ".")) / relative
 
 
 @cache
@@ -38,13 +40,27 @@ def destinations(s: IngestSettings) -> Destinations:
 @cache
 def default_verifier() -> Verifier:
     s = settings()
+    ledger = Ledger(boto3.client("dynamodb"), s.ledger_table)
     return Verifier(
         s3=boto3.client("s3"),
         kms=boto3.client("kms"),
         events=boto3.client("events"),
         sns=boto3.client("sns"),
+        ledger=ledger,
+        registry=load_registry(_bundled(s.trust_file)),
+        destinations=destinations(s),
+        gate=ContentGate(_bundled(s.contracts_dir), ledger),
+    )
+
+
+@cache
+def default_reviewer() -> Reviewer:
+    s = settings()
+    return Reviewer(
+        s3=boto3.client("s3"),
+        events=boto3.client("events"),
+        sns=boto3.client("sns"),
         ledger=Ledger(boto3.client("dynamodb"), s.ledger_table),
-        registry=load_registry(_trust_path(s)),
         destinations=destinations(s),
     )
 

@@ -1,10 +1,13 @@
 """Zero-trust verification of one ingest object version, to exactly one terminal ledger record.
 
 Fail closed (GUIDE.md 3): size cap first; then envelope, producer key from the registry, signature, subject,
-producer, dataset, freshness; size; nonce (conditional write); then a streaming SHA-256 of that exact version.
+producer, dataset, freshness; size; nonce (conditional write); then a streaming SHA-256 of that exact version;
+then the content gate (mlvault.contracts.gate): the dataset's data contract and the poisoning screen.
 Accepted: the same bytes are copied, version-pinned, into the lake under a content-addressed key (never over
-different bytes). Rejected: copied into the quarantine with a stable reason code. Either way: one terminal
-ledger record, the verdict tag on the ingest version, an EventBridge event, and (rejections) an SNS alert.
+different bytes). Rejected: copied into the quarantine with a stable reason code. Held (the screen found a
+shift and the contract says hold): copied into the quarantine's held/ prefix until a human reviews it
+(mlvault.ingest.review). Either way: one terminal ledger record (with the batch's profile when the content was
+read), the verdict tag on the ingest version, an EventBridge event, and (rejected, held) an SNS alert.
 
 Transient failures (throttling, 5xx) raise TransientError and the message is retried; they never become a
 verdict. A crash at any point is safe to retry: every step is idempotent or checks what is already there.
@@ -22,9 +25,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from mlvault.contracts.gate import ACCEPT, HOLD, ContentGate, Inspection
 from mlvault.ingest.digest import sha256_stream
 from mlvault.ingest.events import ObjectVersionRef
-from mlvault.ledger import STATUS_ACCEPTED, STATUS_REJECTED, Ledger, LedgerRecord, is_terminal
+from mlvault.ledger import STATUS_ACCEPTED, STATUS_HELD, STATUS_REJECTED, Ledger, LedgerRecord, is_terminal
 from mlvault.signing.errors import Reason, TransientError, VerificationError
 from mlvault.signing.keys import load_public_key
 from mlvault.signing.protocol import KEY_PATTERN, VerifiedClaim, check_content, verify_envelope
@@ -51,6 +55,7 @@ _TRANSIENT_CODES = {
     "DependencyTimeoutException",
 }
 _MISSING_CODES = {"NoSuchVersion", "NoSuchKey", "404", "InvalidArgument", "MethodNotAllowed"}
+DETAIL_TYPES = {STATUS_ACCEPTED: "Upload Accepted", STATUS_REJECTED: "Upload Rejected", STATUS_HELD: "Upload Held"}
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,7 @@ def is_transient(err: Exception) -> bool:
 
 
 @contextmanager
-def _transient_errors(ref: ObjectVersionRef) -> Iterator[None]:
+def transient_errors(ref: ObjectVersionRef) -> Iterator[None]:
     """Throttling and service errors become TransientError (retry); anything else propagates unchanged."""
     try:
         yield
@@ -112,7 +117,9 @@ class Verifier:
         ledger: Ledger,
         registry: Registry,
         destinations: Destinations,
+        gate: ContentGate,
     ) -> None:
+        self._gate = gate
         self._s3 = s3
         self._kms = kms
         self._events = events
@@ -123,7 +130,7 @@ class Verifier:
         self._public_keys: dict[str, Any] = {}
 
     def verify(self, ref: ObjectVersionRef) -> Verdict:
-        with _transient_errors(ref):
+        with transient_errors(ref):
             return self._verify(ref)
 
     # --- steps ----------------------------------------------------------------------------------------
@@ -154,6 +161,7 @@ class Verifier:
                     "uploaded_at": upload_time.isoformat(),
                 },
             )
+        inspection: Inspection | None = None
         try:
             if size > self._to.max_upload_bytes:
                 raise VerificationError(Reason.TOO_LARGE, f"{size} bytes; the limit is {self._to.max_upload_bytes}")
@@ -175,9 +183,22 @@ class Verifier:
                 )
             digest, read = self._digest(ref)
             check_content(claim, sha256=digest, size=read)
-            return self._accept(ref, size, verified, digest, upload_time)
+            inspection = self._gate.inspect(
+                dataset=claim.dataset,
+                contract_version=claim.contract_version,
+                size=size,
+                open_body=lambda: self._open(ref),
+            )
+            if inspection.action == HOLD:
+                return self._hold(ref, size, verified, digest, upload_time, inspection)
+            if inspection.action != ACCEPT:
+                raise VerificationError(Reason.POISONING_SUSPECTED, inspection.summary())
+            verdict = self._accept(ref, size, verified, digest, upload_time, inspection)
         except VerificationError as err:
-            return self._reject(ref, size, err, upload_time)
+            return self._reject(ref, size, err, upload_time, inspection)
+        if inspection.learning and not verdict.duplicate:
+            self._gate.learn(inspection)
+        return verdict
 
     def _head(self, ref: ObjectVersionRef) -> dict[str, Any] | None:
         try:
@@ -201,11 +222,15 @@ class Verifier:
         revocation = self._ledger.revocation(key_id)
         return None if revocation is None else datetime.fromisoformat(revocation["effective_at"])
 
-    def _digest(self, ref: ObjectVersionRef) -> tuple[str, int]:
+    def _open(self, ref: ObjectVersionRef) -> Any:
+        """A stream of that exact version's bytes."""
         response = self._s3.get_object(Bucket=ref.bucket, Key=ref.key, VersionId=ref.version_id)
         if response.get("VersionId") != ref.version_id:
             raise TransientError(f"asked for version {ref.version_id}, S3 returned {response.get('VersionId')}")
-        body = response["Body"]
+        return response["Body"]
+
+    def _digest(self, ref: ObjectVersionRef) -> tuple[str, int]:
+        body = self._open(ref)
         try:
             return sha256_stream(body)
         finally:
@@ -214,67 +239,85 @@ class Verifier:
     # --- verdicts -------------------------------------------------------------------------------------
 
     def _accept(
-        self, ref: ObjectVersionRef, size: int, verified: VerifiedClaim, digest: str, upload_time: datetime
+        self,
+        ref: ObjectVersionRef,
+        size: int,
+        verified: VerifiedClaim,
+        digest: str,
+        upload_time: datetime,
+        inspection: Inspection,
     ) -> Verdict:
         claim = verified.claim
-        name = KEY_PATTERN.match(ref.key)["name"]
-        lake_key = f"datasets/{claim.dataset}/{claim.producer}/sha256={digest}/{name}"
-        lake_version = self._lake_write(ref, lake_key, digest, verified)
-        attributes = {
-            "lake_bucket": self._to.lake_bucket,
-            "lake_key": lake_key,
-            "lake_version": lake_version,
-            "sha256": digest,
-            "producer": claim.producer,
-            "key_id": verified.key.id,
-            "dataset": claim.dataset,
-            "contract_version": claim.contract_version,
-            "nonce": claim.nonce,
-            "uploaded_at": upload_time.isoformat(),
-        }
-        return self._record(Verdict(STATUS_ACCEPTED, ref, attributes=attributes), size)
-
-    def _lake_write(self, ref: ObjectVersionRef, lake_key: str, digest: str, verified: VerifiedClaim) -> str:
-        """Copy that exact version to its content-addressed lake key; reuse it if already there (a retry)."""
-        existing = self._lake_head(lake_key)
-        if existing is not None:
-            if existing.get("Metadata", {}).get("mlvault-sha256") != digest:
-                raise VerificationError(Reason.LAKE_CONFLICT, f"{lake_key} holds other bytes")
-            return existing["VersionId"]
-        copied = self._s3.copy_object(
-            Bucket=self._to.lake_bucket,
-            Key=lake_key,
-            ChecksumAlgorithm="SHA256",
-            CopySource={"Bucket": ref.bucket, "Key": ref.key, "VersionId": ref.version_id},
-            MetadataDirective="REPLACE",
-            Metadata={
-                "mlvault-sha256": digest,
+        lake_key = lake_key_of(ref.key, claim.dataset, claim.producer, digest)
+        source = {"Bucket": ref.bucket, "Key": ref.key, "VersionId": ref.version_id}
+        lake_version = lake_write(
+            self._s3,
+            self._to.lake_bucket,
+            lake_key,
+            source,
+            digest,
+            {
                 "mlvault-ingest-key": ref.key[:512],
                 "mlvault-ingest-version": ref.version_id,
                 "mlvault-producer": verified.claim.producer,
                 "mlvault-key-id": verified.key.id,
             },
         )
-        checksum = copied.get("CopyObjectResult", {}).get("ChecksumSHA256")
-        if checksum and base64.b64decode(checksum).hex() != digest:
-            raise VerificationError(Reason.LAKE_CONFLICT, f"the lake copy hashes to {base64.b64decode(checksum).hex()}")
-        return copied["VersionId"]
+        attributes = {
+            "lake_bucket": self._to.lake_bucket,
+            "lake_key": lake_key,
+            "lake_version": lake_version,
+            **_verified_attributes(verified, digest, upload_time, inspection),
+        }
+        return self._record(Verdict(STATUS_ACCEPTED, ref, attributes=attributes), size, inspection)
 
-    def _lake_head(self, lake_key: str) -> dict[str, Any] | None:
-        try:
-            return self._s3.head_object(Bucket=self._to.lake_bucket, Key=lake_key)
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
-                return None
-            raise
+    def _hold(
+        self,
+        ref: ObjectVersionRef,
+        size: int,
+        verified: VerifiedClaim,
+        digest: str,
+        upload_time: datetime,
+        inspection: Inspection,
+    ) -> Verdict:
+        """Kept out of the lake (and so out of training) until a human reviews it; the bytes are kept locked."""
+        detail = inspection.summary()
+        attributes = {
+            "reason": Reason.POISONING_SUSPECTED,
+            "detail": detail[:1000],
+            **self._quarantine(ref, f"held/{ref.key}/{ref.version_id}", Reason.POISONING_SUSPECTED),
+            **_verified_attributes(verified, digest, upload_time, inspection),
+        }
+        verdict = Verdict(STATUS_HELD, ref, Reason.POISONING_SUSPECTED, detail, attributes)
+        return self._record(verdict, size, inspection)
+
+    def _quarantine(self, ref: ObjectVersionRef, quarantine_key: str, reason: str) -> dict[str, str]:
+        copied = self._s3.copy_object(
+            Bucket=self._to.quarantine_bucket,
+            Key=quarantine_key,
+            CopySource={"Bucket": ref.bucket, "Key": ref.key, "VersionId": ref.version_id},
+            MetadataDirective="COPY",
+            TaggingDirective="REPLACE",
+            Tagging=f"mlvault-reason={reason}",
+        )
+        return {
+            "quarantine_bucket": self._to.quarantine_bucket,
+            "quarantine_key": quarantine_key,
+            "quarantine_version": copied["VersionId"],
+        }
 
     def reject(self, ref: ObjectVersionRef, size: int, err: VerificationError) -> Verdict:
         """A verdict reached outside verification (the reconciler's UNVERIFIED_TIMEOUT)."""
-        with _transient_errors(ref):
+        with transient_errors(ref):
             return self._reject(ref, size, err)
 
     def _reject(
-        self, ref: ObjectVersionRef, size: int, err: VerificationError, upload_time: datetime | None = None
+        self,
+        ref: ObjectVersionRef,
+        size: int,
+        err: VerificationError,
+        upload_time: datetime | None = None,
+        inspection: Inspection | None = None,
     ) -> Verdict:
         attributes = {"reason": err.reason, "detail": err.detail[:1000]}
         if upload_time is not None:
@@ -282,24 +325,13 @@ class Verifier:
         layout = KEY_PATTERN.match(ref.key)
         if layout:
             attributes["producer"] = layout["producer"]
+        if inspection is not None:
+            attributes.update(_inspection_attributes(inspection))
         if err.reason != Reason.SOURCE_MISSING and size <= COPY_LIMIT:
-            quarantine_key = f"rejected/{ref.key}/{ref.version_id}"
-            copied = self._s3.copy_object(
-                Bucket=self._to.quarantine_bucket,
-                Key=quarantine_key,
-                CopySource={"Bucket": ref.bucket, "Key": ref.key, "VersionId": ref.version_id},
-                MetadataDirective="COPY",
-                TaggingDirective="REPLACE",
-                Tagging=f"mlvault-reason={err.reason}",
-            )
-            attributes.update(
-                quarantine_bucket=self._to.quarantine_bucket,
-                quarantine_key=quarantine_key,
-                quarantine_version=copied["VersionId"],
-            )
-        return self._record(Verdict(STATUS_REJECTED, ref, err.reason, err.detail, attributes), size)
+            attributes.update(self._quarantine(ref, f"rejected/{ref.key}/{ref.version_id}", err.reason))
+        return self._record(Verdict(STATUS_REJECTED, ref, err.reason, err.detail, attributes), size, inspection)
 
-    def _record(self, verdict: Verdict, size: int) -> Verdict:
+    def _record(self, verdict: Verdict, size: int, inspection: Inspection | None = None) -> Verdict:
         ref = verdict.ref
         written = self._ledger.record_verdict(
             bucket=ref.bucket,
@@ -308,6 +340,7 @@ class Verifier:
             status=verdict.status,
             size=size,
             attributes=verdict.attributes,
+            profile=None if inspection is None else inspection.profile.to_bytes(),
         )
         if not written:  # a concurrent verification of the same version won: its record stands
             existing = self._ledger.get(ref.bucket, ref.key, ref.version_id)
@@ -326,29 +359,84 @@ class Verifier:
                 raise
 
     def _announce(self, verdict: Verdict) -> None:
-        ref = verdict.ref
-        detail = {
-            "bucket": ref.bucket,
-            "key": ref.key,
-            "version_id": ref.version_id,
-            "status": verdict.status,
-            **verdict.attributes,
-        }
-        detail_type = "Upload Accepted" if verdict.status == STATUS_ACCEPTED else "Upload Rejected"
-        self._events.put_events(
-            Entries=[
-                {
-                    "Source": EVENT_SOURCE,
-                    "DetailType": detail_type,
-                    "Detail": json.dumps(detail),
-                    "EventBusName": self._to.event_bus,
-                }
-            ]
+        announce(self._events, self._sns, self._to, verdict)
+
+
+def announce(events: Any, sns: Any, to: Destinations, verdict: Verdict) -> None:
+    """The EventBridge event of a verdict and, unless accepted, an SNS alert."""
+    ref = verdict.ref
+    detail = {"bucket": ref.bucket, "key": ref.key, "version_id": ref.version_id, "status": verdict.status}
+    detail.update(verdict.attributes)
+    events.put_events(
+        Entries=[
+            {
+                "Source": EVENT_SOURCE,
+                "DetailType": DETAIL_TYPES[verdict.status],
+                "Detail": json.dumps(detail),
+                "EventBusName": to.event_bus,
+            }
+        ]
+    )
+    if verdict.status != STATUS_ACCEPTED:
+        sns.publish(
+            TopicArn=to.alert_topic_arn,
+            Subject=f"mlvault: upload {verdict.status.lower()} ({verdict.reason})"[:100],
+            Message=json.dumps(detail, indent=2),
+            MessageAttributes={"reason": {"DataType": "String", "StringValue": verdict.reason}},
         )
-        if verdict.status == STATUS_REJECTED:
-            self._sns.publish(
-                TopicArn=self._to.alert_topic_arn,
-                Subject=f"mlvault: upload rejected ({verdict.reason})"[:100],
-                Message=json.dumps(detail, indent=2),
-                MessageAttributes={"reason": {"DataType": "String", "StringValue": verdict.reason}},
-            )
+
+
+def lake_key_of(ingest_key: str, dataset: str, producer: str, digest: str) -> str:
+    """Content-addressed: a lake key never holds two different contents."""
+    return f"datasets/{dataset}/{producer}/sha256={digest}/{KEY_PATTERN.match(ingest_key)['name']}"
+
+
+def lake_write(s3: Any, lake_bucket: str, lake_key: str, source: dict[str, str], digest: str, metadata: dict) -> str:
+    """Copy an exact source version to its content-addressed lake key; reuse it if already there (a retry).
+    Returns the lake version id."""
+    try:
+        existing = s3.head_object(Bucket=lake_bucket, Key=lake_key)
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey"):
+            raise
+        existing = None
+    if existing is not None:
+        if existing.get("Metadata", {}).get("mlvault-sha256") != digest:
+            raise VerificationError(Reason.LAKE_CONFLICT, f"{lake_key} holds other bytes")
+        return existing["VersionId"]
+    copied = s3.copy_object(
+        Bucket=lake_bucket,
+        Key=lake_key,
+        ChecksumAlgorithm="SHA256",
+        CopySource=source,
+        MetadataDirective="REPLACE",
+        Metadata={"mlvault-sha256": digest, **metadata},
+    )
+    checksum = copied.get("CopyObjectResult", {}).get("ChecksumSHA256")
+    if checksum and base64.b64decode(checksum).hex() != digest:
+        raise VerificationError(Reason.LAKE_CONFLICT, f"the lake copy hashes to {base64.b64decode(checksum).hex()}")
+    return copied["VersionId"]
+
+
+def _inspection_attributes(inspection: Inspection) -> dict[str, str]:
+    return {
+        "rows": str(inspection.report.rows),
+        "contract": f"{inspection.contract.dataset} v{inspection.contract.version} ({inspection.contract.format})",
+        "screen": inspection.summary()[:1000],
+    }
+
+
+def _verified_attributes(
+    verified: VerifiedClaim, digest: str, upload_time: datetime, inspection: Inspection
+) -> dict[str, str]:
+    claim = verified.claim
+    return {
+        "sha256": digest,
+        "producer": claim.producer,
+        "key_id": verified.key.id,
+        "dataset": claim.dataset,
+        "contract_version": claim.contract_version,
+        "nonce": claim.nonce,
+        "uploaded_at": upload_time.isoformat(),
+        **_inspection_attributes(inspection),
+    }

@@ -1,0 +1,198 @@
+"""The content gate inside the verify handler (moto): data contracts, the poisoning screen, held uploads and
+their review. Each upload is validly signed: only its content decides."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mlvault import testkeys
+from mlvault.contracts.screen import Profile
+from mlvault.ingest.review import ReviewError
+from mlvault.ledger import Ledger
+from mlvault.samples import iris_batch, iris_csv
+from mlvault.signing.errors import Reason
+from tests.handlers.conftest import ROOT, LambdaContext, load_handler, s3_body, sqs_event
+
+verify = load_handler("verify")
+review = load_handler("review")
+reconcile = load_handler("reconcile")
+K = "producers/acme/iris/batch.csv"
+
+
+def push(env, body: bytes, key: str = K, **changes) -> tuple[str, object]:
+    """Upload `body` signed by acme, run the verify handler on its notification, return (version, record)."""
+    metadata = testkeys.signed_metadata(testkeys.claim_for(key, body, **changes), "acme-p256")
+    version = env["s3"].put_object(Bucket=env["ingest"], Key=key, Body=body, Metadata=metadata)["VersionId"]
+    assert verify.handler(sqs_event(s3_body(env["ingest"], key, version, len(body))), LambdaContext()) == {
+        "batchItemFailures": []
+    }
+    return version, Ledger(env["ddb"], "ledger").get(env["ingest"], key, version)
+
+
+def lake_objects(env) -> list[str]:
+    return [o["Key"] for o in env["s3"].list_objects_v2(Bucket=env["lake"]).get("Contents", [])]
+
+
+def messages(env, queue: str) -> list[dict]:
+    received = env["sqs"].receive_message(QueueUrl=env[queue], MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"]) for m in received]
+
+
+def task_root(tmp_path, monkeypatch, **screening) -> None:
+    """The function's bundle with an iris contract whose screening section is changed."""
+    shutil.copytree(ROOT / "trust", tmp_path / "trust")
+    shutil.copytree(ROOT / "contracts", tmp_path / "contracts")
+    iris = json.loads((ROOT / "contracts/iris.json").read_text())
+    iris["screening"].update(screening)
+    (tmp_path / "contracts/iris.json").write_text(json.dumps(iris))
+    monkeypatch.setenv("LAMBDA_TASK_ROOT", str(tmp_path))
+
+
+def learn_baseline(env) -> None:
+    for seed in (1, 2):  # 2 x 600 rows: the learned baseline (baseline_rows 1000) is complete
+        _, rec = push(env, iris_csv(600, seed))
+        assert rec.status == "ACCEPTED"
+        assert "learning" in rec.attributes["screen"]
+
+
+CLEAN = iris_csv(40, 7)
+
+
+@pytest.mark.parametrize(
+    ("body", "changes", "reason", "detail"),
+    [
+        (CLEAN.replace(b",setosa\n", b",rose\n", 1), {}, Reason.VALUE_NOT_ALLOWED, "rose"),
+        (CLEAN.replace(b",,", b",=HYPERLINK(x),", 1), {}, Reason.FORMULA_INJECTION, "notes"),
+        (CLEAN.replace(b"fr-01", b"FR_01", 1), {}, Reason.PATTERN_MISMATCH, "site"),
+        (CLEAN.replace(b'"species"', b'"label"', 1), {}, Reason.MISSING_COLUMN, "species"),
+        (CLEAN, {"contract_version": "2"}, Reason.CONTRACT_VERSION_MISMATCH, "v2"),
+        (b"", {}, Reason.EMPTY_FILE, ""),
+    ],
+    ids=lambda v: v if isinstance(v, str) and v.isupper() else "",
+)
+def test_a_signed_upload_that_breaks_its_contract_is_quarantined_with_the_reason(
+    ingest_env, body, changes, reason, detail
+):
+    version, rec = push(ingest_env, body, **changes)
+    assert (rec.status, rec.attributes["reason"]) == ("REJECTED", reason), rec.attributes["detail"]
+    assert detail in rec.attributes["detail"]
+    assert rec.attributes["quarantine_key"] == f"rejected/{K}/{version}"
+    assert lake_objects(ingest_env) == []
+    assert messages(ingest_env, "alerts")[0]["reason"] == reason
+
+
+def _parquet(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def test_parquet_is_validated_from_a_spooled_copy_and_its_schema_compared_exactly(ingest_env):
+    fields = [("store_id", pa.int32()), ("day", pa.date32()), ("revenue", pa.float64())]
+    schema = pa.schema([pa.field(n, t, nullable=False) for n, t in fields] + [pa.field("promo", pa.bool_())])
+    rows = {"store_id": [1, 2], "day": [19000, 19001], "revenue": [10.5, 20.0], "promo": [True, None]}
+    _, rec = push(ingest_env, _parquet(pa.table(rows, schema)), "producers/acme/sales/d.parquet", contract_version="3")
+    assert rec.status == "ACCEPTED", rec.attributes.get("detail")
+    assert rec.attributes["rows"] == "2"
+    wider = schema.set(0, pa.field("store_id", pa.int64(), nullable=False))
+    _, rec = push(ingest_env, _parquet(pa.table(rows, wider)), "producers/acme/sales/d.parquet", contract_version="3")
+    assert rec.attributes["reason"] == Reason.SCHEMA_MISMATCH
+    assert "int64" in rec.attributes["detail"]
+
+
+def test_a_poisoned_batch_is_held_and_a_fresh_clean_batch_is_accepted(ingest_env):
+    learn_baseline(ingest_env)
+    _, clean = push(ingest_env, iris_csv(600, 3))
+    assert clean.status == "ACCEPTED"
+    assert clean.attributes["screen"].startswith("no shift (baseline: learned from 1200 rows of 2 accepted batches)")
+    held_version, held = push(ingest_env, iris_csv(600, 4, flip=0.3))
+    assert (held.status, held.attributes["reason"]) == ("HELD", Reason.POISONING_SUSPECTED)
+    assert "label_feature_psi petal_length|" in held.attributes["detail"]  # flipped labels move features per label
+    assert held.attributes["quarantine_key"] == f"held/{K}/{held_version}"
+    assert len(lake_objects(ingest_env)) == 3  # the held batch is not in the lake: training cannot see it
+    alerts = messages(ingest_env, "alerts")
+    assert [a["status"] for a in alerts] == ["HELD"]
+    events = [e["detail-type"] for e in messages(ingest_env, "events")]
+    assert events.count("Upload Held") == 1
+    stored = Ledger(ingest_env["ddb"], "ledger").profile(ingest_env["ingest"], K, held_version)
+    assert Profile.from_bytes(stored).rows == 600
+
+
+def test_a_shifted_feature_is_held_naming_the_feature(ingest_env):
+    learn_baseline(ingest_env)
+    _, held = push(ingest_env, iris_csv(600, 5, shift=1.5))
+    assert held.status == "HELD"
+    assert "feature_psi sepal_length" in held.attributes["detail"]
+
+
+def decide(env, version: str, decision: str, reason: str = "checked with the producer") -> dict:
+    event = {"key": K, "version_id": version, "decision": decision, "reason": reason, "reviewed_by": "arn:test:alice"}
+    return review.handler(event, LambdaContext())
+
+
+def test_a_reviewer_releases_a_held_batch_into_the_lake_once(ingest_env):
+    learn_baseline(ingest_env)
+    body = iris_csv(600, 4, flip=0.3)
+    version, _ = push(ingest_env, body)
+    released = decide(ingest_env, version, "approve")
+    assert released["status"] == "ACCEPTED"
+    rec = Ledger(ingest_env["ddb"], "ledger").get(ingest_env["ingest"], K, version)
+    assert (rec.attributes["reviewed_by"], rec.attributes["review_reason"]) == (
+        "arn:test:alice",
+        "checked with the producer",
+    )
+    lake = ingest_env["s3"].get_object(
+        Bucket=ingest_env["lake"], Key=rec.attributes["lake_key"], VersionId=rec.attributes["lake_version"]
+    )
+    assert lake["Body"].read() == body
+    with pytest.raises(ReviewError, match="is ACCEPTED, not HELD"):
+        decide(ingest_env, version, "reject")
+
+
+def test_a_reviewer_rejects_a_held_batch_and_it_never_reaches_the_lake(ingest_env):
+    learn_baseline(ingest_env)
+    version, _ = push(ingest_env, iris_csv(600, 4, flip=0.3))
+    with pytest.raises(ReviewError, match="needs a reason"):
+        decide(ingest_env, version, "reject", reason=" ")
+    assert decide(ingest_env, version, "reject", "labels flipped")["status"] == "REJECTED"
+    assert len(lake_objects(ingest_env)) == 2
+    with pytest.raises(ReviewError, match="is REJECTED, not HELD"):
+        decide(ingest_env, version, "approve")
+
+
+def test_the_reconciler_leaves_held_batches_to_humans(ingest_env):
+    learn_baseline(ingest_env)
+    version, _ = push(ingest_env, iris_csv(600, 4, flip=0.3))
+    report = reconcile.handler({}, LambdaContext())
+    assert (report["unaccounted"], report["redriven"], report["quarantined"]) == (0, 0, 0)
+    assert Ledger(ingest_env["ddb"], "ledger").get(ingest_env["ingest"], K, version).status == "HELD"
+
+
+def test_a_contract_that_says_reject_quarantines_the_poisoned_batch(ingest_env, tmp_path, monkeypatch):
+    task_root(tmp_path, monkeypatch, action="reject")
+    learn_baseline(ingest_env)
+    version, rec = push(ingest_env, iris_csv(600, 4, flip=0.3))
+    assert (rec.status, rec.attributes["reason"]) == ("REJECTED", Reason.POISONING_SUSPECTED)
+    assert rec.attributes["quarantine_key"] == f"rejected/{K}/{version}"
+
+
+def test_a_pinned_baseline_screens_the_first_batch(ingest_env, tmp_path, monkeypatch):
+    from mlvault.contracts.model import load_contract
+    from mlvault.contracts.screen import build_profile
+
+    task_root(tmp_path, monkeypatch, baseline="baselines/iris-v1.json")
+    (tmp_path / "contracts/baselines").mkdir()
+    contract = load_contract(ROOT / "contracts", "iris")
+    pinned = build_profile([iris_batch(2000, 11)], contract)
+    (tmp_path / "contracts/baselines/iris-v1.json").write_text(json.dumps(pinned.to_json()))
+    _, rec = push(ingest_env, iris_csv(600, 4, flip=0.3))
+    assert rec.status == "HELD"
+    assert "(baseline: pinned baselines/iris-v1.json)" in rec.attributes["detail"]
+    _, rec = push(ingest_env, iris_csv(600, 12))
+    assert rec.status == "ACCEPTED"
