@@ -17,7 +17,7 @@ CDK_FLAGS := --no-notices --no-version-reporting
 
 .PHONY: setup synth test lint format demo bench bench-contracts clean
 
-setup: $(VENV)/.installed node_modules/.installed build/layers/deps/.installed
+setup: $(VENV)/.installed node_modules/.installed build/layers/deps/.installed build/layers/arrow/.installed
 
 $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,16 @@ build/layers/deps/.installed: layers/deps/requirements.txt $(VENV)/.installed
 	$(BIN)/pip install --quiet --disable-pip-version-check --target build/layers/deps/python \
 		--platform $(LAMBDA_PLATFORM) --python-version $(LAMBDA_PYTHON) --implementation cp \
 		--only-binary=:all: -r layers/deps/requirements.txt
+	touch $@
+
+# pyarrow for the functions that validate data contracts, in a layer of its own, trimmed by infra/layers.py to
+# what they use (CSV, JSON, Parquet, compute): Lambda allows 250 MB unzipped for code and layers together.
+build/layers/arrow/.installed: layers/arrow/requirements.txt infra/layers.py $(VENV)/.installed
+	rm -rf build/layers/arrow && mkdir -p build/layers/arrow
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile --target build/layers/arrow/python \
+		--platform $(LAMBDA_PLATFORM) --python-version $(LAMBDA_PYTHON) --implementation cp \
+		--only-binary=:all: -r layers/arrow/requirements.txt
+	$(BIN)/python infra/layers.py build/layers/arrow/python
 	touch $@
 
 synth: setup

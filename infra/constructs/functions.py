@@ -1,7 +1,8 @@
 """Lambda functions with mlvault's required properties, built one way for every function:
 
 code signing config (AWS Signer profile), a dead-letter queue, JSON structured logging into an encrypted
-log group with retention, a role of its own with no managed policies, and the shared layers.
+log group with retention, a role of its own with no managed policies, and the shared layers. pyarrow comes in a
+layer of its own, only for the functions that ask for it (GUIDE.md section 2: mind the 250 MB unzipped limit).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import jsii
-from aws_cdk import BundlingOptions, DockerImage, Duration, ILocalBundling, RemovalPolicy
+from aws_cdk import BundlingOptions, DockerImage, Duration, ILocalBundling, RemovalPolicy, Size
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -25,8 +26,15 @@ from infra.settings import ROOT, StageSettings
 LAMBDAS_DIR = ROOT / "lambdas"
 LIBRARY_LAYER_DIR = ROOT / "layers" / "mlvault"
 DEPS_LAYER_DIR = ROOT / "build" / "layers" / "deps"
+ARROW_LAYER_DIR = ROOT / "build" / "layers" / "arrow"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/*.egg-info"]
+# Layers pip builds under build/layers/<name>: without the Makefile's stamp file.
+THIRD_PARTY_EXCLUDES = [*ASSET_EXCLUDES, ".installed"]
+# Lambda gives a function one full vCPU at 1,769 MB of memory.
+ONE_VCPU_MB = 1769
+EPHEMERAL_STORAGE_MIN_MIB = 512
+EPHEMERAL_STORAGE_MAX_MIB = 10240
 # Developer tooling of the shared package that no function imports: kept out of the Lambda layer.
 LIBRARY_EXCLUDES = [
     *ASSET_EXCLUDES,
@@ -77,6 +85,13 @@ class AssetMissingError(RuntimeError):
     """A Lambda asset that `make setup` builds is missing."""
 
 
+def spool_storage_mib(max_file_bytes: int) -> int:
+    """Ephemeral storage for a function that spools files of up to max_file_bytes to disk (Parquet is read from
+    a local file): the file rounded up to MiB plus Lambda's default 512 MiB, at most Lambda's 10,240 MiB."""
+    file_mib = -(-max_file_bytes // (1024 * 1024))
+    return min(file_mib + EPHEMERAL_STORAGE_MIN_MIB, EPHEMERAL_STORAGE_MAX_MIB)
+
+
 def _retention(days: int) -> logs.RetentionDays:
     allowed = {
         1: logs.RetentionDays.ONE_DAY,
@@ -122,7 +137,7 @@ class FunctionPlatform(Construct):
         self.deps_layer = lambda_.LayerVersion(
             self,
             "DepsLayer",
-            code=lambda_.Code.from_asset(str(DEPS_LAYER_DIR), exclude=ASSET_EXCLUDES),
+            code=lambda_.Code.from_asset(str(DEPS_LAYER_DIR), exclude=THIRD_PARTY_EXCLUDES),
             compatible_runtimes=[RUNTIME],
             description="mlvault third-party dependencies (layers/deps/requirements.txt)",
         )
@@ -133,6 +148,25 @@ class FunctionPlatform(Construct):
             compatible_runtimes=[RUNTIME],
             description="mlvault shared library (layers/mlvault)",
         )
+        self._arrow_layer: lambda_.LayerVersion | None = None
+
+    @property
+    def arrow_layer(self) -> lambda_.LayerVersion:
+        """The trimmed pyarrow layer (layers/arrow, built by `make setup`); created for the first function that
+        asks for it, so a stack without one synthesizes no ~100 MB asset."""
+        if self._arrow_layer is None:
+            if not (ARROW_LAYER_DIR / "python" / "pyarrow").is_dir():
+                raise AssetMissingError(
+                    f"the pyarrow layer is not built ({ARROW_LAYER_DIR}/python/pyarrow is missing): run `make setup`"
+                )
+            self._arrow_layer = lambda_.LayerVersion(
+                self,
+                "ArrowLayer",
+                code=lambda_.Code.from_asset(str(ARROW_LAYER_DIR), exclude=THIRD_PARTY_EXCLUDES),
+                compatible_runtimes=[RUNTIME],
+                description="pyarrow, trimmed to CSV, JSON, Parquet and compute (layers/arrow/requirements.txt)",
+            )
+        return self._arrow_layer
 
 
 class SecureFunction(Construct):
@@ -149,6 +183,8 @@ class SecureFunction(Construct):
         environment: dict[str, str],
         timeout: Duration | None = None,
         memory_size: int = 512,
+        ephemeral_storage_mib: int | None = None,
+        with_arrow: bool = False,
         extra_files: dict[str, Path] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -185,6 +221,7 @@ class SecureFunction(Construct):
             retention_period=Duration.days(14),
         )
         acknowledge(self.dlq, "AwsSolutions-SQS3", f"This queue is the dead-letter queue of the {name} function.")
+        layers = [platform.deps_layer, *([platform.arrow_layer] if with_arrow else []), platform.library_layer]
         self.function = lambda_.Function(
             self,
             "Function",
@@ -193,7 +230,7 @@ class SecureFunction(Construct):
             architecture=lambda_.Architecture.X86_64,
             handler="handler.handler",
             code=function_code(source, extra_files),
-            layers=[platform.deps_layer, platform.library_layer],
+            layers=layers,
             environment={
                 "MLVAULT_STAGE": settings.stage,
                 "POWERTOOLS_SERVICE_NAME": f"mlvault-{name}",
@@ -207,6 +244,7 @@ class SecureFunction(Construct):
             log_group=self.log_group,
             timeout=timeout or Duration.seconds(60),
             memory_size=memory_size,
+            ephemeral_storage_size=Size.mebibytes(ephemeral_storage_mib) if ephemeral_storage_mib else None,
             reserved_concurrent_executions=settings.reserved_concurrency,
         )
         acknowledge(

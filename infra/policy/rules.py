@@ -1,17 +1,21 @@
 """mlvault's own policy rules, checked on the synthesized CloudFormation templates.
 
-Unlike cdk-nag findings these cannot be acknowledged: they read nothing but the template, and any violation
-fails `cdk synth` (app.py exits 1). Each rule has a stable id; tests build broken stacks and assert it fires.
+Unlike cdk-nag findings these cannot be acknowledged: they read nothing but the cloud assembly (the templates,
+and for Lambda's size limit the asset directories they refer to), and any violation fails `cdk synth` (app.py
+exits 1). Each rule has a stable id; tests build broken stacks and assert it fires.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 import sys
+import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from infra.policy.spec import (
@@ -25,6 +29,7 @@ from infra.settings import RETENTION_FLOOR_DAYS, StageSettings
 BUCKET = "AWS::S3::Bucket"
 BUCKET_POLICY = "AWS::S3::BucketPolicy"
 FUNCTION = "AWS::Lambda::Function"
+LAYER_VERSION = "AWS::Lambda::LayerVersion"
 CODE_SIGNING_CONFIG = "AWS::Lambda::CodeSigningConfig"
 SIGNING_PROFILE = "AWS::Signer::SigningProfile"
 EVENT_INVOKE_CONFIG = "AWS::Lambda::EventInvokeConfig"
@@ -36,6 +41,9 @@ IDENTITY_POLICIES = (
     "AWS::IAM::Group",
 )
 SSE_ALGORITHMS = ("aws:kms", "aws:kms:dsse", "AES256")
+# Lambda's hard limit on a function's code plus all its layers, unzipped: "250 MB", which Lambda enforces as
+# "must be smaller than 262144000 bytes" (250 MiB).
+LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -364,6 +372,92 @@ def _check_code_signing(
         )
 
 
+# --- Lambda's unzipped size limit, measured on the assets of the cloud assembly ----------------------------
+
+
+def assembly_assets(outdir: str | Path) -> dict[str, Path]:
+    """Asset object key (as in Code.S3Key / Content.S3Key) -> its file or directory in the cloud assembly."""
+    outdir = Path(outdir)
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    assets: dict[str, Path] = {}
+    for artifact in manifest.get("artifacts", {}).values():
+        if artifact.get("type") != "cdk:asset-manifest":
+            continue
+        files = json.loads((outdir / artifact["properties"]["file"]).read_text()).get("files", {})
+        for entry in files.values():
+            for destination in entry.get("destinations", {}).values():
+                assets[destination["objectKey"]] = outdir / entry["source"]["path"]
+    return assets
+
+
+def unzipped_bytes(asset: Path) -> int:
+    """What an asset occupies once Lambda unzips it: a directory's files, a zip's members, or a plain file."""
+    if asset.is_dir():
+        return sum(os.stat(os.path.join(root, name)).st_size for root, _, names in os.walk(asset) for name in names)
+    if zipfile.is_zipfile(asset):
+        with zipfile.ZipFile(asset) as archive:
+            return sum(member.file_size for member in archive.infolist())
+    return asset.stat().st_size
+
+
+def _asset_key(key: Any, assets: Mapping[str, Path]) -> bool:
+    return isinstance(key, str) and key in assets
+
+
+def _check_function_sizes(
+    stack: str, template: Mapping[str, Any], assets: Mapping[str, Path], limit: int
+) -> Iterator[Violation]:
+    resources = template.get("Resources", {})
+    mib = 1024 * 1024
+    for fn_id, fn in _resources(template, FUNCTION):
+        props = _props(fn)
+        code = props.get("Code") or {}
+        if "ImageUri" in code:
+            continue  # container images have their own (10 GB) limit
+        parts: list[tuple[str, int]] = []
+        unknown: list[str] = []
+        if isinstance(code.get("ZipFile"), str):
+            parts.append(("inline code", len(code["ZipFile"].encode())))
+        elif _asset_key(code.get("S3Key"), assets):
+            parts.append(("code", unzipped_bytes(assets[code["S3Key"]])))
+        else:
+            unknown.append(f"code {code.get('S3Key')!r}")
+        for layer in _as_list(props.get("Layers") or []):
+            layer_id = next((lid for lid in resources if _refers_to(layer, lid)), None)
+            key = _props(resources[layer_id]).get("Content", {}).get("S3Key") if layer_id else None
+            if layer_id and resources[layer_id].get("Type") == LAYER_VERSION and _asset_key(key, assets):
+                parts.append((layer_id, unzipped_bytes(assets[key])))
+            else:
+                unknown.append(f"layer {layer!r}")
+        if unknown:
+            yield Violation(
+                "MLV-LAMBDA-SIZE",
+                stack,
+                fn_id,
+                f"cannot check the unzipped size against Lambda's {limit / mib:.0f} MiB limit: "
+                f"{', '.join(unknown)} not an asset of this cloud assembly",
+            )
+        total = sum(size for _, size in parts)
+        if total >= limit:
+            detail = ", ".join(f"{name} {size / mib:.1f} MiB" for name, size in parts)
+            yield Violation(
+                "MLV-LAMBDA-SIZE",
+                stack,
+                fn_id,
+                f"code and layers unzip to {total} bytes ({detail}); Lambda needs less than {limit} "
+                f"({limit / mib:.0f} MiB)",
+            )
+
+
+def check_function_sizes(
+    templates: Mapping[str, Mapping[str, Any]],
+    assets: Mapping[str, Path],
+    limit: int = LAMBDA_UNZIPPED_LIMIT_BYTES,
+) -> list[Violation]:
+    """Every function whose code and layers, unzipped, reach Lambda's limit (or cannot be measured)."""
+    return [v for stack, template in templates.items() for v in _check_function_sizes(stack, template, assets, limit)]
+
+
 def check_templates(templates: Mapping[str, Mapping[str, Any]], ctx: RuleContext) -> list[Violation]:
     """Every violation of mlvault's own rules in a set of templates (stack name -> template)."""
     violations: list[Violation] = []
@@ -384,9 +478,15 @@ def assembly_templates(assembly: Any) -> dict[str, Mapping[str, Any]]:
     return {stack.stack_name: stack.template for stack in assembly.stacks}
 
 
+def check_assembly(assembly: Any, ctx: RuleContext) -> list[Violation]:
+    """Every violation of mlvault's own rules in a synthesized cloud assembly: templates and asset sizes."""
+    templates = assembly_templates(assembly)
+    return [*check_templates(templates, ctx), *check_function_sizes(templates, assembly_assets(assembly.directory))]
+
+
 def enforce(assembly: Any, settings: StageSettings, out=sys.stderr) -> int:
     """Check a synthesized cloud assembly; print violations; 0 when clean, 1 otherwise."""
-    violations = check_templates(assembly_templates(assembly), RuleContext.of(settings))
+    violations = check_assembly(assembly, RuleContext.of(settings))
     for violation in violations:
         print(f"mlvault policy: {violation}", file=out)
     if violations:

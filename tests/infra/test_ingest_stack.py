@@ -55,7 +55,37 @@ def test_verify_function(ingest):
         "MLVAULT_ALERT_TOPIC_ARN",
     }
     assert env["MLVAULT_TRUST_FILE"] == "trust/producers.json"
-    assert len(props["Layers"]) == 2
+    assert len(props["Layers"]) == 3
+
+
+@pytest.mark.parametrize("name", ["VerifyFunction", "ReconcileFunction"])
+def test_the_verifiers_get_pyarrow_a_full_vcpu_and_room_to_spool_an_upload(ingest, synthesized, name):
+    props = function(ingest, name)
+    layers = {r["Ref"] for r in props["Layers"]}
+    (arrow,) = [k for k in layers if k.startswith("PlatformArrowLayer")]
+    assert ingest["Resources"][arrow]["Type"] == "AWS::Lambda::LayerVersion"
+    assert props["MemorySize"] == 1769
+    max_upload_mib = -(-synthesized.settings.max_upload_bytes // 2**20)
+    assert props["EphemeralStorage"] == {"Size": min(max_upload_mib + 512, 10240)}
+
+
+def test_only_the_verifiers_get_pyarrow(ingest):
+    arrow = {k for k in of_type(ingest, "AWS::Lambda::LayerVersion") if k.startswith("PlatformArrowLayer")}
+    users = sorted(
+        k
+        for k, r in of_type(ingest, "AWS::Lambda::Function").items()
+        if arrow & {layer.get("Ref") for layer in r["Properties"]["Layers"]}
+    )
+    assert [u.rstrip("0123456789ABCDEF") for u in users] == ["ReconcileFunction", "VerifyFunction"]
+
+
+def test_spool_storage_is_the_upload_rounded_up_to_mib_plus_512_capped():
+    from infra.constructs.functions import spool_storage_mib
+
+    assert spool_storage_mib(1) == spool_storage_mib(2**20) == 513
+    assert spool_storage_mib(2**20 + 1) == 514
+    assert spool_storage_mib(5 * 2**30) == 5632
+    assert spool_storage_mib(10 * 2**30) == 10240
 
 
 def test_the_trust_registry_ships_with_the_verifier(synthesized):

@@ -4,6 +4,8 @@ mlvault's own (unacknowledgeable) rules fires on a stack built to break it."""
 from __future__ import annotations
 
 import io
+import os
+from pathlib import Path
 
 import pytest
 from aws_cdk import App, Duration, Stack
@@ -14,7 +16,15 @@ from aws_cdk import aws_s3 as s3
 
 from infra.constructs.storage import ingest_bucket, locked_bucket, mark_role, role_arn
 from infra.policy.nag import acknowledge
-from infra.policy.rules import RuleContext, check_templates, enforce
+from infra.policy.rules import (
+    LAMBDA_UNZIPPED_LIMIT_BYTES,
+    RuleContext,
+    assembly_assets,
+    check_assembly,
+    check_function_sizes,
+    check_templates,
+    enforce,
+)
 from infra.policy.spec import BucketRole
 from tests.conftest import cdk_context
 
@@ -42,14 +52,14 @@ def test_every_acknowledgement_sits_on_its_resource_with_a_reason(synthesized):
 
 def test_the_app_passes_our_own_rules(synthesized):
     assert check_templates(synthesized.templates, RuleContext.of(synthesized.settings)) == []
+    assert check_function_sizes(synthesized.templates, assembly_assets(synthesized.outdir)) == []
 
 
 # --- each own rule fires on a deliberately broken stack -----------------------------------------------------
 
 
 def fired(stack: Stack, ctx: RuleContext = CTX) -> set[str]:
-    template = App.of(stack).synth().get_stack_by_name(stack.stack_name).template
-    return {v.rule for v in check_templates({stack.stack_name: template}, ctx)}
+    return {v.rule for v in check_assembly(App.of(stack).synth(), ctx)}
 
 
 @pytest.fixture
@@ -219,6 +229,64 @@ def test_rule_lambda_structured_logs_fires_on_text_logs(stack):
         dead_letter_queue_enabled=True,
     )
     assert fired(stack) == {"MLV-LAMBDA-STRUCTURED-LOGS"}
+
+
+def _asset_dir(tmp_path: Path, name: str, files: dict[str, str]) -> str:
+    directory = tmp_path / name
+    for relative, text in files.items():
+        (directory / relative).parent.mkdir(parents=True, exist_ok=True)
+        (directory / relative).write_text(text)
+    return str(directory)
+
+
+def test_rule_lambda_size_fires_when_code_and_layers_unzip_to_250_mib(stack, tmp_path):
+    layer = lambda_.LayerVersion(
+        stack, "Wheels", code=lambda_.Code.from_asset(_asset_dir(tmp_path, "layer", {"python/big.so": "x"}))
+    )
+    lambda_.Function(
+        stack,
+        "Fn",
+        runtime=lambda_.Runtime.PYTHON_3_14,
+        handler="handler.handler",
+        code=lambda_.Code.from_asset(_asset_dir(tmp_path, "code", {"handler.py": "def handler(e, c): ..."})),
+        layers=[layer],
+        code_signing_config=_signed(stack),
+        logging_format=lambda_.LoggingFormat.JSON,
+        dead_letter_queue_enabled=True,
+    )
+    assembly = App.of(stack).synth()
+    assert {v.rule for v in check_assembly(assembly, CTX)} == set()
+    # The synthesized layer asset grows (a sparse file: no bytes written) until code + layer exceed the limit.
+    template = assembly.get_stack_by_name(stack.stack_name).template
+    (layer_id,) = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::Lambda::LayerVersion"]
+    key = template["Resources"][layer_id]["Properties"]["Content"]["S3Key"]
+    big = assembly_assets(assembly.directory)[key] / "python" / "big.so"
+    code_bytes = sum(f.stat().st_size for f in Path(assembly.directory).glob("asset.*/handler.py"))
+    try:
+        os.truncate(big, LAMBDA_UNZIPPED_LIMIT_BYTES - code_bytes - 1)
+        assert {v.rule for v in check_assembly(assembly, CTX)} == set()  # one byte below the limit
+        os.truncate(big, LAMBDA_UNZIPPED_LIMIT_BYTES - code_bytes)
+        (violation,) = check_assembly(assembly, CTX)
+    finally:
+        big.unlink()
+    assert violation.rule == "MLV-LAMBDA-SIZE"
+    assert "Lambda needs less than 262144000 (250 MiB)" in violation.message
+    assert layer_id in violation.message
+
+
+def test_rule_lambda_size_fires_on_a_layer_it_cannot_measure(stack):
+    _function(
+        stack,
+        layers=[
+            lambda_.LayerVersion.from_layer_version_arn(
+                stack, "Foreign", "arn:aws:lambda:eu-west-1:123456789012:layer:x:1"
+            )
+        ],
+        code_signing_config=_signed(stack),
+        logging_format=lambda_.LoggingFormat.JSON,
+        dead_letter_queue_enabled=True,
+    )
+    assert fired(stack) == {"MLV-LAMBDA-SIZE"}
 
 
 def test_own_rules_cannot_be_acknowledged_and_fail_synth(stack):

@@ -60,6 +60,12 @@ def load_assembly(outdir: Path) -> list[StackArtifact]:
     return _ordered(stacks)
 
 
+def is_third_party_layer(asset_dir: Path) -> bool:
+    """A layer asset pip built (python/*.dist-info): its wheels target Lambda's Python, so the local cloud runs
+    handlers against the venv's copies of these packages instead (GUIDE.md section 7)."""
+    return asset_dir.is_dir() and any((asset_dir / "python").glob("*.dist-info"))
+
+
 def _file_assets(outdir: Path, manifest_file: str) -> dict[str, Path]:
     manifest = json.loads((outdir / manifest_file).read_text())
     assets = {}

@@ -1,8 +1,10 @@
 """Provisioning the synthesized templates onto the local cloud, the way CloudFormation would.
 
 Stacks deploy in dependency order, resources in reference order; file assets are published to the bootstrap
-assets bucket first (as `cdk deploy` does). Every resource type has a handler that knows exactly which
-properties it applies; an unknown type or property raises UnsupportedError naming it.
+assets bucket first (as `cdk deploy` does): first-party ones zipped, third-party layers (pyarrow's ~100 MB among
+them) as a small manifest object, since locally their packages come from the venv and nothing reads the zip.
+Every resource type has a handler that knows exactly which properties it applies; an unknown type or property
+raises UnsupportedError naming it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlvault.localcloud.cdkout import StackArtifact
+from mlvault.localcloud.cdkout import StackArtifact, is_third_party_layer
 from mlvault.localcloud.intrinsics import Scope, UnsupportedError, dependencies, resolve
 
 # Template sections and rules the local cloud knowingly skips, with the reason.
@@ -100,7 +102,7 @@ class Provisioner:
         if bucket not in existing:
             s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": stack.region})
         for key, source in stack.assets.items():
-            s3.put_object(Bucket=bucket, Key=key, Body=_zip_dir(source) if source.is_dir() else source.read_bytes())
+            s3.put_object(Bucket=bucket, Key=key, Body=_asset_object(source))
 
     def _assets_bucket(self, stack: StackArtifact) -> str:
         qualifier = stack.execution_role_arn.split("role/cdk-", 1)[-1].split("-", 1)[0] or "hnb659fds"
@@ -487,6 +489,7 @@ class Provisioner:
             "Description",
             "Timeout",
             "MemorySize",
+            "EphemeralStorage",
             "Environment",
             "Layers",
             "DeadLetterConfig",
@@ -510,6 +513,7 @@ class Provisioner:
             "Description": p.get("Description", ""),
             "Timeout": int(p.get("Timeout", 3)),
             "MemorySize": int(p.get("MemorySize", 128)),
+            "EphemeralStorage": {"Size": int(p.get("EphemeralStorage", {}).get("Size", 512))},
             "Environment": {"Variables": {k: str(v) for k, v in p.get("Environment", {}).get("Variables", {}).items()}},
             "Layers": p.get("Layers", []),
             "Architectures": p.get("Architectures", ["x86_64"]),
@@ -805,6 +809,24 @@ def _notification(config: dict[str, Any], c: _Ctx) -> dict[str, Any]:
     if config.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
         out["EventBridgeConfiguration"] = {}
     return out
+
+
+def _asset_object(source: Path) -> bytes:
+    """What `cdk deploy` would upload for an asset: a file as is, a directory zipped, except a third-party layer,
+    published as a manifest of what the zip would hold (the LayerVersion is still created from it)."""
+    if not source.is_dir():
+        return source.read_bytes()
+    if not is_third_party_layer(source):
+        return _zip_dir(source)
+    files = [p for p in source.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    manifest = {
+        "mlvault-localcloud": "third-party layer, not zipped: locally its packages come from the venv",
+        "asset": source.name,
+        "distributions": sorted(d.name.removesuffix(".dist-info") for d in (source / "python").glob("*.dist-info")),
+        "files": len(files),
+        "unzipped_bytes": sum(p.stat().st_size for p in files),
+    }
+    return json.dumps(manifest, indent=1).encode()
 
 
 def _zip_dir(directory: Path) -> bytes:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlvault.localcloud.cdkout import is_third_party_layer
 from mlvault.localcloud.provision import FunctionSpec
 
 WORKER = Path(__file__).with_name("worker.py")
@@ -34,10 +35,6 @@ ASYNC_RETRIES = 2  # Lambda's default MaximumRetryAttempts for asynchronous invo
 def access_key_for(principal_arn: str) -> str:
     """A stable local access key id standing for a principal (functions sign requests with their role's)."""
     return "LKIA" + hashlib.sha256(principal_arn.encode()).hexdigest()[:16].upper()
-
-
-def is_third_party_layer(layer_dir: Path) -> bool:
-    return any((layer_dir / "python").glob("*.dist-info"))
 
 
 @dataclass
