@@ -289,7 +289,7 @@ class Ledger:
             ConsistentRead=True,
         )
         item = response.get("Item")
-        return None if item is None else _record(item)
+        return None if item is None else record_from_item(item)
 
     def versions(self, bucket: str, key: str) -> list[LedgerRecord]:
         response = self._db.query(
@@ -298,7 +298,7 @@ class Ledger:
             ExpressionAttributeValues={":pk": {"S": version_pk(bucket, key)}},
             ConsistentRead=True,
         )
-        return [_record(item) for item in response.get("Items", [])]
+        return [record_from_item(item) for item in response.get("Items", [])]
 
 
 @dataclass(frozen=True)
@@ -321,7 +321,7 @@ def is_terminal(record: LedgerRecord | None) -> bool:
     return record is not None and record.status in TERMINAL
 
 
-def _record(item: dict[str, Any]) -> LedgerRecord:
+def record_from_item(item: dict[str, Any]) -> LedgerRecord:
     return LedgerRecord(
         bucket=item["bucket"]["S"],
         key=item["key"]["S"],

@@ -1,0 +1,1 @@
+"""Provenance-rich models: manifest -> train -> evaluate (gates) -> sign -> verify before serving (attest)."""

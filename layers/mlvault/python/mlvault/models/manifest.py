@@ -1,0 +1,295 @@
+"""The training manifest: the exact lake objects a model is trained on, taken from the ingest ledger.
+
+Only ACCEPTED ledger records of the dataset qualify (never HELD, REJECTED or RECEIVED), and each entry pins the
+lake object *version* and its SHA-256: a manifest never says "the latest object under a prefix". Entries are
+sorted, so the same accepted records always give the same manifest; its canonical JSON (sorted keys, no
+whitespace) is hashed into `Manifest.digest` and stored content-addressed under
+`manifests/<dataset>/sha256=<digest>.json`. Loading it back verifies that digest (fail closed).
+
+Finding a dataset's accepted records: the ledger is keyed by object version (pk "OBJ#<bucket>/<key>",
+sk "V#<version>"), so this module runs a paginated, consistent Scan filtered on status and dataset. That reads
+the whole table (nonces, revocations and baselines included) and costs read capacity in proportion to it; the
+scalable way is a global secondary index on (dataset, status) queried for ACCEPTED. Until the table has one, keep
+manifests to scheduled pipeline runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from mlvault.ledger import STATUS_ACCEPTED, LedgerRecord, record_from_item
+
+MANIFEST_FORMAT = "mlvault.manifest/v1"
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024  # bound before reading a stored manifest back
+_ENTRY_ATTRIBUTES = ("lake_bucket", "lake_key", "lake_version", "sha256", "producer", "key_id", "rows")
+
+
+class ManifestError(ValueError):
+    """No manifest can be built or trusted; the message says which record or object and why."""
+
+
+def canonical_json(data: Any) -> bytes:
+    """Sorted keys, no whitespace, UTF-8: the bytes that digests are computed over."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+@dataclass(frozen=True, order=True)
+class IngestRef:
+    """The ingest object version a lake object was accepted from (its ledger record's key)."""
+
+    bucket: str
+    key: str
+    version_id: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"bucket": self.bucket, "key": self.key, "version_id": self.version_id}
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    lake_bucket: str
+    lake_key: str
+    lake_version: str
+    sha256: str
+    size: int
+    rows: int
+    producer: str
+    key_id: str
+    contract_version: str
+    ingest: tuple[IngestRef, ...]  # every accepted ingest version whose bytes are this lake object (usually one)
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.lake_bucket}/{self.lake_key}?versionId={self.lake_version}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "lake_bucket": self.lake_bucket,
+            "lake_key": self.lake_key,
+            "lake_version": self.lake_version,
+            "sha256": self.sha256,
+            "size": self.size,
+            "rows": self.rows,
+            "producer": self.producer,
+            "key_id": self.key_id,
+            "contract_version": self.contract_version,
+            "ingest": [ref.to_json() for ref in self.ingest],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ManifestEntry:
+        return cls(
+            lake_bucket=data["lake_bucket"],
+            lake_key=data["lake_key"],
+            lake_version=data["lake_version"],
+            sha256=data["sha256"],
+            size=int(data["size"]),
+            rows=int(data["rows"]),
+            producer=data["producer"],
+            key_id=data["key_id"],
+            contract_version=data["contract_version"],
+            ingest=tuple(IngestRef(r["bucket"], r["key"], r["version_id"]) for r in data["ingest"]),
+        )
+
+
+@dataclass(frozen=True)
+class Manifest:
+    dataset: str
+    contract_version: str
+    entries: tuple[ManifestEntry, ...]
+
+    @property
+    def rows(self) -> int:
+        return sum(entry.rows for entry in self.entries)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": MANIFEST_FORMAT,
+            "dataset": self.dataset,
+            "contract_version": self.contract_version,
+            "rows": self.rows,
+            "entries": [entry.to_json() for entry in self.entries],
+        }
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(self.to_json())
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.to_bytes()).hexdigest()
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Manifest:
+        if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+            got = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise ManifestError(f"expected a {MANIFEST_FORMAT} manifest, got {got!r}")
+        try:
+            manifest = cls(
+                dataset=data["dataset"],
+                contract_version=data["contract_version"],
+                entries=tuple(ManifestEntry.from_json(e) for e in data["entries"]),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise ManifestError(f"malformed manifest: {type(err).__name__}: {err}") from None
+        if manifest.rows != data.get("rows"):
+            raise ManifestError(f"manifest says {data.get('rows')} rows, its entries add up to {manifest.rows}")
+        return manifest
+
+
+def manifest_key(dataset: str, digest: str) -> str:
+    return f"manifests/{dataset}/sha256={digest}.json"
+
+
+def accepted_records(
+    dynamodb: Any, table: str, dataset: str, *, page_size: int | None = None
+) -> Iterator[LedgerRecord]:
+    """Every ACCEPTED ledger record of a dataset: a paginated, consistent Scan (see the module docstring)."""
+    paginator = dynamodb.get_paginator("scan")
+    arguments: dict[str, Any] = {
+        "TableName": table,
+        "ConsistentRead": True,
+        "FilterExpression": "begins_with(#pk, :obj) AND #status = :accepted AND #dataset = :dataset",
+        "ExpressionAttributeNames": {"#pk": "pk", "#status": "status", "#dataset": "dataset"},
+        "ExpressionAttributeValues": {
+            ":obj": {"S": "OBJ#"},
+            ":accepted": {"S": STATUS_ACCEPTED},
+            ":dataset": {"S": dataset},
+        },
+    }
+    if page_size is not None:
+        arguments["PaginationConfig"] = {"PageSize": page_size}
+    for page in paginator.paginate(**arguments):
+        for item in page.get("Items", []):
+            yield record_from_item(item)
+
+
+def build_manifest(
+    dynamodb: Any, table: str, dataset: str, *, contract_version: str | None = None, page_size: int | None = None
+) -> Manifest:
+    """The manifest of a dataset's accepted data, from the ledger table (a DynamoDB client is passed in).
+
+    With `contract_version`, only records produced for that version; without it, all accepted records must share
+    one version (a model is trained against one contract). Two accepted ingest versions with the same bytes map
+    to the same content-addressed lake object version: that object is one entry (listing both ingest versions),
+    so it is not trained on twice. Raises ManifestError when nothing qualifies or a record lacks what it needs.
+    """
+    by_object: dict[tuple[str, str, str], list[LedgerRecord]] = {}
+    versions: set[str] = set()
+    for record in accepted_records(dynamodb, table, dataset, page_size=page_size):
+        missing = [name for name in (*_ENTRY_ATTRIBUTES, "contract_version") if not record.attributes.get(name)]
+        if missing:
+            raise ManifestError(
+                f"accepted ledger record s3://{record.bucket}/{record.key}?versionId={record.version_id} lacks "
+                f"{missing}: cannot pin the object it accepted"
+            )
+        version = record.attributes["contract_version"]
+        if contract_version is not None and version != contract_version:
+            continue
+        versions.add(version)
+        a = record.attributes
+        by_object.setdefault((a["lake_bucket"], a["lake_key"], a["lake_version"]), []).append(record)
+    if not by_object:
+        wanted = f" for contract version {contract_version!r}" if contract_version is not None else ""
+        raise ManifestError(
+            f"dataset {dataset!r} has no ACCEPTED ledger records{wanted}: nothing to train on "
+            "(HELD, REJECTED and RECEIVED versions never enter a manifest)"
+        )
+    if len(versions) > 1:
+        raise ManifestError(
+            f"dataset {dataset!r} has accepted data for contract versions {sorted(versions)}: "
+            "choose one with contract_version="
+        )
+    entries = [_entry(obj, records) for obj, records in by_object.items()]
+    entries.sort(key=lambda e: (e.lake_bucket, e.lake_key, e.lake_version))
+    return Manifest(dataset=dataset, contract_version=versions.pop(), entries=tuple(entries))
+
+
+def _entry(obj: tuple[str, str, str], records: list[LedgerRecord]) -> ManifestEntry:
+    records = sorted(records, key=lambda r: (r.bucket, r.key, r.version_id))
+    first = records[0].attributes
+    for record in records[1:]:
+        if record.attributes["sha256"] != first["sha256"]:
+            raise ManifestError(
+                f"s3://{obj[0]}/{obj[1]}?versionId={obj[2]} is recorded with two digests "
+                f"({first['sha256']} and {record.attributes['sha256']})"
+            )
+    try:
+        rows = int(first["rows"])
+    except ValueError:
+        raise ManifestError(f"s3://{obj[0]}/{obj[1]}: rows {first['rows']!r} is not a number") from None
+    return ManifestEntry(
+        lake_bucket=obj[0],
+        lake_key=obj[1],
+        lake_version=obj[2],
+        sha256=first["sha256"],
+        size=records[0].size,
+        rows=rows,
+        producer=first["producer"],
+        key_id=first["key_id"],
+        contract_version=first["contract_version"],
+        ingest=tuple(IngestRef(r.bucket, r.key, r.version_id) for r in records),
+    )
+
+
+def store_manifest(s3: Any, bucket: str, manifest: Manifest) -> str:
+    """Write the manifest content-addressed, with its SHA-256 checksum (S3 verifies it on upload); returns the
+    object's version id. A manifest already stored under its digest is reused (a retry writes nothing)."""
+    body = manifest.to_bytes()
+    digest = hashlib.sha256(body).hexdigest()
+    key = manifest_key(manifest.dataset, digest)
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey"):
+            raise
+    else:
+        if head.get("Metadata", {}).get("mlvault-sha256") == digest and head.get("ContentLength") == len(body):
+            return head["VersionId"]
+    checksum = base64.b64encode(bytes.fromhex(digest)).decode()
+    response = s3.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=body,
+        ContentType="application/json",
+        ChecksumAlgorithm="SHA256",
+        ChecksumSHA256=checksum,
+        Metadata={"mlvault-sha256": digest, "mlvault-dataset": manifest.dataset},
+    )
+    if response.get("ChecksumSHA256", checksum) != checksum:  # S3 verifies it; some emulators do not
+        raise ManifestError(f"s3://{bucket}/{key}: stored with checksum {response['ChecksumSHA256']}, sent {checksum}")
+    return response["VersionId"]
+
+
+def load_manifest(s3: Any, bucket: str, dataset: str, digest: str, *, version_id: str | None = None) -> Manifest:
+    """Read a stored manifest back and verify it: its bytes must hash to `digest` and be canonical."""
+    key = manifest_key(dataset, digest)
+    arguments = {"Bucket": bucket, "Key": key, **({"VersionId": version_id} if version_id else {})}
+    response = s3.get_object(**arguments)
+    if response.get("ContentLength", 0) > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"s3://{bucket}/{key}: {response['ContentLength']} bytes, above {MAX_MANIFEST_BYTES}")
+    body = response["Body"].read(MAX_MANIFEST_BYTES + 1)
+    manifest = parse_manifest(body, digest=digest, where=f"s3://{bucket}/{key}")
+    if manifest.dataset != dataset:
+        raise ManifestError(f"s3://{bucket}/{key}: a manifest of dataset {manifest.dataset!r}, expected {dataset!r}")
+    return manifest
+
+
+def parse_manifest(data: bytes, *, digest: str, where: str = "manifest") -> Manifest:
+    """A manifest from its stored bytes, verified against the digest it is addressed by."""
+    got = hashlib.sha256(data).hexdigest()
+    if got != digest:
+        raise ManifestError(f"{where}: expected sha256 {digest}, got {got}")
+    try:
+        manifest = Manifest.from_json(json.loads(data))
+    except json.JSONDecodeError as err:
+        raise ManifestError(f"{where}: not JSON ({err})") from None
+    if manifest.to_bytes() != data:
+        raise ManifestError(f"{where}: not in canonical form (sorted keys, no whitespace)")
+    return manifest
