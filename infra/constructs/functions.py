@@ -45,6 +45,7 @@ LIBRARY_EXCLUDES = [
     "python/mlvault/bench.py",
     "python/mlvault/bench_peers.py",
     "python/mlvault/producer.py",
+    "python/mlvault/samples.py",
 ]
 
 

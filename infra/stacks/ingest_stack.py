@@ -12,7 +12,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra.constructs.discovery import publish
-from infra.constructs.functions import FunctionPlatform, SecureFunction
+from infra.constructs.functions import ONE_VCPU_MB, FunctionPlatform, SecureFunction, spool_storage_mib
 from infra.policy.nag import acknowledge
 from infra.policy.spec import INGEST_PRODUCER_PREFIX, BucketRole
 from infra.settings import ROOT, StageSettings
@@ -21,6 +21,8 @@ from mlvault.trust import load_registry
 
 VERIFY_BATCH_SIZE = 10
 TRUST_FILE_IN_BUNDLE = "trust/producers.json"
+CONTRACTS_IN_BUNDLE = "contracts"
+CONTRACTS_DIR = ROOT / "contracts"
 RECONCILE_EVERY = Duration.minutes(15)
 
 
@@ -46,6 +48,12 @@ class IngestStack(Stack):
         uploads = f"arn:{self.partition}:s3:::{ingest_name}/{INGEST_PRODUCER_PREFIX}*"
         lake_datasets = f"arn:{self.partition}:s3:::{lake_name}/datasets/*"
         quarantined = f"arn:{self.partition}:s3:::{quarantine_name}/rejected/*"
+        held = f"arn:{self.partition}:s3:::{quarantine_name}/held/*"
+        held_ack = bucket_arn_ack(settings, BucketRole.QUARANTINE, "/held/*")
+        # The verifier's policy files travel with its code: the trust registry and every data contract (with
+        # pinned baselines), all reviewed in the repo and validated at synth.
+        bundle = {TRUST_FILE_IN_BUNDLE: ROOT / settings.trust_file}
+        bundle |= {f"{CONTRACTS_IN_BUNDLE}/{p.relative_to(CONTRACTS_DIR)}": p for p in CONTRACTS_DIR.rglob("*.json")}
         common_env = {
             "MLVAULT_INGEST_BUCKET": ingest_name,
             "MLVAULT_LAKE_BUCKET": lake_name,
@@ -54,7 +62,15 @@ class IngestStack(Stack):
             "MLVAULT_MAX_UPLOAD_BYTES": str(settings.max_upload_bytes),
             "MLVAULT_ALERT_TOPIC_ARN": self.alerts.topic_arn,
             "MLVAULT_TRUST_FILE": TRUST_FILE_IN_BUNDLE,
+            "MLVAULT_CONTRACTS_DIR": CONTRACTS_IN_BUNDLE,
             "MLVAULT_INGEST_QUEUE_URL": storage.ingest_queue.queue_url,
+        }
+        # Both functions run the verifier, whose data contracts read CSV, JSON Lines and Parquet with pyarrow:
+        # one full vCPU, and /tmp for an upload of the stage's largest size (Parquet is spooled to a file).
+        verifier = {
+            "with_arrow": True,
+            "memory_size": ONE_VCPU_MB,
+            "ephemeral_storage_mib": spool_storage_mib(settings.max_upload_bytes),
         }
 
         # --- verify ---------------------------------------------------------------------------------
@@ -63,11 +79,12 @@ class IngestStack(Stack):
             "Verify",
             platform=self.platform,
             name="verify",
-            description="Verifies each upload (signature, provenance digest) and lands it in the lake or quarantine",
+            description="Verifies each upload (signature, digest, data contract, poisoning screen): lake, "
+            "quarantine or held",
             environment=common_env,
-            timeout=Duration.minutes(2),
-            memory_size=1024,
-            extra_files={TRUST_FILE_IN_BUNDLE: ROOT / settings.trust_file},
+            timeout=Duration.minutes(5),
+            extra_files=bundle,
+            **verifier,
         )
         self.verify.function.add_event_source(
             sources.SqsEventSource(
@@ -91,11 +108,16 @@ class IngestStack(Stack):
             f"AwsSolutions-IAM5[Resource::{bucket_arn_ack(settings, BucketRole.LAKE, '/datasets/*')}]",
             "Accepted files land under content-addressed keys (datasets/<dataset>/<producer>/sha256=...).",
         )
-        self.verify.allow(["s3:PutObject", "s3:PutObjectTagging"], [quarantined])
+        self.verify.allow(["s3:PutObject", "s3:PutObjectTagging"], [quarantined, held])
         acknowledge(
             self.verify.role,
             f"AwsSolutions-IAM5[Resource::{quarantined_ack}]",
             "Rejected uploads are copied under rejected/<ingest key>/<version>; keys are not known in advance.",
+        )
+        acknowledge(
+            self.verify.role,
+            f"AwsSolutions-IAM5[Resource::{held_ack}]",
+            "Held uploads (poisoning screen) are copied under held/<ingest key>/<version> until reviewed.",
         )
         self._ledger_access(self.verify, storage)
         self.verify.allow(["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], [storage.data_key.key_arn])
@@ -122,7 +144,8 @@ class IngestStack(Stack):
                 "MLVAULT_RECONCILE_MAX_REDRIVES": "3",
             },
             timeout=Duration.minutes(5),
-            extra_files={TRUST_FILE_IN_BUNDLE: ROOT / settings.trust_file},
+            extra_files=bundle,
+            **verifier,
         )
         events.Rule(
             self,
@@ -139,11 +162,16 @@ class IngestStack(Stack):
             f"AwsSolutions-IAM5[Resource::{ingest_objects_ack}]",
             "The reconciler looks at every upload under the producer prefixes.",
         )
-        self.reconcile.allow(["s3:PutObject", "s3:PutObjectTagging"], [quarantined])
+        self.reconcile.allow(["s3:PutObject", "s3:PutObjectTagging"], [quarantined, held])
         acknowledge(
             self.reconcile.role,
             f"AwsSolutions-IAM5[Resource::{quarantined_ack}]",
             "Versions that never reached a verdict are quarantined under rejected/<ingest key>/<version>.",
+        )
+        acknowledge(
+            self.reconcile.role,
+            f"AwsSolutions-IAM5[Resource::{held_ack}]",
+            "A re-driven verification may hold an upload under held/<ingest key>/<version>.",
         )
         self._ledger_access(self.reconcile, storage)
         self.reconcile.allow(["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], [storage.data_key.key_arn])
@@ -193,11 +221,41 @@ class IngestStack(Stack):
             )
             self.producer_roles[producer] = role
 
+        # --- review -------------------------------------------------------------------------------
+        self.review = SecureFunction(
+            self,
+            "Review",
+            platform=self.platform,
+            name="review",
+            description="A human's decision on a held upload: releases the exact held bytes to the lake, or rejects",
+            environment=common_env,
+            timeout=Duration.minutes(5),
+        )
+        self.review.allow(["s3:GetObject", "s3:GetObjectVersion"], [held])
+        acknowledge(
+            self.review.role,
+            f"AwsSolutions-IAM5[Resource::{held_ack}]",
+            "A release copies the held version of the upload under review; keys are not known in advance.",
+        )
+        self.review.allow(["s3:GetObject", "s3:PutObject"], [lake_datasets])
+        acknowledge(
+            self.review.role,
+            f"AwsSolutions-IAM5[Resource::{bucket_arn_ack(settings, BucketRole.LAKE, '/datasets/*')}]",
+            "Released files land under the content-addressed key an acceptance would have used.",
+        )
+        self._ledger_access(self.review, storage)
+        self.review.allow(["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], [storage.data_key.key_arn])
+        self.review.allow(["sns:Publish"], [self.alerts.topic_arn])
+        self.review.allow(
+            ["events:PutEvents"], [f"arn:{self.partition}:events:{self.region}:{self.account}:event-bus/default"]
+        )
+
         publish(
             self,
             settings,
             {
                 "alert-topic": self.alerts.topic_arn,
+                "review-function": self.review.function.function_name,
                 "verify-function": self.verify.function.function_name,
                 "reconcile-function": self.reconcile.function.function_name,
                 **{f"producer-role/{p}": r.role_arn for p, r in self.producer_roles.items()},

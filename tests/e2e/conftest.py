@@ -14,8 +14,11 @@ from typing import Any
 import pytest
 
 from mlvault.localcloud import control
+from mlvault.samples import iris_csv
 from mlvault.signing.keys import private_pem
 from mlvault.testkeys import claim_for, private_key, signed_metadata
+
+CLEAN = iris_csv(20, 0)  # satisfies contracts/iris.json
 
 
 @pytest.fixture(scope="session")
@@ -53,10 +56,10 @@ class Ingest:
         self.ledger = cloud.physical_id("-storage", "AWS::DynamoDB::Table", "LedgerTable")
         self.queue_url = cloud.physical_id("-storage", "AWS::SQS::Queue", "IngestEventsQueue")
 
-    def upload(self, key: str, body: bytes = b"a,b\n1,2\n", **kwargs: Any) -> str:
+    def upload(self, key: str, body: bytes = CLEAN, **kwargs: Any) -> str:
         return self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, **kwargs)["VersionId"]
 
-    def signed_upload(self, key: str, body: bytes = b"a,b\n1,2\n", key_id: str = "acme-p256", **changes: Any) -> str:
+    def signed_upload(self, key: str, body: bytes = CLEAN, key_id: str = "acme-p256", **changes: Any) -> str:
         """Upload as a producer would: the envelope in the same PUT (claims changed to build attacks)."""
         return self.upload(key, body, Metadata=signed_metadata(claim_for(key, body, **changes), key_id))
 
@@ -65,7 +68,7 @@ class Ingest:
 
         def terminal():
             found = [r for r in self.records(key) if r["version_id"]["S"] == version]
-            return found and found[0]["status"]["S"] in ("ACCEPTED", "REJECTED") and found[0]
+            return found and found[0]["status"]["S"] in ("ACCEPTED", "REJECTED", "HELD") and found[0]
 
         record = eventually(terminal, timeout=timeout)
         return {k: next(iter(v.values())) for k, v in record.items()}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 
+from mlvault.samples import iris_csv
 from tests.e2e.conftest import eventually
 
 
@@ -18,7 +19,7 @@ def test_every_version_ends_with_exactly_one_terminal_record(ingest, cloud):
 
     # Phase 1: notifications are lost (the mapping is off and the queue purged before it comes back).
     lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
-    lost = [ingest.signed_upload(f"{prefix}{i}.csv", f"v,{i}\n".encode()) for i in range(10)]
+    lost = [ingest.signed_upload(f"{prefix}{i}.csv", iris_csv(10, i)) for i in range(10)]
     lost += [ingest.upload(f"{prefix}unsigned-{i}.csv", b"x\n") for i in range(3)]
     ingest.sqs.purge_queue(QueueUrl=ingest.queue_url)
     lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=True)
@@ -26,12 +27,12 @@ def test_every_version_ends_with_exactly_one_terminal_record(ingest, cloud):
     # Phase 2: normal traffic with faults: deleted before read, overwritten, duplicated, tampered.
     live = "producers/acme/iris/live-"
     for i in range(10):
-        ingest.signed_upload(f"{live}{i}.csv", f"w,{i}\n".encode())
-    deleted = ingest.signed_upload(f"{live}deleted.csv", b"gone\n")
+        ingest.signed_upload(f"{live}{i}.csv", iris_csv(10, 100 + i))
+    deleted = ingest.signed_upload(f"{live}deleted.csv", iris_csv(10, 200))
     ingest.s3.delete_object(Bucket=ingest.bucket, Key=f"{live}deleted.csv", VersionId=deleted)
-    ingest.signed_upload(f"{live}twice.csv", b"first\n")
-    ingest.signed_upload(f"{live}twice.csv", b"second\n")
-    duplicate = ingest.signed_upload(f"{live}dup.csv", b"dup\n")
+    ingest.signed_upload(f"{live}twice.csv", iris_csv(10, 201))
+    ingest.signed_upload(f"{live}twice.csv", iris_csv(10, 202))
+    duplicate = ingest.signed_upload(f"{live}dup.csv", iris_csv(10, 203))
     message = {
         "Records": [
             {"s3": {"bucket": {"name": ingest.bucket}, "object": {"key": f"{live}dup.csv", "versionId": duplicate}}}

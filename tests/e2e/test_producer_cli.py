@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from mlvault.samples import iris_csv
 from tests.e2e.conftest import run_cli
 
 
@@ -32,7 +33,7 @@ def push(cloud, key_files, path, *, key_id="acme-p256", producer="acme", dataset
 
 def test_keygen_push_status_verify(cloud, key_files, tmp_path):
     data = tmp_path / "readings.csv"
-    data.write_bytes(b"sepal_length,species\n5.1,setosa\n")
+    data.write_bytes(iris_csv(20, 3))
     pushed = push(cloud, key_files, data)
     assert pushed.returncode == 0, pushed.stdout + pushed.stderr
     assert "verdict: ACCEPTED" in pushed.stdout
@@ -57,7 +58,8 @@ def test_keygen_push_status_verify(cloud, key_files, tmp_path):
     ok = run_cli(cloud, "verify", str(data), "--object-key", "producers/acme/iris/readings.csv", "--envelope", envelope)
     assert ok.returncode == 0
     assert ok.stdout.startswith("ACCEPT signed by acme-p256")
-    data.write_bytes(b"sepal_length,species\n9.9,setosa\n")
+    original = data.read_bytes()
+    data.write_bytes(original[:-3] + bytes([original[-3] ^ 1]) + original[-2:])  # same size, one bit flipped
     bad = run_cli(
         cloud, "verify", str(data), "--object-key", "producers/acme/iris/readings.csv", "--envelope", envelope
     )
@@ -71,10 +73,9 @@ def test_keygen_push_status_verify(cloud, key_files, tmp_path):
 
 
 def test_large_files_go_multipart_and_verify(cloud, key_files, tmp_path):
-    data = tmp_path / "large.bin"
-    with data.open("wb") as out:
-        for i in range(20):
-            out.write(bytes([i]) * 1024 * 1024)  # 20 MiB: above the 16 MiB multipart threshold
+    data = tmp_path / "large.csv"
+    data.write_bytes(iris_csv(470_000, 5))  # 19 MiB: above the 16 MiB multipart threshold
+    assert data.stat().st_size > 16 * 1024 * 1024
     pushed = push(cloud, key_files, data, key_id="acme-ed25519")
     assert "verdict: ACCEPTED" in pushed.stdout, pushed.stdout + pushed.stderr
 

@@ -196,3 +196,16 @@ def test_a_pinned_baseline_screens_the_first_batch(ingest_env, tmp_path, monkeyp
     assert "(baseline: pinned baselines/iris-v1.json)" in rec.attributes["detail"]
     _, rec = push(ingest_env, iris_csv(600, 12))
     assert rec.status == "ACCEPTED"
+
+
+def test_small_batches_raise_no_false_alarm_and_say_they_were_not_screened(ingest_env):
+    learn_baseline(ingest_env)
+    for seed in range(40, 50):  # clean batches of 10 to 55 rows: too small for the statistics
+        _, rec = push(ingest_env, iris_csv(10 + 5 * (seed - 40), seed))
+        assert rec.status == "ACCEPTED", rec.attributes["screen"]
+        assert "not screened: " in rec.attributes["screen"]
+        assert "fewer than min_rows 100" in rec.attributes["screen"]
+    for seed in range(50, 60):  # from min_rows on, clean batches are screened, beyond their sampling noise
+        _, rec = push(ingest_env, iris_csv(100 + 50 * (seed - 50), seed))
+        assert rec.status == "ACCEPTED", rec.attributes["screen"]
+        assert rec.attributes["screen"].startswith("no shift")

@@ -55,7 +55,29 @@ def test_verify_function(ingest):
         "MLVAULT_ALERT_TOPIC_ARN",
     }
     assert env["MLVAULT_TRUST_FILE"] == "trust/producers.json"
+    assert env["MLVAULT_CONTRACTS_DIR"] == "contracts"
     assert len(props["Layers"]) == 3
+
+
+def test_the_verifier_bundles_the_registry_and_every_contract(synthesized, ingest):
+    from pathlib import Path
+
+    code = function(ingest, "VerifyFunction")["Code"]["S3Key"]
+    asset = Path(synthesized.outdir) / f"asset.{code.removesuffix('.zip')}"
+    bundled = sorted(str(p.relative_to(asset / "contracts")) for p in (asset / "contracts").rglob("*.json"))
+    repo = Path(__file__).resolve().parents[2] / "contracts"
+    assert bundled == sorted(str(p.relative_to(repo)) for p in repo.rglob("*.json"))
+    assert (asset / "trust/producers.json").is_file()
+
+
+def test_the_review_function_can_only_release_held_bytes_into_the_lake(ingest):
+    statements = role_statements(ingest, "ReviewRole")
+    s3 = {a: json.dumps(s["Resource"]) for s in statements for a in s["Action"] if a.startswith("s3:")}
+    assert set(s3) == {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"}
+    assert s3["s3:PutObject"].endswith('/datasets/*"]]}')
+    assert s3["s3:GetObjectVersion"].endswith('/held/*"]]}')
+    assert not actions_of(statements) & {"s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectTagging"}
+    assert "-ingest-" not in json.dumps(statements)  # it never reads an upload itself, only the held copy
 
 
 @pytest.mark.parametrize("name", ["VerifyFunction", "ReconcileFunction"])
@@ -160,7 +182,7 @@ def test_each_producer_role_writes_only_its_own_prefix(ingest):
 
 def test_function_logs_to_encrypted_retained_log_groups(ingest):
     groups = {g["Properties"]["LogGroupName"]: g for g in of_type(ingest, "AWS::Logs::LogGroup").values()}
-    assert set(groups) == {"/mlvault/dev/verify", "/mlvault/dev/reconcile"}
+    assert set(groups) == {"/mlvault/dev/verify", "/mlvault/dev/reconcile", "/mlvault/dev/review"}
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == 30
         assert "KmsKeyId" in group["Properties"]

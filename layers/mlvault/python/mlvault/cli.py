@@ -255,9 +255,77 @@ def _status(args: argparse.Namespace) -> int:
         return 1
     for r in records:
         verdict = r.status + (
-            f" {r.attributes.get('reason')}: {r.attributes.get('detail')}" if r.status == "REJECTED" else ""
+            f" {r.attributes['reason']}: {r.attributes.get('detail')}"
+            if r.status != "ACCEPTED" and "reason" in r.attributes
+            else ""
         )
+        if r.status == "HELD":
+            verdict += (
+                f"\n  held for review: mlvault review approve|reject {r.key} --version {r.version_id} --reason ..."
+            )
         print(f"{r.key} version {r.version_id}\n  {verdict}\n  now at: {location(r)}")
+    return 0
+
+
+def _review(args: argparse.Namespace) -> int:
+    from mlvault.ingest.review import ReviewError, request
+    from mlvault.producer import status
+
+    cloud = _Cloud(args)
+    records = status(cloud.ledger(), cloud.name("ingest-bucket"), args.key)
+    held = [r for r in records if r.status == "HELD" and args.version in (None, r.version_id)]
+    if len(held) != 1:
+        which = f"version {args.version} of " if args.version else ""
+        print(f"{len(held)} held {which}{args.key}: " + ("give --version" if held else "nothing to review"))
+        return 1
+    try:
+        result = request(
+            cloud.client("lambda"),
+            cloud.client("sts"),
+            cloud.name("review-function"),
+            key=args.key,
+            version_id=held[0].version_id,
+            decision=args.decision,
+            reason=args.reason,
+        )
+    except ReviewError as err:
+        print(err)
+        return 1
+    where = f" -> s3://{result['lake_bucket']}/{result['lake_key']}" if result["status"] == "ACCEPTED" else ""
+    print(f"{args.key} version {held[0].version_id}: {result['status']} by {result['reviewed_by']}{where}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from mlvault.contracts.screen import Profile
+    from mlvault.producer import location, status
+
+    cloud = _Cloud(args)
+    ledger, bucket = cloud.ledger(), cloud.name("ingest-bucket")
+    records = [r for r in status(ledger, bucket, args.key) if args.version in (None, r.version_id)]
+    if not records:
+        print(f"no upload of {args.key} is recorded in stage {cloud.stage}")
+        return 1
+    for r in records:
+        a = r.attributes
+        lines = [f"{r.key} version {r.version_id}: {r.status} {a.get('reason', '')}".rstrip()]
+        lines.append(f"  producer {a.get('producer', '?')}, key {a.get('key_id', '?')}, sha256 {a.get('sha256', '?')}")
+        if "detail" in a:
+            lines.append(f"  detail: {a['detail']}")
+        if "contract" in a:
+            lines.append(f"  contract: {a['contract']}, {a['rows']} rows valid")
+            lines.append(f"  screen: {a['screen']}")
+        raw = ledger.profile(bucket, r.key, r.version_id)
+        if raw is not None:
+            profile = Profile.from_bytes(raw)
+            labels = ", ".join(f"{k} {v / max(profile.rows, 1):.0%}" for k, v in sorted(profile.label.items()))
+            lines.append(f"  profile: {profile.rows} rows; labels: {labels or 'none'}")
+            nulls = ", ".join(f"{k} {v}" for k, v in sorted(profile.nulls.items()) if v)
+            lines.append(f"  nulls: {nulls or 'none'}")
+        if "reviewed_by" in a:
+            lines.append(f"  reviewed by {a['reviewed_by']} at {a['reviewed_at']}: {a['review_reason']}")
+        lines.append(f"  now at: {location(r)}")
+        print("\n".join(lines))
     return 0
 
 
@@ -419,6 +487,20 @@ def build_parser() -> argparse.ArgumentParser:
     status_verb.add_argument("--json", action="store_true")
     cloud_options(status_verb)
     status_verb.set_defaults(func=_status)
+
+    review = verbs.add_parser("review", help="release or reject an upload the poisoning screen held")
+    review.add_argument("decision", choices=["approve", "reject"])
+    review.add_argument("key", help="the object key in the ingest bucket")
+    review.add_argument("--version", help="the held version (needed when several are held)")
+    review.add_argument("--reason", required=True, help="why: recorded in the ledger with who decided")
+    cloud_options(review)
+    review.set_defaults(func=_review)
+
+    report = verbs.add_parser("report", help="the validation and screening report of an upload")
+    report.add_argument("key", help="the object key in the ingest bucket")
+    report.add_argument("--version", help="only this version")
+    cloud_options(report)
+    report.set_defaults(func=_report)
 
     producers = verbs.add_parser("producers", help="producer keys: revoke")
     producer_verbs = producers.add_subparsers(title="producer commands", metavar="ACTION", required=True)

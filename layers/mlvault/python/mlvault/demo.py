@@ -13,13 +13,11 @@ from typing import Any
 
 from mlvault import testkeys
 from mlvault.localcloud import control
+from mlvault.samples import iris_csv
 
 PRODUCER = "demo-producer"  # trusted by the dev stage's registry (trust/dev.json) with public test keys
 DATASET = "iris"
-IRIS = (
-    b"sepal_length,sepal_width,petal_length,petal_width,species\n5.1,3.5,1.4,0.2,setosa\n"
-    b"7.0,3.2,4.7,1.4,versicolor\n6.3,3.3,6.0,2.5,virginica\n"
-)
+IRIS = iris_csv(600, 1)  # satisfies contracts/iris.json; with the next clean batch, the learned baseline
 
 
 class StoryError(AssertionError):
@@ -71,7 +69,7 @@ class Story:
     def verdict(self, key: str, version: str) -> dict[str, str]:
         def terminal():
             item = self.ledger_record(key, version)
-            return item if item and item["status"]["S"] in ("ACCEPTED", "REJECTED") else None
+            return item if item and item["status"]["S"] in ("ACCEPTED", "REJECTED", "HELD") else None
 
         item = wait_for(f"the verdict on {key}", terminal)
         return {k: next(iter(v.values())) for k, v in item.items()}
@@ -110,13 +108,69 @@ class Story:
         )
 
     def tampered_upload_is_quarantined(self) -> str:
-        tampered = IRIS.replace(b"1.4,0.2", b"1.4,9.9", 1)  # one value changed after signing, same size
+        tampered = IRIS[:-3] + bytes([IRIS[-3] ^ 1]) + IRIS[-2:]  # one bit flipped after signing, same size
         key, version, _ = self.push("batch-0002.csv", IRIS, tamper=tampered)
         return self._rejected(key, version, "DIGEST_MISMATCH")
 
     def unsigned_upload_is_quarantined(self) -> str:
         key, version, _ = self.push("batch-0003.csv", IRIS, sign_it=False)
         return self._rejected(key, version, "MISSING_SIGNATURE")
+
+    def contract_breach_is_quarantined(self) -> str:
+        lines = IRIS.split(b"\n")
+        lines[42] = lines[42].replace(b",,", b',=HYPERLINK("http://x"),', 1)  # validly signed, bad content
+        key, version, _ = self.push("batch-0004.csv", b"\n".join(lines))
+        return self._rejected(key, version, "FORMULA_INJECTION")
+
+    def poisoned_batch_is_held(self) -> str:
+        key, version, _ = self.push("batch-0005.csv", iris_csv(600, 2))  # completes the learned baseline
+        if self.verdict(key, version)["status"] != "ACCEPTED":
+            raise StoryError(f"a clean batch was not accepted: {self.verdict(key, version)}")
+        key, version, _ = self.push("batch-0006.csv", iris_csv(600, 3))
+        clean = self.verdict(key, version)
+        if clean["status"] != "ACCEPTED":
+            raise StoryError(f"a fresh clean batch raised a false alarm: {clean.get('detail')}")
+        key, version, _ = self.push("batch-0007.csv", iris_csv(600, 4, flip=0.3))  # 30% of labels flipped
+        held = self.verdict(key, version)
+        if held["status"] != "HELD":
+            raise StoryError(f"a batch with 30% flipped labels was {held['status']}, not HELD")
+        self.s3.head_object(Bucket=held["quarantine_bucket"], Key=held["quarantine_key"])
+        worst = held["detail"].split(";")[0]
+        return (
+            f"clean batch-0006 -> ACCEPTED ({clean['screen'][:40]}...)\n"
+            f"       batch-0007, validly signed, 30% labels flipped -> HELD POISONING_SUSPECTED: {worst}...\n"
+            f"       kept out of the lake (and training) at quarantine {held['quarantine_key'][:48]}..."
+        )
+
+    def reviewer_rejects_the_held_batch(self) -> str:
+        from mlvault.ingest.review import ReviewError, request
+
+        key = f"producers/{PRODUCER}/{DATASET}/batch-0007.csv"
+        (item,) = [i for i in self._versions(key) if i["status"]["S"] == "HELD"]
+        function = self.cloud.physical_id("-ingest", "AWS::Lambda::Function", "ReviewFunction")
+        try:
+            result = request(
+                self.cloud.client("lambda"),
+                self.cloud.client("sts"),
+                function,
+                key=key,
+                version_id=item["version_id"]["S"],
+                decision="reject",
+                reason="labels disagree with the producer's own QA",
+            )
+        except ReviewError as err:
+            raise StoryError(str(err)) from None
+        if result["status"] != "REJECTED":
+            raise StoryError(f"the review was not applied: {result}")
+        return f"mlvault review reject {key} -> REJECTED, by {result['reviewed_by']}: {result['review_reason']}"
+
+    def _versions(self, key: str) -> list[dict[str, Any]]:
+        return self.ddb.query(
+            TableName=self.ledger,
+            KeyConditionExpression="pk = :pk",
+            ConsistentRead=True,
+            ExpressionAttributeValues={":pk": {"S": f"OBJ#{self.ingest}/{key}"}},
+        )["Items"]
 
     def _rejected(self, key: str, version: str, expected: str) -> str:
         record = self.verdict(key, version)
@@ -150,6 +204,9 @@ def run(*, cdk_out: Path, state_dir: Path, port: int = 0) -> int:
             ("a signed upload lands in the Object Lock lake", story.signed_upload_lands_in_the_lake),
             ("a file tampered after signing is quarantined", story.tampered_upload_is_quarantined),
             ("an unsigned file is quarantined", story.unsigned_upload_is_quarantined),
+            ("a signed file that breaks its data contract is quarantined", story.contract_breach_is_quarantined),
+            ("a poisoned but validly signed batch is held", story.poisoned_batch_is_held),
+            ("a reviewer rejects the held batch (who and why in the ledger)", story.reviewer_rejects_the_held_batch),
             ("the lake refuses deletes", story.lake_is_locked),
         ):
             step_started = time.monotonic()

@@ -68,7 +68,9 @@ class ContentGate:
             body.close()
         baseline, described = self._baseline(contract)
         findings: tuple[Finding, ...] = ()
-        if baseline is not None:
+        if baseline is not None and report.rows < contract.screening.min_rows:
+            described += f"; not screened: {report.rows} rows, fewer than min_rows {contract.screening.min_rows}"
+        elif baseline is not None:
             s = contract.screening
             findings = tuple(
                 compare(

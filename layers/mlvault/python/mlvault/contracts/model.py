@@ -52,6 +52,7 @@ class Screening:
     action: str = "hold"  # "hold": kept out of training until a human reviews it; "reject": quarantined
     baseline: str | None = None  # a pinned baseline profile, relative to the contracts directory
     baseline_rows: int = 1000  # without a pinned one: accepted rows the learned baseline needs before screening
+    min_rows: int = 100  # smaller batches are too small for the statistics: accepted unscreened, and recorded so
 
 
 @dataclass(frozen=True)
@@ -243,7 +244,11 @@ def parse_contract(data: Any, source: str = "contract") -> Contract:
 
 
 def _screening(where: str, raw: Any) -> Screening:
-    data = _only(where, raw, {"feature_psi", "label_psi", "parity_increase", "action", "baseline", "baseline_rows"})
+    data = _only(
+        where,
+        raw,
+        {"feature_psi", "label_psi", "parity_increase", "action", "baseline", "baseline_rows", "min_rows"},
+    )
     for name in ("feature_psi", "label_psi", "parity_increase"):
         if name in data and (
             isinstance(data[name], bool) or not isinstance(data[name], int | float) or data[name] <= 0
@@ -251,9 +256,10 @@ def _screening(where: str, raw: Any) -> Screening:
             raise _fail(where, f"{name} must be a positive number, got {data[name]!r}")
     if data.get("action", "hold") not in ("hold", "reject"):
         raise _fail(where, f"action must be hold or reject, got {data['action']!r}")
-    rows = data.get("baseline_rows", 1000)
-    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
-        raise _fail(where, f"baseline_rows must be a positive integer, got {rows!r}")
+    for name in ("baseline_rows", "min_rows"):
+        rows = data.get(name, 1)
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+            raise _fail(where, f"{name} must be a positive integer, got {rows!r}")
     baseline = data.get("baseline")
     if baseline is not None and (
         not isinstance(baseline, str) or not re.fullmatch(r"[A-Za-z0-9_./-]+\.json", baseline) or ".." in baseline

@@ -31,7 +31,7 @@ from mlvault.contracts.model import NUMERIC, Contract, ContractError
 
 FINE_BINS = 512
 QUANTILE_BINS = 10
-EPSILON = 1e-4
+SMOOTHING = 0.5
 _SEP = "\x1f"
 
 
@@ -169,13 +169,21 @@ def _counts(values: pa.Array) -> Counter:
 
 
 def psi(expected: list[float], actual: list[float]) -> float:
-    """Population stability index of two distributions over the same bins (counts or shares)."""
-    e_total, a_total = sum(expected) or 1, sum(actual) or 1
+    """Population stability index of two distributions over the same bins, from counts. Half a count is added
+    to every bin (Laplace smoothing), so that a bin one small sample happens to leave empty stays finite."""
+    e_total, a_total = sum(expected) + SMOOTHING * len(expected), sum(actual) + SMOOTHING * len(actual)
     total = 0.0
     for e, a in zip(expected, actual, strict=True):
-        p, q = max(e / e_total, EPSILON), max(a / a_total, EPSILON)
+        p, q = (e + SMOOTHING) / e_total, (a + SMOOTHING) / a_total
         total += (q - p) * math.log(q / p)
     return total
+
+
+def sampling_noise(bins: int, rows: float, baseline_rows: float) -> float:
+    """The PSI two samples of the same distribution show by chance (its expectation, about (k - 1)(1/n + 1/m)):
+    a batch is flagged only when its PSI exceeds the contract's threshold by more than that, so that small clean
+    batches raise no false alarm, and small batches can only be flagged for large shifts."""
+    return (bins - 1) * (1 / max(rows, 1) + 1 / max(baseline_rows, 1))
 
 
 def quantile_bins(baseline: list[int], bins: int = QUANTILE_BINS) -> list[int]:
@@ -198,8 +206,9 @@ def _regroup(counts: list[int], cuts: list[int]) -> list[int]:
 MIN_CLASS_ROWS = 200  # a label with fewer rows in the batch or baseline is too small to compare
 
 
-def _worst_conditional_psi(batch: Counter, baseline: Counter) -> tuple[str, float] | None:
-    """The label whose feature distribution moved most from the baseline's for that label, and its PSI."""
+def _worst_conditional_psi(batch: Counter, baseline: Counter) -> tuple[str, float, float] | None:
+    """The label whose feature distribution moved most (beyond sampling noise) from the baseline's for that
+    label: (label, PSI, noise)."""
 
     def per_label(pairs: Counter) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}
@@ -216,8 +225,9 @@ def _worst_conditional_psi(batch: Counter, baseline: Counter) -> tuple[str, floa
             continue
         cuts = quantile_bins(reference)
         value = psi(_regroup(reference, cuts), _regroup(counts, cuts))
-        if worst is None or value > worst[1]:
-            worst = (label, value)
+        noise = sampling_noise(len(cuts) + 1, sum(counts), sum(reference))
+        if worst is None or value - noise > worst[1] - worst[2]:
+            worst = (label, value, noise)
     return worst
 
 
@@ -238,13 +248,25 @@ def parity_gap(groups: Counter) -> float:
 
 @dataclass(frozen=True)
 class Finding:
-    check: str  # "feature_psi" | "label_psi" | "parity"
+    check: str  # "feature_psi" | "label_feature_psi" | "label_psi" | "parity"
     name: str
     value: float
     threshold: float
+    noise: float = 0.0  # what this sample size shows by chance: flagged over threshold + noise
 
     def __str__(self) -> str:
-        return f"{self.check} {self.name}: {self.value:.3f} > {self.threshold}"
+        return f"{self.check} {self.name}: {self.value:.3f} > {self.threshold} + {self.noise:.3f} sampling noise"
+
+
+def _parity_noise(groups: Counter) -> float:
+    """Two standard errors of a gap between the two smallest groups' label rates (at the worst case p = 0.5)."""
+    sizes: Counter = Counter()
+    for key, count in groups.items():
+        sizes[key.split(_SEP, 1)[0]] += count
+    smallest = sorted(sizes.values())[:2]
+    if len(smallest) < 2:
+        return 0.0
+    return 2 * math.sqrt(0.25 * (1 / max(smallest[0], 1) + 1 / max(smallest[1], 1)))
 
 
 def compare(
@@ -252,29 +274,30 @@ def compare(
 ) -> list[Finding]:
     """What makes the batch look poisoned against the baseline (empty when it does not)."""
     findings = []
+
+    def check(kind: str, name: str, value: float, threshold: float, noise: float) -> None:
+        if value > threshold + noise:
+            findings.append(Finding(kind, name, value, threshold, noise))
+
     for name, counts in batch.numeric.items():
         cuts = quantile_bins(baseline.numeric[name])
         value = psi(_regroup(baseline.numeric[name], cuts), _regroup(counts, cuts))
-        if value > feature_psi:
-            findings.append(Finding("feature_psi", name, value, feature_psi))
+        check("feature_psi", name, value, feature_psi, sampling_noise(len(cuts) + 1, sum(counts), baseline.rows))
     for name, counts in batch.categorical.items():
         keys = sorted(set(counts) | set(baseline.categorical[name]))
         value = psi([baseline.categorical[name][k] for k in keys], [counts[k] for k in keys])
-        if value > feature_psi:
-            findings.append(Finding("feature_psi", name, value, feature_psi))
+        check("feature_psi", name, value, feature_psi, sampling_noise(len(keys), batch.rows, baseline.rows))
     for name, pairs in batch.conditional.items():
         worst = _worst_conditional_psi(pairs, baseline.conditional.get(name, Counter()))
-        if worst is not None and worst[1] > feature_psi:
-            findings.append(Finding("label_feature_psi", f"{name}|{worst[0]}", worst[1], feature_psi))
+        if worst is not None:
+            check("label_feature_psi", f"{name}|{worst[0]}", worst[1], feature_psi, worst[2])
     if batch.label:
         keys = sorted(set(batch.label) | set(baseline.label))
         value = psi([baseline.label[k] for k in keys], [batch.label[k] for k in keys])
-        if value > label_psi:
-            findings.append(Finding("label_psi", "label", value, label_psi))
+        check("label_psi", "label", value, label_psi, sampling_noise(len(keys), batch.rows, baseline.rows))
     for attribute, groups in batch.groups.items():
         increase = parity_gap(groups) - parity_gap(baseline.groups[attribute])
-        if increase > parity_increase:
-            findings.append(Finding("parity", attribute, increase, parity_increase))
+        check("parity", attribute, increase, parity_increase, _parity_noise(groups))
     return findings
 
 

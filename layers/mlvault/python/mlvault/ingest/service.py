@@ -8,7 +8,6 @@ from pathlib import Path
 
 import boto3
 
-from mlvault.contracts.gate import ContentGate
 from mlvault.ingest.reconcile import Reconciler
 from mlvault.ingest.review import Reviewer
 from mlvault.ingest.verify import Destinations, Verifier
@@ -39,6 +38,8 @@ def destinations(s: IngestSettings) -> Destinations:
 
 @cache
 def default_verifier() -> Verifier:
+    from mlvault.contracts.gate import ContentGate  # pyarrow, in the functions that verify only
+
     s = settings()
     ledger = Ledger(boto3.client("dynamodb"), s.ledger_table)
     return Verifier(

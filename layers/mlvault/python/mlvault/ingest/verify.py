@@ -21,11 +21,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mlvault.contracts.gate import ACCEPT, HOLD, ContentGate, Inspection
 from mlvault.ingest.digest import sha256_stream
 from mlvault.ingest.events import ObjectVersionRef
 from mlvault.ledger import STATUS_ACCEPTED, STATUS_HELD, STATUS_REJECTED, Ledger, LedgerRecord, is_terminal
@@ -33,6 +32,9 @@ from mlvault.signing.errors import Reason, TransientError, VerificationError
 from mlvault.signing.keys import load_public_key
 from mlvault.signing.protocol import KEY_PATTERN, VerifiedClaim, check_content, verify_envelope
 from mlvault.trust import ProducerKey, Registry
+
+if TYPE_CHECKING:  # pyarrow: only the functions that verify load it (the review function does not)
+    from mlvault.contracts.gate import ContentGate, Inspection
 
 VERDICT_TAG = {"Key": "mlvault:verdict", "Value": "recorded"}
 COPY_LIMIT = 5 * 1024**3  # CopyObject's limit; larger rejected versions stay (retained) in the ingest bucket
@@ -189,9 +191,9 @@ class Verifier:
                 size=size,
                 open_body=lambda: self._open(ref),
             )
-            if inspection.action == HOLD:
+            if inspection.action == "hold":
                 return self._hold(ref, size, verified, digest, upload_time, inspection)
-            if inspection.action != ACCEPT:
+            if inspection.action != "accept":
                 raise VerificationError(Reason.POISONING_SUSPECTED, inspection.summary())
             verdict = self._accept(ref, size, verified, digest, upload_time, inspection)
         except VerificationError as err:
@@ -411,6 +413,7 @@ def lake_write(s3: Any, lake_bucket: str, lake_key: str, source: dict[str, str],
         CopySource=source,
         MetadataDirective="REPLACE",
         Metadata={"mlvault-sha256": digest, **metadata},
+        TaggingDirective="REPLACE",  # lake objects never inherit tags (nor need the source's tag permissions)
     )
     checksum = copied.get("CopyObjectResult", {}).get("ChecksumSHA256")
     if checksum and base64.b64decode(checksum).hex() != digest:
