@@ -7,11 +7,12 @@ layer of its own, only for the functions that ask for it (GUIDE.md section 2: mi
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
 import jsii
-from aws_cdk import BundlingOptions, DockerImage, Duration, ILocalBundling, RemovalPolicy, Size
+from aws_cdk import AssetHashType, BundlingOptions, DockerImage, Duration, ILocalBundling, RemovalPolicy, Size
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -67,6 +68,16 @@ class _CopyTree:
         return True
 
 
+def _bundle_hash(source: Path, extra_files: dict[str, Path]) -> str:
+    """SHA-256 over the bundle's content: every handler file and every extra file, with their bundle paths."""
+    digest = hashlib.sha256()
+    files = {str(p.relative_to(source)): p for p in source.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    files |= extra_files
+    for relative in sorted(files):
+        digest.update(f"{relative}\0{hashlib.sha256(files[relative].read_bytes()).hexdigest()}\n".encode())
+    return digest.hexdigest()
+
+
 def function_code(source: Path, extra_files: dict[str, Path] | None = None) -> lambda_.Code:
     """A function's code asset: its handler directory, plus extra files bundled locally when given."""
     if not extra_files:
@@ -76,6 +87,10 @@ def function_code(source: Path, extra_files: dict[str, Path] | None = None) -> l
         raise AssetMissingError(f"files to bundle with {source.name} are missing: {missing}")
     return lambda_.Code.from_asset(
         str(source),
+        # Hash what is bundled, not only the handler directory: a changed registry or contract must change the
+        # asset (with the source hash, cdk reused a stale bundle of the same hash: the old policy files).
+        asset_hash_type=AssetHashType.CUSTOM,
+        asset_hash=_bundle_hash(source, extra_files),
         bundling=BundlingOptions(
             image=DockerImage.from_registry("mlvault/no-docker"), local=_CopyTree(source, extra_files)
         ),

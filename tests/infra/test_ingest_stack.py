@@ -201,3 +201,31 @@ def test_the_stage_is_discoverable(synthesized):
         "/mlvault/dev/alert-topic",
         "/mlvault/dev/producer-role/acme",
     } <= names
+
+
+def test_a_changed_policy_file_changes_the_function_asset(tmp_path):
+    """The bundle's hash is its content: with the handler directory's hash, cdk reused a stale bundle of the same
+    hash and a registry or contract change would not have reached the function."""
+    from aws_cdk import App, Stack
+
+    from infra.constructs.functions import function_code
+    from infra.settings import ROOT
+
+    def s3_key(content: str) -> str:
+        (tmp_path / "trust.json").write_text(content)
+        app = App(outdir=str(tmp_path / "out"))
+        stack = Stack(app, "S")
+        from aws_cdk import aws_lambda as lambda_
+
+        lambda_.Function(
+            stack,
+            "F",
+            runtime=lambda_.Runtime.PYTHON_3_12,
+            handler="handler.handler",
+            code=function_code(ROOT / "lambdas" / "verify", {"trust/producers.json": tmp_path / "trust.json"}),
+        )
+        template = app.synth().get_stack_by_name("S").template
+        (fn,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+        return fn["Properties"]["Code"]["S3Key"]
+
+    assert s3_key('{"producers": {}}') != s3_key('{"producers": {"x": {}}}')
