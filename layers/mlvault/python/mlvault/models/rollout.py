@@ -1,0 +1,199 @@
+"""Deploying a signed model to the serving function: verified again, pinned, then promoted through an alias
+in canary steps; rolled back on any serving alarm. One deployment at a time (a registry lock owned by the
+Step Functions execution, so a retried step is harmless).
+
+The serving function's *version* carries the pins (environment variables naming the artifact's version id and
+digest, the signature object and the pinned KMS key ARN), and the serving function attests them itself before
+it serves (mlvault.models.serving). Here, before anything is published, the artifact and its signature are
+verified with the pinned key, and the registry record must still hash to the digest the signature covers.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlvault.models.registry import DEPLOYED, ROLLED_BACK, SIGNED, SUPERSEDED, Registry
+
+LOCK = "serving"
+
+
+class DeploymentLocked(Exception):
+    """Another deployment holds the lock (Step Functions retries on this name)."""
+
+
+class RolloutRefused(Exception):
+    """The model must not be deployed; `reason` is stable."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    function_name: str
+    alias: str
+    signing_key_arn: str
+    canary: tuple[tuple[int, int], ...]  # (percent, wait seconds) per step before 100%
+    alarms: tuple[str, ...]
+    registry_table: str
+
+
+class Rollout:
+    def __init__(self, *, s3: Any, kms: Any, lambda_client: Any, cloudwatch: Any, dynamodb: Any, config: RolloutConfig):
+        self._s3 = s3
+        self._kms = kms
+        self._lambda = lambda_client
+        self._cw = cloudwatch
+        self._c = config
+        self.registry = Registry(dynamodb, config.registry_table)
+
+    def prepare(self, state: dict[str, Any], owner: str) -> dict[str, Any]:
+        holder = self.registry.acquire_lock(LOCK, owner)
+        if holder != owner:
+            raise DeploymentLocked(f"deployment {holder} is in progress")
+        model = self.registry.model(state["model_id"])
+        try:
+            self._attest(model)
+        except RolloutRefused:
+            self.registry.release_lock(LOCK, owner)
+            raise
+        record = model["record"]
+        pins = {
+            "MLVAULT_MODEL_ID": model["model_id"],
+            "MLVAULT_MODEL_BUCKET": record["artifact"]["bucket"],
+            "MLVAULT_MODEL_KEY": record["artifact"]["key"],
+            "MLVAULT_MODEL_VERSION": record["artifact"]["version_id"],
+            "MLVAULT_MODEL_DIGEST": record["artifact"]["sha256"],
+            "MLVAULT_SIGNATURE_KEY": model["signature_key"],
+            "MLVAULT_SIGNATURE_VERSION": model["signature_version"],
+            "MLVAULT_SIGNING_KEY_ARN": self._c.signing_key_arn,
+        }
+        current = self._lambda.get_function_configuration(FunctionName=self._c.function_name)
+        env = {**current.get("Environment", {}).get("Variables", {}), **pins}
+        self._lambda.update_function_configuration(FunctionName=self._c.function_name, Environment={"Variables": env})
+        self._lambda.get_waiter("function_updated_v2").wait(FunctionName=self._c.function_name)
+        version = self._lambda.publish_version(FunctionName=self._c.function_name, Description=model["model_id"])[
+            "Version"
+        ]
+        previous = self._live_version()
+        if previous is None:
+            self._lambda.create_alias(FunctionName=self._c.function_name, Name=self._c.alias, FunctionVersion=version)
+        return {**state, "rollout": {"version": version, "previous": previous, "step": 0, "done": False}}
+
+    def advance(self, state: dict[str, Any]) -> dict[str, Any]:
+        r = dict(state["rollout"])
+        if r["previous"] is None or r["previous"] == r["version"] or r["step"] >= len(self._c.canary):
+            return {**state, "rollout": {**r, "done": True}}
+        percent, wait = self._c.canary[r["step"]]
+        self._lambda.update_alias(
+            FunctionName=self._c.function_name,
+            Name=self._c.alias,
+            FunctionVersion=r["previous"],
+            RoutingConfig={"AdditionalVersionWeights": {r["version"]: percent / 100}},
+        )
+        note = f"canary {percent}% on version {r['version']}"
+        self.registry.set_status(state["model_id"], SIGNED, allowed_from=(SIGNED,), note=note)
+        return {**state, "rollout": {**r, "step": r["step"] + 1, "percent": percent, "wait_seconds": wait}}
+
+    def check(self, state: dict[str, Any]) -> dict[str, Any]:
+        alarms = self._cw.describe_alarms(AlarmNames=list(self._c.alarms)).get("MetricAlarms", [])
+        firing = sorted(a["AlarmName"] for a in alarms if a["StateValue"] == "ALARM")
+        return {**state, "rollout": {**state["rollout"], "alarm": firing[0] if firing else None}}
+
+    def promote(self, state: dict[str, Any], owner: str) -> dict[str, Any]:
+        r = state["rollout"]
+        previous_model = self._model_of(r["previous"]) if r["previous"] not in (None, r["version"]) else None
+        self._lambda.update_alias(
+            FunctionName=self._c.function_name,
+            Name=self._c.alias,
+            FunctionVersion=r["version"],
+            RoutingConfig={"AdditionalVersionWeights": {}},
+        )
+        self.registry.set_status(
+            state["model_id"],
+            DEPLOYED,
+            allowed_from=(SIGNED, DEPLOYED),
+            note=f"100% on version {r['version']}",
+            serving_version=r["version"],
+        )
+        if previous_model and previous_model != state["model_id"]:
+            self.registry.set_status(
+                previous_model, SUPERSEDED, allowed_from=(DEPLOYED,), note=f"by {state['model_id']}"
+            )
+        self.registry.release_lock(LOCK, owner)
+        return {**state, "rollout": {**r, "done": True, "percent": 100}}
+
+    def rollback(self, state: dict[str, Any], owner: str) -> dict[str, Any]:
+        r = state["rollout"]
+        reason = r.get("alarm") or "deployment failed"
+        if r["previous"] not in (None, r["version"]):
+            self._lambda.update_alias(
+                FunctionName=self._c.function_name,
+                Name=self._c.alias,
+                FunctionVersion=r["previous"],
+                RoutingConfig={"AdditionalVersionWeights": {}},
+            )
+        self.registry.set_status(
+            state["model_id"],
+            ROLLED_BACK,
+            allowed_from=(SIGNED, DEPLOYED),
+            note=f"alarm {reason}",
+            rollback_reason=reason,
+        )
+        self.registry.release_lock(LOCK, owner)
+        return {**state, "rollout": {**r, "rolled_back": True}}
+
+    # --- helpers ------------------------------------------------------------------------------------------
+
+    def _attest(self, model: dict[str, Any] | None) -> None:
+        from mlvault.models.attest import ModelVerificationError, kms_public_key_pem, verify_model
+
+        if model is None:
+            raise RolloutRefused("MODEL_NOT_REGISTERED", "no such model")
+        if model["status"] != SIGNED:
+            raise RolloutRefused("MODEL_NOT_SIGNED", f"{model['model_id']} is {model['status']}")
+        if not model["record_intact"]:
+            raise RolloutRefused(
+                "RECORD_TAMPERED", f"{model['model_id']}'s registry record changed after it was written"
+            )
+        if model.get("signing_key_arn") != self._c.signing_key_arn:
+            raise RolloutRefused(
+                "WRONG_SIGNING_KEY", f"signed by {model.get('signing_key_arn')}, pinned {self._c.signing_key_arn}"
+            )
+        artifact = model["record"]["artifact"]
+        pem = kms_public_key_pem(self._kms, self._c.signing_key_arn)
+        signature = self._read(artifact["bucket"], model["signature_key"], model["signature_version"])
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "model.json"
+            path.write_bytes(self._read(artifact["bucket"], artifact["key"], artifact["version_id"]))
+            try:
+                verified = verify_model(path, signature, pem)
+            except ModelVerificationError as err:
+                raise RolloutRefused(err.reason, err.detail) from None
+        signed = verified.extra.get("mlvault", {})
+        if signed.get("record_sha256") != model["record_sha256"] or signed.get("model_id") != model["model_id"]:
+            raise RolloutRefused("RECORD_TAMPERED", "the signed statement does not cover this registry record")
+        if dict(verified.digests) != {".": artifact["sha256"]}:  # one signed file: the artifact the registry names
+            raise RolloutRefused("MODEL_DIGEST_MISMATCH", f"signed {verified.digests}, registry {artifact['sha256']}")
+
+    def _read(self, bucket: str, key: str, version: str) -> bytes:
+        return self._s3.get_object(Bucket=bucket, Key=key, VersionId=version)["Body"].read()
+
+    def _live_version(self) -> str | None:
+        try:
+            return self._lambda.get_alias(FunctionName=self._c.function_name, Name=self._c.alias)["FunctionVersion"]
+        except self._lambda.exceptions.ResourceNotFoundException:
+            return None
+
+    def _model_of(self, version: str) -> str | None:
+        config = self._lambda.get_function_configuration(FunctionName=self._c.function_name, Qualifier=version)
+        return config.get("Environment", {}).get("Variables", {}).get("MLVAULT_MODEL_ID")
+
+
+def canary_from_json(raw: str) -> tuple[tuple[int, int], ...]:
+    return tuple((int(s["percent"]), int(s["waitSeconds"])) for s in json.loads(raw))
