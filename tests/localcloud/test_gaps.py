@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
+from collections import Counter
 
 import pytest
 from aws_cdk import CfnResource
@@ -11,8 +13,10 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
+from botocore.exceptions import ClientError
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 from mlvault.localcloud import control
 from tests.e2e.conftest import eventually
@@ -24,7 +28,9 @@ def gaps(tmp_path_factory):
     root = tmp_path_factory.mktemp("gaps")
     build_gaps_app(root / "cdk.out")
     # a day passes in about two seconds: the Daily schedule rule fires while the tests run
-    handle = control.up(cdk_out=root / "cdk.out", state_dir=root / "state", schedule_scale=43200)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MLVAULT_LOCAL_ROUTING_SEED", "mlvault")  # alias traffic splits are the same on every run
+        handle = control.up(cdk_out=root / "cdk.out", state_dir=root / "state", schedule_scale=43200)
     try:
         yield handle
     finally:
@@ -211,3 +217,138 @@ def test_cli_local_env_points_at_the_cloud(gaps):
     )
     assert f"export MLVAULT_ENDPOINT_URL={gaps.endpoint}" in out.stdout.splitlines()
     assert f"export AWS_ENDPOINT_URL={gaps.endpoint}" in out.stdout.splitlines()
+
+
+def invoke(client, **kwargs):
+    out = client.invoke(Payload=b"{}", **kwargs)
+    assert "FunctionError" not in out, out
+    return out["ExecutedVersion"], json.loads(out["Payload"].read())
+
+
+def test_weighted_alias_routes_between_published_versions_each_with_its_own_environment(gaps):
+    client = gaps.client("lambda")
+    fn = gaps.physical_id("gaps", "AWS::Lambda::Function", "Model")
+    fn_arn = client.get_function_configuration(FunctionName=fn)["FunctionArn"]
+    published = {}
+    for model in ("a", "b"):
+        client.update_function_configuration(FunctionName=fn, Environment={"Variables": {"MODEL": model}})
+        published[model] = client.publish_version(FunctionName=fn)["Version"]
+    v1, v2 = published["a"], published["b"]
+    assert (v1, v2) == ("1", "2")
+    assert client.publish_version(FunctionName=fn)["Version"] == v2  # nothing changed since: no new version
+    client.update_function_configuration(FunctionName=fn, Environment={"Variables": {"MODEL": "c"}})  # $LATEST only
+    assert client.get_function_configuration(FunctionName=fn, Qualifier=v1)["Environment"]["Variables"] == {
+        "MODEL": "a"
+    }
+
+    alias_arn = client.create_alias(
+        FunctionName=fn, Name="live", FunctionVersion=v1, RoutingConfig={"AdditionalVersionWeights": {v2: 0.5}}
+    )["AliasArn"]
+    assert alias_arn == f"{fn_arn}:live"
+    forms = [{"FunctionName": f"{fn}:live"}, {"FunctionName": alias_arn}, {"FunctionName": fn, "Qualifier": "live"}]
+    executed = Counter()
+    for i in range(210):
+        version, payload = invoke(client, **forms[i % len(forms)])
+        executed[version] += 1
+        # each version runs with the environment it was published with, and knows it is that version
+        assert payload == {"model": {v1: "a", v2: "b"}[version], "version": version, "arn": alias_arn}
+    assert set(executed) == {v1, v2}
+    assert 70 <= executed[v2] <= 140, executed  # binomial(210, 0.5): mean 105, sd 7.2
+
+    # a version, by name or ARN, with Qualifier= or in the name; $LATEST keeps what was set after the publishes
+    assert invoke(client, FunctionName=f"{fn}:{v1}") == (v1, {"model": "a", "version": v1, "arn": f"{fn_arn}:{v1}"})
+    assert invoke(client, FunctionName=fn, Qualifier=v2)[1]["model"] == "b"
+    assert invoke(client, FunctionName=f"{fn_arn}:{v2}")[1]["model"] == "b"
+    assert invoke(client, FunctionName=fn) == ("$LATEST", {"model": "c", "version": "$LATEST", "arn": fn_arn})
+    assert invoke(client, FunctionName=fn, Qualifier="$LATEST")[1]["model"] == "c"
+    with pytest.raises(ClientError, match="does not match the specified qualifier"):
+        client.invoke(FunctionName=f"{fn}:live", Qualifier=v1)
+
+    # the canary is promoted: the alias points at v2 with no additional weights
+    client.update_alias(
+        FunctionName=fn, Name="live", FunctionVersion=v2, RoutingConfig={"AdditionalVersionWeights": {}}
+    )
+    answers = [invoke(client, **forms[i % len(forms)]) for i in range(30)]
+    assert {version for version, _ in answers} == {v2}
+    assert {payload["model"] for _, payload in answers} == {"b"}
+
+
+@pytest.mark.parametrize(
+    ("primary", "weights", "error"),
+    [
+        ("1", {"2": 1.5}, "ValidationException"),
+        ("1", {"x": 0.1}, "ValidationException"),
+        ("$LATEST", {"2": 0.1}, "InvalidParameterValueException"),
+        ("2", {"2": 0.1}, "InvalidParameterValueException"),
+        ("1", {"2": 0.1, "3": 0.1}, "InvalidParameterValueException"),
+        ("1", {"99": 0.1}, "ResourceNotFoundException"),
+    ],
+)
+def test_alias_routing_configurations_lambda_refuses(gaps, primary, weights, error):
+    client = gaps.client("lambda")
+    fn = function_name(gaps)
+    bucket = gaps.physical_id("gaps", "AWS::S3::Bucket", "Records")
+    while len(client.list_versions_by_function(FunctionName=fn)["Versions"]) < 3:  # $LATEST, 1 and 2
+        count = len(client.list_versions_by_function(FunctionName=fn)["Versions"])
+        client.update_function_configuration(
+            FunctionName=fn, Environment={"Variables": {"RECORDS_BUCKET": bucket, "RELEASE": str(count)}}
+        )
+        client.publish_version(FunctionName=fn)
+    name = f"refused-{primary.strip('$')}-{'-'.join(weights)}".replace(".", "")
+    routing = {"AdditionalVersionWeights": weights}
+    with pytest.raises(ClientError) as refused:
+        client.create_alias(FunctionName=fn, Name=name, FunctionVersion=primary, RoutingConfig=routing)
+    assert refused.value.response["Error"]["Code"] == error
+    client.create_alias(FunctionName=fn, Name=name, FunctionVersion="1")
+    with pytest.raises(ClientError) as refused:
+        client.update_alias(FunctionName=fn, Name=name, FunctionVersion=primary, RoutingConfig=routing)
+    assert refused.value.response["Error"]["Code"] == error
+    assert client.get_alias(FunctionName=fn, Name=name)["FunctionVersion"] == "1"
+
+
+def test_kms_sign_digest_signs_the_digest_as_prehashed(gaps):
+    kms = gaps.client("kms")
+    key = gaps.physical_id("gaps", "AWS::KMS::Key", "Signing")
+    public = serialization.load_der_public_key(kms.get_public_key(KeyId=key)["PublicKey"])
+    for message in (b"model manifest", b"model manifest " * 1000):  # the second is beyond RAW's 4096 bytes
+        digest = hashlib.sha256(message).digest()
+        signature = kms.sign(KeyId=key, Message=digest, MessageType="DIGEST", SigningAlgorithm="ECDSA_SHA_256")[
+            "Signature"
+        ]
+        public.verify(signature, message, ec.ECDSA(hashes.SHA256()))  # over the ORIGINAL message; raises if not
+        with pytest.raises(InvalidSignature):
+            public.verify(signature, digest, ec.ECDSA(hashes.SHA256()))  # not over the digest, hashed again
+        verify = {"KeyId": key, "Signature": signature, "SigningAlgorithm": "ECDSA_SHA_256"}
+        assert kms.verify(Message=digest, MessageType="DIGEST", **verify)["SignatureValid"] is True
+        with pytest.raises(kms.exceptions.KMSInvalidSignatureException):  # AWS fails Verify of a bad signature
+            kms.verify(Message=hashlib.sha256(message + b"!").digest(), MessageType="DIGEST", **verify)
+
+    # a signature of the digest is a signature of the message: RAW and DIGEST verify each other's
+    message, digest = b"model manifest", hashlib.sha256(b"model manifest").digest()
+    for signed, signed_type, checked, checked_type in (
+        (digest, "DIGEST", message, "RAW"),
+        (message, "RAW", digest, "DIGEST"),
+    ):
+        signature = kms.sign(KeyId=key, Message=signed, MessageType=signed_type, SigningAlgorithm="ECDSA_SHA_256")[
+            "Signature"
+        ]
+        assert kms.verify(
+            KeyId=key, Message=checked, MessageType=checked_type, Signature=signature, SigningAlgorithm="ECDSA_SHA_256"
+        )["SignatureValid"]
+    with pytest.raises(ClientError, match="Digest is invalid length"):
+        kms.sign(KeyId=key, Message=digest[:31], MessageType="DIGEST", SigningAlgorithm="ECDSA_SHA_256")
+
+
+def test_kms_sign_digest_with_an_rsa_key(gaps):
+    kms = gaps.client("kms")
+    key = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    message = b"model manifest"
+    digest = hashlib.sha256(message).digest()
+    signature = kms.sign(KeyId=key, Message=digest, MessageType="DIGEST", SigningAlgorithm="RSASSA_PKCS1_V1_5_SHA_256")[
+        "Signature"
+    ]
+    public = serialization.load_der_public_key(kms.get_public_key(KeyId=key)["PublicKey"])
+    public.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+    verify = {"KeyId": key, "Signature": signature, "SigningAlgorithm": "RSASSA_PKCS1_V1_5_SHA_256"}
+    assert kms.verify(Message=digest, MessageType="DIGEST", **verify)["SignatureValid"]
+    assert kms.verify(Message=message, MessageType="RAW", **verify)["SignatureValid"]

@@ -1,6 +1,6 @@
 """A small CDK app exercising what the local cloud must support beyond mlvault's own stacks today:
 EventBridge -> Lambda and Step Functions targets, a Step Functions Lambda task, CloudWatch alarm events,
-asynchronous invocation with a DLQ, and an asymmetric KMS key."""
+asynchronous invocation with a DLQ, Lambda versions and weighted aliases, and an asymmetric KMS key."""
 
 from __future__ import annotations
 
@@ -66,6 +66,14 @@ def build_gaps_app(outdir: Path, extra=None) -> App:
     events.Rule(stack, "Daily", schedule=events.Schedule.rate(Duration.days(1))).add_target(
         targets.LambdaFunction(echo)
     )  # must receive no ordinary event (moto would match a schedule rule to every event)
+    lambda_.Function(
+        stack,
+        "Model",
+        runtime=lambda_.Runtime.PYTHON_3_14,
+        handler="handler.handler",
+        code=lambda_.Code.from_asset(str(HERE / "model")),
+        environment={"MODEL": "initial"},
+    )  # versions and weighted aliases: each version answers with the MODEL it was published with
     kms.Key(
         stack,
         "Signing",

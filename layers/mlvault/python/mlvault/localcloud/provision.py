@@ -662,9 +662,12 @@ class Provisioner:
             "ActionsEnabled",
             "InsufficientDataActions",
             "Unit",
+            "Tags",
         )
         name = p.pop("AlarmName", None) or _unique_name(c.stack.name, c.logical_id, 255)
-        args = {k: v for k, v in p.items()}
+        args = {k: v for k, v in p.items() if k != "Tags"}
+        if "Tags" in p:
+            args["Tags"] = _tags(p)
         for key in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
             if key in args:
                 args[key] = int(args[key])

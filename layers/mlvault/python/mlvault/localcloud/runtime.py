@@ -6,6 +6,11 @@ first-party layers come from the assets.
 Every invocation path ends here: moto's Invoke API, Step Functions tasks and S3 notifications through the
 patched `LambdaFunction._invoke_lambda` (gaps.py), SQS event source mappings through the poller, EventBridge
 targets and S3/EventBridge asynchronous events through `invoke_async` (retries, then the function's DLQ).
+
+A published version runs with its own environment and reports its number (`AWS_LAMBDA_FUNCTION_VERSION`,
+`context.function_version`): workers are kept per (environment, version), up to MAX_WORKERS_PER_FUNCTION
+processes per function, so invocations alternating between the two versions of a weighted alias reuse warm
+workers; the least recently used idle worker makes room for a new one.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class _Worker:
     process: subprocess.Popen
     responses: Any
     env: dict[str, str] = field(default_factory=dict)
+    version: str = "$LATEST"
     lines: list[str] = field(default_factory=list)
 
 
@@ -90,8 +96,20 @@ class LambdaRuntime:
 
     # --- invocation -----------------------------------------------------------------------------------
 
-    def invoke(self, name: str, event: Any, environment: dict[str, str], *, source: str = "invoke") -> Invocation:
-        """Run the handler once, synchronously (RequestResponse)."""
+    def invoke(
+        self,
+        name: str,
+        event: Any,
+        environment: dict[str, str],
+        *,
+        source: str = "invoke",
+        version: str = "$LATEST",
+        invoked_arn: str | None = None,
+    ) -> Invocation:
+        """Run the handler once, synchronously (RequestResponse), as `version` of the function with `environment`.
+
+        `invoked_arn` is the ARN the caller named (qualified by an alias or a version): the handler's
+        `context.invoked_function_arn`."""
         spec = self._functions.get(name)
         if spec is None:
             return Invocation(
@@ -100,11 +118,11 @@ class LambdaRuntime:
                 "",
                 0,
             )
-        worker = self._acquire(spec, environment)
+        worker = self._acquire(spec, environment, version)
         started = time.monotonic()
         request_id = str(uuid.uuid4())
         try:
-            result = self._run(worker, spec, event, request_id)
+            result = self._run(worker, spec, event, request_id, invoked_arn)
         finally:
             self._release(spec.name, worker)
         result.duration_ms = int((time.monotonic() - started) * 1000)
@@ -112,6 +130,7 @@ class LambdaRuntime:
             {
                 "kind": "invoke",
                 "function": name,
+                "version": version,
                 "source": source,
                 "request_id": request_id,
                 "errored": result.errored,
@@ -121,17 +140,33 @@ class LambdaRuntime:
         return result
 
     def invoke_async(
-        self, name: str, event: Any, environment: dict[str, str] | None = None, *, source: str = "event"
+        self,
+        name: str,
+        event: Any,
+        environment: dict[str, str] | None = None,
+        *,
+        source: str = "event",
+        version: str = "$LATEST",
+        invoked_arn: str | None = None,
     ) -> None:
-        """Asynchronous invocation (Event): retried twice on error, then sent to the function's DLQ."""
-        self._async.submit(self._invoke_with_retries, name, event, environment, source)
+        """Asynchronous invocation (Event): retried twice on error, then sent to the function's DLQ.
+        Without an environment, $LATEST's current one."""
+        self._async.submit(self._invoke_with_retries, name, event, environment, source, version, invoked_arn)
 
-    def _invoke_with_retries(self, name: str, event: Any, environment: dict[str, str] | None, source: str) -> None:
+    def _invoke_with_retries(
+        self,
+        name: str,
+        event: Any,
+        environment: dict[str, str] | None,
+        source: str,
+        version: str = "$LATEST",
+        invoked_arn: str | None = None,
+    ) -> None:
         spec = self._functions.get(name)
         env = environment if environment is not None else self.environment_of(name)
         result = None
         for _ in range(1 + ASYNC_RETRIES):
-            result = self.invoke(name, event, env, source=source)
+            result = self.invoke(name, event, env, source=source, version=version, invoked_arn=invoked_arn)
             if not result.errored:
                 return
         if spec is not None and spec.dead_letter_arn and result is not None:
@@ -148,22 +183,26 @@ class LambdaRuntime:
 
     # --- workers --------------------------------------------------------------------------------------
 
-    def _acquire(self, spec: FunctionSpec, environment: dict[str, str]) -> _Worker:
+    def _acquire(self, spec: FunctionSpec, environment: dict[str, str], version: str) -> _Worker:
         with self._cond:
             while True:
                 idle = self._idle.setdefault(spec.name, [])
-                while idle:
-                    worker = idle.pop()
-                    if worker.process.poll() is None and worker.env == environment:
-                        self._busy[spec.name] = self._busy.get(spec.name, 0) + 1
-                        return worker
-                    _stop(worker)
+                for dead in [w for w in idle if w.process.poll() is not None]:
+                    idle.remove(dead)
+                    _stop(dead)
+                warm = next((w for w in reversed(idle) if w.env == environment and w.version == version), None)
+                if warm is not None:
+                    idle.remove(warm)
+                    self._busy[spec.name] = self._busy.get(spec.name, 0) + 1
+                    return warm
                 if self._busy.get(spec.name, 0) < MAX_WORKERS_PER_FUNCTION:
                     self._busy[spec.name] = self._busy.get(spec.name, 0) + 1
+                    while idle and len(idle) + self._busy[spec.name] > MAX_WORKERS_PER_FUNCTION:
+                        _stop(idle.pop(0))  # the least recently used idle worker makes room
                     break
                 self._cond.wait()
         try:
-            return self._spawn(spec, environment)
+            return self._spawn(spec, environment, version)
         except BaseException:
             with self._cond:
                 self._busy[spec.name] -= 1
@@ -177,10 +216,10 @@ class LambdaRuntime:
                 self._idle.setdefault(name, []).append(worker)
             self._cond.notify_all()
 
-    def _spawn(self, spec: FunctionSpec, environment: dict[str, str]) -> _Worker:
+    def _spawn(self, spec: FunctionSpec, environment: dict[str, str], version: str) -> _Worker:
         read_fd, write_fd = os.pipe()
         code_path = [str(spec.code_dir)] + [str(d / "python") for d in spec.layer_dirs if not is_third_party_layer(d)]
-        stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
+        stream = f"{time.strftime('%Y/%m/%d')}/[{version}]{uuid.uuid4().hex}"
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LANG": "C.UTF-8",
@@ -195,7 +234,7 @@ class LambdaRuntime:
             "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_LAMBDA_FUNCTION_NAME": spec.name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_VERSION": version,
             "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group or f"/aws/lambda/{spec.name}",
             "AWS_LAMBDA_LOG_STREAM_NAME": stream,
             "LAMBDA_TASK_ROOT": str(spec.code_dir),
@@ -214,16 +253,20 @@ class LambdaRuntime:
             cwd=str(spec.code_dir),
         )
         os.close(write_fd)
-        worker = _Worker(process=process, responses=os.fdopen(read_fd, "r"), env=dict(environment))
+        worker = _Worker(process=process, responses=os.fdopen(read_fd, "r"), env=dict(environment), version=version)
         log_path = self._state_dir / "logs" / f"{spec.name}.log"
         threading.Thread(target=_pump, args=(worker, log_path), daemon=True, name=f"logs-{spec.name}").start()
-        self._record({"kind": "cold-start", "function": spec.name, "pid": process.pid})
+        self._record({"kind": "cold-start", "function": spec.name, "version": version, "pid": process.pid})
         return worker
 
-    def _run(self, worker: _Worker, spec: FunctionSpec, event: Any, request_id: str) -> Invocation:
+    def _run(
+        self, worker: _Worker, spec: FunctionSpec, event: Any, request_id: str, invoked_arn: str | None = None
+    ) -> Invocation:
         deadline = time.time() + spec.timeout
         start_line = len(worker.lines)
         request = {"event": event, "request_id": request_id, "deadline": deadline}
+        if invoked_arn:
+            request["invoked_function_arn"] = invoked_arn
         try:
             worker.process.stdin.write(json.dumps(request) + "\n")
             worker.process.stdin.flush()

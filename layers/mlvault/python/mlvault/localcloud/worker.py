@@ -17,10 +17,10 @@ import traceback
 class Context:
     """The subset of the Lambda context object that handlers and Powertools read."""
 
-    def __init__(self, request_id, deadline):
+    def __init__(self, request_id, deadline, invoked_function_arn=None):
         self.function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
         self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        self.invoked_function_arn = os.environ["MLVAULT_LOCAL_FUNCTION_ARN"]
+        self.invoked_function_arn = invoked_function_arn or os.environ["MLVAULT_LOCAL_FUNCTION_ARN"]
         self.memory_limit_in_mb = int(os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"])
         self.aws_request_id = request_id
         self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME", "")
@@ -37,7 +37,7 @@ def main():
     handler = getattr(importlib.import_module(module_name), function_name)
     for line in sys.stdin:
         request = json.loads(line)
-        context = Context(request["request_id"], request["deadline"])
+        context = Context(request["request_id"], request["deadline"], request.get("invoked_function_arn"))
         try:
             result = handler(request["event"], context)
             response = {"ok": True, "payload": result}
