@@ -9,6 +9,7 @@ from aws_cdk import App, Environment, Tags
 from infra.policy.nag import register_packs
 from infra.settings import ROOT, ConfigError, StageSettings, load_settings
 from infra.stacks.ingest_stack import IngestStack
+from infra.stacks.models_stack import ModelsStack
 from infra.stacks.storage_stack import StorageStack
 
 
@@ -18,6 +19,7 @@ class MlvaultApp:
     settings: StageSettings
     storage: StorageStack
     ingest: IngestStack
+    models: ModelsStack
 
 
 def check_contracts() -> None:
@@ -50,6 +52,14 @@ def build(app: App) -> MlvaultApp:
         env=env,
         description=f"mlvault {settings.stage}: zero-trust ingest",
     )
+    models = ModelsStack(
+        app,
+        f"{settings.prefix}-models",
+        settings=settings,
+        storage=storage,
+        env=env,
+        description=f"mlvault {settings.stage}: model pipeline, signing, serving",
+    )
     Tags.of(app).add("mlvault:stage", settings.stage)
     register_packs(app)
-    return MlvaultApp(app=app, settings=settings, storage=storage, ingest=ingest)
+    return MlvaultApp(app=app, settings=settings, storage=storage, ingest=ingest, models=models)

@@ -47,6 +47,11 @@ class StageSettings:
     log_retention_days: int
     max_upload_bytes: int
     trust_file: str
+    train_datasets: tuple[str, ...]
+    train_debounce_seconds: int
+    training: dict[str, Any]
+    model_gates: dict[str, Any]
+    canary_steps: tuple[tuple[int, int], ...]  # (percent, wait seconds) before 100%
 
     @property
     def prefix(self) -> str:
@@ -122,6 +127,72 @@ _FIELDS: dict[str, tuple[str, Any]] = {
         _matching(re.compile(r"^trust/[\w.-]+\.json$"), "a file under trust/ such as trust/dev.json"),
     ),
 }
+
+
+def _datasets(key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and re.fullmatch(r"[a-z0-9][a-z0-9_-]*", v) for v in value
+    ):
+        raise ConfigError(f"context key '{key}' must be a list of dataset names, got {value!r}")
+    from mlvault.contracts.model import ContractError, load_contract
+
+    for dataset in value:
+        try:
+            load_contract(ROOT / "contracts", dataset)
+        except ContractError as err:
+            raise ConfigError(f"context key '{key}': {err}") from None
+    return tuple(value)
+
+
+def _training(key: str, value: Any) -> dict[str, Any]:
+    from mlvault.models.trainer import TrainingParams
+
+    try:
+        TrainingParams(**value)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"context key '{key}': {err}") from None
+    return dict(value)
+
+
+def _gates(key: str, value: Any) -> dict[str, Any]:
+    from mlvault.models.gates import Gates
+
+    try:
+        Gates.from_config(value)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"context key '{key}': {err}") from None
+    return dict(value)
+
+
+def _canary(key: str, value: Any) -> tuple[tuple[int, int], ...]:
+    steps = []
+    for step in value if isinstance(value, list) else [None]:
+        if not (
+            isinstance(step, Mapping)
+            and set(step) == {"percent", "waitSeconds"}
+            and isinstance(step["percent"], int)
+            and 0 < step["percent"] < 100
+            and isinstance(step["waitSeconds"], int)
+            and 0 <= step["waitSeconds"] <= 86400
+        ):
+            raise ConfigError(
+                f'context key \'{key}\' must be a list of {{"percent": 1-99, "waitSeconds": 0-86400}}, got {value!r}'
+            )
+        steps.append((step["percent"], step["waitSeconds"]))
+    if [p for p, _ in steps] != sorted({p for p, _ in steps}):
+        raise ConfigError(f"context key '{key}': percentages must increase, got {[p for p, _ in steps]}")
+    return tuple(steps)
+
+
+_FIELDS.update(
+    {
+        "trainDatasets": ("train_datasets", _datasets),
+        "trainDebounceSeconds": ("train_debounce_seconds", _int_between(0, 86400)),
+        "training": ("training", _training),
+        "modelGates": ("model_gates", _gates),
+        "canarySteps": ("canary_steps", _canary),
+    }
+)
 
 # Settings that may be omitted (CDK drops null context values, so "absent" is how a stage says "none").
 _OPTIONAL = {"reservedConcurrency"}

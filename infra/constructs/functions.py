@@ -41,6 +41,7 @@ LIBRARY_EXCLUDES = [
     *ASSET_EXCLUDES,
     "python/mlvault/localcloud",
     "python/mlvault/cli.py",
+    "python/mlvault/cli_models.py",
     "python/mlvault/demo.py",
     "python/mlvault/testkeys.py",
     "python/mlvault/bench.py",

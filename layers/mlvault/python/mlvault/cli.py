@@ -452,6 +452,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--endpoint-url", help="AWS endpoint, e.g. the local cloud's (default: $MLVAULT_ENDPOINT_URL)")
         p.add_argument("--region", help="AWS region (default: the usual AWS configuration)")
 
+    from mlvault import cli_models
+
+    cli_models.register(verbs, cloud_options)
+
     keygen = verbs.add_parser("keygen", help="create a producer signing key and print its registry entry")
     keygen.add_argument("--algorithm", choices=("ecdsa-p256-sha256", "ed25519"), default="ecdsa-p256-sha256")
     keygen.add_argument("--key-id", required=True)

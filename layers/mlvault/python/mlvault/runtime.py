@@ -6,6 +6,7 @@ The last step of the one settings path: cdk.json -> typed settings -> construct 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import ClassVar
@@ -76,3 +77,152 @@ def _from_env(cls, env: Mapping[str, str]):
         else:
             values[field.name] = raw
     return cls(**values)
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    stage: str
+    model_bucket: str
+    ledger_table: str
+    registry_table: str
+    contracts_dir: str
+    signing_key_arn: str
+    gates_json: str
+    training_json: str
+
+    ENV: ClassVar[dict[str, str]] = {
+        "stage": "MLVAULT_STAGE",
+        "model_bucket": "MLVAULT_MODEL_BUCKET",
+        "ledger_table": "MLVAULT_LEDGER_TABLE",
+        "registry_table": "MLVAULT_REGISTRY_TABLE",
+        "contracts_dir": "MLVAULT_CONTRACTS_DIR",
+        "signing_key_arn": "MLVAULT_SIGNING_KEY_ARN",
+        "gates_json": "MLVAULT_MODEL_GATES",
+        "training_json": "MLVAULT_TRAINING_PARAMS",
+    }
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PipelineSettings:
+        return _from_env(cls, os.environ if env is None else env)
+
+
+@dataclass(frozen=True)
+class RolloutSettings:
+    stage: str
+    serve_function: str
+    serve_alias: str
+    signing_key_arn: str
+    canary_json: str
+    alarms: str  # comma-separated alarm names checked between canary steps
+    registry_table: str
+
+    ENV: ClassVar[dict[str, str]] = {
+        "stage": "MLVAULT_STAGE",
+        "serve_function": "MLVAULT_SERVE_FUNCTION",
+        "serve_alias": "MLVAULT_SERVE_ALIAS",
+        "signing_key_arn": "MLVAULT_SIGNING_KEY_ARN",
+        "canary_json": "MLVAULT_CANARY_STEPS",
+        "alarms": "MLVAULT_SERVING_ALARMS",
+        "registry_table": "MLVAULT_REGISTRY_TABLE",
+    }
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RolloutSettings:
+        return _from_env(cls, os.environ if env is None else env)
+
+
+@dataclass(frozen=True)
+class TriggerSettings:
+    stage: str
+    state_machine_arn: str
+    datasets: str  # comma-separated datasets a new accepted batch or the schedule trains
+    debounce_seconds: int
+
+    ENV: ClassVar[dict[str, str]] = {
+        "stage": "MLVAULT_STAGE",
+        "state_machine_arn": "MLVAULT_STATE_MACHINE_ARN",
+        "datasets": "MLVAULT_TRAIN_DATASETS",
+        "debounce_seconds": "MLVAULT_TRAIN_DEBOUNCE_SECONDS",
+    }
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> TriggerSettings:
+        return _from_env(cls, os.environ if env is None else env)
+
+
+class SigningKeyNotPinnedError(SettingsError):
+    """The model-signing key is not named by a KMS key ARN (an alias, an alias ARN or a bare key id): an alias can
+    be repointed to another key, so it pins nothing. `stage` names the function's stage for the refusal metric."""
+
+    reason = "SIGNING_KEY_NOT_PINNED"
+
+    def __init__(self, detail: str, *, stage: str) -> None:
+        super().__init__(f"{self.reason}: {detail}")
+        self.detail = detail
+        self.stage = stage
+
+
+_KMS_KEY_ARN = re.compile(
+    r"arn:aws(?:-[a-z]+)*:kms:[a-z]{2}(?:-[a-z]+)+-\d:\d{12}:key/(?:mrk-[0-9a-f]{32}|[0-9a-f-]{36})"
+)
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """The serving function's published version, pinned to one model (set by the deploy step before it publishes
+    the version): the model object's exact S3 version and SHA-256, its signature's exact version, the KMS key that
+    signed it (a key ARN) and its registry id (for the revocation check)."""
+
+    stage: str
+    model_bucket: str
+    model_key: str
+    model_version: str
+    model_digest: str
+    signature_key: str
+    signature_version: str
+    signing_key_arn: str
+    registry_table: str
+    model_id: str
+
+    ENV: ClassVar[dict[str, str]] = {
+        "stage": "MLVAULT_STAGE",
+        "model_bucket": "MLVAULT_MODEL_BUCKET",
+        "model_key": "MLVAULT_MODEL_KEY",
+        "model_version": "MLVAULT_MODEL_VERSION",
+        "model_digest": "MLVAULT_MODEL_DIGEST",
+        "signature_key": "MLVAULT_SIGNATURE_KEY",
+        "signature_version": "MLVAULT_SIGNATURE_VERSION",
+        "signing_key_arn": "MLVAULT_SIGNING_KEY_ARN",
+        "registry_table": "MLVAULT_REGISTRY_TABLE",
+        "model_id": "MLVAULT_MODEL_ID",
+    }
+
+    def __post_init__(self) -> None:
+        arn, env = self.signing_key_arn, self.ENV
+        if not _KMS_KEY_ARN.fullmatch(arn):
+            if arn.startswith("alias/") or ":alias/" in arn:
+                got = f"the alias {arn!r}: an alias can be repointed to another key"
+            elif arn.startswith("arn:"):
+                got = f"{arn!r}"
+            else:
+                got = f"{arn!r}, a key id without region and account"
+            raise SigningKeyNotPinnedError(
+                f"{env['signing_key_arn']}: expected a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>), "
+                f"got {got}",
+                stage=self.stage,
+            )
+        if not _SHA256_HEX.fullmatch(self.model_digest):
+            raise SettingsError(
+                f"{env['model_digest']}: expected 64 lowercase hex digits (SHA-256), got {self.model_digest!r}"
+            )
+        for name in ("model_version", "signature_version"):
+            if getattr(self, name) == "null":
+                raise SettingsError(
+                    f"{env[name]}: expected an S3 version id, got 'null' (an object written to an unversioned "
+                    "bucket can be overwritten in place: it pins nothing)"
+                )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServeSettings:
+        return _from_env(cls, os.environ if env is None else env)

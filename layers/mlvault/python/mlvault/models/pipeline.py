@@ -87,6 +87,7 @@ class Pipeline:
             Key=key,
             Body=data,
             ContentType="application/json",
+            ChecksumAlgorithm="SHA256",  # Object Lock buckets require a checksum header
             ChecksumSHA256=base64.b64encode(hashlib.sha256(data).digest()).decode(),
         )
         state = {
@@ -263,5 +264,6 @@ class Pipeline:
             Key=key,
             Body=data,
             ContentType=content_type,
+            ChecksumAlgorithm="SHA256",  # Object Lock buckets require a checksum header
             ChecksumSHA256=base64.b64encode(hashlib.sha256(data).digest()).decode(),
         )["VersionId"]

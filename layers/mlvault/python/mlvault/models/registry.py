@@ -184,6 +184,22 @@ class Registry:
             return False
         return True
 
+    def derived_from(
+        self, *, producer: str | None = None, key_id: str | None = None, data: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every registered model (deployed or not) trained on data of that producer, signed by that key, or of
+        that file (a lake or ingest S3 URI, or an object key, matched as a substring of the lineage URIs)."""
+
+        def uses(entry: dict[str, Any]) -> bool:
+            uris = [entry["lake_uri"], *entry["ingest"]]
+            return (
+                (producer is None or entry["producer"] == producer)
+                and (key_id is None or entry["key_id"] == key_id)
+                and (data is None or any(data in u for u in uris))
+            )
+
+        return [m for m in self.models() if any(uses(e) for e in m["record"]["lineage"])]
+
     # --- deployment lock ----------------------------------------------------------------------------------
 
     def acquire_lock(self, name: str, owner: str) -> str:

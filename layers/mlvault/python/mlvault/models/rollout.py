@@ -31,6 +31,7 @@ class RolloutRefused(Exception):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -151,38 +152,7 @@ class Rollout:
     # --- helpers ------------------------------------------------------------------------------------------
 
     def _attest(self, model: dict[str, Any] | None) -> None:
-        from mlvault.models.attest import ModelVerificationError, kms_public_key_pem, verify_model
-
-        if model is None:
-            raise RolloutRefused("MODEL_NOT_REGISTERED", "no such model")
-        if model["status"] != SIGNED:
-            raise RolloutRefused("MODEL_NOT_SIGNED", f"{model['model_id']} is {model['status']}")
-        if not model["record_intact"]:
-            raise RolloutRefused(
-                "RECORD_TAMPERED", f"{model['model_id']}'s registry record changed after it was written"
-            )
-        if model.get("signing_key_arn") != self._c.signing_key_arn:
-            raise RolloutRefused(
-                "WRONG_SIGNING_KEY", f"signed by {model.get('signing_key_arn')}, pinned {self._c.signing_key_arn}"
-            )
-        artifact = model["record"]["artifact"]
-        pem = kms_public_key_pem(self._kms, self._c.signing_key_arn)
-        signature = self._read(artifact["bucket"], model["signature_key"], model["signature_version"])
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "model.json"
-            path.write_bytes(self._read(artifact["bucket"], artifact["key"], artifact["version_id"]))
-            try:
-                verified = verify_model(path, signature, pem)
-            except ModelVerificationError as err:
-                raise RolloutRefused(err.reason, err.detail) from None
-        signed = verified.extra.get("mlvault", {})
-        if signed.get("record_sha256") != model["record_sha256"] or signed.get("model_id") != model["model_id"]:
-            raise RolloutRefused("RECORD_TAMPERED", "the signed statement does not cover this registry record")
-        if dict(verified.digests) != {".": artifact["sha256"]}:  # one signed file: the artifact the registry names
-            raise RolloutRefused("MODEL_DIGEST_MISMATCH", f"signed {verified.digests}, registry {artifact['sha256']}")
-
-    def _read(self, bucket: str, key: str, version: str) -> bytes:
-        return self._s3.get_object(Bucket=bucket, Key=key, VersionId=version)["Body"].read()
+        attest_registered(self._s3, self._kms, model, self._c.signing_key_arn, statuses=(SIGNED,))
 
     def _live_version(self) -> str | None:
         try:
@@ -193,6 +163,56 @@ class Rollout:
     def _model_of(self, version: str) -> str | None:
         config = self._lambda.get_function_configuration(FunctionName=self._c.function_name, Qualifier=version)
         return config.get("Environment", {}).get("Variables", {}).get("MLVAULT_MODEL_ID")
+
+
+def attest_registered(
+    s3: Any,
+    kms: Any,
+    model: dict[str, Any] | None,
+    signing_key_arn: str,
+    *,
+    statuses: tuple[str, ...] | None = None,
+    folder: Path | None = None,
+):
+    """Verify a registered, signed model as deployment and `mlvault verify-model` do: its artifact and signature
+    (the exact versions the registry names) with the pinned key, the registry record intact and covered by the
+    signature; with `statuses`, the model must also be in one of them. Returns attest's VerifiedModel; raises
+    RolloutRefused with a stable reason."""
+    from mlvault.models.attest import ModelVerificationError, kms_public_key_pem, verify_model
+
+    if model is None:
+        raise RolloutRefused("MODEL_NOT_REGISTERED", "no such model")
+    if "signature_key" not in model:
+        raise RolloutRefused("MODEL_NOT_SIGNED", f"{model['model_id']} is {model['status']}, with no signature")
+    if statuses is not None and model["status"] not in statuses:
+        raise RolloutRefused("MODEL_NOT_DEPLOYABLE", f"{model['model_id']} is {model['status']}")
+    if not model["record_intact"]:
+        raise RolloutRefused("RECORD_TAMPERED", f"{model['model_id']}'s registry record changed after it was written")
+    if model.get("signing_key_arn") != signing_key_arn:
+        raise RolloutRefused("WRONG_SIGNING_KEY", f"signed by {model.get('signing_key_arn')}, pinned {signing_key_arn}")
+    artifact = model["record"]["artifact"]
+    pem = kms_public_key_pem(kms, signing_key_arn)
+
+    def read(key: str, version: str) -> bytes:
+        return s3.get_object(Bucket=artifact["bucket"], Key=key, VersionId=version)["Body"].read()
+
+    signature = read(model["signature_key"], model["signature_version"])
+    with tempfile.TemporaryDirectory() as scratch:
+        where = Path(folder or scratch)
+        (where / "model.json").write_bytes(read(artifact["key"], artifact["version_id"]))
+        try:
+            verified = verify_model(where / "model.json", signature, pem)
+        except ModelVerificationError as err:
+            raise RolloutRefused(err.reason, err.detail) from None
+        if folder is not None:
+            (where / "model.sig").write_bytes(signature)
+            (where / "signing-key.pem").write_bytes(pem)
+    signed = verified.extra.get("mlvault", {})
+    if signed.get("record_sha256") != model["record_sha256"] or signed.get("model_id") != model["model_id"]:
+        raise RolloutRefused("RECORD_TAMPERED", "the signed statement does not cover this registry record")
+    if dict(verified.digests) != {".": artifact["sha256"]}:  # one signed file: the artifact the registry names
+        raise RolloutRefused("MODEL_DIGEST_MISMATCH", f"signed {dict(verified.digests)}, registry {artifact['sha256']}")
+    return verified
 
 
 def canary_from_json(raw: str) -> tuple[tuple[int, int], ...]:

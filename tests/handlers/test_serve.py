@@ -1,0 +1,466 @@
+"""The serve handler on moto: the pinned model is attested before anything is served, and every refusal is loud
+(the ModelAttestationFailed EMF metric and an error log line with the reason code) and serves nothing."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from mlvault.models import attest, serving
+from mlvault.models.attest import kms_public_key_pem, sign_model
+from mlvault.models.serving import AttestationError, DynamoDbRegistryReader, InvalidRequest, ModelLoader, Server
+from mlvault.models.trainer import Feature, Model
+from mlvault.observability import logger
+from mlvault.runtime import ServeSettings, SettingsError, SigningKeyNotPinnedError
+from mlvault.signing.keys import KmsSigner
+from tests.handlers.conftest import REGION, ROOT, LambdaContext, load_handler
+
+serve = load_handler("serve")
+
+BUCKET = "mlvault-test-models"
+TABLE = "registry"
+MODEL_ID = "iris/3"
+MODEL_KEY = "models/iris/3/model.json"
+SIGNATURE_KEY = "signatures/iris/3/model.sig"
+SETOSA = {"petal_length": 1.0, "site": "north"}  # model A: setosa, model B: virginica
+VIRGINICA = {"petal_length": 6.0, "site": "south"}
+
+
+def make_model(sign: float = 1.0) -> Model:
+    return Model(
+        dataset="iris",
+        contract_version="1",
+        label="species",
+        classes=("setosa", "virginica"),
+        features=(Feature("petal_length", "numeric", mean=3.0, scale=1.0), Feature("site", "category", value="north")),
+        weights=((-2.0 * sign, 0.5), (2.0 * sign, -0.5)),
+        bias=(0.0, 0.0),
+        training={"trainer": "test"},
+    )
+
+
+MODEL_A = make_model().to_bytes()
+MODEL_B = make_model(-1.0).to_bytes()  # another model: the opposite predictions
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class Env:
+    """The models bucket, registry and KMS keys as the serving function sees them, and its pinned environment."""
+
+    s3: object
+    kms: object
+    ddb: object
+    key_arn: str
+    other_key_arn: str
+    tmp_path: object
+    monkeypatch: object
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def put(self, key: str, data: bytes) -> str:
+        return self.s3.put_object(Bucket=BUCKET, Key=key, Body=data)["VersionId"]
+
+    def signature(self, data: bytes, *, key_arn: str | None = None, model_id: str | None = MODEL_ID) -> bytes:
+        key_arn = key_arn or self.key_arn
+        path = self.tmp_path / "sign" / "model.json"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(data)
+        extra = {"mlvault": {"model_id": model_id}} if model_id else None
+        signer = KmsSigner(self.kms, key_arn, key_arn)
+        return sign_model(path, signer, statement_extra=extra, public_key_pem=kms_public_key_pem(self.kms, key_arn))
+
+    def status(self, status: str | None) -> None:
+        key = {"pk": {"S": f"MODEL#{MODEL_ID}"}, "sk": {"S": "RECORD"}}
+        if status is None:
+            self.ddb.delete_item(TableName=TABLE, Key=key)
+        else:
+            self.ddb.put_item(TableName=TABLE, Item={**key, "model_id": {"S": MODEL_ID}, "status": {"S": status}})
+
+    def pin(self, **env: str) -> None:
+        for name, value in env.items():
+            self.monkeypatch.setenv(name, value)
+        clear_caches()
+
+
+def clear_caches() -> None:
+    serving.settings.cache_clear()
+    serving.default_server.cache_clear()
+
+
+@pytest.fixture
+def env(aws, monkeypatch, tmp_path):
+    s3 = boto3.client("s3")
+    kms = boto3.client("kms")
+    ddb = boto3.client("dynamodb")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    ddb.create_table(
+        TableName=TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    )
+    keys = [kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"] for _ in "ab"]
+    e = Env(s3, kms, ddb, keys[0], keys[1], tmp_path, monkeypatch)
+    e.versions["a"] = e.put(MODEL_KEY, MODEL_A)
+    e.versions["sig"] = e.put(SIGNATURE_KEY, e.signature(MODEL_A))
+    e.status("SIGNED")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "serve")
+    e.pin(
+        MLVAULT_STAGE="test",
+        MLVAULT_MODEL_BUCKET=BUCKET,
+        MLVAULT_MODEL_KEY=MODEL_KEY,
+        MLVAULT_MODEL_VERSION=e.versions["a"],
+        MLVAULT_MODEL_DIGEST=sha256(MODEL_A),
+        MLVAULT_SIGNATURE_KEY=SIGNATURE_KEY,
+        MLVAULT_SIGNATURE_VERSION=e.versions["sig"],
+        MLVAULT_SIGNING_KEY_ARN=e.key_arn,
+        MLVAULT_REGISTRY_TABLE=TABLE,
+        MLVAULT_MODEL_ID=MODEL_ID,
+    )
+    yield e
+    clear_caches()
+
+
+class _CurrentStdout:
+    """Writes to whatever sys.stdout is when a line is written (the logger's handler kept the stdout of its import,
+    and pytest swaps sys.stdout between phases)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+@pytest.fixture
+def out(capsys, monkeypatch):
+    """The function's stdout as JSON objects: EMF metrics ("_aws") and log lines ("level")."""
+    monkeypatch.setattr(logger.registered_handler, "stream", _CurrentStdout())
+
+    def read() -> list[dict]:
+        return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+
+    return read
+
+
+def invoke(event: dict | None = None) -> dict:
+    return serve.handler({"rows": [SETOSA, VIRGINICA]} if event is None else event, LambdaContext())
+
+
+def metrics(lines: list[dict]) -> list[dict]:
+    return [line for line in lines if "_aws" in line]
+
+
+def refused(out, reason: str) -> AttestationError:
+    """Invoke: it must raise with `reason`, emit exactly one ModelAttestationFailed metric and log the reason."""
+    with pytest.raises(AttestationError) as caught:
+        invoke()
+    assert caught.value.reason == reason, caught.value.detail
+    lines = out()
+    [metric] = metrics(lines)
+    [definition] = metric["_aws"]["CloudWatchMetrics"]
+    assert definition["Namespace"] == "mlvault"
+    assert definition["Metrics"] == [{"Name": "ModelAttestationFailed", "Unit": "Count"}]
+    assert definition["Dimensions"] == [["Stage"], ["Stage", "Reason"]]
+    assert (metric["Stage"], metric["Reason"], metric["ModelAttestationFailed"]) == ("test", reason, [1.0])
+    [log] = [line for line in lines if line.get("level") == "ERROR"]
+    assert (log["reason"], log["stage"]) == (reason, "test")
+    assert log["detail"] == caught.value.detail
+    return caught.value
+
+
+# --- (1) serving ---------------------------------------------------------------------------------------------
+
+
+def test_serves_predictions_of_the_attested_model_with_its_provenance(env, out):
+    response = invoke()
+    assert response == {
+        "predictions": ["setosa", "virginica"],
+        "model": {"id": MODEL_ID, "digest": sha256(MODEL_A), "version": env.versions["a"]},
+    }
+    assert metrics(out()) == []
+
+
+def test_the_model_is_loaded_once_per_execution_environment(env, out):
+    invoke()
+    for key, version in ((MODEL_KEY, env.versions["a"]), (SIGNATURE_KEY, env.versions["sig"])):
+        env.s3.delete_object(Bucket=BUCKET, Key=key, VersionId=version)  # gone for good: only memory has it now
+    assert invoke()["model"]["version"] == env.versions["a"]
+    clear_caches()  # a new execution environment
+    refused(out, "MODEL_UNSIGNED")
+
+
+# --- (2) pinned version and digest ----------------------------------------------------------------------------
+
+
+def test_a_new_object_version_does_not_change_the_pinned_model(env, out):
+    env.put(MODEL_KEY, MODEL_B)  # the latest version is another model
+    response = invoke()
+    assert response["predictions"] == ["setosa", "virginica"]
+    assert response["model"]["version"] == env.versions["a"]
+
+
+def test_the_new_version_pinned_with_the_old_digest_is_refused(env, out):
+    version = env.put(MODEL_KEY, MODEL_B)
+    env.pin(MLVAULT_MODEL_VERSION=version)
+    error = refused(out, "MODEL_DIGEST_MISMATCH")
+    assert sha256(MODEL_B) in error.detail
+    assert error.model_version == version
+
+
+def test_other_bytes_pinned_with_their_own_digest_are_refused_by_the_signature(env, out):
+    version = env.put(MODEL_KEY, MODEL_B)  # tampered: the signature covers model A's bytes
+    env.pin(MLVAULT_MODEL_VERSION=version, MLVAULT_MODEL_DIGEST=sha256(MODEL_B))
+    error = refused(out, "MODEL_DIGEST_MISMATCH")  # attest's reason, passed through
+    assert sha256(MODEL_A) in error.detail
+
+
+# --- (3) unsigned ------------------------------------------------------------------------------------------------
+
+
+def test_no_signature_object_is_refused(env, out):
+    env.pin(MLVAULT_SIGNATURE_KEY="signatures/iris/3/missing.sig")
+    refused(out, "MODEL_UNSIGNED")
+
+
+def test_a_signature_version_that_does_not_exist_is_refused(env, out):
+    env.pin(MLVAULT_SIGNATURE_VERSION=env.versions["a"])  # a version id of another object
+    refused(out, "MODEL_UNSIGNED")
+
+
+# --- (4) signed by another key -------------------------------------------------------------------------------
+
+
+def test_a_model_signed_by_another_kms_key_is_refused(env, out):
+    version = env.put(SIGNATURE_KEY, env.signature(MODEL_A, key_arn=env.other_key_arn))
+    env.pin(MLVAULT_SIGNATURE_VERSION=version)
+    error = refused(out, "MODEL_SIGNATURE_INVALID")
+    assert "does not verify" in error.detail
+
+
+def test_a_tampered_signature_is_refused(env, out):
+    bundle = json.loads(env.signature(MODEL_A))
+    entry = bundle["dsseEnvelope"]["signatures"][0]
+    sig = bytearray(base64.b64decode(entry["sig"]))
+    sig[-1] ^= 1
+    entry["sig"] = base64.b64encode(bytes(sig)).decode()
+    env.pin(MLVAULT_SIGNATURE_VERSION=env.put(SIGNATURE_KEY, json.dumps(bundle).encode()))
+    refused(out, "MODEL_SIGNATURE_INVALID")
+
+
+@pytest.mark.parametrize("model_id", ["iris/2", None])
+def test_a_signature_of_another_model_id_is_refused(env, out, model_id):
+    env.pin(MLVAULT_SIGNATURE_VERSION=env.put(SIGNATURE_KEY, env.signature(MODEL_A, model_id=model_id)))
+    refused(out, "MODEL_ID_MISMATCH")
+
+
+def test_a_signing_key_that_is_not_p256_is_refused(env, out):
+    rsa = env.kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+    env.pin(MLVAULT_SIGNING_KEY_ARN=rsa)
+    refused(out, "SIGNING_KEY_UNUSABLE")
+
+
+def test_a_signing_key_that_does_not_exist_is_refused(env, out):
+    env.pin(MLVAULT_SIGNING_KEY_ARN=env.key_arn.rsplit("/", 1)[0] + "/11111111-1111-1111-1111-111111111111")
+    refused(out, "SIGNING_KEY_UNUSABLE")
+
+
+# --- (5) registry -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        ("REVOKED", "MODEL_REVOKED"),
+        ("ROLLED_BACK", "MODEL_ROLLED_BACK"),
+        (None, "MODEL_NOT_REGISTERED"),
+        ("REGISTERED", "MODEL_NOT_SERVABLE"),
+        ("SOMETHING_NEW", "MODEL_NOT_SERVABLE"),
+    ],
+)
+def test_the_registry_status_refuses(env, out, status, reason):
+    env.status(status)
+    refused(out, reason)
+
+
+@pytest.mark.parametrize("status", ["SIGNED", "DEPLOYED", "SUPERSEDED"])
+def test_the_registry_statuses_that_serve(env, out, status):
+    env.status(status)
+    assert invoke()["predictions"] == ["setosa", "virginica"]
+
+
+def test_a_model_revoked_after_it_was_loaded_stops_being_served(env):
+    now = [0.0]
+    pin = ServeSettings.from_env()
+    loader = ModelLoader(env.s3, env.kms, DynamoDbRegistryReader(env.ddb, TABLE))
+    server = Server(loader, pin, recheck_seconds=60, clock=lambda: now[0])
+    assert server.model().digest == sha256(MODEL_A)
+    env.status("REVOKED")
+    now[0] = 59.0
+    assert server.model().digest == sha256(MODEL_A)  # within the recheck interval
+    now[0] = 60.0
+    with pytest.raises(AttestationError, match="MODEL_REVOKED"):
+        server.model()
+    with pytest.raises(AttestationError, match="MODEL_REVOKED"):  # the loaded model was dropped: loads again
+        server.model()
+    env.status("SIGNED")
+    assert server.model().digest == sha256(MODEL_A)
+
+
+# --- (6) the signing key must be a key ARN -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "arn:aws:kms:eu-west-1:123456789012:alias/mlvault-model-signing",
+        "alias/mlvault-model-signing",
+        "11111111-1111-1111-1111-111111111111",
+        "arn:aws:kms:eu-west-1:123456789012:key/",
+    ],
+)
+def test_a_signing_key_that_is_not_a_key_arn_is_refused_at_settings_load(env, out, key):
+    env.pin(MLVAULT_SIGNING_KEY_ARN=key)
+    with pytest.raises(SigningKeyNotPinnedError) as caught:
+        ServeSettings.from_env()
+    assert caught.value.stage == "test"
+    assert "expected a KMS key ARN" in caught.value.detail
+    refused(out, "SIGNING_KEY_NOT_PINNED")
+
+
+def test_settings_refuse_an_unversioned_pin_and_a_malformed_digest(env):
+    good = {name: os.environ[name] for name in ServeSettings.ENV.values()}
+    ServeSettings.from_env(good)
+    with pytest.raises(SettingsError, match=r"MLVAULT_MODEL_VERSION.*'null'"):
+        ServeSettings.from_env({**good, "MLVAULT_MODEL_VERSION": "null"})
+    with pytest.raises(SettingsError, match=r"MLVAULT_SIGNATURE_VERSION.*'null'"):
+        ServeSettings.from_env({**good, "MLVAULT_SIGNATURE_VERSION": "null"})
+    with pytest.raises(SettingsError, match="MLVAULT_MODEL_DIGEST"):
+        ServeSettings.from_env({**good, "MLVAULT_MODEL_DIGEST": sha256(MODEL_A).upper()})
+    with pytest.raises(SettingsError, match="MLVAULT_MODEL_ID is not set"):
+        ServeSettings.from_env({k: v for k, v in good.items() if k != "MLVAULT_MODEL_ID"})
+
+
+# --- (7) loud, every time, and not kept ------------------------------------------------------------------------
+
+
+def test_every_invocation_is_refused_until_the_model_checks_out(env, out):
+    env.status(None)
+    refused(out, "MODEL_NOT_REGISTERED")
+    refused(out, "MODEL_NOT_REGISTERED")  # not served in between, metric and log again
+    env.status("SIGNED")  # fixed: the next invocation loads it
+    assert invoke()["predictions"] == ["setosa", "virginica"]
+    assert metrics(out()) == []
+
+
+def test_a_transient_error_is_not_a_verdict(env, out, monkeypatch):
+    real, calls = attest.kms_public_key_pem, []
+
+    def throttled_once(kms, key_arn):
+        calls.append(key_arn)
+        if len(calls) == 1:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "GetPublicKey")
+        return real(kms, key_arn)
+
+    monkeypatch.setattr(attest, "kms_public_key_pem", throttled_once)
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        invoke()
+    assert metrics(out()) == []  # not a refusal: no metric
+    assert invoke()["predictions"] == ["setosa", "virginica"]
+
+
+def test_a_model_over_the_size_cap_is_refused_before_it_is_read(env):
+    loader = ModelLoader(env.s3, env.kms, DynamoDbRegistryReader(env.ddb, TABLE), max_model_bytes=len(MODEL_A) - 1)
+    with pytest.raises(AttestationError, match="MODEL_TOO_LARGE") as caught:
+        loader.load(ServeSettings.from_env())
+    assert str(len(MODEL_A)) in caught.value.detail
+
+
+def test_a_model_longer_than_announced_is_cut_at_the_cap(env):
+    class LyingS3:
+        """Announces a small object, then streams more bytes (a size cap must not trust ContentLength)."""
+
+        def get_object(self, **kwargs):
+            response = env.s3.get_object(**kwargs)
+            if kwargs["Key"] == MODEL_KEY:
+                response["ContentLength"] = 1
+                response["Body"] = io.BytesIO(MODEL_A * 1000)
+            return response
+
+    loader = ModelLoader(LyingS3(), env.kms, DynamoDbRegistryReader(env.ddb, TABLE), max_model_bytes=2 * len(MODEL_A))
+    with pytest.raises(AttestationError, match="MODEL_TOO_LARGE"):
+        loader.load(ServeSettings.from_env())
+
+
+def test_a_signed_artifact_that_is_not_a_model_is_refused(env, out):
+    junk = b'{"format": "mlvault.model/v1", "type": "softmax-regression"}'
+    version = env.put(MODEL_KEY, junk)
+    env.pin(
+        MLVAULT_MODEL_VERSION=version,
+        MLVAULT_MODEL_DIGEST=sha256(junk),
+        MLVAULT_SIGNATURE_VERSION=env.put(SIGNATURE_KEY, env.signature(junk)),
+    )
+    refused(out, "MODEL_MALFORMED")
+
+
+# --- (8) requests -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ([SETOSA], "expected a request"),
+        ({}, "expected exactly the field 'rows'"),
+        ({"row": [SETOSA]}, "expected exactly the field 'rows'"),
+        ({"rows": [SETOSA], "extra": 1}, "expected exactly the field 'rows'"),
+        ({"rows": SETOSA}, "rows: expected a list of objects, got dict"),
+        ({"rows": [SETOSA, [1.0, "north"]]}, r"rows\[1\]: expected an object"),
+        ({"rows": [SETOSA] * 1001}, "at most 1000 rows, got 1001"),
+        ({"rows": [{"site": "north"}]}, r"rows\[0\]: missing feature 'petal_length'"),
+        ({"rows": [{**SETOSA, "petal_length": "1.0"}]}, r"rows\[0\].petal_length: expected a finite number"),
+        ({"rows": [{**SETOSA, "petal_length": float("nan")}]}, "expected a finite number"),
+        ({"rows": [{**SETOSA, "petal_length": 10**400}]}, "expected a finite number"),
+        ({"rows": [{**SETOSA, "site": 3}]}, r"rows\[0\].site: expected a string or null"),
+    ],
+)
+def test_a_bad_request_is_a_clear_error(env, out, event, message):
+    with pytest.raises(InvalidRequest, match=message):
+        invoke(event)
+    assert metrics(out()) == []
+
+
+def test_requests_at_the_limits_are_served(env):
+    assert invoke({"rows": []})["predictions"] == []
+    rows = [SETOSA, {"petal_length": None, "site": None, "label": "ignored"}] * 500
+    assert len(invoke({"rows": rows})["predictions"]) == 1000
+
+
+# --- the serving path stays small ------------------------------------------------------------------------------
+
+
+def test_importing_the_handler_does_not_import_pyarrow():
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('serve_handler', {str(ROOT / 'lambdas/serve/handler.py')!r})\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "print(sorted(m for m in ('pyarrow', 'numpy', 'boto3') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert result.stdout.strip() == "[]"  # boto3 too: clients are made on the first invocation
