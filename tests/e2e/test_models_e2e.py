@@ -276,3 +276,27 @@ def test_an_accepted_batch_starts_one_debounced_run(cloud, models, ingest):
     assert len({r["name"] for r in runs}) == windows  # three batches in one window: one run
     for run in runs:
         models.sfn.stop_execution(executionArn=run["executionArn"], cause="test over")
+
+
+def test_an_alarm_during_the_canary_rolls_the_deployment_back(cloud, models):
+    cw = cloud.client("cloudwatch")
+    alarm = "mlvault-dev-serving-errors"
+    if not any(m["status"] == "DEPLOYED" for m in models.registry.models("iris")):
+        assert "at 100%" in train(cloud)  # something to roll back to
+    live_before = models.lam.get_alias(FunctionName=models.serve, Name="live")["FunctionVersion"]
+    cw.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="test: errors while serving the canary")
+    try:
+        out = train(cloud)
+    finally:
+        cw.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="test over")
+    assert "FAILED RolledBack" in out, out
+    run_id = out.split("run ")[1].split(" ")[0]
+    (model,) = [m for m in models.registry.models("iris") if m["run_id"] == run_id]
+    assert model["status"] == "ROLLED_BACK"
+    assert model["rollback_reason"] == alarm
+    alias = models.lam.get_alias(FunctionName=models.serve, Name="live")
+    assert alias["FunctionVersion"] == live_before
+    assert not alias.get("RoutingConfig", {}).get("AdditionalVersionWeights")
+    answer, error = serve(models, {"rows": ROWS})
+    assert error is None
+    assert answer["model"]["id"] != model["model_id"]

@@ -1,0 +1,79 @@
+"""The model stack: least privilege per step, the state machine's shape, canary and gates from cdk.json."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.infra.test_ingest_stack import actions_of, function, of_type, role_statements
+
+
+@pytest.fixture(scope="module")
+def models(synthesized):
+    return synthesized.template("-models")
+
+
+def test_only_the_sign_function_may_sign(models):
+    signers = [
+        logical
+        for logical in of_type(models, "AWS::IAM::Role")
+        if "kms:Sign" in actions_of(role_statements(models, logical))
+    ]
+    assert [s.rstrip("0123456789ABCDEF") for s in signers] == ["SignRole"]
+
+
+def test_serving_only_reads(models):
+    actions = actions_of(role_statements(models, "ServeRole"))
+    assert actions <= {
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "kms:GetPublicKey",
+        "dynamodb:GetItem",
+        "kms:Decrypt",
+        "kms:Encrypt",
+        "kms:GenerateDataKey",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "sqs:SendMessage",
+    }
+
+
+def test_deploy_may_only_change_the_serving_function(models):
+    statements = role_statements(models, "DeployRole")
+    lam = [s for s in statements if any(a.startswith("lambda:") for a in s["Action"])]
+    (statement,) = lam
+    assert "ServeFunction" in json.dumps(statement["Resource"])
+    assert "lambda:UpdateFunctionCode" not in actions_of(statements)
+
+
+def test_the_pipeline_runs_every_step_and_rolls_back_on_alarm(models):
+    (machine,) = of_type(models, "AWS::StepFunctions::StateMachine").values()
+    definition = json.dumps(machine["Properties"]["DefinitionString"])
+    for state in (
+        "Debounce",
+        "Train",
+        "Evaluate",
+        "Register",
+        "SignModel",
+        "Prepare",
+        "Advance",
+        "Bake",
+        "CheckAlarms",
+        "AlarmFired?",
+        "Rollback",
+        "Promote",
+        "RolledBack",
+    ):
+        assert f'\\"{state}\\"' in definition, state
+    assert "DeploymentLocked" in definition
+    assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}
+
+
+def test_canary_steps_and_gates_come_from_cdk_json(models, synthesized):
+    env = function(models, "DeployFunction")["Environment"]["Variables"]
+    steps = [(s["percent"], s["waitSeconds"]) for s in json.loads(env["MLVAULT_CANARY_STEPS"])]
+    assert tuple(steps) == synthesized.settings.canary_steps
+    gates = json.loads(function(models, "PipelineFunction")["Environment"]["Variables"]["MLVAULT_MODEL_GATES"])
+    assert gates == synthesized.settings.model_gates
+    assert "MLVAULT_SERVING_ALARMS" in env
