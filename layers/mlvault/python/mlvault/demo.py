@@ -13,7 +13,7 @@ from typing import Any
 
 from mlvault import testkeys
 from mlvault.localcloud import control
-from mlvault.samples import iris_csv
+from mlvault.samples import iris_batch, iris_csv
 
 PRODUCER = "demo-producer"  # trusted by the dev stage's registry (trust/dev.json) with public test keys
 DATASET = "iris"
@@ -178,6 +178,106 @@ class Story:
             raise StoryError(f"{key}: expected REJECTED {expected}, got {record['status']} {record.get('reason')}")
         return f"{key} -> REJECTED {expected}: {record['detail'][:70]}\n       quarantine: {record['quarantine_key']}"
 
+    # --- models ---------------------------------------------------------------------------------------------
+
+    def _run_pipeline(self) -> dict[str, Any]:
+        import json
+
+        from mlvault.models.trigger import start_manual
+
+        sfn = self.cloud.client("stepfunctions")
+        machine = self.cloud.physical_id("-models", "AWS::StepFunctions::StateMachine", "ModelPipeline")
+        name = start_manual(sfn, machine, DATASET)
+        execution = f"{machine.replace(':stateMachine:', ':execution:')}:{name}"
+        done = wait_for(
+            f"run {name}",
+            lambda: (d := sfn.describe_execution(executionArn=execution))["status"] != "RUNNING" and d,
+            timeout=120,
+        )
+        if done["status"] != "SUCCEEDED":
+            raise StoryError(f"run {name}: {done['status']} {done.get('error')}: {done.get('cause', '')[:300]}")
+        return self.registry().model(json.loads(done["output"])["state"]["model_id"])
+
+    def registry(self):
+        from mlvault.models.registry import Registry
+
+        return Registry(self.ddb, self.cloud.physical_id("-storage", "AWS::DynamoDB::Table", "RegistryTable"))
+
+    def model_is_trained_signed_and_deployed(self) -> str:
+        started = time.monotonic()
+        model = self._run_pipeline()
+        took = time.monotonic() - started
+        r = model["record"]
+        gates = ", ".join(f"{g['name']} {float(g['value']):.3g}" for g in r["gates"]["results"][1:4])
+        auto = [run for run in self.registry().runs(DATASET) if "-ingest-" in run["run_id"]]
+        return (
+            f"{model['model_id']} from {r['manifest']['entries']} accepted files ({r['manifest']['rows']} rows; "
+            f"held and rejected uploads excluded) in {took:.1f}s: {model['status']}\n"
+            f"       ({len(auto)} earlier run(s) started by accepted batches, debounced; every run is recorded)\n"
+            f"       gates passed: {gates}; artifact {r['artifact']['bytes']} bytes, "
+            f"sha256 {r['artifact']['sha256'][:16]}..., signed with the KMS key"
+        )
+
+    def independent_verifier_accepts_the_signature(self) -> str:
+        import tempfile
+
+        from model_signing import verifying
+
+        from mlvault.models.rollout import attest_registered
+
+        model = next(m for m in self.registry().models(DATASET) if m["status"] == "DEPLOYED")
+        key = self.cloud.physical_id("-storage", "AWS::KMS::Key", "ModelSigningKey")
+        key_arn = self.cloud.client("kms").describe_key(KeyId=key)["KeyMetadata"]["Arn"]
+        with tempfile.TemporaryDirectory() as folder:
+            where = Path(folder)
+            attest_registered(self.s3, self.cloud.client("kms"), model, key_arn, folder=where)
+            verifying.Config().use_elliptic_key_verifier(public_key=where / "signing-key.pem").verify(
+                where / "model.json", where / "model.sig"
+            )
+        return (
+            f"{model['model_id']}: model_signing (OpenSSF, model-signing 1.1.1) verifies model.json with the "
+            "exported public key, offline"
+        )
+
+    def second_model_goes_through_the_canary(self) -> str:
+        import json
+
+        model = self._run_pipeline()
+        steps = [h.split(" ", 2)[2].split(" on ")[0] for h in model["history"] if "canary" in h or "100%" in h]
+        serve = self.cloud.physical_id("-models", "AWS::Lambda::Function", "ServeFunction")
+        rows = [{k: v for k, v in r.items() if k != "species"} for r in iris_batch(3, 5).to_pylist()]
+        response = self.cloud.client("lambda").invoke(FunctionName=f"{serve}:live", Payload=json.dumps({"rows": rows}))
+        answer = json.loads(response["Payload"].read())
+        if response.get("FunctionError") or answer["model"]["id"] != model["model_id"]:
+            raise StoryError(f"serving did not answer with {model['model_id']}: {answer}")
+        return (
+            f"{model['model_id']}: {' -> '.join(steps)} (alarms checked between steps); the previous model "
+            f"SUPERSEDED\n       serve:live predicts {answer['predictions']} with model {answer['model']['id']} "
+            f"(digest and signature verified at load)"
+        )
+
+    def swapped_model_is_refused_at_serve(self) -> str:
+        import json
+
+        lam = self.cloud.client("lambda")
+        serve = self.cloud.physical_id("-models", "AWS::Lambda::Function", "ServeFunction")
+        env = lam.get_function_configuration(FunctionName=serve, Qualifier="live")["Environment"]["Variables"]
+        swapped = self.s3.put_object(
+            Bucket=env["MLVAULT_MODEL_BUCKET"],
+            Key=env["MLVAULT_MODEL_KEY"],
+            Body=b'{"backdoor": true}',
+            ChecksumAlgorithm="SHA256",
+        )["VersionId"]
+        lam.update_function_configuration(
+            FunctionName=serve, Environment={"Variables": {**env, "MLVAULT_MODEL_VERSION": swapped}}
+        )
+        version = lam.publish_version(FunctionName=serve)["Version"]
+        response = lam.invoke(FunctionName=f"{serve}:{version}", Payload=json.dumps({"rows": []}))
+        answer = json.loads(response["Payload"].read())
+        if not response.get("FunctionError") or "MODEL_DIGEST_MISMATCH" not in json.dumps(answer):
+            raise StoryError(f"a swapped model was not refused: {answer}")
+        return f"artifact swapped in S3 and pinned into version {version} -> refused: MODEL_DIGEST_MISMATCH (metric)"
+
     def lake_is_locked(self) -> str:
         version = self.s3.put_object(Bucket=self.lake, Key="demo/locked.txt", Body=b"evidence")["VersionId"]
         head = self.s3.head_object(Bucket=self.lake, Key="demo/locked.txt", VersionId=version)
@@ -207,6 +307,10 @@ def run(*, cdk_out: Path, state_dir: Path, port: int = 0) -> int:
             ("a signed file that breaks its data contract is quarantined", story.contract_breach_is_quarantined),
             ("a poisoned but validly signed batch is held", story.poisoned_batch_is_held),
             ("a reviewer rejects the held batch (who and why in the ledger)", story.reviewer_rejects_the_held_batch),
+            ("a model is trained, gated, registered, signed and deployed", story.model_is_trained_signed_and_deployed),
+            ("an independent verifier accepts its signature", story.independent_verifier_accepts_the_signature),
+            ("the next model is promoted through the canary", story.second_model_goes_through_the_canary),
+            ("a model swapped after signing is refused at serve", story.swapped_model_is_refused_at_serve),
             ("the lake refuses deletes", story.lake_is_locked),
         ):
             step_started = time.monotonic()
