@@ -57,6 +57,7 @@ def build(app: App) -> MlvaultApp:
         f"{settings.prefix}-models",
         settings=settings,
         storage=storage,
+        alerts=ingest.alerts,
         env=env,
         description=f"mlvault {settings.stage}: model pipeline, signing, serving",
     )

@@ -52,6 +52,8 @@ class StageSettings:
     training: dict[str, Any]
     model_gates: dict[str, Any]
     canary_steps: tuple[tuple[int, int], ...]  # (percent, wait seconds) before 100%
+    rollback_cooldown_seconds: int
+    drift_alarm: dict[str, Any]
 
     @property
     def prefix(self) -> str:
@@ -184,6 +186,20 @@ def _canary(key: str, value: Any) -> tuple[tuple[int, int], ...]:
     return tuple(steps)
 
 
+def _drift_alarm(key: str, value: Any) -> dict[str, Any]:
+    allowed = {"threshold": (int, float), "periodSeconds": int, "evaluationPeriods": int, "windowRows": int}
+    if not isinstance(value, Mapping) or set(value) != set(allowed):
+        raise ConfigError(f"context key '{key}' must be an object with {', '.join(allowed)}, got {value!r}")
+    for name, kind in allowed.items():
+        if isinstance(value[name], bool) or not isinstance(value[name], kind) or value[name] <= 0:
+            raise ConfigError(f"context key '{key}.{name}' must be a positive number, got {value[name]!r}")
+    if value["periodSeconds"] % 60:
+        raise ConfigError(f"context key '{key}.periodSeconds' must be a multiple of 60, got {value['periodSeconds']}")
+    if value["windowRows"] < 20:
+        raise ConfigError(f"context key '{key}.windowRows' must be at least 20, got {value['windowRows']}")
+    return dict(value)
+
+
 _FIELDS.update(
     {
         "trainDatasets": ("train_datasets", _datasets),
@@ -191,6 +207,8 @@ _FIELDS.update(
         "training": ("training", _training),
         "modelGates": ("model_gates", _gates),
         "canarySteps": ("canary_steps", _canary),
+        "rollbackCooldownSeconds": ("rollback_cooldown_seconds", _int_between(0, 86400)),
+        "driftAlarm": ("drift_alarm", _drift_alarm),
     }
 )
 

@@ -10,6 +10,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
@@ -27,7 +28,14 @@ CONTRACTS_DIR = ROOT / "contracts"
 
 class ModelsStack(Stack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, settings: StageSettings, storage: StorageStack, **kwargs
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: StageSettings,
+        storage: StorageStack,
+        alerts: sns.ITopic,
+        **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.platform = FunctionPlatform(self, "Platform", settings=settings, data_key=storage.data_key)
@@ -78,7 +86,24 @@ class ModelsStack(Stack):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             alarm_description="Serving refused a model whose digest or signature did not verify",
         )
-        alarms = [errors, refused]
+        drift = cloudwatch.Alarm(
+            self,
+            "FeatureDriftAlarm",
+            alarm_name=f"{settings.prefix}-feature-drift",
+            metric=cloudwatch.Metric(
+                namespace="mlvault",
+                metric_name="MaxFeatureDrift",
+                dimensions_map={"Stage": settings.stage},
+                period=Duration.seconds(settings.drift_alarm["periodSeconds"]),
+                statistic="Average",
+            ),
+            threshold=settings.drift_alarm["threshold"],
+            evaluation_periods=settings.drift_alarm["evaluationPeriods"],
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description="What serving sees drifted from the training baseline (PSI of the worst feature)",
+        )
+        alarms = [errors, refused, drift]
         for alarm in alarms:
             acknowledge(
                 alarm,
@@ -213,7 +238,7 @@ class ModelsStack(Stack):
         rollback = step(self.deploy, "Rollback", {"action": "rollback", **state, **execution})
         bake = sfn.Wait(self, "Bake", time=sfn.WaitTime.seconds_path("$.state.rollout.wait_seconds"))
         rolled_back = sfn.Fail(self, "RolledBack", error="RolledBack", cause="a serving alarm fired during the canary")
-        for task in (advance, check):
+        for task in (advance, check, promote):
             task.add_catch(rollback, errors=["States.ALL"], result_path="$.error")
         rollback.next(rolled_back)
         alarm = sfn.Choice(self, "AlarmFired?")
@@ -291,16 +316,142 @@ class ModelsStack(Stack):
             targets=[targets.LambdaFunction(self.trigger.function)],
         )
 
+        # --- automated rollback ----------------------------------------------------------------------
+        self.rollback = SecureFunction(
+            self,
+            "AutoRollback",
+            platform=self.platform,
+            name="rollback",
+            description="Rolls serving back to the last verified good model on an alarm or a key revocation",
+            environment={
+                "MLVAULT_SERVE_FUNCTION": self.serve.function.function_name,
+                "MLVAULT_SERVE_ALIAS": SERVE_ALIAS,
+                "MLVAULT_SIGNING_KEY_ARN": key_arn,
+                "MLVAULT_REGISTRY_TABLE": registry,
+                "MLVAULT_LEDGER_TABLE": storage.ledger_table.table_name,
+                "MLVAULT_ALERT_TOPIC_ARN": alerts.topic_arn,
+                "MLVAULT_ROLLBACK_COOLDOWN_SECONDS": str(settings.rollback_cooldown_seconds),
+            },
+            timeout=Duration.minutes(5),
+        )
+        self.rollback.allow(
+            ["lambda:GetAlias", "lambda:UpdateAlias", "lambda:GetFunctionConfiguration"], [serve_arn, f"{serve_arn}:*"]
+        )
+        acknowledge(
+            self.rollback.role,
+            f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(self.serve.function.node.default_child)}.Arn>:*]",
+            "A rollback reads the serving function's versions and moves its alias only.",
+        )
+        self.rollback.allow(["kms:GetPublicKey"], [key_arn])
+        self.rollback.allow(["s3:GetObject", "s3:GetObjectVersion"], [objects["models"], objects["signatures"]])
+        self._ack_objects(self.rollback, settings, ["models", "signatures"], "re-verifies the rollback target")
+        self._registry(self.rollback, storage)
+        self.rollback.allow(["dynamodb:Scan", "dynamodb:UpdateItem"], [storage.ledger_table.table_arn])
+        self.rollback.allow(["sns:Publish"], [alerts.topic_arn])
+        self.rollback.allow(
+            ["events:PutEvents"], [f"arn:{self.partition}:events:{self.region}:{self.account}:event-bus/default"]
+        )
+        self._data_key(self.rollback, storage)
+        events.Rule(
+            self,
+            "OnServingAlarm",
+            event_pattern=events.EventPattern(
+                source=["aws.cloudwatch"],
+                detail_type=["CloudWatch Alarm State Change"],
+                detail={"alarmName": [a.alarm_name for a in alarms], "state": {"value": ["ALARM"]}},
+            ),
+            targets=[targets.LambdaFunction(self.rollback.function)],
+        )
+        self._dashboard(settings, alarms)
+
         publish(
             self,
             settings,
             {
+                "rollback-function": self.rollback.function.function_name,
                 "model-pipeline": self.state_machine.state_machine_arn,
                 "serve-function": self.serve.function.function_name,
                 "serve-alias": SERVE_ALIAS,
                 "model-signing-key": key_arn,
             },
         )
+
+    def _dashboard(self, settings: StageSettings, alarms: list[cloudwatch.Alarm]) -> None:
+        def search(expression: str, label: str) -> cloudwatch.MathExpression:
+            return cloudwatch.MathExpression(
+                expression=f"SEARCH('{expression}', 'Sum', 300)", label=label, using_metrics={}
+            )
+
+        stage = settings.stage
+        verdicts = [
+            cloudwatch.Metric(
+                namespace="mlvault",
+                metric_name="Verdicts",
+                dimensions_map={"Stage": stage, "Status": status},
+                statistic="Sum",
+                period=Duration.minutes(5),
+                label=status,
+            )
+            for status in ("ACCEPTED", "REJECTED", "HELD")
+        ]
+        dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{settings.prefix}-overview")
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(title="Ingest verdicts", left=verdicts, width=8),
+            cloudwatch.GraphWidget(
+                title="Reason codes",
+                left=[search(f'{{mlvault,Stage,Reason}} MetricName="Verdicts" Stage="{stage}"', "reason")],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Unaccounted ingest versions",
+                left=[
+                    cloudwatch.Metric(
+                        namespace="mlvault",
+                        metric_name="Unaccounted",
+                        dimensions_map={"Stage": stage},
+                        statistic="Maximum",
+                    )
+                ],
+                width=8,
+            ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Feature drift (PSI) per model version and feature",
+                left=[
+                    search(f'{{mlvault,Stage,ModelVersion,Feature}} MetricName="FeatureDrift" Stage="{stage}"', "drift")
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Canary weight (%)",
+                left=[
+                    cloudwatch.Metric(
+                        namespace="mlvault",
+                        metric_name="CanaryWeight",
+                        dimensions_map={"Stage": stage},
+                        statistic="Maximum",
+                    )
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Rollbacks and refused models",
+                left=[
+                    cloudwatch.Metric(
+                        namespace="mlvault", metric_name="Rollbacks", dimensions_map={"Stage": stage}, statistic="Sum"
+                    ),
+                    cloudwatch.Metric(
+                        namespace="mlvault",
+                        metric_name="ModelAttestationFailed",
+                        dimensions_map={"Stage": stage},
+                        statistic="Sum",
+                    ),
+                ],
+                width=8,
+            ),
+        )
+        dashboard.add_widgets(cloudwatch.AlarmStatusWidget(alarms=alarms, title="Serving alarms", width=24))
 
     def _registry(self, fn: SecureFunction, storage: StorageStack) -> None:
         fn.allow(

@@ -2,7 +2,7 @@
 The execution's name owns the deployment lock."""
 
 from mlvault.models.service import default_rollout
-from mlvault.observability import logger
+from mlvault.observability import emit, logger
 
 
 @logger.inject_lambda_context
@@ -22,4 +22,6 @@ def handler(event, context):
     else:
         raise ValueError(f"unknown deploy action {action!r}")
     logger.info(action, extra={"model_id": state.get("model_id"), "rollout": result.get("rollout")})
+    if action in ("advance", "promote") and "percent" in result.get("rollout", {}):
+        emit("CanaryWeight", result["rollout"]["percent"], unit="Percent")
     return result

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from mlvault.ingest.events import MalformedEventError, parse_message_body
 from mlvault.ingest.service import default_verifier, settings
-from mlvault.observability import logger
+from mlvault.observability import emit, logger
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -37,6 +37,8 @@ def _verify(record: SQSRecord) -> None:
                 "duplicate": verdict.duplicate,
             },
         )
+        if not verdict.duplicate:
+            emit("Verdicts", 1, {"Status": verdict.status}, *([{"Reason": verdict.reason}] if verdict.reason else []))
 
 
 @logger.inject_lambda_context

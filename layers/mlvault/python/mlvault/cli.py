@@ -352,6 +352,21 @@ def _revoke(args: argparse.Namespace) -> int:
         print(f"key {args.key_id} was already revoked; the first revocation stands")
         return 1
     print(f"key {args.key_id} revoked from {effective.isoformat()} (judged by upload time): {args.reason}")
+    # The blast radius: data the key signed from then on, models trained on it, a live one rolled back.
+    event = {"action": "revoke", "key_id": args.key_id, "effective_at": effective.isoformat()}
+    response = cloud.client("lambda").invoke(FunctionName=cloud.name("rollback-function"), Payload=json.dumps(event))
+    report = json.loads(response["Payload"].read() or b"{}")
+    if response.get("FunctionError"):
+        print(f"blast radius NOT handled: {report.get('errorMessage', report)}")
+        return 1
+    print(f"  {len(report.get('tainted_files', []))} accepted file(s) it signed since then, marked tainted")
+    for uri in report.get("tainted_files", []):
+        print(f"    {uri}")
+    print(
+        f"  {len(report.get('revoked_models', []))} model(s) trained on them, REVOKED: "
+        f"{', '.join(report.get('revoked_models', [])) or '-'}"
+    )
+    print(f"  serving: {report['status']} ({report['reason']})")
     return 0
 
 

@@ -150,12 +150,14 @@ def manifest_key(dataset: str, digest: str) -> str:
 def accepted_records(
     dynamodb: Any, table: str, dataset: str, *, page_size: int | None = None
 ) -> Iterator[LedgerRecord]:
-    """Every ACCEPTED ledger record of a dataset: a paginated, consistent Scan (see the module docstring)."""
+    """Every ACCEPTED ledger record of a dataset that no key revocation tainted since (`tainted_by`, written by
+    the revocation blast radius): a paginated, consistent Scan (see the module docstring)."""
     paginator = dynamodb.get_paginator("scan")
     arguments: dict[str, Any] = {
         "TableName": table,
         "ConsistentRead": True,
-        "FilterExpression": "begins_with(#pk, :obj) AND #status = :accepted AND #dataset = :dataset",
+        "FilterExpression": "begins_with(#pk, :obj) AND #status = :accepted AND #dataset = :dataset "
+        "AND attribute_not_exists(tainted_by)",
         "ExpressionAttributeNames": {"#pk": "pk", "#status": "status", "#dataset": "dataset"},
         "ExpressionAttributeValues": {
             ":obj": {"S": "OBJ#"},

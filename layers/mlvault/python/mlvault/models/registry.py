@@ -200,6 +200,32 @@ class Registry:
 
         return [m for m in self.models() if any(uses(e) for e in m["record"]["lineage"])]
 
+    def claim_once(self, key: str) -> bool:
+        """True the first time `key` is claimed (idempotency for events delivered more than once)."""
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={"pk": _s(f"ONCE#{key}"), "sk": _s("ONCE"), "at": _s(_now())},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def cooldown(self, name: str, now: datetime, seconds: int) -> bool:
+        """Record an action on `name` now unless the last one was less than `seconds` ago (True: go ahead)."""
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={"pk": _s(f"COOLDOWN#{name}"), "sk": _s("COOLDOWN"), "last": {"N": str(now.timestamp())}},
+                ConditionExpression="attribute_not_exists(pk) OR #last <= :since",
+                ExpressionAttributeNames={"#last": "last"},
+                ExpressionAttributeValues={":since": {"N": str(now.timestamp() - seconds)}},
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
     # --- deployment lock ----------------------------------------------------------------------------------
 
     def acquire_lock(self, name: str, owner: str) -> str:

@@ -91,14 +91,15 @@ class Rollout:
         if r["previous"] is None or r["previous"] == r["version"] or r["step"] >= len(self._c.canary):
             return {**state, "rollout": {**r, "done": True}}
         percent, wait = self._c.canary[r["step"]]
+        note = f"canary {percent}% on version {r['version']}"
+        if not self.registry.set_status(state["model_id"], SIGNED, allowed_from=(SIGNED,), note=note):
+            raise RolloutRefused("MODEL_NOT_DEPLOYABLE", f"{state['model_id']} was rolled back or revoked meanwhile")
         self._lambda.update_alias(
             FunctionName=self._c.function_name,
             Name=self._c.alias,
             FunctionVersion=r["previous"],
             RoutingConfig={"AdditionalVersionWeights": {r["version"]: percent / 100}},
         )
-        note = f"canary {percent}% on version {r['version']}"
-        self.registry.set_status(state["model_id"], SIGNED, allowed_from=(SIGNED,), note=note)
         return {**state, "rollout": {**r, "step": r["step"] + 1, "percent": percent, "wait_seconds": wait}}
 
     def check(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -109,18 +110,19 @@ class Rollout:
     def promote(self, state: dict[str, Any], owner: str) -> dict[str, Any]:
         r = state["rollout"]
         previous_model = self._model_of(r["previous"]) if r["previous"] not in (None, r["version"]) else None
-        self._lambda.update_alias(
-            FunctionName=self._c.function_name,
-            Name=self._c.alias,
-            FunctionVersion=r["version"],
-            RoutingConfig={"AdditionalVersionWeights": {}},
-        )
-        self.registry.set_status(
+        if not self.registry.set_status(
             state["model_id"],
             DEPLOYED,
             allowed_from=(SIGNED, DEPLOYED),
             note=f"100% on version {r['version']}",
             serving_version=r["version"],
+        ):
+            raise RolloutRefused("MODEL_NOT_DEPLOYABLE", f"{state['model_id']} was rolled back or revoked meanwhile")
+        self._lambda.update_alias(
+            FunctionName=self._c.function_name,
+            Name=self._c.alias,
+            FunctionVersion=r["version"],
+            RoutingConfig={"AdditionalVersionWeights": {}},
         )
         if previous_model and previous_model != state["model_id"]:
             self.registry.set_status(

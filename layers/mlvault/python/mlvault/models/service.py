@@ -11,9 +11,10 @@ import boto3
 
 from mlvault.models.gates import Gates
 from mlvault.models.pipeline import Pipeline, PipelineConfig
+from mlvault.models.rollback import Rollback, RollbackConfig
 from mlvault.models.rollout import Rollout, RolloutConfig, canary_from_json
 from mlvault.models.trainer import TrainingParams
-from mlvault.runtime import PipelineSettings, RolloutSettings, TriggerSettings
+from mlvault.runtime import PipelineSettings, RollbackSettings, RolloutSettings, TriggerSettings
 
 
 @cache
@@ -47,6 +48,29 @@ def default_rollout() -> Rollout:
         kms=boto3.client("kms"),
         lambda_client=boto3.client("lambda"),
         cloudwatch=boto3.client("cloudwatch"),
+        dynamodb=boto3.client("dynamodb"),
+        config=config,
+    )
+
+
+@cache
+def default_rollback() -> Rollback:
+    s = RollbackSettings.from_env()
+    config = RollbackConfig(
+        function_name=s.serve_function,
+        alias=s.serve_alias,
+        signing_key_arn=s.signing_key_arn,
+        registry_table=s.registry_table,
+        ledger_table=s.ledger_table,
+        alert_topic_arn=s.alert_topic_arn,
+        cooldown_seconds=s.cooldown_seconds,
+    )
+    return Rollback(
+        s3=boto3.client("s3"),
+        kms=boto3.client("kms"),
+        lambda_client=boto3.client("lambda"),
+        events=boto3.client("events"),
+        sns=boto3.client("sns"),
         dynamodb=boto3.client("dynamodb"),
         config=config,
     )

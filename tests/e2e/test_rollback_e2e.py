@@ -1,0 +1,122 @@
+"""Drift alarms and automated rollback on the local cloud: an alarm rolls serving back to the last verified model
+without a human, a flapping alarm rolls back once, a revoked key's blast radius, and no verified target."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from mlvault.samples import iris_csv
+from tests.e2e.conftest import eventually, run_cli
+from tests.e2e.test_models_e2e import ROWS, serve, train
+from tests.e2e.test_models_e2e import models as models
+
+DRIFT = "mlvault-dev-feature-drift"
+
+
+@pytest.fixture(scope="module")
+def rollback(cloud, models):
+    class Rollback:
+        fn = cloud.physical_id("-models", "AWS::Lambda::Function", "AutoRollbackFunction")
+        cw = cloud.client("cloudwatch")
+
+        @staticmethod
+        def live() -> str:
+            return models.lam.get_alias(FunctionName=models.serve, Name="live")["FunctionVersion"]
+
+        @staticmethod
+        def set_cooldown(seconds: int) -> None:
+            env = models.lam.get_function_configuration(FunctionName=Rollback.fn)["Environment"]["Variables"]
+            env["MLVAULT_ROLLBACK_COOLDOWN_SECONDS"] = str(seconds)
+            models.lam.update_function_configuration(FunctionName=Rollback.fn, Environment={"Variables": env})
+
+        @staticmethod
+        def alarm(state: str) -> None:
+            Rollback.cw.set_alarm_state(AlarmName=DRIFT, StateValue=state, StateReason=f"test: {state}")
+
+    for _ in range(2):  # two deployed generations: something good to roll back to
+        assert "at 100%" in train(cloud)
+    return Rollback
+
+
+def deployed(models) -> dict:
+    (model,) = [m for m in models.registry.models("iris") if m["status"] == "DEPLOYED"]
+    return model
+
+
+def test_an_alarm_rolls_back_once_even_when_it_flaps(cloud, models, rollback):
+    bad = deployed(models)
+    started = time.monotonic()
+    rollback.alarm("ALARM")
+    target = eventually(
+        lambda: rollback.live() != bad["serving_version"] and models.registry.model(bad["model_id"]), timeout=30
+    )
+    took = time.monotonic() - started
+    assert target["status"] == "ROLLED_BACK"
+    assert DRIFT in target["rollback_reason"]
+    good = deployed(models)
+    assert good["serving_version"] == rollback.live()
+    answer, error = serve(models, {"rows": ROWS})
+    assert error is None
+    assert answer["model"]["id"] == good["model_id"]
+    for state in ("OK", "ALARM", "OK", "ALARM", "OK"):  # flapping within the cooldown
+        rollback.alarm(state)
+    time.sleep(3)
+    assert deployed(models)["model_id"] == good["model_id"]  # exactly one rollback
+    assert rollback.live() == good["serving_version"]
+    print(f"alarm to rollback complete: {took:.2f}s")
+
+
+def test_a_revoked_key_takes_its_data_and_models_out_and_rolls_back_a_live_one(cloud, models, rollback, ingest):
+    rollback.set_cooldown(0)
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    for i in range(2):
+        key = f"producers/acme/iris/ed25519-{i}.csv"
+        body = iris_csv(600, 400 + i)
+        assert ingest.verdict(key, ingest.signed_upload(key, body, key_id="acme-ed25519"))["status"] == "ACCEPTED"
+    assert "at 100%" in train(cloud)
+    tainted_model = deployed(models)
+    assert any(e["key_id"] == "acme-ed25519" for e in tainted_model["record"]["lineage"])
+    revoked = run_cli(
+        cloud, "producers", "revoke", "acme-ed25519", "--reason", "key leaked", "--effective-at", before.isoformat()
+    )
+    assert revoked.returncode == 0, revoked.stdout + revoked.stderr
+    assert "2 accepted file(s) it signed since then, marked tainted" in revoked.stdout
+    assert tainted_model["model_id"] in revoked.stdout
+    assert "serving: ROLLED_BACK" in revoked.stdout
+    assert models.registry.model(tainted_model["model_id"])["status"] == "REVOKED"
+    now_live = deployed(models)
+    assert not any(e["key_id"] == "acme-ed25519" for e in now_live["record"]["lineage"])
+    assert rollback.live() == now_live["serving_version"]
+    out = train(cloud)  # the next model is trained without the tainted files
+    model = models.registry.model(out.split("-> model ")[1].split(" ")[0])
+    assert not any(e["key_id"] == "acme-ed25519" for e in model["record"]["lineage"])
+
+
+def test_with_no_verified_target_serving_is_left_as_is_and_the_alert_says_so(cloud, models, rollback):
+    sns, sqs = cloud.client("sns"), cloud.client("sqs")
+    topic = cloud.physical_id("-ingest", "AWS::SNS::Topic", "Alerts")
+    queue = sqs.create_queue(QueueName="rollback-alerts")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+    live = deployed(models)
+    version = rollback.live()
+    for other in models.registry.models("iris"):  # every earlier model revoked: nothing verified to go back to
+        if other["model_id"] != live["model_id"]:
+            models.registry.set_status(other["model_id"], "REVOKED", allowed_from=("SUPERSEDED",), note="test")
+    rollback.alarm("OK")
+    rollback.alarm("ALARM")
+
+    def alert():
+        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        found = [json.loads(m["Body"]) for m in messages]
+        return [m for m in found if m.get("status") == "NO_VERIFIED_TARGET"]
+
+    (message,) = eventually(alert, timeout=30)
+    assert "serving left as is" in message["reason"]
+    assert rollback.live() == version
+    assert models.registry.model(live["model_id"])["status"] == "DEPLOYED"
+    rollback.alarm("OK")
