@@ -7,6 +7,7 @@ import json
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_logs as logs
@@ -53,7 +54,10 @@ class ModelsStack(Stack):
             platform=self.platform,
             name="serve",
             description="Serves predictions of the pinned model, after verifying its digest and signature",
-            environment={"MLVAULT_REGISTRY_TABLE": registry},
+            environment={
+                "MLVAULT_REGISTRY_TABLE": registry,
+                "MLVAULT_DRIFT_WINDOW_ROWS": str(settings.drift_alarm["windowRows"]),
+            },
         )
         self.serve.allow(["s3:GetObject", "s3:GetObjectVersion"], [objects["models"], objects["signatures"]])
         self.serve.allow(["kms:GetPublicKey"], [key_arn])
@@ -104,12 +108,16 @@ class ModelsStack(Stack):
             alarm_description="What serving sees drifted from the training baseline (PSI of the worst feature)",
         )
         alarms = [errors, refused, drift]
-        for alarm in alarms:
+        # A refused model pages a human (an integrity failure, not a behaviour to roll back from: the live model
+        # may be fine while another version was refused); errors and drift roll back automatically.
+        refused.add_alarm_action(cloudwatch_actions.SnsAction(alerts))
+        rollback_alarms = [errors, drift]
+        for alarm in rollback_alarms:
             acknowledge(
                 alarm,
                 "NIST.800.53.R5-CloudWatchAlarmAction",
-                "Acted on without alarm actions: the deploy step reads these alarms between canary steps and rolls "
-                "back; their state changes reach EventBridge as CloudWatch Alarm State Change events.",
+                "Acted on without alarm actions: its change to ALARM reaches EventBridge (CloudWatch Alarm State "
+                "Change), which starts the automated rollback; the deploy step also reads it between canary steps.",
             )
 
         # --- pipeline functions -----------------------------------------------------------------------
@@ -358,7 +366,7 @@ class ModelsStack(Stack):
             event_pattern=events.EventPattern(
                 source=["aws.cloudwatch"],
                 detail_type=["CloudWatch Alarm State Change"],
-                detail={"alarmName": [a.alarm_name for a in alarms], "state": {"value": ["ALARM"]}},
+                detail={"alarmName": [a.alarm_name for a in rollback_alarms], "state": {"value": ["ALARM"]}},
             ),
             targets=[targets.LambdaFunction(self.rollback.function)],
         )

@@ -5,6 +5,13 @@ Thin adapter (GUIDE.md section 2): the library attests the pinned model before a
 (mlvault.models.serving). A refused model is loud on every invocation: the metric ModelAttestationFailed (namespace
 "mlvault", dimension sets [Stage] and [Stage, Reason]) as EMF, an error log line with the reason code, and the
 invocation fails. Nothing is served until the model checks out.
+
+Served requests emit, as EMF in namespace "mlvault", with ModelVersion = the Lambda function version serving
+(each published version pins one model, so each deployed model has its own metrics):
+- Predictions (Count, per invocation), dimension sets [Stage] and [Stage, ModelVersion];
+- each time the execution environment's drift window fills (mlvault.models.drift): MaxFeatureDrift (the largest
+  feature PSI, the metric the drift alarm watches) and PredictionDrift (PSI of the predicted classes), same
+  dimension sets, and FeatureDrift (PSI) per feature, dimension set [Stage, ModelVersion, Feature].
 """
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
@@ -14,6 +21,10 @@ from mlvault.observability import logger
 
 NAMESPACE = "mlvault"
 METRIC = "ModelAttestationFailed"
+
+
+def _metrics() -> EphemeralMetrics:
+    return EphemeralMetrics(namespace=NAMESPACE, service="")  # no service dimension: alarms name Stage only
 
 
 def _refused(err: serving.AttestationError) -> None:
@@ -27,7 +38,7 @@ def _refused(err: serving.AttestationError) -> None:
             "model_version": err.model_version,
         },
     )
-    metrics = EphemeralMetrics(namespace=NAMESPACE, service="")  # no service dimension: alarms name Stage only
+    metrics = _metrics()
     metrics.add_metric(name=METRIC, unit=MetricUnit.Count, value=1)
     metrics.add_dimension(name="Stage", value=err.stage or "unknown")
     metrics.add_dimensions(Stage=err.stage or "unknown", Reason=err.reason)
@@ -36,11 +47,43 @@ def _refused(err: serving.AttestationError) -> None:
     metrics.flush_metrics()
 
 
+def _observed(server: serving.Server, served: serving.ServedModel, outcome: serving.Outcome, version: str) -> None:
+    stage = server.pin.stage
+    metrics = _metrics()
+    metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=outcome.predictions)
+    for snapshot in outcome.drift:
+        feature, value = snapshot.max_feature
+        metrics.add_metric(name="MaxFeatureDrift", unit=MetricUnit.NoUnit, value=value)
+        metrics.add_metric(name="PredictionDrift", unit=MetricUnit.NoUnit, value=snapshot.prediction)
+        logger.info(
+            "drift window",
+            extra={"model_version": version, "rows": snapshot.rows, "max_feature": feature, "psi": snapshot.features},
+        )
+    metrics.add_dimension(name="Stage", value=stage)
+    metrics.add_dimensions(Stage=stage, ModelVersion=version)
+    metrics.add_metadata(key="model_id", value=served.model_id)
+    metrics.add_metadata(key="model_digest", value=served.digest)
+    metrics.flush_metrics()
+    if outcome.drift:
+        for name in outcome.drift[0].features:
+            per_feature = _metrics()
+            for snapshot in outcome.drift:
+                per_feature.add_metric(name="FeatureDrift", unit=MetricUnit.NoUnit, value=snapshot.features[name])
+            per_feature.add_dimension(name="Stage", value=stage)
+            per_feature.add_dimension(name="ModelVersion", value=version)
+            per_feature.add_dimension(name="Feature", value=name)
+            per_feature.add_metadata(key="model_id", value=served.model_id)
+            per_feature.flush_metrics()
+
+
 @logger.inject_lambda_context
 def handler(event, context):
     try:
-        served = serving.default_server().model()
+        server = serving.default_server()
+        served = server.model()
     except serving.AttestationError as err:
         _refused(err)
         raise
-    return serving.serve(served, serving.parse_rows(event))
+    outcome = serving.serve_observed(server, served, serving.parse_rows(event))
+    _observed(server, served, outcome, context.function_version)
+    return outcome.response

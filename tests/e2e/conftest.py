@@ -24,7 +24,8 @@ CLEAN = iris_csv(20, 0)  # satisfies contracts/iris.json
 @pytest.fixture(scope="session")
 def cloud(synthesized, tmp_path_factory) -> Iterator[control.Handle]:
     state_dir = tmp_path_factory.mktemp("local-cloud")
-    handle = control.up(cdk_out=synthesized.outdir, state_dir=state_dir)
+    # Alarm periods of a minute pass in a second: alarms fire and clear within the tests.
+    handle = control.up(cdk_out=synthesized.outdir, state_dir=state_dir, alarm_scale=60)
     # Accepted iris batches start (debounced) model pipeline runs, which would deploy models while the model
     # tests assert what is live: the rule is off for the session; test_models_e2e checks it on its own.
     events = handle.client("events")

@@ -1,5 +1,6 @@
 """The serve handler on moto: the pinned model is attested before anything is served, and every refusal is loud
-(the ModelAttestationFailed EMF metric and an error log line with the reason code) and serves nothing."""
+(the ModelAttestationFailed EMF metric and an error log line with the reason code) and serves nothing. Served
+traffic is counted and compared with the model's training baseline (drift EMF metrics per function version)."""
 
 from __future__ import annotations
 
@@ -11,19 +12,22 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from functools import cache
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from mlvault import samples
 from mlvault.models import attest, serving
 from mlvault.models.attest import kms_public_key_pem, sign_model
 from mlvault.models.serving import AttestationError, DynamoDbRegistryReader, InvalidRequest, ModelLoader, Server
-from mlvault.models.trainer import Feature, Model
+from mlvault.models.trainer import Feature, LambdaTrainer, Model, TrainingParams
 from mlvault.observability import logger
 from mlvault.runtime import ServeSettings, SettingsError, SigningKeyNotPinnedError
 from mlvault.signing.keys import KmsSigner
 from tests.handlers.conftest import REGION, ROOT, LambdaContext, load_handler
+from tests.unit.test_models_trainer import IRIS, VersionedS3, iris_manifest
 
 serve = load_handler("serve")
 
@@ -160,8 +164,13 @@ def out(capsys, monkeypatch):
     return read
 
 
-def invoke(event: dict | None = None) -> dict:
-    return serve.handler({"rows": [SETOSA, VIRGINICA]} if event is None else event, LambdaContext())
+class ServeContext(LambdaContext):
+    function_name = "serve"
+    function_version = "7"  # the published version serving (each pins one model)
+
+
+def invoke(event: dict | None = None, context: LambdaContext | None = None) -> dict:
+    return serve.handler({"rows": [SETOSA, VIRGINICA]} if event is None else event, context or ServeContext())
 
 
 def metrics(lines: list[dict]) -> list[dict]:
@@ -170,6 +179,7 @@ def metrics(lines: list[dict]) -> list[dict]:
 
 def refused(out, reason: str) -> AttestationError:
     """Invoke: it must raise with `reason`, emit exactly one ModelAttestationFailed metric and log the reason."""
+    out()  # what earlier invocations wrote (their Predictions counts) is not this refusal's
     with pytest.raises(AttestationError) as caught:
         invoke()
     assert caught.value.reason == reason, caught.value.detail
@@ -195,7 +205,9 @@ def test_serves_predictions_of_the_attested_model_with_its_provenance(env, out):
         "predictions": ["setosa", "virginica"],
         "model": {"id": MODEL_ID, "digest": sha256(MODEL_A), "version": env.versions["a"]},
     }
-    assert metrics(out()) == []
+    [metric] = metrics(out())  # the count of predictions only: model A carries no drift baseline
+    [definition] = metric["_aws"]["CloudWatchMetrics"]
+    assert definition["Metrics"] == [{"Name": "Predictions", "Unit": "Count"}]
 
 
 def test_the_model_is_loaded_once_per_execution_environment(env, out):
@@ -367,7 +379,7 @@ def test_every_invocation_is_refused_until_the_model_checks_out(env, out):
     refused(out, "MODEL_NOT_REGISTERED")  # not served in between, metric and log again
     env.status("SIGNED")  # fixed: the next invocation loads it
     assert invoke()["predictions"] == ["setosa", "virginica"]
-    assert metrics(out()) == []
+    assert [m for m in metrics(out()) if "ModelAttestationFailed" in m] == []
 
 
 def test_a_transient_error_is_not_a_verdict(env, out, monkeypatch):
@@ -464,3 +476,152 @@ def test_importing_the_handler_does_not_import_pyarrow():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert result.stdout.strip() == "[]"  # boto3 too: clients are made on the first invocation
+
+
+# --- drift metrics -----------------------------------------------------------------------------------------------
+
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width", "site"]
+
+
+@cache
+def iris_model() -> bytes:
+    """A model trained on iris by the Lambda trainer: its artifact carries the training baseline."""
+    s3 = VersionedS3()
+    return LambdaTrainer(s3).train(iris_manifest(s3, rows=1000), IRIS, TrainingParams(seed=7)).model.to_bytes()
+
+
+@pytest.fixture
+def iris(env):
+    """The serving function pinned to the signed iris model."""
+    data = iris_model()
+    env.pin(
+        MLVAULT_MODEL_VERSION=env.put(MODEL_KEY, data),
+        MLVAULT_MODEL_DIGEST=sha256(data),
+        MLVAULT_SIGNATURE_VERSION=env.put(SIGNATURE_KEY, env.signature(data)),
+    )
+    return env
+
+
+def named(lines: list[dict], name: str) -> list[dict]:
+    """The EMF documents that carry metric `name`."""
+    return [m for m in metrics(lines) if any(d["Name"] == name for d in m["_aws"]["CloudWatchMetrics"][0]["Metrics"])]
+
+
+def values(lines: list[dict], name: str, **dimensions: str) -> list[float]:
+    """Every value of metric `name` in documents with these dimension values, in order."""
+    found = named(lines, name)
+    return [v for m in found if all(m.get(k) == v for k, v in dimensions.items()) for v in m[name]]
+
+
+def serve_traffic(out, requests: int, rows: int, *, seed: int = 99, context=None, **poison) -> list[dict]:
+    """`requests` invocations of `rows` distinct iris rows each; the EMF documents and log lines they wrote."""
+    batch = samples.iris_batch(requests * rows, seed, **poison).to_pylist()
+    for i in range(requests):
+        assert len(invoke({"rows": batch[i * rows : (i + 1) * rows]}, context)["predictions"]) == rows
+    return out()
+
+
+def test_shifted_traffic_raises_max_feature_drift_per_function_version(iris, out):
+    lines = serve_traffic(out, 4, 100, shift=2.0)  # two windows of the default 200 rows
+    summaries = named(lines, "MaxFeatureDrift")
+    assert len(summaries) == 2  # emitted by the two invocations that filled a window
+    for summary in summaries:
+        [definition] = summary["_aws"]["CloudWatchMetrics"]
+        assert definition["Namespace"] == "mlvault"
+        assert definition["Dimensions"] == [["Stage"], ["Stage", "ModelVersion"]]
+        assert definition["Metrics"] == [
+            {"Name": "Predictions", "Unit": "Count"},
+            {"Name": "MaxFeatureDrift", "Unit": "None"},
+            {"Name": "PredictionDrift", "Unit": "None"},
+        ]
+        assert (summary["Stage"], summary["ModelVersion"]) == ("test", "7")
+        assert (summary["model_id"], summary["model_digest"]) == (MODEL_ID, sha256(iris_model()))
+    drift = values(lines, "MaxFeatureDrift", Stage="test", ModelVersion="7")
+    assert len(drift) == 2
+    assert all(v > 0.2 for v in drift), drift
+    assert values(lines, "Predictions", ModelVersion="7") == [100.0] * 4  # every invocation
+    assert len(values(lines, "PredictionDrift", ModelVersion="7")) == 2
+
+    per_feature = named(lines, "FeatureDrift")
+    assert sorted(m["Feature"] for m in per_feature) == sorted(FEATURES * 2)  # one metric per feature
+    for m in per_feature:
+        assert m["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Stage", "ModelVersion", "Feature"]]
+        assert (m["Stage"], m["ModelVersion"]) == ("test", "7")
+    sepal = values(lines, "FeatureDrift", Feature="sepal_length")
+    assert sepal == drift  # the shifted feature is the max
+    for name in FEATURES[1:]:
+        assert all(v < 0.2 for v in values(lines, "FeatureDrift", Feature=name))
+    logged = [line for line in lines if line.get("message") == "drift window"]
+    assert [line["max_feature"] for line in logged] == ["sepal_length", "sepal_length"]
+
+
+def test_clean_traffic_stays_under_the_alarm_threshold(iris, out):
+    lines = serve_traffic(out, 4, 100)
+    drift = values(lines, "MaxFeatureDrift", ModelVersion="7")
+    assert len(drift) == 2
+    assert all(v < 0.2 for v in drift), drift
+    assert all(v < 0.2 for v in values(lines, "PredictionDrift"))
+
+
+def test_each_function_version_has_its_own_metrics(iris, out):
+    class NextVersion(ServeContext):
+        function_version = "8"
+
+    lines = serve_traffic(out, 1, 200, context=NextVersion(), shift=2.0)
+    assert values(lines, "MaxFeatureDrift", ModelVersion="8")[0] > 0.2
+    assert values(lines, "MaxFeatureDrift", ModelVersion="7") == []
+    assert {m["ModelVersion"] for m in metrics(lines)} == {"8"}
+
+
+def test_the_window_size_comes_from_the_settings(iris, out, monkeypatch):
+    monkeypatch.setenv("MLVAULT_DRIFT_WINDOW_ROWS", "50")
+    clear_caches()
+    lines = serve_traffic(out, 1, 120, shift=2.0)  # two full windows of 50; 20 rows held for the next
+    [summary] = named(lines, "MaxFeatureDrift")
+    assert len(summary["MaxFeatureDrift"]) == 2
+    assert len(values(lines, "FeatureDrift", Feature="sepal_length")) == 2
+    lines = serve_traffic(out, 1, 30, seed=5, shift=2.0)  # 20 + 30: the third window
+    assert len(values(lines, "MaxFeatureDrift")) == 1
+
+
+def test_a_window_size_under_the_minimum_is_a_deployment_error(iris, out, monkeypatch):
+    monkeypatch.setenv("MLVAULT_DRIFT_WINDOW_ROWS", "19")
+    clear_caches()
+    with pytest.raises(SettingsError, match="MLVAULT_DRIFT_WINDOW_ROWS: expected at least 20 rows, got 19"):
+        invoke()
+    assert metrics(out()) == []
+
+
+def test_a_refused_request_feeds_no_window(iris, out, monkeypatch):
+    monkeypatch.setenv("MLVAULT_DRIFT_WINDOW_ROWS", "20")
+    clear_caches()
+    rows = samples.iris_batch(20, 3).to_pylist()
+    with pytest.raises(InvalidRequest):
+        invoke({"rows": [*rows[:19], {**rows[19], "site": 3}]})
+    assert metrics(out()) == []
+    lines = serve_traffic(out, 1, 19)
+    assert named(lines, "MaxFeatureDrift") == []  # 19 rows held: the refused request counted none
+    lines = serve_traffic(out, 1, 1, seed=4)
+    assert len(values(lines, "MaxFeatureDrift")) == 1  # the 20th row fills the window
+
+
+def test_a_signed_artifact_with_a_malformed_baseline_is_refused(env, out):
+    document = json.loads(iris_model())
+    document["drift"]["features"][0]["counts"][0] += 1  # no longer sums to the rows
+    data = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    env.pin(
+        MLVAULT_MODEL_VERSION=env.put(MODEL_KEY, data),
+        MLVAULT_MODEL_DIGEST=sha256(data),
+        MLVAULT_SIGNATURE_VERSION=env.put(SIGNATURE_KEY, env.signature(data)),
+    )
+    error = refused(out, "MODEL_MALFORMED")
+    assert "drift reference" in error.detail
+
+
+def test_a_changed_baseline_is_not_the_signed_artifact(iris, out):
+    document = json.loads(iris_model())
+    counts = document["drift"]["features"][0]["counts"]
+    counts[0], counts[1] = counts[0] + 1, counts[1] - 1  # still well formed, but not what was signed
+    data = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    iris.pin(MLVAULT_MODEL_VERSION=iris.put(MODEL_KEY, data), MLVAULT_MODEL_DIGEST=sha256(data))
+    refused(out, "MODEL_DIGEST_MISMATCH")

@@ -6,6 +6,8 @@ import hashlib
 import json
 import time
 from collections import Counter
+from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 from aws_cdk import CfnResource
@@ -19,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 from mlvault.localcloud import control
+from mlvault.localcloud import gaps as gap
 from tests.e2e.conftest import eventually
 from tests.localcloud.app.stack import build_gaps_app
 
@@ -27,10 +30,11 @@ from tests.localcloud.app.stack import build_gaps_app
 def gaps(tmp_path_factory):
     root = tmp_path_factory.mktemp("gaps")
     build_gaps_app(root / "cdk.out")
-    # a day passes in about two seconds: the Daily schedule rule fires while the tests run
+    # a day passes in about two seconds: the Daily schedule rule fires while the tests run;
+    # a minute of alarm evaluation passes in a second
     with pytest.MonkeyPatch.context() as env:
         env.setenv("MLVAULT_LOCAL_ROUTING_SEED", "mlvault")  # alias traffic splits are the same on every run
-        handle = control.up(cdk_out=root / "cdk.out", state_dir=root / "state", schedule_scale=43200)
+        handle = control.up(cdk_out=root / "cdk.out", state_dir=root / "state", schedule_scale=43200, alarm_scale=60)
     try:
         yield handle
     finally:
@@ -112,8 +116,12 @@ def test_alarm_state_changes_emit_the_aws_event(gaps):
     assert event["detail"]["alarmName"] == alarm
     assert event["detail"]["state"]["value"] == "ALARM"
     assert event["detail"]["state"]["reason"] == "drift above 0.2"
-    assert event["detail"]["previousState"]["value"] == "OK"
+    # Drift has no data and treats missing data as missing: its first verdict (gap 13) was INSUFFICIENT_DATA
+    assert event["detail"]["previousState"]["value"] == "INSUFFICIENT_DATA"
     assert event["resources"] == [f"arn:aws:cloudwatch:eu-west-1:{gaps.state['account']}:alarm:{alarm}"]
+    time.sleep(2)  # evaluations pass; the metric says nothing new, so the state set by hand stands
+    assert cw.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["StateValue"] == "ALARM"
+    assert len(records(gaps, "aws.cloudwatch/")) == 1
 
 
 def test_asymmetric_keys_are_real_ecc_keys(gaps):
@@ -352,3 +360,377 @@ def test_kms_sign_digest_with_an_rsa_key(gaps):
     verify = {"KeyId": key, "Signature": signature, "SigningAlgorithm": "RSASSA_PKCS1_V1_5_SHA_256"}
     assert kms.verify(Message=digest, MessageType="DIGEST", **verify)["SignatureValid"]
     assert kms.verify(Message=message, MessageType="RAW", **verify)["SignatureValid"]
+
+
+# --- 12. Embedded Metric Format ---------------------------------------------------------------------------
+
+
+def emit(cloud, **event):
+    out = cloud.client("lambda").invoke(
+        FunctionName=cloud.physical_id("gaps", "AWS::Lambda::Function", "Metrics"), Payload=json.dumps(event)
+    )
+    assert "FunctionError" not in out, out
+    return json.loads(out["Payload"].read())["printed"]
+
+
+def statistics(cloud, namespace, name, dimensions, at, stats=("Sum", "SampleCount", "Maximum")):
+    points = cloud.client("cloudwatch").get_metric_statistics(
+        Namespace=namespace,
+        MetricName=name,
+        Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()],
+        StartTime=datetime.fromtimestamp(at - 60, UTC),
+        EndTime=datetime.fromtimestamp(at + 60, UTC),
+        Period=300,
+        Statistics=list(stats),
+    )["Datapoints"]
+    return [{k: p[k] for k in (*stats, "Unit")} for p in points]
+
+
+def test_emf_lines_a_function_prints_become_metrics_for_each_dimension_set(gaps):
+    at = int(time.time())
+    emit(
+        gaps,
+        namespace="mlvault.emf",
+        metrics={"Requests": [1, 2, 3], "Size": 7},
+        dimensions={"Service": "emf", "Stage": "test"},
+        dimension_sets=[["Service"], ["Service", "Stage"]],
+        properties={"request": "not a dimension"},
+        unit="Count",
+        timestamp=at * 1000,
+    )
+    for dimensions in ({"Service": "emf"}, {"Service": "emf", "Stage": "test"}):
+        requests = eventually(lambda d=dimensions: statistics(gaps, "mlvault.emf", "Requests", d, at), timeout=10)
+        # each dimension set is its own metric: list values are one datapoint each, counted once per set
+        assert requests == [{"Sum": 6.0, "SampleCount": 3.0, "Maximum": 3.0, "Unit": "Count"}]
+        assert statistics(gaps, "mlvault.emf", "Size", dimensions, at) == [
+            {"Sum": 7.0, "SampleCount": 1.0, "Maximum": 7.0, "Unit": "Count"}
+        ]
+    assert statistics(gaps, "mlvault.emf", "Requests", {}, at) == []  # no dimensionless metric was emitted
+    assert statistics(gaps, "mlvault.emf", "Requests", {"Stage": "test"}, at) == []
+    (extracted,) = [e for e in gaps.events("emf-metrics") if "mlvault.emf/Requests" in e["metrics"]]
+    assert extracted["datapoints"] == 8  # (3 + 1) values, two dimension sets
+
+
+def test_emf_documents_cloudwatch_would_not_extract_are_recorded(gaps):
+    emit(gaps, namespace="mlvault.emf.bad", metrics={"Broken": 1}, dimension_sets=[["Missing"]])
+    emit(gaps, namespace="mlvault.emf.bad", metrics={"Broken": "high"}, dimensions={"Service": "emf"})
+    rejected = eventually(lambda: len(gaps.events("emf-rejected")) >= 2 and gaps.events("emf-rejected"), timeout=10)
+    errors = [e["error"] for e in rejected]
+    assert any("dimension 'Missing' has no string value" in e for e in errors), errors
+    assert any("Broken: the value 'high' is not a number" in e for e in errors), errors
+    assert not [e for e in gaps.events("emf-metrics") if any("mlvault.emf.bad" in m for m in e["metrics"])]
+
+
+@pytest.mark.parametrize(
+    ("document", "error"),
+    [
+        ({"_aws": {"CloudWatchMetrics": []}}, "Timestamp"),
+        ({"_aws": {"Timestamp": 1, "CloudWatchMetrics": [{"Metrics": []}]}}, "no Namespace"),
+        (
+            {"_aws": {"Timestamp": 1, "CloudWatchMetrics": [{"Namespace": "n", "Metrics": [{"Name": "m"}]}]}},
+            "not a number",
+        ),
+        (
+            {
+                "_aws": {"Timestamp": 1, "CloudWatchMetrics": [{"Namespace": "n", "Metrics": [{"Name": "m"}]}]},
+                "m": [],
+            },
+            "not a number",
+        ),
+        (
+            {
+                "_aws": {
+                    "Timestamp": 1,
+                    "CloudWatchMetrics": [{"Namespace": "n", "Dimensions": [["d"]], "Metrics": [{"Name": "m"}]}],
+                },
+                "m": 1,
+                "d": 5,
+            },
+            "dimension 'd' has no string value",
+        ),
+    ],
+)
+def test_emf_documents_that_extract_nothing(document, error):
+    with pytest.raises(gap.EmfError, match=error):
+        gap.emf_metric_data(document)
+
+
+def test_emf_without_dimension_sets_is_one_dimensionless_metric():
+    ((namespace, data),) = gap.emf_metric_data(
+        {
+            "_aws": {
+                "Timestamp": 1_700_000_000_000,
+                "CloudWatchMetrics": [{"Namespace": "n", "Dimensions": [], "Metrics": [{"Name": "m"}]}],
+            },
+            "m": 2,
+        }
+    )
+    assert namespace == "n"
+    assert data == [
+        {
+            "MetricName": "m",
+            "Dimensions": [],
+            "Timestamp": datetime(2023, 11, 14, 22, 13, 20),
+            "Unit": "None",
+            "Value": 2.0,
+        }
+    ]
+
+
+# --- 13. Alarm evaluation ---------------------------------------------------------------------------------
+
+
+def alarm_of(cloud, logical):
+    name = cloud.physical_id("gaps", "AWS::CloudWatch::Alarm", logical)
+    return cloud.client("cloudwatch").describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
+
+
+def test_alarms_are_evaluated_from_metric_data_put_and_printed_in_emf(gaps):
+    cw, sqs = gaps.client("cloudwatch"), gaps.client("sqs")
+    queue = gaps.physical_id("gaps", "AWS::SQS::Queue", "LatencyAlarmEvents")
+    name = alarm_of(gaps, "Latency")["AlarmName"]
+    assert alarm_of(gaps, "Latency")["StateValue"] == "OK"  # no data, missing data ignored: moto's initial state
+
+    def latency(value, at):  # one datapoint per (1 s) period: one by PutMetricData, one printed in EMF
+        cw.put_metric_data(
+            Namespace="mlvault.test",
+            MetricData=[
+                {
+                    "MetricName": "Latency",
+                    "Dimensions": [{"Name": "Service", "Value": "alarmed"}],
+                    "Value": value,
+                    "Timestamp": datetime.fromtimestamp(at - 1, UTC),
+                }
+            ],
+        )
+        emit(
+            gaps,
+            namespace="mlvault.test",
+            metrics={"Latency": value},
+            dimensions={"Service": "alarmed"},
+            timestamp=int(at * 1000),
+        )
+
+    def events_received(count):
+        messages = []
+        deadline = time.monotonic() + 10
+        while len(messages) < count and time.monotonic() < deadline:
+            messages += sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+                "Messages", []
+            )
+        time.sleep(2.5)  # later evaluations, while the data leaves the window, must send nothing more
+        messages += sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        for m in messages:
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+        return [json.loads(m["Body"]) for m in messages]
+
+    started = time.monotonic()
+    latency(0.5, time.time())
+    assert eventually(lambda: alarm_of(gaps, "Latency")["StateValue"] == "ALARM", timeout=10)
+    assert time.monotonic() - started < 5
+    (event,) = events_received(1)
+    assert event["detail-type"] == "CloudWatch Alarm State Change"
+    assert event["detail"]["alarmName"] == name
+    assert (event["detail"]["previousState"]["value"], event["detail"]["state"]["value"]) == ("OK", "ALARM")
+    assert "greater than the threshold (0.2)" in event["detail"]["state"]["reason"]
+    assert event["detail"]["configuration"]["metrics"][0]["metricStat"]["stat"] == "Maximum"
+    assert alarm_of(gaps, "Latency")["StateValue"] == "ALARM"  # missing data ignored: the state stands
+
+    latency(0.1, time.time())
+    assert eventually(lambda: alarm_of(gaps, "Latency")["StateValue"] == "OK", timeout=10)
+    (event,) = events_received(1)
+    assert (event["detail"]["previousState"]["value"], event["detail"]["state"]["value"]) == ("ALARM", "OK")
+    changes = [e for e in gaps.events("alarm-state-change") if e["alarm"] == name]
+    assert [(e["from"], e["to"]) for e in changes] == [("OK", "ALARM"), ("ALARM", "OK")]
+
+
+def test_an_alarm_without_data_that_treats_missing_data_as_not_breaching_stays_ok(gaps):
+    time.sleep(1.5)  # a few evaluations
+    alarm = alarm_of(gaps, "Quiet")
+    assert alarm["StateValue"] == "OK"
+    assert not [e for e in gaps.events("alarm-state-change") if e["alarm"] == alarm["AlarmName"]]
+
+
+@pytest.mark.parametrize(
+    ("values", "treatment", "needed", "state"),
+    [
+        ([0.5, 0.6], None, 2, "ALARM"),
+        ([0.1, 0.6], None, 2, "OK"),
+        ([0.1, 0.6], None, 1, "ALARM"),
+        ([None, 0.6], None, 2, "ALARM"),  # missing: judged on the datapoints there are
+        ([None, 0.1], None, 2, "OK"),
+        ([None, None], None, 2, "INSUFFICIENT_DATA"),
+        ([None, None], "missing", 1, "INSUFFICIENT_DATA"),
+        ([None, None], "ignore", 2, None),  # keep the state
+        ([None, 0.6], "ignore", 2, "ALARM"),
+        ([None, 0.6], "notBreaching", 2, "OK"),
+        ([None, None], "notBreaching", 1, "OK"),
+        ([None, 0.6], "breaching", 2, "ALARM"),
+        ([None, None], "breaching", 2, "ALARM"),
+        ([0.1, None], "breaching", 2, "OK"),
+    ],
+)
+def test_alarm_state_over_the_evaluation_range(values, treatment, needed, state):
+    assert (
+        gap.alarm_state(
+            values,
+            threshold=0.2,
+            comparison="GreaterThanThreshold",
+            datapoints_to_alarm=needed,
+            treat_missing_data=treatment,
+        )
+        == state
+    )
+
+
+@pytest.mark.parametrize(
+    ("comparison", "value", "state"),
+    [
+        ("GreaterThanThreshold", 0.2, "OK"),
+        ("GreaterThanOrEqualToThreshold", 0.2, "ALARM"),
+        ("LessThanThreshold", 0.2, "OK"),
+        ("LessThanThreshold", 0.1, "ALARM"),
+        ("LessThanOrEqualToThreshold", 0.2, "ALARM"),
+    ],
+)
+def test_alarm_comparisons(comparison, value, state):
+    assert (
+        gap.alarm_state(
+            [value], threshold=0.2, comparison=comparison, datapoints_to_alarm=1, treat_missing_data="notBreaching"
+        )
+        == state
+    )
+
+
+def test_alarm_evaluator_buckets_scaled_periods_and_changes_state_only_on_a_new_verdict():
+    """In-process, at chosen instants: scale 60 makes each 60 s period a second of wall time."""
+    import boto3
+    from moto import mock_aws
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    with mock_aws():
+        cw = boto3.client("cloudwatch", region_name="eu-west-1")
+        recorded = []
+        cloud = SimpleNamespace(account="123456789012", region="eu-west-1", record=recorded.append)
+        for stat in ("Average", "Sum", "Maximum", "Minimum", "SampleCount"):
+            cw.put_metric_alarm(
+                AlarmName=stat,
+                Namespace="n",
+                MetricName="m",
+                Dimensions=[{"Name": "d", "Value": "x"}],
+                Statistic=stat,
+                Period=60,
+                EvaluationPeriods=2,
+                Threshold=0.5,
+                ComparisonOperator="GreaterThanThreshold",
+                TreatMissingData="notBreaching",
+            )
+        cw.put_metric_alarm(
+            AlarmName="math",
+            Metrics=[{"Id": "e", "Expression": "1"}],
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="GreaterThanThreshold",
+        )
+        alarms = cloudwatch_backends["123456789012"]["eu-west-1"].alarms
+        evaluator = gap.AlarmEvaluator(cloud, scale=60)
+        t = float(int(time.time()))
+
+        def put(values, at):
+            cw.put_metric_data(
+                Namespace="n",
+                MetricData=[
+                    {
+                        "MetricName": "m",
+                        "Dimensions": [{"Name": "d", "Value": "x"}],
+                        "Values": values,
+                        "Timestamp": datetime.fromtimestamp(at, UTC),
+                    },
+                    {"MetricName": "m", "Values": [100.0], "Timestamp": datetime.fromtimestamp(at, UTC)},  # no dims
+                ],
+            )
+
+        evaluator.evaluate(t + 0.5)
+        assert {a.state_value for a in alarms.values()} == {"OK"}
+        put([1.0, 2.0, 3.0], t - 1.5)  # period t-2
+        put([4.0], t - 0.5)  # period t-1
+        put([1000.0], t + 0.2)  # period t: not complete, not evaluated
+        evaluator.evaluate(t + 0.5)  # the window: periods t-2 and t-1, each its own statistic
+        assert {name: json.loads(a.state_reason_data).get("recentDatapoints") for name, a in alarms.items()} == {
+            "Average": [2.0, 4.0],
+            "Sum": [6.0, 4.0],
+            "Maximum": [3.0, 4.0],
+            "Minimum": [1.0, 4.0],
+            "SampleCount": [3.0, 1.0],
+            "math": None,
+        }
+        assert {name: a.state_value for name, a in alarms.items()} == {
+            **{stat: "ALARM" for stat in ("Average", "Sum", "Maximum", "Minimum", "SampleCount")},
+            "math": "OK",
+        }
+        reason = alarms["Sum"].state_reason
+        assert reason.startswith("Threshold Crossed: 2 out of the last 2 datapoints [4 (")
+        assert reason.endswith(
+            "were greater than the threshold (0.5) (minimum 2 datapoints for OK -> ALARM transition)."
+        )
+        assert recorded == [
+            {
+                "kind": "alarm-not-evaluated",
+                "alarm": "math",
+                "reason": "metric math alarms (Metrics) are not evaluated locally",
+            }
+        ]
+
+        cw.set_alarm_state(AlarmName="Sum", StateValue="OK", StateReason="by hand")
+        evaluator.evaluate(t + 0.7)  # same period, no new data: nothing to evaluate
+        evaluator.evaluate(t + 1.5)  # window t-1, t: Sum 4 + 1000, still ALARM: the verdict did not change
+        assert alarms["Sum"].state_value == "OK"
+        assert alarms["Sum"].state_reason == "by hand"
+        evaluator.evaluate(t + 3.5)  # window t+1, t+2: no data, not breaching -> OK
+        evaluator.evaluate(t + 4.5)
+        assert {a.state_value for a in alarms.values()} == {"OK"}
+        history = len(alarms["Maximum"].history)
+        cw.set_alarm_state(AlarmName="Sum", StateValue="OK", StateReason="by hand")
+        put([0.1], t + 3.2)
+        put([5.0], t + 4.2)
+        evaluator.evaluate(t + 5.5)  # one period of two breaching: still OK
+        assert alarms["Maximum"].state_value == "OK"
+        put([6.0], t + 5.2)
+        evaluator.evaluate(t + 6.5)  # a new verdict: ALARM
+        assert alarms["Maximum"].state_value == "ALARM"
+        assert len(alarms["Maximum"].history) == history + 1
+        assert alarms["Sum"].state_value == "ALARM"
+
+
+def test_a_first_verdict_is_taken_silently_unless_it_is_alarm():
+    import boto3
+    from moto import mock_aws
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    with mock_aws():
+        cw = boto3.client("cloudwatch", region_name="eu-west-1")
+        cloud = SimpleNamespace(account="123456789012", region="eu-west-1", record=lambda e: None)
+        common = {
+            "Namespace": "n",
+            "Statistic": "Maximum",
+            "Period": 60,
+            "EvaluationPeriods": 1,
+            "Threshold": 1.0,
+            "ComparisonOperator": "GreaterThanThreshold",
+        }
+        cw.put_metric_alarm(AlarmName="unknown", MetricName="nothing", **common)
+        cw.put_metric_alarm(AlarmName="breached", MetricName="high", **common)
+        cw.put_metric_alarm(AlarmName="forced", MetricName="nothing", **common)
+        cw.set_alarm_state(AlarmName="forced", StateValue="ALARM", StateReason="by hand")
+        t = float(int(time.time()))
+        cw.put_metric_data(
+            Namespace="n",
+            MetricData=[{"MetricName": "high", "Value": 2.0, "Timestamp": datetime.fromtimestamp(t - 0.5, UTC)}],
+        )
+        gap.AlarmEvaluator(cloud, scale=60).evaluate(t + 0.5)
+        alarms = cloudwatch_backends["123456789012"]["eu-west-1"].alarms
+        assert alarms["unknown"].state_value == "INSUFFICIENT_DATA"
+        assert alarms["unknown"].history == []  # as if created so: no state change
+        assert alarms["breached"].state_value == "ALARM"
+        assert len(alarms["breached"].history) == 1  # a state change (gap 6 emits its event)
+        assert alarms["forced"].state_value == "ALARM"  # set by hand before any verdict: it stands

@@ -1,6 +1,7 @@
 """A small CDK app exercising what the local cloud must support beyond mlvault's own stacks today:
 EventBridge -> Lambda and Step Functions targets, a Step Functions Lambda task, CloudWatch alarm events,
-asynchronous invocation with a DLQ, Lambda versions and weighted aliases, and an asymmetric KMS key."""
+asynchronous invocation with a DLQ, Lambda versions and weighted aliases, an asymmetric KMS key, metrics in
+Embedded Metric Format and alarms evaluated from metric data."""
 
 from __future__ import annotations
 
@@ -81,6 +82,48 @@ def build_gaps_app(outdir: Path, extra=None) -> App:
         key_usage=kms.KeyUsage.SIGN_VERIFY,
         removal_policy=RemovalPolicy.RETAIN,
     )
+    lambda_.Function(
+        stack,
+        "Metrics",
+        runtime=lambda_.Runtime.PYTHON_3_14,
+        handler="handler.handler",
+        code=lambda_.Code.from_asset(str(HERE / "metrics")),
+    )  # prints its event's metrics in Embedded Metric Format
+    latency = cloudwatch.Alarm(
+        stack,
+        "Latency",
+        metric=cloudwatch.Metric(
+            namespace="mlvault.test",
+            metric_name="Latency",
+            dimensions_map={"Service": "alarmed"},
+            statistic="Maximum",
+            period=Duration.minutes(1),
+        ),
+        threshold=0.2,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluation_periods=2,
+        datapoints_to_alarm=2,
+        treat_missing_data=cloudwatch.TreatMissingData.IGNORE,
+    )  # evaluated from metric data (gap 13): its state moves with data only
+    cloudwatch.Alarm(
+        stack,
+        "Quiet",
+        metric=cloudwatch.Metric(
+            namespace="mlvault.test", metric_name="Quiet", statistic="Sum", period=Duration.minutes(1)
+        ),
+        threshold=1,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluation_periods=1,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+    )  # never receives data: stays OK
+    alarm_queue = sqs.Queue(stack, "LatencyAlarmEvents")
+    events.Rule(
+        stack,
+        "LatencyAlarm",
+        event_pattern=events.EventPattern(
+            source=["aws.cloudwatch"], detail_type=["CloudWatch Alarm State Change"], resources=[latency.alarm_arn]
+        ),
+    ).add_target(targets.SqsQueue(alarm_queue))
     if extra:
         extra(stack)
     app.synth()

@@ -15,7 +15,11 @@ def _local_up(args: argparse.Namespace) -> int:
     from mlvault.localcloud import control
 
     handle = control.up(
-        cdk_out=args.cdk_out, state_dir=args.state_dir, port=args.port, schedule_scale=args.schedule_scale
+        cdk_out=args.cdk_out,
+        state_dir=args.state_dir,
+        port=args.port,
+        schedule_scale=args.schedule_scale,
+        alarm_scale=args.alarm_scale,
     )
     print(
         f"local cloud ready at {handle.endpoint} (region {handle.region}, pid {handle.state['pid']}, "
@@ -446,6 +450,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=1.0,
         help="run rate(...) schedules N times faster (default 1: real time)",
+    )
+    up.add_argument(
+        "--alarm-scale",
+        type=float,
+        help="evaluate CloudWatch alarms with periods N times shorter (default: the schedule scale)",
     )
     up.add_argument("--cdk-out", type=Path, default=Path("cdk.out"), help="the cloud assembly (default: cdk.out)")
     local_options(up)

@@ -226,3 +226,54 @@ class ServeSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServeSettings:
         return _from_env(cls, os.environ if env is None else env)
+
+
+@dataclass(frozen=True)
+class RollbackSettings:
+    stage: str
+    serve_function: str
+    serve_alias: str
+    signing_key_arn: str
+    registry_table: str
+    ledger_table: str
+    alert_topic_arn: str
+    cooldown_seconds: int
+
+    ENV: ClassVar[dict[str, str]] = {
+        "stage": "MLVAULT_STAGE",
+        "serve_function": "MLVAULT_SERVE_FUNCTION",
+        "serve_alias": "MLVAULT_SERVE_ALIAS",
+        "signing_key_arn": "MLVAULT_SIGNING_KEY_ARN",
+        "registry_table": "MLVAULT_REGISTRY_TABLE",
+        "ledger_table": "MLVAULT_LEDGER_TABLE",
+        "alert_topic_arn": "MLVAULT_ALERT_TOPIC_ARN",
+        "cooldown_seconds": "MLVAULT_ROLLBACK_COOLDOWN_SECONDS",
+    }
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RollbackSettings:
+        return _from_env(cls, os.environ if env is None else env)
+
+
+@dataclass(frozen=True)
+class DriftSettings:
+    """The serving function's drift window (mlvault.models.drift): rows per snapshot. Optional: an unset or empty
+    variable takes the default, so a function deployed without it still serves."""
+
+    window_rows: int = 200
+
+    ENV: ClassVar[dict[str, str]] = {"window_rows": "MLVAULT_DRIFT_WINDOW_ROWS"}
+    MIN_WINDOW_ROWS: ClassVar[int] = 20  # fewer rows: the PSI of clean traffic alone nears the alarm threshold
+
+    def __post_init__(self) -> None:
+        if self.window_rows < self.MIN_WINDOW_ROWS:
+            raise SettingsError(
+                f"{self.ENV['window_rows']}: expected at least {self.MIN_WINDOW_ROWS} rows, got {self.window_rows}"
+            )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> DriftSettings:
+        env = os.environ if env is None else env
+        defaults = {cls.ENV[f.name]: str(f.default) for f in fields(cls)}
+        given = {name: env[name] for name in cls.ENV.values() if env.get(name)}
+        return _from_env(cls, {**defaults, **given})

@@ -28,10 +28,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlvault.contracts.model import NUMERIC, Contract, ContractError
+from mlvault.models.drift import SMOOTHING, psi  # noqa: F401 - one PSI for the screen and serving (pure Python)
 
 FINE_BINS = 512
 QUANTILE_BINS = 10
-SMOOTHING = 0.5
 _SEP = "\x1f"
 
 
@@ -166,17 +166,6 @@ def _text(values: pa.Array) -> pa.Array:
 
 def _counts(values: pa.Array) -> Counter:
     return Counter({e["values"]: e["counts"] for e in pc.value_counts(values.drop_null()).to_pylist()})
-
-
-def psi(expected: list[float], actual: list[float]) -> float:
-    """Population stability index of two distributions over the same bins, from counts. Half a count is added
-    to every bin (Laplace smoothing), so that a bin one small sample happens to leave empty stays finite."""
-    e_total, a_total = sum(expected) + SMOOTHING * len(expected), sum(actual) + SMOOTHING * len(actual)
-    total = 0.0
-    for e, a in zip(expected, actual, strict=True):
-        p, q = (e + SMOOTHING) / e_total, (a + SMOOTHING) / a_total
-        total += (q - p) * math.log(q / p)
-    return total
 
 
 def sampling_noise(bins: int, rows: float, baseline_rows: float) -> float:

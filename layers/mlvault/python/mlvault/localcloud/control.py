@@ -108,10 +108,13 @@ def up(
     port: int = 0,
     timeout: float = 120.0,
     schedule_scale: float = 1.0,
+    alarm_scale: float | None = None,
 ) -> Handle:
     """Start a local cloud in the background, provisioned from cdk_out; return once it is ready.
 
-    `schedule_scale` > 1 runs rate(...) schedules that many times faster (to watch a 15-minute job locally)."""
+    `schedule_scale` > 1 runs rate(...) schedules that many times faster (to watch a 15-minute job locally).
+    `alarm_scale` > 1 makes alarm periods that many times shorter (a 60 s period lasts 1 s with 60); unset,
+    alarms follow `schedule_scale`."""
     try:
         running = read(state_dir)
     except LocalCloudError:
@@ -138,6 +141,7 @@ def up(
             str(port),
             "--schedule-scale",
             str(schedule_scale),
+            *(["--alarm-scale", str(alarm_scale)] if alarm_scale is not None else []),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -55,6 +55,38 @@ them all to the moto backends of this process (the local cloud's server). tests/
    Verify with DIGEST checks the same way: a DIGEST signature verifies over the original message anywhere.
    moto's Verify also answers SignatureValid=false for a bad signature, where AWS fails the request with
    KMSInvalidSignatureException: here it fails, as in AWS (for RAW and DIGEST).
+12. Embedded Metric Format. In AWS, CloudWatch Logs extracts the metrics of every log line in EMF (a JSON
+   object with `_aws.Timestamp` in ms and `_aws.CloudWatchMetrics` directives: Namespace, Dimensions, Metrics;
+   values, possibly lists, and dimension values as top-level keys), as aws-lambda-powertools Metrics prints
+   them; moto has no such path. Here every line a function prints that carries `"_aws"` is parsed (runtime.py
+   hands it to `put_emf`): each value of each metric is put into moto's CloudWatch once per dimension set,
+   timestamped by `_aws.Timestamp`, with its Unit (`put_metric_data` semantics); a document AWS would not
+   extract (no numeric Timestamp, a missing or non-string dimension value, a non-numeric value) extracts
+   nothing and is recorded as `emf-rejected` in the event log (`emf-metrics` otherwise). moto's
+   GetMetricStatistics matched dimensions as a subset (asking for {Service} also summed {Service, Stage});
+   AWS matches the exact dimension set, each set being its own metric: here it does.
+13. Alarm evaluation. moto stores metric alarms and never evaluates them. Here `AlarmEvaluator` (run by the
+   local cloud on a thread, about every second) evaluates each single-metric alarm over its last
+   EvaluationPeriods complete periods of data put by PutMetricData or EMF (Namespace, MetricName, the exact
+   Dimensions, Unit if set; Statistic Average, Sum, Maximum, Minimum or SampleCount; the four
+   Greater/Less(OrEqual)Threshold comparisons): ALARM when at least DatapointsToAlarm (default
+   EvaluationPeriods) periods breach. TreatMissingData: `breaching`/`notBreaching` count a period without data
+   as breaching/not; `missing` (the default) and `ignore` judge the periods with data, needing
+   min(DatapointsToAlarm, periods with data) breaching ones (AWS's reaching back for older datapoints, in
+   short); with no data at all `missing` gives INSUFFICIENT_DATA and `ignore` keeps the state. The state
+   changes through `Alarm.update_state`, so gap 6 emits the event with the previous and new state. Time is
+   scaled for local runs: with `alarm_scale` s (LocalCloud / control.up `alarm_scale`, server
+   `--alarm-scale`; unset, it is the `schedule_scale`), a period of P seconds lasts P / s seconds of wall
+   time and the datapoints (timestamped in wall time) are bucketed by floor(epoch seconds / (P / s)); the
+   window is the EvaluationPeriods buckets before the current, unfinished one.
+   Differences from AWS, so that tests and demos may still force states with SetAlarmState: the evaluator
+   changes an alarm only when its own verdict changes (new data, or data leaving the window), so a state set
+   by hand stands until the metric says something new, where AWS reverts it at the next evaluation; an
+   alarm's first verdict is taken silently unless it is ALARM (moto creates alarms in OK, AWS in
+   INSUFFICIENT_DATA, and nobody acts on a first OK or INSUFFICIENT_DATA); an ALARM first verdict changes the
+   state with its event. Not evaluated (recorded once as `alarm-not-evaluated`): metric math alarms
+   (Metrics), percentiles (ExtendedStatistic), anomaly detection comparisons; metrics moto derives from
+   other services (none for Lambda) are not read.
 """
 
 from __future__ import annotations
@@ -63,11 +95,15 @@ import base64
 import copy
 import itertools
 import json
+import math
+import operator
 import os
 import random
 import re
 import threading
+import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote_plus, urlparse
@@ -93,6 +129,7 @@ def install(cloud: LocalCloud) -> None:
     _cloudwatch(cloud)
     _stepfunctions(cloud)
     _kms()
+    _cloudwatch_metrics()
 
 
 # --- 1. Lambda ------------------------------------------------------------------------------------------
@@ -905,3 +942,321 @@ def _prehashed(signing_algorithm: str, digest: bytes) -> Any:
     if len(digest) != algorithm.digest_size:
         raise ValidationException(f"Digest is invalid length for algorithm {signing_algorithm}.")
     return Prehashed(algorithm)
+
+
+# --- 12. Embedded Metric Format -------------------------------------------------------------------------
+
+
+class EmfError(ValueError):
+    """A log line in EMF that CloudWatch would not extract metrics from; the message says why."""
+
+
+def put_emf(cloud: LocalCloud, function: str, line: str) -> None:
+    """Extract the metrics of one line a function printed, if it is in EMF, into moto's CloudWatch."""
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    try:
+        document = json.loads(line)
+    except ValueError:
+        return  # not JSON: an ordinary log line
+    if not isinstance(document, dict) or "_aws" not in document:
+        return
+    try:
+        extracted = emf_metric_data(document)
+    except EmfError as err:
+        cloud.record({"kind": "emf-rejected", "function": function, "error": str(err)})
+        return
+    backend = cloudwatch_backends[cloud.account][cloud.region]
+    datapoints = 0
+    for namespace, metric_data in extracted:
+        backend.put_metric_data(namespace, metric_data)
+        datapoints += sum(len(m.get("Values") or [0]) for m in metric_data)
+    cloud.record(
+        {
+            "kind": "emf-metrics",
+            "function": function,
+            "metrics": sorted({f"{ns}/{m['MetricName']}" for ns, data in extracted for m in data}),
+            "datapoints": datapoints,
+        }
+    )
+
+
+def emf_metric_data(document: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(namespace, PutMetricData MetricData) pairs of an EMF document: one member per metric and dimension set."""
+    meta = document["_aws"]
+    if not isinstance(meta, dict):
+        raise EmfError("_aws is not an object")
+    millis = meta.get("Timestamp")
+    if not _is_number(millis):
+        raise EmfError("_aws.Timestamp is not a number of milliseconds")
+    timestamp = datetime.fromtimestamp(millis / 1000, UTC).replace(tzinfo=None)  # moto keeps naive UTC times
+    directives = meta.get("CloudWatchMetrics")
+    if not isinstance(directives, list):
+        raise EmfError("_aws.CloudWatchMetrics is not a list")
+    extracted = []
+    for directive in directives:
+        if not isinstance(directive, dict):
+            raise EmfError("a CloudWatchMetrics directive is not an object")
+        namespace = directive.get("Namespace")
+        if not isinstance(namespace, str) or not namespace:
+            raise EmfError("a directive has no Namespace")
+        dimension_sets = directive.get("Dimensions") or [[]]
+        if not isinstance(dimension_sets, list) or not all(isinstance(s, list) for s in dimension_sets):
+            raise EmfError(f"{namespace}: Dimensions is not a list of dimension sets")
+        for key in {k for s in dimension_sets for k in s}:
+            if not isinstance(key, str) or not isinstance(document.get(key), str):
+                raise EmfError(f"{namespace}: dimension {key!r} has no string value")
+        metrics = directive.get("Metrics")
+        if not isinstance(metrics, list):
+            raise EmfError(f"{namespace}: Metrics is not a list")
+        metric_data = []
+        for metric in metrics:
+            name = metric.get("Name") if isinstance(metric, dict) else None
+            if not isinstance(name, str) or not name:
+                raise EmfError(f"{namespace}: a metric has no Name")
+            value = document.get(name)
+            values = value if isinstance(value, list) else [value]
+            if not values or not all(_is_number(v) for v in values) or any(math.isnan(v) for v in values):
+                raise EmfError(f"{namespace}/{name}: the value {value!r} is not a number or a list of numbers")
+            for dimension_set in dimension_sets:
+                member: dict[str, Any] = {
+                    "MetricName": name,
+                    "Dimensions": [{"Name": k, "Value": document[k]} for k in dimension_set],
+                    "Timestamp": timestamp,
+                    "Unit": metric.get("Unit") or "None",
+                }
+                if isinstance(value, list):
+                    member["Values"] = [float(v) for v in values]
+                else:
+                    member["Value"] = float(value)
+                metric_data.append(member)
+        extracted.append((namespace, metric_data))
+    return extracted
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _cloudwatch_metrics() -> None:
+    from moto.cloudwatch.models import CloudWatchBackend
+
+    original = CloudWatchBackend.get_metric_statistics
+
+    def get_metric_statistics(
+        self: Any,
+        namespace: str,
+        metric_name: str,
+        start_time: datetime,
+        end_time: datetime,
+        period: int,
+        stats: list[str],
+        dimensions: list[dict[str, str]],
+        unit: str | None = None,
+    ) -> Any:
+        wanted = _dimension_key((d["Name"], d.get("Value")) for d in dimensions or [])
+        exact = _Metrics(
+            [md for md in self.get_all_metrics() if _dimension_key((d.name, d.value) for d in md.dimensions) == wanted]
+        )  # moto's implementation reads only get_all_metrics(); without dimensions it filters no further
+        return original(exact, namespace, metric_name, start_time, end_time, period, stats, [], unit)
+
+    CloudWatchBackend.get_metric_statistics = get_metric_statistics
+
+
+class _Metrics:
+    def __init__(self, metrics: list[Any]) -> None:
+        self._metrics = metrics
+
+    def get_all_metrics(self) -> list[Any]:
+        return self._metrics
+
+
+def _dimension_key(pairs: Any) -> frozenset[tuple[Any, Any]]:
+    return frozenset(pairs)
+
+
+# --- 13. Alarm evaluation -------------------------------------------------------------------------------
+
+_COMPARISONS = {
+    "GreaterThanThreshold": (operator.gt, "greater than"),
+    "GreaterThanOrEqualToThreshold": (operator.ge, "greater than or equal to"),
+    "LessThanThreshold": (operator.lt, "less than"),
+    "LessThanOrEqualToThreshold": (operator.le, "less than or equal to"),
+}
+_STATISTICS = ("Average", "Sum", "Maximum", "Minimum", "SampleCount")
+
+
+def alarm_state(
+    values: list[float | None],
+    *,
+    threshold: float,
+    comparison: str,
+    datapoints_to_alarm: int,
+    treat_missing_data: str | None,
+) -> str | None:
+    """The state an alarm's evaluation range gives (one statistic per period, None where a period has no
+    data), or None when the state is to be kept (`ignore` with no data at all)."""
+    compare = _COMPARISONS[comparison][0]
+    treatment = treat_missing_data or "missing"
+    if treatment in ("breaching", "notBreaching"):
+        missing_breaches = treatment == "breaching"
+        breaching = sum(1 for v in values if (missing_breaches if v is None else compare(v, threshold)))
+        return "ALARM" if breaching >= datapoints_to_alarm else "OK"
+    present = [v for v in values if v is not None]
+    if not present:
+        return "INSUFFICIENT_DATA" if treatment == "missing" else None
+    breaching = sum(1 for v in present if compare(v, threshold))
+    return "ALARM" if breaching >= min(datapoints_to_alarm, len(present)) else "OK"
+
+
+@dataclass
+class _Verdict:
+    alarm: Any  # moto's Alarm object the verdict is of (PutMetricAlarm replaces it)
+    key: tuple[int, int]  # (current period, number of datapoints stored): unchanged, nothing to evaluate
+    state: str | None  # the evaluator's last verdict
+
+
+class AlarmEvaluator:
+    """Evaluates the metric alarms of the local cloud's region from their metric data (gap 13)."""
+
+    def __init__(self, cloud: LocalCloud, scale: float = 1.0) -> None:
+        if scale <= 0:
+            raise ValueError(f"alarm scale must be positive, got {scale}")
+        self._cloud = cloud
+        self.scale = scale
+        self._verdicts: dict[str, _Verdict] = {}
+        self._not_evaluated: set[str] = set()
+
+    def evaluate(self, now: float | None = None) -> None:
+        """One pass over every alarm; cheap when nothing changed (no new period, no new datapoint)."""
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        now = time.time() if now is None else now
+        backend = cloudwatch_backends[self._cloud.account][self._cloud.region]
+        alarms = list(backend.alarms.values())
+        for gone in set(self._verdicts) - {a.name for a in alarms}:
+            del self._verdicts[gone]
+        data: list[Any] | None = None
+        for alarm in alarms:
+            why_not = _not_evaluable(alarm)
+            if why_not:
+                if alarm.name not in self._not_evaluated:
+                    self._not_evaluated.add(alarm.name)
+                    self._cloud.record({"kind": "alarm-not-evaluated", "alarm": alarm.name, "reason": why_not})
+                continue
+            period = int(alarm.period) / self.scale
+            current = math.floor(now / period)
+            key = (current, len(backend.metric_data))
+            verdict = self._verdicts.get(alarm.name)
+            if verdict is not None and verdict.alarm is alarm and verdict.key == key:
+                continue
+            if data is None:
+                data = list(backend.metric_data)
+            self._judge(alarm, verdict if verdict is not None and verdict.alarm is alarm else None, key, data, now)
+
+    def _judge(self, alarm: Any, verdict: _Verdict | None, key: tuple[int, int], data: list[Any], now: float) -> None:
+        from moto.cloudwatch.models import Statistics
+        from moto.core.utils import utcnow
+
+        periods = int(alarm.evaluation_periods)
+        needed = int(alarm.datapoints_to_alarm or periods)
+        period = int(alarm.period) / self.scale
+        first = key[0] - periods
+        buckets: list[list[Any]] = [[] for _ in range(periods)]
+        wanted = _dimension_key((d.name, d.value) for d in alarm.dimensions)
+        for md in data:
+            if md.namespace != alarm.namespace or md.name != alarm.metric_name:
+                continue
+            if alarm.unit and md.unit != alarm.unit:
+                continue
+            if _dimension_key((d.name, d.value) for d in md.dimensions) != wanted:
+                continue
+            index = math.floor(md.timestamp.replace(tzinfo=UTC).timestamp() / period) - first
+            if 0 <= index < periods:
+                buckets[index].append(md)
+        values: list[float | None] = []
+        for bucket in buckets:
+            statistics = Statistics([alarm.statistic], utcnow())
+            statistics.metric_data = bucket
+            value = statistics.get_statistics_for_type(alarm.statistic) if bucket else None
+            values.append(None if value is None else float(value))
+        state = alarm_state(
+            values,
+            threshold=float(alarm.threshold),
+            comparison=alarm.comparison_operator,
+            datapoints_to_alarm=needed,
+            treat_missing_data=alarm.treat_missing_data,
+        )
+        starts = [datetime.fromtimestamp((first + i) * period, UTC) for i in range(periods)]
+        if verdict is None:  # the alarm's first verdict (or one made by hand before it)
+            untouched = not alarm.history and str(alarm.state_reason).startswith("Unchecked")
+            if untouched and state is not None and state != alarm.state_value:
+                reason, reason_data = _reason(alarm, state, values, starts, needed, now)
+                if state == "ALARM":
+                    alarm.update_state(reason, reason_data, state)
+                else:  # taken silently: AWS would have created the alarm in this state
+                    alarm.state_value, alarm.state_reason, alarm.state_reason_data = state, reason, reason_data
+                    alarm.state_updated_timestamp = utcnow()
+        elif state is not None and state != verdict.state and state != alarm.state_value:
+            reason, reason_data = _reason(alarm, state, values, starts, needed, now)
+            alarm.update_state(reason, reason_data, state)
+        kept = state if state is not None else (verdict.state if verdict is not None else None)
+        self._verdicts[alarm.name] = _Verdict(alarm=alarm, key=key, state=kept)
+
+
+def _not_evaluable(alarm: Any) -> str:
+    if alarm.metric_data_queries:
+        return "metric math alarms (Metrics) are not evaluated locally"
+    if alarm.extended_statistic or alarm.statistic not in _STATISTICS:
+        return f"statistic {alarm.extended_statistic or alarm.statistic!r} is not evaluated locally"
+    if alarm.comparison_operator not in _COMPARISONS:
+        return f"comparison {alarm.comparison_operator!r} is not evaluated locally"
+    if not alarm.period or not alarm.evaluation_periods:
+        return "the alarm has no Period or EvaluationPeriods"
+    return ""
+
+
+def _reason(
+    alarm: Any, state: str, values: list[float | None], starts: list[datetime], needed: int, now: float
+) -> tuple[str, str]:
+    """StateReason and StateReasonData as CloudWatch words them."""
+    relation = _COMPARISONS[alarm.comparison_operator][1]
+    recent = [(v, s) for v, s in zip(values, starts, strict=True) if v is not None][::-1]
+    listing = ", ".join(f"{_number(v)} ({s:%d/%m/%y %H:%M:%S})" for v, s in recent)
+    threshold = _number(float(alarm.threshold))
+    compare = _COMPARISONS[alarm.comparison_operator][0]
+    if state == "INSUFFICIENT_DATA":
+        reason = f"Insufficient Data: {len(values)} datapoint{'s were' if len(values) > 1 else ' was'} unknown."
+    elif state == "ALARM":
+        count = sum(1 for v in values if v is not None and compare(v, float(alarm.threshold)))
+        reason = (
+            f"Threshold Crossed: {count} out of the last {len(values)} datapoints [{listing}] "
+            f"{'was' if count == 1 else 'were'} {relation} the threshold ({threshold}) "
+            f"(minimum {needed} datapoint{'s' if needed > 1 else ''} for {alarm.state_value} -> ALARM transition)."
+        )
+    else:
+        count = sum(1 for v in values if v is None or not compare(v, float(alarm.threshold)))
+        reason = (
+            f"Threshold Crossed: {count} out of the last {len(values)} datapoints [{listing}] "
+            f"{'was' if count == 1 else 'were'} not {relation} the threshold ({threshold}) "
+            f"(minimum {needed} datapoint{'s' if needed > 1 else ''} for ALARM transition)."
+        )
+    data = {
+        "version": "1.0",
+        "queryDate": _stamp(datetime.fromtimestamp(now, UTC)),
+        "startDate": _stamp(starts[0]),
+        "statistic": alarm.statistic,
+        "period": int(alarm.period),
+        "recentDatapoints": [v for v, _ in recent[::-1]],
+        "threshold": float(alarm.threshold),
+        "evaluatedDatapoints": [{"timestamp": _stamp(s), "value": v} for v, s in recent],
+    }
+    return reason, json.dumps(data)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) else repr(value)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"

@@ -6,6 +6,8 @@ first-party layers come from the assets.
 Every invocation path ends here: moto's Invoke API, Step Functions tasks and S3 notifications through the
 patched `LambdaFunction._invoke_lambda` (gaps.py), SQS event source mappings through the poller, EventBridge
 targets and S3/EventBridge asynchronous events through `invoke_async` (retries, then the function's DLQ).
+Every line a function prints goes to its log file; lines carrying `"_aws"` also go to the `emf` callback, which
+extracts Embedded Metric Format metrics as CloudWatch Logs does (gaps.py, gap 12).
 
 A published version runs with its own environment and reports its number (`AWS_LAMBDA_FUNCTION_VERSION`,
 `context.function_version`): workers are kept per (environment, version), up to MAX_WORKERS_PER_FUNCTION
@@ -68,12 +70,14 @@ class LambdaRuntime:
         state_dir: Path,
         record: Callable[[dict[str, Any]], None],
         send_to_dlq: Callable[[str, str], None],
+        emf: Callable[[str, str], None] | None = None,
     ) -> None:
         self._endpoint = endpoint
         self._region = region
         self._state_dir = state_dir
         self._record = record
         self._send_to_dlq = send_to_dlq
+        self._emf = emf
         self._functions: dict[str, FunctionSpec] = {}
         self._idle: dict[str, list[_Worker]] = {}
         self._busy: dict[str, int] = {}
@@ -255,7 +259,8 @@ class LambdaRuntime:
         os.close(write_fd)
         worker = _Worker(process=process, responses=os.fdopen(read_fd, "r"), env=dict(environment), version=version)
         log_path = self._state_dir / "logs" / f"{spec.name}.log"
-        threading.Thread(target=_pump, args=(worker, log_path), daemon=True, name=f"logs-{spec.name}").start()
+        emf = None if self._emf is None else (lambda line, name=spec.name: self._emf(name, line))
+        threading.Thread(target=_pump, args=(worker, log_path, emf), daemon=True, name=f"logs-{spec.name}").start()
         self._record({"kind": "cold-start", "function": spec.name, "version": version, "pid": process.pid})
         return worker
 
@@ -317,12 +322,17 @@ class LambdaRuntime:
             self._idle.clear()
 
 
-def _pump(worker: _Worker, log_path: Path) -> None:
+def _pump(worker: _Worker, log_path: Path, emf: Callable[[str], None] | None = None) -> None:
     with log_path.open("a", encoding="utf-8") as log:
         for line in worker.process.stdout:
             worker.lines.append(line)
             log.write(line)
             log.flush()
+            if emf is not None and '"_aws"' in line:
+                try:
+                    emf(line)
+                except Exception as err:  # noqa: BLE001 - metric extraction must never stop the function's logs
+                    log.write(f"[local cloud] EMF extraction failed: {err!r}\n")
 
 
 def _logs(worker: _Worker, start_line: int) -> str:

@@ -35,10 +35,22 @@ SECRET = "local-cloud"  # noqa: S105 - the local cloud accepts any secret; not a
 
 
 class LocalCloud:
-    def __init__(self, *, cdk_out: Path, state_dir: Path, port: int = 0, schedule_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        *,
+        cdk_out: Path,
+        state_dir: Path,
+        port: int = 0,
+        schedule_scale: float = 1.0,
+        alarm_scale: float | None = None,
+    ) -> None:
         if schedule_scale <= 0:
             raise ValueError(f"schedule_scale must be positive, got {schedule_scale}")
+        if alarm_scale is not None and alarm_scale <= 0:
+            raise ValueError(f"alarm_scale must be positive, got {alarm_scale}")
         self.schedule_scale = schedule_scale
+        # alarm periods last Period / alarm_scale seconds (gaps.py, gap 13); unset, schedules' scale
+        self.alarm_scale = schedule_scale if alarm_scale is None else alarm_scale
         self.cdk_out = cdk_out.resolve()
         self.state_dir = state_dir.resolve()  # workers run in their asset directories: never write relative paths
         self.account = ACCOUNT_ID
@@ -82,6 +94,7 @@ class LocalCloud:
             state_dir=self.state_dir,
             record=self.record,
             send_to_dlq=self._send_to_queue,
+            emf=lambda function, line: gaps.put_emf(self, function, line),
         )
         gaps.install(self)
         self.deployment.principals[DEVELOPER_ACCESS_KEY] = DEVELOPER_ARN
@@ -109,6 +122,12 @@ class LocalCloud:
         self.poller.start()
         self._scheduler = threading.Thread(target=self._run_schedules, daemon=True, name="schedules")
         self._scheduler.start()
+        self._alarms = gaps.AlarmEvaluator(self, self.alarm_scale)
+        try:
+            self._alarms.evaluate()  # first verdicts before anyone looks (gap 13)
+        except Exception as err:  # noqa: BLE001 - the thread retries; never keep the cloud from starting
+            self.record({"kind": "alarm-evaluation-error", "error": repr(err)})
+        threading.Thread(target=self._run_alarms, daemon=True, name="alarms").start()
         self.record({"kind": "ready", "endpoint": self.endpoint, "stacks": [s.name for s in stacks]})
 
     def _run_schedules(self) -> None:
@@ -120,6 +139,16 @@ class LocalCloud:
                 fire_schedules(self, time.monotonic() * self.schedule_scale, last)
             except Exception as err:  # noqa: BLE001 - keep the schedule running; the failure is recorded
                 self.record({"kind": "schedule-error", "error": repr(err)})
+
+    def _run_alarms(self) -> None:
+        failures: set[str] = set()
+        while not self._stopping.wait(0.5 if self.alarm_scale > 1 else 1.0):
+            try:
+                self._alarms.evaluate()
+            except Exception as err:  # noqa: BLE001 - keep evaluating; each distinct failure is recorded once
+                if repr(err) not in failures:
+                    failures.add(repr(err))
+                    self.record({"kind": "alarm-evaluation-error", "error": repr(err)})
 
     def stop(self) -> None:
         self._stopping.set()
@@ -198,9 +227,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--schedule-scale", type=float, default=1.0)
+    parser.add_argument("--alarm-scale", type=float, default=None, help="default: the schedule scale")
     args = parser.parse_args(argv)
     cloud = LocalCloud(
-        cdk_out=args.cdk_out, state_dir=args.state_dir, port=args.port, schedule_scale=args.schedule_scale
+        cdk_out=args.cdk_out,
+        state_dir=args.state_dir,
+        port=args.port,
+        schedule_scale=args.schedule_scale,
+        alarm_scale=args.alarm_scale,
     )
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())

@@ -21,6 +21,12 @@ Transient AWS errors (throttling, 5xx, timeouts) and access errors are not verdi
 `recheck_seconds`: a model revoked or rolled back after it was loaded stops being served within that time. Only
 successes are kept: after a refusal every call tries again (and refuses again) until the model checks out.
 
+Drift: `Server.observe` feeds every served row and its prediction to the execution environment's
+`DriftWindow` (mlvault.models.drift) built from the training baseline the model carries (`Model.drift`, covered by
+its signature), `window_rows` rows at a time (`mlvault.runtime.DriftSettings`); `serve_observed` returns the
+response with the snapshots of the windows a request completed, for the handler to emit as metrics. A model
+without a baseline (an artifact from before drift references) is served without drift snapshots.
+
 Standard library, cryptography and boto3 only: no pyarrow on this path (the serving function stays small).
 """
 
@@ -41,8 +47,9 @@ from botocore.exceptions import ClientError
 
 from mlvault.models import attest
 from mlvault.models.attest import ModelReason, ModelVerificationError
+from mlvault.models.drift import DriftSnapshot, DriftWindow
 from mlvault.models.trainer import Model, load_model, predict
-from mlvault.runtime import ServeSettings, SigningKeyNotPinnedError
+from mlvault.runtime import DriftSettings, ServeSettings, SigningKeyNotPinnedError
 
 MAX_MODEL_BYTES = 50 * 1024 * 1024  # the model JSON is read into memory to parse it: bounded before reading
 MAX_ROWS = 1000  # rows per request
@@ -330,6 +337,7 @@ class Server:
         *,
         recheck_seconds: float = RECHECK_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        drift_window_rows: int = DriftSettings().window_rows,
     ) -> None:
         self.pin = pin
         self._loader = loader
@@ -337,6 +345,9 @@ class Server:
         self._clock = clock
         self._served: ServedModel | None = None
         self._checked = 0.0
+        self._drift_window_rows = drift_window_rows
+        self._window: DriftWindow | None = None
+        self._window_digest = ""
 
     def model(self) -> ServedModel:
         now = self._clock()
@@ -351,6 +362,19 @@ class Server:
                 raise
             self._checked = now
         return self._served
+
+    def observe(
+        self, served: ServedModel, rows: list[Mapping[str, Any]], predictions: list[str]
+    ) -> list[DriftSnapshot]:
+        """Count served rows and their predictions in this execution environment's drift window; the snapshots
+        of the windows they completed (none for a model without a drift reference)."""
+        reference = served.model.drift
+        if reference is None:
+            return []
+        if self._window is None or self._window_digest != served.digest:
+            self._window = DriftWindow(reference, self._drift_window_rows)
+            self._window_digest = served.digest
+        return self._window.extend(rows, predictions)
 
 
 @cache
@@ -374,7 +398,7 @@ def default_server() -> Server:
         kms=boto3.client("kms", region_name=region),
         registry=DynamoDbRegistryReader(boto3.client("dynamodb"), pin.registry_table),
     )
-    return Server(loader, pin)
+    return Server(loader, pin, drift_window_rows=DriftSettings.from_env().window_rows)
 
 
 # -------------------------------------------------------------------------------------------------------- requests
@@ -424,3 +448,20 @@ def serve(served: ServedModel, rows: list[Mapping[str, Any]]) -> dict[str, Any]:
     for index, row in enumerate(rows):
         _check_row(served.model, row, index)
     return {"predictions": predict(served.model, rows), "model": served.provenance()}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One request served: the response, how many rows were predicted, and the drift snapshots of the windows
+    these rows completed (usually none)."""
+
+    response: dict[str, Any]
+    predictions: int
+    drift: list[DriftSnapshot]
+
+
+def serve_observed(server: Server, served: ServedModel, rows: list[Mapping[str, Any]]) -> Outcome:
+    """`serve`, then the rows and their predictions feed the server's drift window (a refused request feeds
+    nothing)."""
+    response = serve(served, rows)
+    return Outcome(response, len(rows), server.observe(served, rows, response["predictions"]))

@@ -18,6 +18,11 @@ Split: a row is held out when the SHA-256 of (seed, its key) falls below `heldou
 contract's first unique column, or (without one) the object's digest and the row's position. The split does not
 depend on the order of files or rows, and `read_split` re-derives the held-out rows from the manifest alone.
 
+Drift reference: the artifact carries the training baseline serving compares traffic with (`drift`,
+mlvault.models.drift): decile cut points and counts per numeric feature, counts per value of each categorical
+feature, and the count per class of the model's predictions on the training rows; inside the artifact, so the
+model's digest and signature cover it. Artifacts without one still load (serving then emits no drift metrics).
+
 Pure Python and deterministic: the same manifest, contract, parameters and code give the same artifact bytes
 (floats are written with `repr`, which round-trips exactly). The training set is held in memory (8 bytes per
 feature value, in arrays): `max_rows` bounds it before anything is read; beyond it, use a SageMaker trainer
@@ -41,6 +46,7 @@ from typing import Any, BinaryIO, Protocol
 
 from mlvault.contracts.model import NUMERIC, Contract
 from mlvault.ingest.digest import CHUNK
+from mlvault.models.drift import DriftReference, build_reference
 from mlvault.models.manifest import Manifest, ManifestEntry, canonical_json
 
 MODEL_FORMAT = "mlvault.model/v1"
@@ -50,6 +56,7 @@ CODE_MODULES = (
     "mlvault.contracts.model",
     "mlvault.contracts.validate",
     "mlvault.ingest.digest",
+    "mlvault.models.drift",
     "mlvault.models.manifest",
     "mlvault.models.trainer",
 )
@@ -153,9 +160,10 @@ class Model:
     weights: tuple[tuple[float, ...], ...]  # one row per class, one weight per feature
     bias: tuple[float, ...]
     training: dict[str, Any] = field(default_factory=dict)  # params, manifest and code digests
+    drift: DriftReference | None = None  # the training baseline of drift metrics (absent in older artifacts)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "format": MODEL_FORMAT,
             "type": MODEL_TYPE,
             "dataset": self.dataset,
@@ -167,6 +175,9 @@ class Model:
             "bias": list(self.bias),
             "training": self.training,
         }
+        if self.drift is not None:  # absent, not null: artifacts without one keep their bytes
+            data["drift"] = self.drift.to_json()
+        return data
 
     def to_bytes(self) -> bytes:
         return canonical_json(self.to_json())
@@ -193,6 +204,14 @@ class Model:
         classes = tuple(data["classes"])
         if len(weights) != len(classes) or any(len(w) != len(features) for w in weights):
             raise ValueError("weights do not match the classes and features")
+        drift = None
+        if "drift" in data:
+            drift = DriftReference.from_json(data["drift"])
+            unknown = {f.name for f in drift.features} - {f.name for f in features}
+            if unknown:
+                raise ValueError(f"the drift reference names features the model lacks: {sorted(unknown)}")
+            if drift.classes != classes:
+                raise ValueError("the drift reference's classes are not the model's")
         return cls(
             dataset=data["dataset"],
             contract_version=data["contract_version"],
@@ -202,6 +221,7 @@ class Model:
             weights=weights,
             bias=tuple(data["bias"]),
             training=dict(data["training"]),
+            drift=drift,
         )
 
 
@@ -501,6 +521,7 @@ class LambdaTrainer:
 
         read_manifest(self._s3, manifest, contract, collect)
         model, loss = _fit(plan, data, params, contract)
+        train_predictions = _train_predictions(model, plan, data)
         code_digest, code_files = code_identity()
         model = replace(
             model,
@@ -510,11 +531,17 @@ class LambdaTrainer:
                 "manifest_digest": manifest.digest,
                 "code_digest": code_digest,
             },
+            drift=build_reference(
+                numeric=dict(zip(plan.numeric, data.numeric, strict=True)),
+                categorical=dict(zip(plan.categorical, data.categorical, strict=True)),
+                classes=model.classes,
+                predictions=train_predictions,
+            ),
         )
         artifact = model.to_bytes()
         metrics = {
             "train_loss": loss,
-            "train_accuracy": _train_accuracy(model, plan, data),
+            "train_accuracy": sum(map(str.__eq__, train_predictions, data.labels)) / len(data.labels),
             "heldout_accuracy": accuracy(model, data.heldout) if data.heldout else None,  # None: nothing held out
         }
         run = TrainingRun(
@@ -598,15 +625,15 @@ def _fit(plan: FeaturePlan, data: _TrainingSet, params: TrainingParams, contract
     return model, loss
 
 
-def _train_accuracy(model: Model, plan: FeaturePlan, data: _TrainingSet) -> float:
+def _train_predictions(model: Model, plan: FeaturePlan, data: _TrainingSet) -> list[str]:
+    """The model's prediction for every training row (a NaN of the training set is a null again)."""
     names = (*plan.numeric, *plan.categorical)
     columns = (*data.numeric, *data.categorical)
     rows = (
         {name: (None if isinstance(v, float) and math.isnan(v) else v) for name, v in zip(names, values, strict=True)}
         for values in zip(*columns, strict=True)
     )
-    predictions = predict(model, rows)
-    return sum(map(str.__eq__, predictions, data.labels)) / len(data.labels)
+    return predict(model, rows)
 
 
 @cache
