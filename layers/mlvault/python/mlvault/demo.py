@@ -278,6 +278,49 @@ class Story:
             raise StoryError(f"a swapped model was not refused: {answer}")
         return f"artifact swapped in S3 and pinned into version {version} -> refused: MODEL_DIGEST_MISMATCH (metric)"
 
+    def drift_rolls_back_without_a_human(self) -> str:
+        import json
+
+        lam, cw = self.cloud.client("lambda"), self.cloud.client("cloudwatch")
+        serve = self.cloud.physical_id("-models", "AWS::Lambda::Function", "ServeFunction")
+        live = next(m for m in self.registry().models(DATASET) if m["status"] == "DEPLOYED")
+        rows = [{k: v for k, v in r.items() if k != "species"} for r in iris_batch(200, 77, shift=2.0).to_pylist()]
+        alarm = "mlvault-dev-feature-drift"
+        for _ in range(8):  # drifted traffic (sepal length +2 cm) over several alarm periods
+            lam.invoke(FunctionName=f"{serve}:live", Payload=json.dumps({"rows": rows}))
+            time.sleep(0.4)
+            if cw.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["StateValue"] == "ALARM":
+                break
+        rang = wait_for(
+            "the drift alarm",
+            lambda: cw.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["StateValue"] == "ALARM",
+        )
+        alarmed = time.monotonic()
+        rolled = wait_for(
+            "the automated rollback",
+            lambda: (m := self.registry().model(live["model_id"]))["status"] == "ROLLED_BACK" and m,
+        )
+        took = time.monotonic() - alarmed
+        now = next(m for m in self.registry().models(DATASET) if m["status"] == "DEPLOYED")
+        alias = lam.get_alias(FunctionName=serve, Name="live")["FunctionVersion"]
+        if not rang or alias != now["serving_version"]:
+            raise StoryError(f"serving ({alias}) does not serve the rollback target {now['model_id']}")
+        drift = cw.get_metric_statistics(
+            Namespace="mlvault",
+            MetricName="MaxFeatureDrift",
+            Dimensions=[{"Name": "Stage", "Value": "dev"}],
+            StartTime=time.time() - 600,
+            EndTime=time.time() + 60,
+            Period=60,
+            Statistics=["Maximum"],
+        )["Datapoints"]
+        worst = max(d["Maximum"] for d in drift)
+        return (
+            f"drifted traffic -> MaxFeatureDrift {worst:.2f} (> 0.2) -> alarm {alarm} -> EventBridge -> rollback in "
+            f"{took:.2f}s\n       {live['model_id']} ROLLED_BACK ({rolled['rollback_reason'][:40]}...); "
+            f"serving {now['model_id']} again (version {alias}, re-verified first)"
+        )
+
     def lake_is_locked(self) -> str:
         version = self.s3.put_object(Bucket=self.lake, Key="demo/locked.txt", Body=b"evidence")["VersionId"]
         head = self.s3.head_object(Bucket=self.lake, Key="demo/locked.txt", VersionId=version)
@@ -294,7 +337,8 @@ class Story:
 def run(*, cdk_out: Path, state_dir: Path, port: int = 0) -> int:
     print("mlvault demo: the synthesized app on the local cloud (moto on 127.0.0.1, no AWS account)\n")
     started = time.monotonic()
-    cloud = control.up(cdk_out=cdk_out, state_dir=state_dir, port=port)
+    # Alarm periods of a minute pass in a second, so the drift alarm can ring within the story.
+    cloud = control.up(cdk_out=cdk_out, state_dir=state_dir, port=port, alarm_scale=60)
     steps: list[Step] = []
     failed = None
     try:
@@ -311,6 +355,7 @@ def run(*, cdk_out: Path, state_dir: Path, port: int = 0) -> int:
             ("an independent verifier accepts its signature", story.independent_verifier_accepts_the_signature),
             ("the next model is promoted through the canary", story.second_model_goes_through_the_canary),
             ("a model swapped after signing is refused at serve", story.swapped_model_is_refused_at_serve),
+            ("drift is detected and serving rolls back by itself", story.drift_rolls_back_without_a_human),
             ("the lake refuses deletes", story.lake_is_locked),
         ):
             step_started = time.monotonic()

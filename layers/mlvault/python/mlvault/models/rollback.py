@@ -213,13 +213,14 @@ class Rollback:
         return config.get("Environment", {}).get("Variables", {}).get("MLVAULT_MODEL_ID")
 
     def _candidates(self, exclude: str | None) -> list[dict[str, Any]]:
-        """Earlier good models, newest first: deployed once (they have a serving version), not rolled back."""
+        """Earlier good models, the most recently served first (by serving version): deployed once, not rolled
+        back or revoked."""
         models = [
             m
             for m in self.registry.models()
             if m["model_id"] != exclude and m["status"] in (SUPERSEDED, DEPLOYED) and m.get("serving_version")
         ]
-        return sorted(models, key=lambda m: (m["dataset"], int(m["model_id"].split("/")[1])), reverse=True)
+        return sorted(models, key=lambda m: int(m["serving_version"]), reverse=True)
 
     def _verified(self, model_id: str | None, version: str | None, refused: dict[str, str]) -> tuple[str, str] | None:
         if model_id is None or version is None:
