@@ -47,6 +47,36 @@ def deployed(models) -> dict:
     return model
 
 
+def test_drifted_traffic_rings_the_alarm_and_serving_rolls_back_without_a_human(cloud, models, rollback):
+    from mlvault.samples import iris_batch
+
+    rollback.set_cooldown(0)
+    bad = deployed(models)
+    shifted = [{k: v for k, v in r.items() if k != "species"} for r in iris_batch(200, 77, shift=2.0).to_pylist()]
+
+    def drifted_until_rolled_back():
+        serve(models, {"rows": shifted})  # one drift window per call: MaxFeatureDrift as EMF, per model version
+        return models.registry.model(bad["model_id"])["status"] == "ROLLED_BACK"
+
+    eventually(drifted_until_rolled_back, timeout=30, interval=0.4)
+    rolled = models.registry.model(bad["model_id"])
+    assert DRIFT in rolled["rollback_reason"]
+    good = deployed(models)
+    assert rollback.live() == good["serving_version"]
+    stats = rollback.cw.get_metric_statistics(
+        Namespace="mlvault",
+        MetricName="MaxFeatureDrift",
+        Dimensions=[{"Name": "Stage", "Value": "dev"}, {"Name": "ModelVersion", "Value": bad["serving_version"]}],
+        StartTime=datetime.now(UTC) - timedelta(minutes=10),
+        EndTime=datetime.now(UTC) + timedelta(minutes=1),
+        Period=60,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    assert max(d["Maximum"] for d in stats) > 0.2
+    eventually(lambda: rollback.cw.describe_alarms(AlarmNames=[DRIFT])["MetricAlarms"][0]["StateValue"] == "OK")
+    assert "at 100%" in train(cloud)  # a fresh deployment for the next tests
+
+
 def test_an_alarm_rolls_back_once_even_when_it_flaps(cloud, models, rollback):
     bad = deployed(models)
     rollback.set_cooldown(0)  # earlier tests' alarms may have rolled back within the configured cooldown

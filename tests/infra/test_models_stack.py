@@ -77,3 +77,22 @@ def test_canary_steps_and_gates_come_from_cdk_json(models, synthesized):
     gates = json.loads(function(models, "PipelineFunction")["Environment"]["Variables"]["MLVAULT_MODEL_GATES"])
     assert gates == synthesized.settings.model_gates
     assert "MLVAULT_SERVING_ALARMS" in env
+
+
+def test_alarms_start_the_rollback_and_the_dashboard_shows_the_story(models):
+    (rule,) = [r for k, r in of_type(models, "AWS::Events::Rule").items() if k.startswith("OnServingAlarm")]
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["detail-type"] == ["CloudWatch Alarm State Change"]
+    names = json.dumps(pattern["detail"]["alarmName"])
+    assert len(pattern["detail"]["alarmName"]) == 2
+    assert "ServingErrors" in names
+    assert "FeatureDriftAlarm" in names
+    assert pattern["detail"]["state"] == {"value": ["ALARM"]}
+    refused = [
+        a for a in of_type(models, "AWS::CloudWatch::Alarm").values() if "attestation" in a["Properties"]["AlarmName"]
+    ]
+    assert refused[0]["Properties"]["AlarmActions"]  # a refused model pages a human
+    (dashboard,) = of_type(models, "AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for title in ("Ingest verdicts", "Reason codes", "Unaccounted", "Feature drift", "Canary weight", "Rollbacks"):
+        assert title in body, title
