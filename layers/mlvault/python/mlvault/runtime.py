@@ -16,8 +16,16 @@ class SettingsError(RuntimeError):
     """The function's environment lacks a setting or holds a bad value (a deployment bug, not bad input)."""
 
 
+class _FromEnv:
+    """Settings read from the function's environment: each field from the variable its class's ENV names."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None):
+        return _from_env(cls, os.environ if env is None else env)
+
+
 @dataclass(frozen=True)
-class IngestSettings:
+class IngestSettings(_FromEnv):
     stage: str
     ingest_bucket: str
     lake_bucket: str
@@ -42,13 +50,9 @@ class IngestSettings:
         "ingest_queue_url": "MLVAULT_INGEST_QUEUE_URL",
     }
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
-        return _from_env(cls, os.environ if env is None else env)
-
 
 @dataclass(frozen=True)
-class ReconcileSettings:
+class ReconcileSettings(_FromEnv):
     deadline_seconds: int
     max_redrives: int
 
@@ -56,10 +60,6 @@ class ReconcileSettings:
         "deadline_seconds": "MLVAULT_RECONCILE_DEADLINE_SECONDS",
         "max_redrives": "MLVAULT_RECONCILE_MAX_REDRIVES",
     }
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ReconcileSettings:
-        return _from_env(cls, os.environ if env is None else env)
 
 
 def _from_env(cls, env: Mapping[str, str]):
@@ -80,7 +80,7 @@ def _from_env(cls, env: Mapping[str, str]):
 
 
 @dataclass(frozen=True)
-class PipelineSettings:
+class PipelineSettings(_FromEnv):
     stage: str
     model_bucket: str
     ledger_table: str
@@ -101,13 +101,9 @@ class PipelineSettings:
         "training_json": "MLVAULT_TRAINING_PARAMS",
     }
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> PipelineSettings:
-        return _from_env(cls, os.environ if env is None else env)
-
 
 @dataclass(frozen=True)
-class RolloutSettings:
+class RolloutSettings(_FromEnv):
     stage: str
     serve_function: str
     serve_alias: str
@@ -126,13 +122,9 @@ class RolloutSettings:
         "registry_table": "MLVAULT_REGISTRY_TABLE",
     }
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> RolloutSettings:
-        return _from_env(cls, os.environ if env is None else env)
-
 
 @dataclass(frozen=True)
-class TriggerSettings:
+class TriggerSettings(_FromEnv):
     stage: str
     state_machine_arn: str
     datasets: str  # comma-separated datasets a new accepted batch or the schedule trains
@@ -144,10 +136,6 @@ class TriggerSettings:
         "datasets": "MLVAULT_TRAIN_DATASETS",
         "debounce_seconds": "MLVAULT_TRAIN_DEBOUNCE_SECONDS",
     }
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> TriggerSettings:
-        return _from_env(cls, os.environ if env is None else env)
 
 
 class SigningKeyNotPinnedError(SettingsError):
@@ -169,7 +157,7 @@ _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
-class ServeSettings:
+class ServeSettings(_FromEnv):
     """The serving function's published version, pinned to one model (set by the deploy step before it publishes
     the version): the model object's exact S3 version and SHA-256, its signature's exact version, the KMS key that
     signed it (a key ARN) and its registry id (for the revocation check)."""
@@ -223,13 +211,9 @@ class ServeSettings:
                     "bucket can be overwritten in place: it pins nothing)"
                 )
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ServeSettings:
-        return _from_env(cls, os.environ if env is None else env)
-
 
 @dataclass(frozen=True)
-class RollbackSettings:
+class RollbackSettings(_FromEnv):
     stage: str
     serve_function: str
     serve_alias: str
@@ -249,10 +233,6 @@ class RollbackSettings:
         "alert_topic_arn": "MLVAULT_ALERT_TOPIC_ARN",
         "cooldown_seconds": "MLVAULT_ROLLBACK_COOLDOWN_SECONDS",
     }
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> RollbackSettings:
-        return _from_env(cls, os.environ if env is None else env)
 
 
 @dataclass(frozen=True)
