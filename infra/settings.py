@@ -53,6 +53,7 @@ class StageSettings:
     model_gates: dict[str, Any]
     canary_steps: tuple[tuple[int, int], ...]  # (percent, wait seconds) before 100%
     rollback_cooldown_seconds: int
+    manual_approval: bool  # a human approves each signed model before it is deployed (task token)
     drift_alarm: dict[str, Any]
 
     @property
@@ -186,6 +187,12 @@ def _canary(key: str, value: Any) -> tuple[tuple[int, int], ...]:
     return tuple(steps)
 
 
+def _boolean(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"context key '{key}' must be true or false, got {value!r}")
+    return value
+
+
 def _drift_alarm(key: str, value: Any) -> dict[str, Any]:
     allowed = {"threshold": (int, float), "periodSeconds": int, "evaluationPeriods": int, "windowRows": int}
     if not isinstance(value, Mapping) or set(value) != set(allowed):
@@ -208,6 +215,7 @@ _FIELDS.update(
         "modelGates": ("model_gates", _gates),
         "canarySteps": ("canary_steps", _canary),
         "rollbackCooldownSeconds": ("rollback_cooldown_seconds", _int_between(0, 86400)),
+        "manualApproval": ("manual_approval", _boolean),
         "driftAlarm": ("drift_alarm", _drift_alarm),
     }
 )

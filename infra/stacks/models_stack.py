@@ -255,9 +255,21 @@ class ModelsStack(Stack):
         done.when(sfn.Condition.boolean_equals("$.state.rollout.done", True), promote).otherwise(bake)
         bake.next(check)
         check.next(alarm)
-        definition = (
-            debounce.next(train).next(evaluate).next(register).next(sign).next(prepare).next(advance).next(done)
-        )
+        chain = debounce.next(train).next(evaluate).next(register).next(sign)
+        if settings.manual_approval:  # a human approves the signed model (mlvault models approve|reject)
+            approval = tasks.LambdaInvoke(
+                self,
+                "AwaitApproval",
+                lambda_function=self.deploy.function,
+                integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+                payload=sfn.TaskInput.from_object(
+                    {"action": "request_approval", **state, **execution, "token": sfn.JsonPath.task_token}
+                ),
+                result_path="$.state",
+                task_timeout=sfn.Timeout.duration(Duration.days(7)),
+            )
+            chain = chain.next(approval)
+        definition = chain.next(prepare).next(advance).next(done)
         promote.next(sfn.Succeed(self, "Deployed"))
         log_group = logs.LogGroup(
             self,

@@ -9,7 +9,9 @@ from mlvault.observability import emit, logger
 def handler(event, context):
     action, state, owner = event["action"], event["state"], event["execution"]
     rollout = default_rollout()
-    if action == "prepare":
+    if action == "request_approval":  # the execution waits for `mlvault models approve|reject`
+        result = rollout.request_approval(state, event["token"])
+    elif action == "prepare":
         result = rollout.prepare(state, owner)
     elif action == "advance":
         result = rollout.advance(state)

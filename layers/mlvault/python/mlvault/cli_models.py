@@ -107,6 +107,27 @@ def _models_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _approval(args: argparse.Namespace) -> int:
+    from mlvault.models.rollout import RolloutRefused, decide_approval
+
+    cloud = _cloud(args)
+    by = cloud.client("sts").get_caller_identity()["Arn"]
+    try:
+        verdict = decide_approval(
+            cloud.client("stepfunctions"),
+            _registry(cloud),
+            args.model_id,
+            approve=args.decision == "approve",
+            by=by,
+            reason=args.reason,
+        )
+    except RolloutRefused as err:
+        print(f"REFUSED {err.reason}: {err.detail}")
+        return 1
+    print(f"{args.model_id} {verdict} by {by}" + (": the pipeline deploys it" if verdict == "approved" else ""))
+    return 0
+
+
 def _lineage(args: argparse.Namespace) -> int:
     registry = _registry(_cloud(args))
     if args.model_id:
@@ -176,6 +197,13 @@ def register(verbs, cloud_options: Callable[[argparse.ArgumentParser], None]) ->
     show.add_argument("--json", action="store_true")
     cloud_options(show)
     show.set_defaults(func=_models_show)
+
+    for decision in ("approve", "reject"):
+        decide = model_verbs.add_parser(decision, help=f"{decision} a signed model waiting for approval (prod)")
+        decide.add_argument("model_id")
+        decide.add_argument("--reason", required=True)
+        cloud_options(decide)
+        decide.set_defaults(func=_approval, decision=decision)
 
     lineage = verbs.add_parser("lineage", help="model -> data files and producers, or data -> models")
     which = lineage.add_mutually_exclusive_group(required=True)

@@ -86,6 +86,20 @@ class Rollout:
             self._lambda.create_alias(FunctionName=self._c.function_name, Name=self._c.alias, FunctionVersion=version)
         return {**state, "rollout": {"version": version, "previous": previous, "step": 0, "done": False}}
 
+    def request_approval(self, state: dict[str, Any], token: str) -> dict[str, Any]:
+        """Park a signed model for a human (the execution waits on `token`); `mlvault models approve` resumes."""
+        model = self.registry.model(state["model_id"])
+        attest_registered(self._s3, self._kms, model, self._c.signing_key_arn, statuses=(SIGNED,))
+        self.registry.set_status(
+            state["model_id"],
+            SIGNED,
+            allowed_from=(SIGNED,),
+            note="approval requested",
+            approval_token=token,
+            approval_state=json.dumps(state, sort_keys=True),
+        )
+        return state
+
     def advance(self, state: dict[str, Any]) -> dict[str, Any]:
         r = dict(state["rollout"])
         if r["previous"] is None or r["previous"] == r["version"] or r["step"] >= len(self._c.canary):
@@ -219,3 +233,23 @@ def attest_registered(
 
 def canary_from_json(raw: str) -> tuple[tuple[int, int], ...]:
     return tuple((int(s["percent"]), int(s["waitSeconds"])) for s in json.loads(raw))
+
+
+def decide_approval(sfn: Any, registry: Registry, model_id: str, *, approve: bool, by: str, reason: str) -> str:
+    """A human's decision on a model waiting for approval: resumes the execution (deploys) or fails it."""
+    model = registry.model(model_id)
+    token = (model or {}).get("approval_token", "")
+    if not token:
+        raise RolloutRefused("NO_PENDING_APPROVAL", f"{model_id} is not waiting for an approval")
+    if not reason.strip():
+        raise RolloutRefused("NO_REASON", "an approval decision needs a reason")
+    verdict = "approved" if approve else "rejected"
+    if not registry.set_status(
+        model_id, SIGNED, allowed_from=(SIGNED,), note=f"{verdict} by {by}: {reason}", approval_token=""
+    ):
+        raise RolloutRefused("MODEL_NOT_DEPLOYABLE", f"{model_id} is {model['status']}")
+    if approve:
+        sfn.send_task_success(taskToken=token, output=model["approval_state"])
+    else:
+        sfn.send_task_failure(taskToken=token, error="NotApproved", cause=f"{by}: {reason}"[:256])
+    return verdict
