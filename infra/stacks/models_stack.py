@@ -209,6 +209,17 @@ class ModelsStack(Stack):
             "Deployments publish and route versions of the serving function only (its qualified ARNs).",
         )
         self.deploy.allow(["cloudwatch:DescribeAlarms"], [a.alarm_arn for a in alarms])
+        executions = (
+            f"arn:{self.partition}:states:{self.region}:{self.account}:execution:{settings.prefix}-model-pipeline:*"
+        )
+        self.deploy.allow(["states:DescribeExecution"], [executions])
+        acknowledge(
+            self.deploy.role,
+            f"AwsSolutions-IAM5[Resource::arn:aws:states:{settings.region}:<AWS::AccountId>:execution:"
+            f"{settings.prefix}-model-pipeline:*]",
+            "The deploy step checks whether the execution holding the deployment lock still runs (a stopped one "
+            "never released it); executions are named per run.",
+        )
         self.deploy.allow(["kms:GetPublicKey"], [key_arn])
         self.deploy.allow(["s3:GetObject", "s3:GetObjectVersion"], [objects["models"], objects["signatures"]])
         self._ack_objects(self.deploy, settings, ["models", "signatures"], "re-verifies the artifact and signature")
@@ -228,7 +239,7 @@ class ModelsStack(Stack):
             )
 
         state = {"state.$": "$.state"}
-        execution = {"execution.$": "$$.Execution.Name"}
+        execution = {"execution.$": "$$.Execution.Id"}  # the execution ARN: owns the deployment lock
         debounce = sfn.Wait(self, "Debounce", time=sfn.WaitTime.seconds_path("$.debounce_seconds"))
         train = step(
             self.pipeline,

@@ -112,3 +112,12 @@ def test_a_record_that_breaks_the_schema_is_refused(pipeline_env):
     p = pipeline(pipeline_env)
     with pytest.raises(RegistryError, match="INVALID_RECORD"):
         p.registry.register({"dataset": "iris", "run_id": "r", "artifact": {"sha256": "not-hex"}})
+
+
+def test_a_deployment_lock_left_by_an_ended_execution_is_taken_over(pipeline_env):
+    registry = pipeline(pipeline_env).registry
+    stopped = "arn:aws:states:eu-west-1:123456789012:execution:pipeline:stopped-run"
+    assert registry.acquire_lock("serving", stopped) == stopped
+    assert registry.acquire_lock("serving", "second", is_stale=lambda holder: False) == stopped  # still running
+    assert registry.acquire_lock("serving", "second", is_stale=lambda holder: holder == stopped) == "second"
+    assert registry.acquire_lock("serving", "third", is_stale=lambda holder: False) == "second"

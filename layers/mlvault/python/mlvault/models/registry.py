@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -228,8 +229,9 @@ class Registry:
 
     # --- deployment lock ----------------------------------------------------------------------------------
 
-    def acquire_lock(self, name: str, owner: str) -> str:
-        """Take the lock for `owner`; returns who holds it (`owner` itself on success or on a retry)."""
+    def acquire_lock(self, name: str, owner: str, *, is_stale: Callable[[str], bool] | None = None) -> str:
+        """Take the lock for `owner`; returns who holds it (`owner` itself on success or on a retry). A holder
+        that `is_stale` says has ended (an execution stopped or timed out before it released) is replaced."""
         try:
             self._db.put_item(
                 TableName=self._table,
@@ -237,6 +239,20 @@ class Registry:
                 ConditionExpression="attribute_not_exists(pk) OR #owner = :owner",
                 ExpressionAttributeNames={"#owner": "owner"},
                 ExpressionAttributeValues={":owner": _s(owner)},
+            )
+            return owner
+        except self._db.exceptions.ConditionalCheckFailedException:
+            item = self._get(f"LOCK#{name}", "LOCK")
+            holder = item["owner"]["S"] if item else ""
+            if not holder or is_stale is None or not is_stale(holder):
+                return holder
+        try:  # take over from a holder that ended, unless someone else did first
+            self._db.put_item(
+                TableName=self._table,
+                Item={"pk": _s(f"LOCK#{name}"), "sk": _s("LOCK"), "owner": _s(owner), "acquired_at": _s(_now())},
+                ConditionExpression="#owner = :holder",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":holder": _s(holder)},
             )
             return owner
         except self._db.exceptions.ConditionalCheckFailedException:

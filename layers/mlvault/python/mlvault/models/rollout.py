@@ -45,16 +45,27 @@ class RolloutConfig:
 
 
 class Rollout:
-    def __init__(self, *, s3: Any, kms: Any, lambda_client: Any, cloudwatch: Any, dynamodb: Any, config: RolloutConfig):
+    def __init__(
+        self,
+        *,
+        s3: Any,
+        kms: Any,
+        lambda_client: Any,
+        cloudwatch: Any,
+        dynamodb: Any,
+        config: RolloutConfig,
+        stepfunctions: Any = None,
+    ):
         self._s3 = s3
         self._kms = kms
         self._lambda = lambda_client
         self._cw = cloudwatch
+        self._sfn = stepfunctions
         self._c = config
         self.registry = Registry(dynamodb, config.registry_table)
 
     def prepare(self, state: dict[str, Any], owner: str) -> dict[str, Any]:
-        holder = self.registry.acquire_lock(LOCK, owner)
+        holder = self.registry.acquire_lock(LOCK, owner, is_stale=self._ended)
         if holder != owner:
             raise DeploymentLocked(f"deployment {holder} is in progress")
         model = self.registry.model(state["model_id"])
@@ -169,6 +180,17 @@ class Rollout:
 
     def _attest(self, model: dict[str, Any] | None) -> None:
         attest_registered(self._s3, self._kms, model, self._c.signing_key_arn, statuses=(SIGNED,))
+
+    def _ended(self, execution_arn: str) -> bool:
+        """A lock holder (an execution ARN) that is no longer running: stopped, failed or timed out before it
+        released the lock. Owners that are not executions (tests, humans) never go stale here."""
+        if self._sfn is None or ":execution:" not in execution_arn:
+            return False
+        try:
+            status = self._sfn.describe_execution(executionArn=execution_arn)["status"]
+        except self._sfn.exceptions.ExecutionDoesNotExist:
+            return True
+        return status != "RUNNING"
 
     def _live_version(self) -> str | None:
         try:

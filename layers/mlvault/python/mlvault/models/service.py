@@ -50,6 +50,7 @@ def default_rollout() -> Rollout:
         cloudwatch=boto3.client("cloudwatch"),
         dynamodb=boto3.client("dynamodb"),
         config=config,
+        stepfunctions=boto3.client("stepfunctions"),
     )
 
 
