@@ -20,7 +20,7 @@ from typing import Any
 
 from mlvault.ledger import STATUS_ACCEPTED
 from mlvault.models.registry import DEPLOYED, REGISTERED, REVOKED, ROLLED_BACK, SIGNED, SUPERSEDED, Registry
-from mlvault.models.rollout import RolloutRefused, attest_registered
+from mlvault.models.rollout import RolloutRefused, attest_registered, model_of_version, serving_alias
 
 EVENT_SOURCE = "mlvault.models"
 
@@ -198,19 +198,15 @@ class Rollback:
 
     def _live(self) -> tuple[str | None, str | None, str | None]:
         """(model id of the stable version, stable version, canary version or None)."""
-        try:
-            alias = self._lambda.get_alias(FunctionName=self._c.function_name, Name=self._c.alias)
-        except self._lambda.exceptions.ResourceNotFoundException:
+        alias = serving_alias(self._lambda, self._c.function_name, self._c.alias)
+        if alias is None:
             return None, None, None
         weights = alias.get("RoutingConfig", {}).get("AdditionalVersionWeights") or {}
         canary = next(iter(weights), None)
         return self._model_of(alias["FunctionVersion"]), alias["FunctionVersion"], canary
 
     def _model_of(self, version: str | None) -> str | None:
-        if version is None:
-            return None
-        config = self._lambda.get_function_configuration(FunctionName=self._c.function_name, Qualifier=version)
-        return config.get("Environment", {}).get("Variables", {}).get("MLVAULT_MODEL_ID")
+        return model_of_version(self._lambda, self._c.function_name, version)
 
     def _candidates(self, exclude: str | None) -> list[dict[str, Any]]:
         """Earlier good models, the most recently served first (by serving version): deployed once, not rolled

@@ -11,6 +11,7 @@ verified with the pinned key, and the registry record must still hash to the dig
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,14 +194,27 @@ class Rollout:
         return status != "RUNNING"
 
     def _live_version(self) -> str | None:
-        try:
-            return self._lambda.get_alias(FunctionName=self._c.function_name, Name=self._c.alias)["FunctionVersion"]
-        except self._lambda.exceptions.ResourceNotFoundException:
-            return None
+        alias = serving_alias(self._lambda, self._c.function_name, self._c.alias)
+        return None if alias is None else alias["FunctionVersion"]
 
     def _model_of(self, version: str) -> str | None:
-        config = self._lambda.get_function_configuration(FunctionName=self._c.function_name, Qualifier=version)
-        return config.get("Environment", {}).get("Variables", {}).get("MLVAULT_MODEL_ID")
+        return model_of_version(self._lambda, self._c.function_name, version)
+
+
+def serving_alias(lambda_client: Any, function_name: str, alias: str) -> dict[str, Any] | None:
+    """The serving alias (FunctionVersion, RoutingConfig), or None before the first deployment."""
+    try:
+        return lambda_client.get_alias(FunctionName=function_name, Name=alias)
+    except lambda_client.exceptions.ResourceNotFoundException:
+        return None
+
+
+def model_of_version(lambda_client: Any, function_name: str, version: str | None) -> str | None:
+    """The model a published serving version pins (its MLVAULT_MODEL_ID)."""
+    if version is None:
+        return None
+    config = lambda_client.get_function_configuration(FunctionName=function_name, Qualifier=version)
+    return config.get("Environment", {}).get("Variables", {}).get("MLVAULT_MODEL_ID")
 
 
 def attest_registered(
@@ -216,7 +230,13 @@ def attest_registered(
     (the exact versions the registry names) with the pinned key, the registry record intact and covered by the
     signature; with `statuses`, the model must also be in one of them. Returns attest's VerifiedModel; raises
     RolloutRefused with a stable reason."""
-    from mlvault.models.attest import ModelVerificationError, kms_public_key_pem, verify_model
+    from mlvault.models.attest import (
+        CHUNK_BYTES,
+        MAX_SIGNATURE_BYTES,
+        ModelVerificationError,
+        kms_public_key_pem,
+        verify_model,
+    )
 
     if model is None:
         raise RolloutRefused("MODEL_NOT_REGISTERED", "no such model")
@@ -231,13 +251,15 @@ def attest_registered(
     artifact = model["record"]["artifact"]
     pem = kms_public_key_pem(kms, signing_key_arn)
 
-    def read(key: str, version: str) -> bytes:
-        return s3.get_object(Bucket=artifact["bucket"], Key=key, VersionId=version)["Body"].read()
+    def body(key: str, version: str) -> Any:
+        return s3.get_object(Bucket=artifact["bucket"], Key=key, VersionId=version)["Body"]
 
-    signature = read(model["signature_key"], model["signature_version"])
+    # attest refuses bundles over its cap: read at most one byte more, never the whole object
+    signature = body(model["signature_key"], model["signature_version"]).read(MAX_SIGNATURE_BYTES + 1)
     with tempfile.TemporaryDirectory() as scratch:
         where = Path(folder or scratch)
-        (where / "model.json").write_bytes(read(artifact["key"], artifact["version_id"]))
+        with (where / "model.json").open("wb") as out:  # streamed: memory does not grow with the artifact
+            shutil.copyfileobj(body(artifact["key"], artifact["version_id"]), out, CHUNK_BYTES)
         try:
             verified = verify_model(where / "model.json", signature, pem)
         except ModelVerificationError as err:
