@@ -24,7 +24,7 @@ class MlvaultApp:
 
 def check_contracts() -> None:
     """Every data contract under contracts/ is valid: a typo fails synth, not the first upload."""
-    from mlvault.contracts.model import ContractError, load_all
+    from mlvault.contracts.schema import ContractError, load_all
 
     try:
         load_all(ROOT / "contracts")

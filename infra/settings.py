@@ -137,7 +137,7 @@ def _datasets(key: str, value: Any) -> tuple[str, ...]:
         isinstance(v, str) and re.fullmatch(r"[a-z0-9][a-z0-9_-]*", v) for v in value
     ):
         raise ConfigError(f"context key '{key}' must be a list of dataset names, got {value!r}")
-    from mlvault.contracts.model import ContractError, load_contract
+    from mlvault.contracts.schema import ContractError, load_contract
 
     for dataset in value:
         try:
@@ -148,7 +148,7 @@ def _datasets(key: str, value: Any) -> tuple[str, ...]:
 
 
 def _training(key: str, value: Any) -> dict[str, Any]:
-    from mlvault.models.trainer import TrainingParams
+    from mlvault.training.trainer import TrainingParams
 
     try:
         TrainingParams(**value)
@@ -158,7 +158,7 @@ def _training(key: str, value: Any) -> dict[str, Any]:
 
 
 def _gates(key: str, value: Any) -> dict[str, Any]:
-    from mlvault.models.gates import Gates
+    from mlvault.training.gates import Gates
 
     try:
         Gates.from_config(value)
@@ -253,7 +253,7 @@ def parse_stage(stage: str, raw: Any) -> StageSettings:
 
 def _check_trust_file(key: str, relative: str) -> None:
     """The stage's trust registry must exist and be valid: a typo in it fails synth, not the first upload."""
-    from mlvault.trust import RegistryError, load_registry
+    from mlvault.trust.producers import RegistryError, load_registry
 
     path = ROOT / relative
     if not path.is_file():

@@ -36,19 +36,6 @@ THIRD_PARTY_EXCLUDES = [*ASSET_EXCLUDES, ".installed"]
 ONE_VCPU_MB = 1769
 EPHEMERAL_STORAGE_MIN_MIB = 512
 EPHEMERAL_STORAGE_MAX_MIB = 10240
-# Developer tooling of the shared package that no function imports: kept out of the Lambda layer.
-LIBRARY_EXCLUDES = [
-    *ASSET_EXCLUDES,
-    "python/mlvault/localcloud",
-    "python/mlvault/cli.py",
-    "python/mlvault/cli_models.py",
-    "python/mlvault/demo.py",
-    "python/mlvault/testkeys.py",
-    "python/mlvault/bench.py",
-    "python/mlvault/bench_peers.py",
-    "python/mlvault/producer.py",
-    "python/mlvault/samples.py",
-]
 
 
 @jsii.implements(ILocalBundling)
@@ -161,7 +148,7 @@ class FunctionPlatform(Construct):
         self.library_layer = lambda_.LayerVersion(
             self,
             "LibraryLayer",
-            code=lambda_.Code.from_asset(str(LIBRARY_LAYER_DIR), exclude=LIBRARY_EXCLUDES),
+            code=lambda_.Code.from_asset(str(LIBRARY_LAYER_DIR), exclude=ASSET_EXCLUDES),
             compatible_runtimes=[RUNTIME],
             description="mlvault shared library (layers/mlvault)",
         )

@@ -17,7 +17,7 @@ from infra.policy.nag import acknowledge
 from infra.policy.spec import INGEST_PRODUCER_PREFIX, BucketRole
 from infra.settings import ROOT, StageSettings
 from infra.stacks.storage_stack import StorageStack, bucket_arn_ack, bucket_name, ingest_bucket_name
-from mlvault.trust import load_registry
+from mlvault.trust.producers import load_registry
 
 VERIFY_BATCH_SIZE = 10
 TRUST_FILE_IN_BUNDLE = "trust/producers.json"

@@ -1,7 +1,7 @@
 """Deploy function (Step Functions tasks): prepare, advance, check, promote, rollback of a canary rollout.
 The execution's name owns the deployment lock."""
 
-from mlvault.models.service import default_rollout
+from mlvault.composition import default_rollout
 from mlvault.observability import emit, logger
 
 

@@ -1,6 +1,6 @@
 """Pipeline function (Step Functions tasks): train, evaluate, register. Each step records the run first."""
 
-from mlvault.models.service import default_pipeline
+from mlvault.composition import default_pipeline
 from mlvault.observability import logger
 
 

@@ -2,7 +2,7 @@
 
 from dataclasses import asdict
 
-from mlvault.ingest.service import default_reconciler
+from mlvault.composition import default_reconciler
 from mlvault.observability import logger
 
 

@@ -3,7 +3,7 @@
 The caller may only pass a decision: the function, not the reviewer, copies the exact held bytes into the lake.
 """
 
-from mlvault.ingest.service import default_reviewer
+from mlvault.composition import default_reviewer
 from mlvault.observability import logger
 
 

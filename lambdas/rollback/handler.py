@@ -1,7 +1,7 @@
 """Rollback function: a serving alarm (EventBridge) or a key revocation (`mlvault producers revoke`) takes
 serving back to the last verified good model."""
 
-from mlvault.models.service import default_rollback
+from mlvault.composition import default_rollback
 from mlvault.observability import emit, logger
 
 

@@ -2,22 +2,22 @@
 -> {"predictions": [...], "model": {"id", "digest", "version"}}.
 
 Thin adapter (GUIDE.md section 2): the library attests the pinned model before anything is served
-(mlvault.models.serving). A refused model is loud on every invocation: the metric ModelAttestationFailed (namespace
+(mlvault.serving.server). A refused model is loud on every invocation: the metric ModelAttestationFailed (namespace
 "mlvault", dimension sets [Stage] and [Stage, Reason]) as EMF, an error log line with the reason code, and the
 invocation fails. Nothing is served until the model checks out.
 
 Served requests emit, as EMF in namespace "mlvault", with ModelVersion = the Lambda function version serving
 (each published version pins one model, so each deployed model has its own metrics):
 - Predictions (Count, per invocation), dimension sets [Stage] and [Stage, ModelVersion];
-- each time the execution environment's drift window fills (mlvault.models.drift): MaxFeatureDrift (the largest
+- each time the execution environment's drift window fills (mlvault.drift): MaxFeatureDrift (the largest
   feature PSI, the metric the drift alarm watches) and PredictionDrift (PSI of the predicted classes), same
   dimension sets, and FeatureDrift (PSI) per feature, dimension set [Stage, ModelVersion, Feature].
 """
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-from mlvault.models import serving
 from mlvault.observability import logger
+from mlvault.serving import server as serving
 
 NAMESPACE = "mlvault"
 METRIC = "ModelAttestationFailed"

@@ -1,6 +1,6 @@
 """Sign function (Step Functions task): the only function that may use the model signing key."""
 
-from mlvault.models.service import default_pipeline
+from mlvault.composition import default_pipeline
 from mlvault.observability import logger
 
 

@@ -1,8 +1,8 @@
 """Trigger function: an accepted batch (EventBridge) or the schedule starts the model pipeline, debounced."""
 
-from mlvault.models.service import trigger_settings
-from mlvault.models.trigger import start_training
+from mlvault.composition import trigger_settings
 from mlvault.observability import logger
+from mlvault.training.trigger import start_training
 
 
 @logger.inject_lambda_context

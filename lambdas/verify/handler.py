@@ -7,8 +7,8 @@ not reach a verdict (a transient error) is reported so that only it is retried.
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from mlvault.composition import default_verifier, ingest_settings
 from mlvault.ingest.events import MalformedEventError, parse_message_body
-from mlvault.ingest.service import default_verifier, settings
 from mlvault.observability import emit, logger
 
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -24,7 +24,7 @@ def _record(record: SQSRecord) -> None:
 
 def _verify(record: SQSRecord) -> None:
     for ref in parse_message_body(record.body):
-        if ref.bucket != settings().ingest_bucket:
+        if ref.bucket != ingest_settings().ingest_bucket:
             raise MalformedEventError(f"event names bucket {ref.bucket!r}, not the ingest bucket")
         verdict = default_verifier().verify(ref)
         logger.info(

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from mlvault.localcloud import control
-from mlvault.samples import iris_csv
+from localcloud import control
 from mlvault.signing.keys import private_pem
-from mlvault.testkeys import claim_for, private_key, signed_metadata
+from mlvault_tools.samples import iris_csv
+from mlvault_tools.testkeys import claim_for, private_key, signed_metadata
 
 CLEAN = iris_csv(20, 0)  # satisfies contracts/iris.json
 
@@ -96,13 +96,13 @@ def run_cli(cloud: control.Handle, *args: str, timeout: float = 120) -> subproce
     """The mlvault CLI as a user runs it, pointed at the local cloud by `mlvault local env`."""
     env = {**os.environ, **cloud.environment()}
     return subprocess.run(
-        [sys.executable, "-m", "mlvault.cli", *args], capture_output=True, text=True, timeout=timeout, env=env
+        [sys.executable, "-m", "mlvault_tools.cli", *args], capture_output=True, text=True, timeout=timeout, env=env
     )
 
 
 @pytest.fixture(scope="session")
 def key_files(tmp_path_factory) -> Callable[[str], Path]:
-    """PEM files of the public test keys (mlvault.testkeys), as a producer keeps its private key."""
+    """PEM files of the public test keys (mlvault_tools.testkeys), as a producer keeps its private key."""
     folder = tmp_path_factory.mktemp("keys")
 
     def path(key_id: str) -> Path:

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from mlvault.localcloud import control
-from mlvault.models.registry import Registry
-from mlvault.samples import iris_csv
+from localcloud import control
+from mlvault.registry.records import Registry
+from mlvault_tools.samples import iris_csv
 from tests.conftest import cdk_context
 from tests.e2e.conftest import Ingest, eventually, run_cli
 

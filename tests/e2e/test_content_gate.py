@@ -3,7 +3,7 @@ before a push is what the gate decides after it; a poisoned batch is held, repor
 
 from __future__ import annotations
 
-from mlvault.samples import iris_csv
+from mlvault_tools.samples import iris_csv
 from tests.e2e.conftest import run_cli
 from tests.e2e.test_producer_cli import push
 

@@ -9,7 +9,7 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from mlvault.samples import iris_csv
+from mlvault_tools.samples import iris_csv
 from tests.e2e.conftest import eventually, run_cli
 
 

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from mlvault.models.registry import Registry
-from mlvault.samples import iris_batch, iris_csv
+from mlvault.registry.records import Registry
+from mlvault_tools.samples import iris_batch, iris_csv
 from tests.e2e.conftest import eventually, run_cli
 
 
@@ -160,7 +160,7 @@ def test_an_artifact_swapped_after_signing_is_refused_at_deploy_and_at_serve(clo
 
 
 def _rewrite(models, key: dict, record: dict, *, rehash: bool) -> None:
-    from mlvault.models.registry import record_digest
+    from mlvault.registry.records import record_digest
 
     ddb = models.registry._db
     table = models.registry._table
@@ -190,7 +190,7 @@ def test_a_tampered_registry_record_is_refused_at_deploy(cloud, models):
 
 
 def test_a_model_signed_with_another_key_is_refused_at_deploy(cloud, models, tmp_path):
-    from mlvault.models.attest import kms_public_key_pem, sign_model
+    from mlvault.attestation.openssf import kms_public_key_pem, sign_model
     from mlvault.signing.keys import KmsSigner
 
     model = _signed_model(cloud, models)

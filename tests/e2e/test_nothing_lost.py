@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 
-from mlvault.samples import iris_csv
+from mlvault_tools.samples import iris_csv
 from tests.e2e.conftest import eventually
 
 

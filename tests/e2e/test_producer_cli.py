@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from mlvault.samples import iris_csv
+from mlvault_tools.samples import iris_csv
 from tests.e2e.conftest import run_cli
 
 
@@ -151,6 +151,6 @@ def test_attacks_end_in_quarantine_with_their_reason(ingest, attack, reason):
 
 
 def _envelope_of(ingest, key, body):
-    from mlvault.testkeys import claim_for, signed_metadata
+    from mlvault_tools.testkeys import claim_for, signed_metadata
 
     return signed_metadata(claim_for(key, body), "acme-p256")

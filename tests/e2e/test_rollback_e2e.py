@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mlvault.samples import iris_csv
+from mlvault_tools.samples import iris_csv
 from tests.e2e.conftest import eventually, run_cli
 from tests.e2e.test_models_e2e import ROWS, serve, train
 from tests.e2e.test_models_e2e import models as models
@@ -48,7 +48,7 @@ def deployed(models) -> dict:
 
 
 def test_drifted_traffic_rings_the_alarm_and_serving_rolls_back_without_a_human(cloud, models, rollback):
-    from mlvault.samples import iris_batch
+    from mlvault_tools.samples import iris_batch
 
     rollback.set_cooldown(0)
     bad = deployed(models)

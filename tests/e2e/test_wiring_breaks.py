@@ -8,7 +8,7 @@ import pytest
 from aws_cdk import App
 
 from infra.app import build
-from mlvault.localcloud import control
+from localcloud import control
 from tests.conftest import cdk_context
 from tests.e2e.conftest import Ingest
 

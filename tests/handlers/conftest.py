@@ -130,9 +130,9 @@ def ingest_env(aws, monkeypatch):
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    from mlvault.ingest import service
+    from mlvault import composition as service
 
-    cached = (service.settings, service.default_verifier, service.default_reconciler, service.default_reviewer)
+    cached = (service.ingest_settings, service.default_verifier, service.default_reconciler, service.default_reviewer)
     for function in cached:
         function.cache_clear()
     yield {"s3": s3, "ddb": ddb, "sqs": sqs, "alerts": alerts, "events": events, "ingest_queue": ingest_queue, **names}

@@ -11,12 +11,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mlvault import testkeys
 from mlvault.contracts.screen import Profile
+from mlvault.ingest.reasons import Reason
 from mlvault.ingest.review import ReviewError
 from mlvault.ledger import Ledger
-from mlvault.samples import iris_batch, iris_csv
-from mlvault.signing.errors import Reason
+from mlvault_tools import testkeys
+from mlvault_tools.samples import iris_batch, iris_csv
 from tests.handlers.conftest import ROOT, LambdaContext, load_handler, s3_body, sqs_event
 
 verify = load_handler("verify")
@@ -183,7 +183,7 @@ def test_a_contract_that_says_reject_quarantines_the_poisoned_batch(ingest_env, 
 
 
 def test_a_pinned_baseline_screens_the_first_batch(ingest_env, tmp_path, monkeypatch):
-    from mlvault.contracts.model import load_contract
+    from mlvault.contracts.schema import load_contract
     from mlvault.contracts.screen import build_profile
 
     task_root(tmp_path, monkeypatch, baseline="baselines/iris-v1.json")

@@ -12,11 +12,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from mlvault import samples
-from mlvault.contracts.model import load_contract
+from mlvault.contracts.schema import load_contract
 from mlvault.ledger import Ledger
-from mlvault.models.gates import Gates, evaluate
-from mlvault.models.manifest import (
+from mlvault.training.gates import Gates, evaluate
+from mlvault.training.manifest import (
     IngestRef,
     ManifestError,
     build_manifest,
@@ -25,7 +24,8 @@ from mlvault.models.manifest import (
     parse_manifest,
     store_manifest,
 )
-from mlvault.models.trainer import DigestMismatch, LambdaTrainer, TrainingParams
+from mlvault.training.trainer import DigestMismatch, LambdaTrainer, TrainingParams
+from mlvault_tools import samples
 from tests.handlers.conftest import REGION
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,11 +6,11 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from mlvault.models.gates import Gates
-from mlvault.models.pipeline import GatesFailed, Pipeline, PipelineConfig, PipelineFailed
-from mlvault.models.registry import REGISTERED, SIGNED, RegistryError
-from mlvault.models.trainer import TrainingParams
-from mlvault.samples import iris_csv
+from mlvault.registry.records import REGISTERED, SIGNED, RegistryError
+from mlvault.training.gates import Gates
+from mlvault.training.pipeline import GatesFailed, Pipeline, PipelineConfig, PipelineFailed
+from mlvault.training.trainer import TrainingParams
+from mlvault_tools.samples import iris_csv
 from tests.handlers.conftest import ROOT
 from tests.handlers.test_content_gate import push
 
@@ -58,7 +58,7 @@ def accepted_data(env, batches: int = 3) -> None:
 def test_from_accepted_data_to_a_signed_model_that_model_signing_verifies(pipeline_env, tmp_path):
     from model_signing import verifying  # the independent verifier (test-time only)
 
-    from mlvault.models.attest import kms_public_key_pem
+    from mlvault.attestation.openssf import kms_public_key_pem
 
     accepted_data(pipeline_env)
     p = pipeline(pipeline_env)

@@ -18,14 +18,15 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from mlvault import samples
-from mlvault.models import attest, serving
-from mlvault.models.attest import kms_public_key_pem, sign_model
-from mlvault.models.serving import AttestationError, DynamoDbRegistryReader, InvalidRequest, ModelLoader, Server
-from mlvault.models.trainer import Feature, LambdaTrainer, Model, TrainingParams
+from mlvault.attestation import openssf as attest
+from mlvault.attestation.openssf import kms_public_key_pem, sign_model
+from mlvault.config import ServeSettings, SettingsError, SigningKeyNotPinnedError
 from mlvault.observability import logger
-from mlvault.runtime import ServeSettings, SettingsError, SigningKeyNotPinnedError
+from mlvault.serving import server as serving
+from mlvault.serving.server import AttestationError, DynamoDbRegistryReader, InvalidRequest, ModelLoader, Server
 from mlvault.signing.keys import KmsSigner
+from mlvault.training.trainer import Feature, LambdaTrainer, Model, TrainingParams
+from mlvault_tools import samples
 from tests.handlers.conftest import REGION, ROOT, LambdaContext, load_handler
 from tests.unit.test_models_trainer import IRIS, VersionedS3, iris_manifest
 

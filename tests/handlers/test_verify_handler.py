@@ -12,13 +12,13 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.exceptions import ClientError
 
-from mlvault import testkeys
+from mlvault.ingest.protocol import METADATA_KEY, Claim, encode_metadata, sign
+from mlvault.ingest.reasons import SIGNATURE_REASONS, Reason
 from mlvault.ledger import Ledger
-from mlvault.samples import iris_csv
 from mlvault.signing.dsse import PAYLOAD_TYPE, Envelope, pae
-from mlvault.signing.errors import SIGNATURE_REASONS, Reason
-from mlvault.signing.protocol import METADATA_KEY, Claim, encode_metadata, sign
-from mlvault.testkeys import signer
+from mlvault_tools import testkeys
+from mlvault_tools.samples import iris_csv
+from mlvault_tools.testkeys import signer
 from tests.handlers.conftest import LambdaContext, load_handler, s3_body, sqs_event
 
 verify = load_handler("verify")
@@ -242,7 +242,7 @@ def test_a_crash_between_the_lake_write_and_the_ledger_write_is_safe_to_retry(in
 
 
 def test_throttled_kms_is_retried_never_a_bad_signature(ingest_env, monkeypatch):
-    from mlvault.ingest import service
+    from mlvault import composition as service
 
     version = upload(ingest_env, K, BODY, signed(claim_for(K)))
     verifier = service.default_verifier()
@@ -296,7 +296,7 @@ def test_reconciler_redrives_then_quarantines_unverified_versions(ingest_env):
 def test_a_kms_signed_upload_is_verified_with_the_registered_kms_key(ingest_env, monkeypatch, tmp_path):
     import boto3
 
-    from mlvault.ingest import service
+    from mlvault import composition as service
     from mlvault.signing.keys import KmsSigner
 
     kms = boto3.client("kms")

@@ -111,7 +111,7 @@ def test_spool_storage_is_the_upload_rounded_up_to_mib_plus_512_capped():
 
 
 def test_the_trust_registry_ships_with_the_verifier(synthesized):
-    from mlvault.localcloud.cdkout import load_assembly
+    from localcloud.cdkout import load_assembly
     from tests.conftest import ROOT
 
     (stack,) = [s for s in load_assembly(synthesized.outdir) if s.name.endswith("-ingest")]

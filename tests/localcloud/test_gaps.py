@@ -1,4 +1,4 @@
-"""Each moto gap the local cloud closes (mlvault/localcloud/gaps.py), shown on a small synthesized app."""
+"""Each moto gap the local cloud closes (localcloud/gaps.py), shown on a small synthesized app."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 
-from mlvault.localcloud import control
-from mlvault.localcloud import gaps as gap
+from localcloud import control
+from localcloud import gaps as gap
 from tests.e2e.conftest import eventually
 from tests.localcloud.app.stack import build_gaps_app
 
@@ -167,7 +167,7 @@ def test_unsupported_resources_and_properties_fail_loudly(tmp_path, extra, messa
     [("rate(1 minute)", 60), ("rate(15 minutes)", 900), ("rate(2 hours)", 7200), ("rate(1 day)", 86400)],
 )
 def test_rate_schedules(expression, seconds):
-    from mlvault.localcloud.gaps import rate_seconds
+    from localcloud.gaps import rate_seconds
 
     assert rate_seconds(expression) == seconds
 
@@ -189,7 +189,7 @@ def test_cli_local_env_and_errors(tmp_path):
         [
             sys.executable,
             "-m",
-            "mlvault.cli",
+            "mlvault_tools.cli",
             "local",
             "up",
             "--cdk-out",
@@ -204,7 +204,7 @@ def test_cli_local_env_and_errors(tmp_path):
     assert missing.returncode == 2
     assert "no synthesized app at" in missing.stderr
     env = subprocess.run(
-        [sys.executable, "-m", "mlvault.cli", "local", "env", "--state-dir", str(tmp_path / "state")],
+        [sys.executable, "-m", "mlvault_tools.cli", "local", "env", "--state-dir", str(tmp_path / "state")],
         capture_output=True,
         text=True,
         timeout=60,
@@ -218,7 +218,7 @@ def test_cli_local_env_points_at_the_cloud(gaps):
     import sys
 
     out = subprocess.run(
-        [sys.executable, "-m", "mlvault.cli", "local", "env", "--state-dir", str(gaps.state_dir)],
+        [sys.executable, "-m", "mlvault_tools.cli", "local", "env", "--state-dir", str(gaps.state_dir)],
         capture_output=True,
         text=True,
         timeout=60,

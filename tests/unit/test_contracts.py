@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mlvault.contracts.model import ContractError, load_all, parse_contract
+from mlvault.contracts.schema import ContractError, load_all, parse_contract
 from mlvault.contracts.validate import check, validate_file
-from mlvault.signing.errors import CONTRACT_REASONS, Reason, VerificationError
+from mlvault.ingest.reasons import CONTRACT_REASONS, Reason, VerificationError
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS = ROOT / "contracts"
@@ -274,7 +274,7 @@ def test_contract_check_cli_is_the_producers_shift_left(tmp_path):
 
     def run(*args):
         return subprocess.run(
-            [sys.executable, "-m", "mlvault.cli", "contract", "check", *args, "--contracts", str(CONTRACTS)],
+            [sys.executable, "-m", "mlvault_tools.cli", "contract", "check", *args, "--contracts", str(CONTRACTS)],
             capture_output=True,
             text=True,
             timeout=60,

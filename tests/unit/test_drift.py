@@ -8,12 +8,12 @@ import random
 
 import pytest
 
-from mlvault import samples
+from mlvault import drift
+from mlvault.config import DriftSettings, SettingsError
 from mlvault.contracts import screen
-from mlvault.models import drift
-from mlvault.models.drift import DriftReference, DriftWindow, build_reference, cut_points, psi
-from mlvault.models.trainer import LambdaTrainer, Model, TrainingParams, load_model, predict
-from mlvault.runtime import DriftSettings, SettingsError
+from mlvault.drift import DriftReference, DriftWindow, build_reference, cut_points, psi
+from mlvault.training.trainer import LambdaTrainer, Model, TrainingParams, load_model, predict
+from mlvault_tools import samples
 from tests.unit.test_models_trainer import IRIS, VersionedS3, iris_manifest
 
 NUMERIC = ("sepal_length", "sepal_width", "petal_length", "petal_width")

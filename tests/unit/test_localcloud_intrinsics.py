@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlvault.localcloud.intrinsics import Scope, UnsupportedError, dependencies, resolve
+from localcloud.intrinsics import Scope, UnsupportedError, dependencies, resolve
 
 
 @pytest.fixture

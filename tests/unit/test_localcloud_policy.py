@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlvault.localcloud.intrinsics import UnsupportedError
-from mlvault.localcloud.policy import Request, allowing_statement, denying_statement
+from localcloud.intrinsics import UnsupportedError
+from localcloud.policy import Request, allowing_statement, denying_statement
 
 BREAK_GLASS = "arn:aws:iam::123456789012:role/mlvault-break-glass"
 DEVELOPER = "arn:aws:iam::123456789012:user/dev"

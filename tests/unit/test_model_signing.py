@@ -1,4 +1,4 @@
-"""Model signatures in the OpenSSF model-signing format (mlvault.models.attest).
+"""Model signatures in the OpenSSF model-signing format (mlvault.attestation.openssf).
 
 The independent verifier is the real `model_signing` package (pinned 1.1.1), through its Python API and its CLI:
 it must accept what we sign, offline, with the exported public key. Each attack (one changed byte, an extra or a
@@ -26,9 +26,8 @@ from model_signing import signing as ms_signing
 from model_signing import verifying as ms_verifying
 from moto import mock_aws
 
-from mlvault import testkeys
-from mlvault.models import attest
-from mlvault.models.attest import (
+from mlvault.attestation import openssf as attest
+from mlvault.attestation.openssf import (
     BUNDLE_MEDIA_TYPE,
     MAX_SIGNED_MESSAGE,
     PREDICATE_TYPE,
@@ -42,6 +41,7 @@ from mlvault.models.attest import (
 )
 from mlvault.signing.dsse import PAYLOAD_TYPE, pae
 from mlvault.signing.keys import KmsSigner, private_pem
+from mlvault_tools import testkeys
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY_ID = "model-signing-p256"
@@ -579,18 +579,15 @@ def test_kms_public_key_pem_refuses_other_key_specs(kms):
 
 def test_the_verifier_imports_only_the_stdlib_and_cryptography():
     probe = (
-        "import sys; before = set(sys.modules); import mlvault.models.attest; "
+        "import sys; before = set(sys.modules); import mlvault.attestation.openssf; "
         "new = {m.split('.')[0] for m in set(sys.modules) - before}; "
         "print('\\n'.join(sorted(new - set(sys.stdlib_module_names))))"
     )
     imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
 
     assert set(imported.stdout.split()) <= {"mlvault", "cryptography", "_cffi_backend", "_openssl"}
-    # model_signing is a verifier for people and tests: the demo (developer tooling, kept out of the Lambda
-    # layer) may run it; nothing shipped to Lambda imports it.
+    # model_signing is a verifier for people and tests: the demo (developer tooling, never shipped) may run it;
+    # nothing shipped to Lambda imports it.
     importing = re.compile(r"^\s*(import|from)\s+model_signing\b", re.MULTILINE)
     importers = [p for p in (ROOT / "layers").rglob("*.py") if importing.search(p.read_text(errors="replace"))]
-    assert [p.relative_to(ROOT).as_posix() for p in importers] == ["layers/mlvault/python/mlvault/demo.py"]
-    from infra.constructs.functions import LIBRARY_EXCLUDES
-
-    assert "python/mlvault/demo.py" in LIBRARY_EXCLUDES
+    assert [p.relative_to(ROOT).as_posix() for p in importers] == []

@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import pytest
 
-from mlvault.contracts.model import Contract
+from mlvault.contracts.schema import Contract
 from mlvault.ledger import LedgerRecord
-from mlvault.models.gates import Gates, GatesFailed, evaluate
-from mlvault.models.manifest import Manifest
-from mlvault.models.trainer import LambdaTrainer, TrainingParams, TrainingResult
+from mlvault.training.gates import Gates, GatesFailed, evaluate
+from mlvault.training.manifest import Manifest
+from mlvault.training.trainer import LambdaTrainer, TrainingParams, TrainingResult
 from tests.unit.test_models_trainer import IRIS, VersionedS3, iris_manifest
 
 # ~65 held-out rows per site: sampling noise alone gives clean models here a parity difference of 0.11-0.20 and a

@@ -1,5 +1,5 @@
 """The default trainer without AWS: an in-memory S3 that serves object versions, iris samples from
-mlvault.samples, and the contract of contracts/iris.json."""
+mlvault_tools.samples, and the contract of contracts/iris.json."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from mlvault import samples
-from mlvault.contracts.model import load_contract
-from mlvault.models.manifest import IngestRef, Manifest, ManifestEntry
-from mlvault.models.trainer import (
+from mlvault.contracts.schema import load_contract
+from mlvault.training.manifest import IngestRef, Manifest, ManifestEntry
+from mlvault.training.trainer import (
     CODE_MODULES,
     DigestMismatch,
     LambdaTrainer,
@@ -30,6 +29,7 @@ from mlvault.models.trainer import (
     predict,
     read_split,
 )
+from mlvault_tools import samples
 
 ROOT = Path(__file__).resolve().parents[2]
 IRIS = load_contract(ROOT / "contracts", "iris")
@@ -149,8 +149,8 @@ def test_every_run_records_parameters_inputs_code_and_outcome(clean):
     digest, files = code_identity()
     assert run["code_digest"] == digest == result.model.training["code_digest"]
     assert sorted(files) == sorted(m.replace(".", "/") + ".py" for m in CODE_MODULES)
-    trainer_source = ROOT / "layers/mlvault/python/mlvault/models/trainer.py"
-    assert files["mlvault/models/trainer.py"] == hashlib.sha256(trainer_source.read_bytes()).hexdigest()
+    trainer_source = ROOT / "layers/mlvault/python/mlvault/training/trainer.py"
+    assert files["mlvault/training/trainer.py"] == hashlib.sha256(trainer_source.read_bytes()).hexdigest()
     assert json.loads(result.run.to_bytes()) == run
 
 

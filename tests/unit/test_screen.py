@@ -8,9 +8,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from mlvault.contracts.model import load_all
+from mlvault.contracts.schema import load_all
 from mlvault.contracts.screen import Profile, build_profile, compare, parity_gap, psi, quantile_bins
-from mlvault.samples import iris_batch as batch
+from mlvault_tools.samples import iris_batch as batch
 
 IRIS = load_all(Path(__file__).resolve().parents[2] / "contracts")["iris"]
 
@@ -88,7 +88,7 @@ def test_contract_check_screens_a_file_against_a_baseline_profile(tmp_path):
             [
                 sys.executable,
                 "-m",
-                "mlvault.cli",
+                "mlvault_tools.cli",
                 "contract",
                 "check",
                 *args,

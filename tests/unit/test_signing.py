@@ -14,10 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlvault.signing.dsse import PAYLOAD_TYPE, pae, parse_envelope
-from mlvault.signing.errors import SIGNATURE_REASONS, Reason, VerificationError
-from mlvault.signing.keys import load_public_key
-from mlvault.signing.protocol import (
+from mlvault.ingest.protocol import (
     MAX_ENVELOPE_BYTES,
     METADATA_KEY,
     check_content,
@@ -25,8 +22,11 @@ from mlvault.signing.protocol import (
     sign,
     verify_envelope,
 )
-from mlvault.testkeys import claim_for, signer
-from mlvault.trust import load_registry
+from mlvault.ingest.reasons import SIGNATURE_REASONS, Reason, VerificationError
+from mlvault.signing.dsse import PAYLOAD_TYPE, pae, parse_envelope
+from mlvault.signing.keys import load_public_key
+from mlvault.trust.producers import load_registry
+from mlvault_tools.testkeys import claim_for, signer
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = load_registry(ROOT / "trust/dev.json")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlvault.models.trigger import start_training
-from mlvault.runtime import TriggerSettings
+from mlvault.config import TriggerSettings
+from mlvault.training.trigger import start_training
 
 SETTINGS = TriggerSettings(stage="t", state_machine_arn="arn:sm", datasets="iris,sales", debounce_seconds=60)
 

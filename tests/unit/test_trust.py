@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mlvault.trust import RegistryError, load_registry, parse_registry
+from mlvault.trust.producers import RegistryError, load_registry, parse_registry
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV = json.loads((ROOT / "trust/dev.json").read_text())

@@ -10,9 +10,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mlvault.ingest.protocol import METADATA_KEY, Claim, encode_metadata, sign
 from mlvault.signing.dsse import PAYLOAD_TYPE, Envelope, pae
-from mlvault.signing.protocol import METADATA_KEY, Claim, encode_metadata, sign
-from mlvault.testkeys import signer
+from mlvault_tools.testkeys import signer
 
 UPLOAD_TIME = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 BODY = b"sepal_length,species\n5.1,setosa\n4.9,setosa\n"

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from mlvault.contracts.model import Contract
+from mlvault.contracts.schema import Contract
 from mlvault.contracts.screen import Finding, Profile, ProfileBuilder, compare, load_baseline
 from mlvault.contracts.validate import ValidationReport, resolve_contract, validate_file, validate_stream
+from mlvault.ingest.reasons import TransientError
 from mlvault.ledger import LearnedBaseline, Ledger
-from mlvault.signing.errors import TransientError
 
 ACCEPT, HOLD, REJECT = "accept", "hold", "reject"
 _RACE_RETRIES = 10

@@ -27,8 +27,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlvault.contracts.model import NUMERIC, Contract, ContractError
-from mlvault.models.drift import SMOOTHING, psi  # noqa: F401 - one PSI for the screen and serving (pure Python)
+from mlvault.contracts.schema import NUMERIC, Contract, ContractError
+from mlvault.drift import SMOOTHING, psi  # noqa: F401 - one PSI for the screen and serving (pure Python)
 
 FINE_BINS = 512
 QUANTILE_BINS = 10

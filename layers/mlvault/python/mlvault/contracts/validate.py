@@ -19,8 +19,8 @@ from typing import BinaryIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlvault.contracts.model import NUMERIC, Contract
-from mlvault.signing.errors import Reason, VerificationError
+from mlvault.contracts.schema import NUMERIC, Contract
+from mlvault.ingest.reasons import Reason, VerificationError
 
 BLOCK_SIZE = 1 << 20
 PARQUET_BATCH_ROWS = 65_536
@@ -394,7 +394,7 @@ def check(
 
 def resolve_contract(directory: str | Path, dataset: str, contract_version: str | None = None) -> Contract:
     """The contract a file is checked against: the dataset's, at the version the producer signed for."""
-    from mlvault.contracts.model import load_contract
+    from mlvault.contracts.schema import load_contract
 
     if not (Path(directory) / f"{dataset}.json").is_file():
         raise fail(Reason.NO_CONTRACT, f"dataset {dataset!r} has no contract in {directory}")

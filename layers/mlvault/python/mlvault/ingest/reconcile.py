@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from mlvault.config import IngestSettings, ReconcileSettings
 from mlvault.ingest.events import ObjectVersionRef
+from mlvault.ingest.reasons import Reason, VerificationError
 from mlvault.ingest.verify import Verifier
 from mlvault.ledger import Ledger, is_terminal
-from mlvault.runtime import IngestSettings, ReconcileSettings
-from mlvault.signing.errors import Reason, VerificationError
 
 METRIC_NAMESPACE = "mlvault"
 

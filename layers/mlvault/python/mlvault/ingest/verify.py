@@ -27,11 +27,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mlvault.ingest.digest import sha256_stream
 from mlvault.ingest.events import ObjectVersionRef
+from mlvault.ingest.protocol import KEY_PATTERN, VerifiedClaim, check_content, verify_envelope
+from mlvault.ingest.reasons import Reason, TransientError, VerificationError
 from mlvault.ledger import STATUS_ACCEPTED, STATUS_HELD, STATUS_REJECTED, Ledger, LedgerRecord, is_terminal
-from mlvault.signing.errors import Reason, TransientError, VerificationError
 from mlvault.signing.keys import load_public_key
-from mlvault.signing.protocol import KEY_PATTERN, VerifiedClaim, check_content, verify_envelope
-from mlvault.trust import ProducerKey, Registry
+from mlvault.trust.producers import ProducerKey, Registry
 
 if TYPE_CHECKING:  # pyarrow: only the functions that verify load it (the review function does not)
     from mlvault.contracts.gate import ContentGate, Inspection

@@ -7,7 +7,7 @@ import binascii
 import json
 from dataclasses import dataclass
 
-from mlvault.signing.errors import Reason, VerificationError
+from mlvault.ingest.reasons import Reason, VerificationError
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 

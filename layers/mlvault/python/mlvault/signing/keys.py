@@ -8,7 +8,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from mlvault.signing.errors import Reason, VerificationError
+from mlvault.ingest.reasons import Reason, VerificationError
 
 ECDSA_P256 = "ecdsa-p256-sha256"
 ED25519 = "ed25519"

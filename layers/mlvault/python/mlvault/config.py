@@ -1,0 +1,259 @@
+"""Frozen runtime settings of a Lambda function, read once from its environment (set by infra/ from cdk.json).
+
+The last step of the one settings path: cdk.json -> typed settings -> construct props -> env vars -> here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+
+class SettingsError(RuntimeError):
+    """The function's environment lacks a setting or holds a bad value (a deployment bug, not bad input)."""
+
+
+class _FromEnv:
+    """Settings read from the function's environment: each field from the variable its class's ENV names."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None):
+        return _from_env(cls, os.environ if env is None else env)
+
+
+@dataclass(frozen=True)
+class IngestSettings(_FromEnv):
+    stage: str
+    ingest_bucket: str
+    lake_bucket: str
+    quarantine_bucket: str
+    ledger_table: str
+    max_upload_bytes: int
+    alert_topic_arn: str
+    trust_file: str
+    contracts_dir: str
+    ingest_queue_url: str
+
+    ENV: ClassVar[dict[str, str]] = {
+        "stage": "MLVAULT_STAGE",
+        "ingest_bucket": "MLVAULT_INGEST_BUCKET",
+        "lake_bucket": "MLVAULT_LAKE_BUCKET",
+        "quarantine_bucket": "MLVAULT_QUARANTINE_BUCKET",
+        "ledger_table": "MLVAULT_LEDGER_TABLE",
+        "max_upload_bytes": "MLVAULT_MAX_UPLOAD_BYTES",
+        "alert_topic_arn": "MLVAULT_ALERT_TOPIC_ARN",
+        "trust_file": "MLVAULT_TRUST_FILE",
+        "contracts_dir": "MLVAULT_CONTRACTS_DIR",
+        "ingest_queue_url": "MLVAULT_INGEST_QUEUE_URL",
+    }
+
+
+@dataclass(frozen=True)
+class ReconcileSettings(_FromEnv):
+    deadline_seconds: int
+    max_redrives: int
+
+    ENV: ClassVar[dict[str, str]] = {
+        "deadline_seconds": "MLVAULT_RECONCILE_DEADLINE_SECONDS",
+        "max_redrives": "MLVAULT_RECONCILE_MAX_REDRIVES",
+    }
+
+
+def _from_env(cls, env: Mapping[str, str]):
+    values = {}
+    for field in fields(cls):
+        name = cls.ENV[field.name]
+        raw = env.get(name)
+        if raw is None or raw == "":
+            raise SettingsError(f"environment variable {name} is not set")
+        if field.type == "int":
+            try:
+                values[field.name] = int(raw)
+            except ValueError:
+                raise SettingsError(f"environment variable {name} must be an integer, got {raw!r}") from None
+        else:
+            values[field.name] = raw
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class PipelineSettings(_FromEnv):
+    stage: str
+    model_bucket: str
+    ledger_table: str
+    registry_table: str
+    contracts_dir: str
+    signing_key_arn: str
+    gates_json: str
+    training_json: str
+
+    ENV: ClassVar[dict[str, str]] = {
+        "stage": "MLVAULT_STAGE",
+        "model_bucket": "MLVAULT_MODEL_BUCKET",
+        "ledger_table": "MLVAULT_LEDGER_TABLE",
+        "registry_table": "MLVAULT_REGISTRY_TABLE",
+        "contracts_dir": "MLVAULT_CONTRACTS_DIR",
+        "signing_key_arn": "MLVAULT_SIGNING_KEY_ARN",
+        "gates_json": "MLVAULT_MODEL_GATES",
+        "training_json": "MLVAULT_TRAINING_PARAMS",
+    }
+
+
+@dataclass(frozen=True)
+class RolloutSettings(_FromEnv):
+    stage: str
+    serve_function: str
+    serve_alias: str
+    signing_key_arn: str
+    canary_json: str
+    alarms: str  # comma-separated alarm names checked between canary steps
+    registry_table: str
+
+    ENV: ClassVar[dict[str, str]] = {
+        "stage": "MLVAULT_STAGE",
+        "serve_function": "MLVAULT_SERVE_FUNCTION",
+        "serve_alias": "MLVAULT_SERVE_ALIAS",
+        "signing_key_arn": "MLVAULT_SIGNING_KEY_ARN",
+        "canary_json": "MLVAULT_CANARY_STEPS",
+        "alarms": "MLVAULT_SERVING_ALARMS",
+        "registry_table": "MLVAULT_REGISTRY_TABLE",
+    }
+
+
+@dataclass(frozen=True)
+class TriggerSettings(_FromEnv):
+    stage: str
+    state_machine_arn: str
+    datasets: str  # comma-separated datasets a new accepted batch or the schedule trains
+    debounce_seconds: int
+
+    ENV: ClassVar[dict[str, str]] = {
+        "stage": "MLVAULT_STAGE",
+        "state_machine_arn": "MLVAULT_STATE_MACHINE_ARN",
+        "datasets": "MLVAULT_TRAIN_DATASETS",
+        "debounce_seconds": "MLVAULT_TRAIN_DEBOUNCE_SECONDS",
+    }
+
+
+class SigningKeyNotPinnedError(SettingsError):
+    """The model-signing key is not named by a KMS key ARN (an alias, an alias ARN or a bare key id): an alias can
+    be repointed to another key, so it pins nothing. `stage` names the function's stage for the refusal metric."""
+
+    reason = "SIGNING_KEY_NOT_PINNED"
+
+    def __init__(self, detail: str, *, stage: str) -> None:
+        super().__init__(f"{self.reason}: {detail}")
+        self.detail = detail
+        self.stage = stage
+
+
+_KMS_KEY_ARN = re.compile(
+    r"arn:aws(?:-[a-z]+)*:kms:[a-z]{2}(?:-[a-z]+)+-\d:\d{12}:key/(?:mrk-[0-9a-f]{32}|[0-9a-f-]{36})"
+)
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class ServeSettings(_FromEnv):
+    """The serving function's published version, pinned to one model (set by the deploy step before it publishes
+    the version): the model object's exact S3 version and SHA-256, its signature's exact version, the KMS key that
+    signed it (a key ARN) and its registry id (for the revocation check)."""
+
+    stage: str
+    model_bucket: str
+    model_key: str
+    model_version: str
+    model_digest: str
+    signature_key: str
+    signature_version: str
+    signing_key_arn: str
+    registry_table: str
+    model_id: str
+
+    ENV: ClassVar[dict[str, str]] = {
+        "stage": "MLVAULT_STAGE",
+        "model_bucket": "MLVAULT_MODEL_BUCKET",
+        "model_key": "MLVAULT_MODEL_KEY",
+        "model_version": "MLVAULT_MODEL_VERSION",
+        "model_digest": "MLVAULT_MODEL_DIGEST",
+        "signature_key": "MLVAULT_SIGNATURE_KEY",
+        "signature_version": "MLVAULT_SIGNATURE_VERSION",
+        "signing_key_arn": "MLVAULT_SIGNING_KEY_ARN",
+        "registry_table": "MLVAULT_REGISTRY_TABLE",
+        "model_id": "MLVAULT_MODEL_ID",
+    }
+
+    def __post_init__(self) -> None:
+        arn, env = self.signing_key_arn, self.ENV
+        if not _KMS_KEY_ARN.fullmatch(arn):
+            if arn.startswith("alias/") or ":alias/" in arn:
+                got = f"the alias {arn!r}: an alias can be repointed to another key"
+            elif arn.startswith("arn:"):
+                got = f"{arn!r}"
+            else:
+                got = f"{arn!r}, a key id without region and account"
+            raise SigningKeyNotPinnedError(
+                f"{env['signing_key_arn']}: expected a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>), "
+                f"got {got}",
+                stage=self.stage,
+            )
+        if not _SHA256_HEX.fullmatch(self.model_digest):
+            raise SettingsError(
+                f"{env['model_digest']}: expected 64 lowercase hex digits (SHA-256), got {self.model_digest!r}"
+            )
+        for name in ("model_version", "signature_version"):
+            if getattr(self, name) == "null":
+                raise SettingsError(
+                    f"{env[name]}: expected an S3 version id, got 'null' (an object written to an unversioned "
+                    "bucket can be overwritten in place: it pins nothing)"
+                )
+
+
+@dataclass(frozen=True)
+class RollbackSettings(_FromEnv):
+    stage: str
+    serve_function: str
+    serve_alias: str
+    signing_key_arn: str
+    registry_table: str
+    ledger_table: str
+    alert_topic_arn: str
+    cooldown_seconds: int
+
+    ENV: ClassVar[dict[str, str]] = {
+        "stage": "MLVAULT_STAGE",
+        "serve_function": "MLVAULT_SERVE_FUNCTION",
+        "serve_alias": "MLVAULT_SERVE_ALIAS",
+        "signing_key_arn": "MLVAULT_SIGNING_KEY_ARN",
+        "registry_table": "MLVAULT_REGISTRY_TABLE",
+        "ledger_table": "MLVAULT_LEDGER_TABLE",
+        "alert_topic_arn": "MLVAULT_ALERT_TOPIC_ARN",
+        "cooldown_seconds": "MLVAULT_ROLLBACK_COOLDOWN_SECONDS",
+    }
+
+
+@dataclass(frozen=True)
+class DriftSettings:
+    """The serving function's drift window (mlvault.drift): rows per snapshot. Optional: an unset or empty
+    variable takes the default, so a function deployed without it still serves."""
+
+    window_rows: int = 200
+
+    ENV: ClassVar[dict[str, str]] = {"window_rows": "MLVAULT_DRIFT_WINDOW_ROWS"}
+    MIN_WINDOW_ROWS: ClassVar[int] = 20  # fewer rows: the PSI of clean traffic alone nears the alarm threshold
+
+    def __post_init__(self) -> None:
+        if self.window_rows < self.MIN_WINDOW_ROWS:
+            raise SettingsError(
+                f"{self.ENV['window_rows']}: expected at least {self.MIN_WINDOW_ROWS} rows, got {self.window_rows}"
+            )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> DriftSettings:
+        env = os.environ if env is None else env
+        defaults = {cls.ENV[f.name]: str(f.default) for f in fields(cls)}
+        given = {name: env[name] for name in cls.ENV.values() if env.get(name)}
+        return _from_env(cls, {**defaults, **given})

@@ -1,1 +1,0 @@
-"""Provenance-rich models: manifest -> train -> evaluate (gates) -> sign -> verify before serving (attest)."""

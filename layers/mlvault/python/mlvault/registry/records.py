@@ -1,0 +1,294 @@
+"""The model registry (DynamoDB, pk/sk): every training run, every registered model, deployment locks.
+
+- `RUN#<run_id>` / `RUN`: every run, winners and losers alike (parameters, manifest and code digests, metrics,
+  artifact digest, gate report, failure).
+- `MODEL#<dataset>/<n>` / `RECORD`: a registered model. Its `record` is validated against
+  model_record.schema.json before it is written (a bad record is refused) and stored as canonical JSON with its
+  SHA-256, which the model's signature covers: a record edited after signing no longer matches.
+- `RUNMODEL#<run_id>`: registering is idempotent per run. `COUNTER#<dataset>`: model numbers.
+- `LOCK#<name>`: one deployment at a time, owned by a Step Functions execution (idempotent for its owner).
+Status changes are conditional on the statuses they may come from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from mlvault.training.manifest import canonical_json
+
+REGISTERED, SIGNED, DEPLOYED = "REGISTERED", "SIGNED", "DEPLOYED"
+ROLLED_BACK, REVOKED, SUPERSEDED = "ROLLED_BACK", "REVOKED", "SUPERSEDED"
+RECORD_FORMAT = "mlvault.model/v1"
+SCHEMA_FILE = Path(__file__).with_name("model_record.schema.json")
+
+
+class RegistryError(ValueError):
+    """A record the registry refuses, or a state change it cannot make; `reason` is stable."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@cache
+def _validator():
+    import fastjsonschema
+
+    return fastjsonschema.compile(json.loads(SCHEMA_FILE.read_text()))
+
+
+def validate_record(record: dict[str, Any]) -> None:
+    """Refuse a model record that does not match the schema, naming the field."""
+    import fastjsonschema
+
+    try:
+        _validator()(record)
+    except fastjsonschema.JsonSchemaException as err:
+        raise RegistryError("INVALID_RECORD", str(err.message)) from None
+
+
+def record_digest(record: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(record)).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+class Registry:
+    def __init__(self, dynamodb: Any, table: str) -> None:
+        self._db = dynamodb
+        self._table = table
+
+    # --- runs ---------------------------------------------------------------------------------------------
+
+    def record_run(self, run_id: str, *, dataset: str, status: str, body: dict[str, Any]) -> None:
+        """Write (or rewrite, for the same run) a run's record."""
+        self._db.put_item(
+            TableName=self._table,
+            Item={
+                "pk": _s(f"RUN#{run_id}"),
+                "sk": _s("RUN"),
+                "run_id": _s(run_id),
+                "dataset": _s(dataset),
+                "status": _s(status),
+                "body": _s(json.dumps(body, sort_keys=True)),
+                "updated_at": _s(_now()),
+            },
+        )
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        item = self._get(f"RUN#{run_id}", "RUN")
+        if item is None:
+            return None
+        return {"run_id": run_id, "status": item["status"]["S"], **json.loads(item["body"]["S"])}
+
+    def runs(self, dataset: str | None = None) -> list[dict[str, Any]]:
+        items = self._scan("RUN#")
+        runs = [{"run_id": i["run_id"]["S"], "status": i["status"]["S"], **json.loads(i["body"]["S"])} for i in items]
+        return sorted((r for r in runs if dataset in (None, r.get("dataset"))), key=lambda r: r.get("started_at", ""))
+
+    # --- models -------------------------------------------------------------------------------------------
+
+    def register(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Validate and register a model of a run, numbered per dataset; the same run registers once."""
+        draft = {**record, "format": RECORD_FORMAT, "model_id": f"{record['dataset']}/1"}
+        validate_record(draft)  # before a number is spent
+        run_id = record["run_id"]
+        claimed = self._get(f"RUNMODEL#{run_id}", "MODEL")
+        if claimed is not None:
+            return self.model(claimed["model_id"]["S"])
+        number = self._db.update_item(
+            TableName=self._table,
+            Key={"pk": _s(f"COUNTER#{record['dataset']}"), "sk": _s("MODEL")},
+            UpdateExpression="ADD n :one",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues="UPDATED_NEW",
+        )["Attributes"]["n"]["N"]
+        model_id = f"{record['dataset']}/{number}"
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={"pk": _s(f"RUNMODEL#{run_id}"), "sk": _s("MODEL"), "model_id": _s(model_id)},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:  # a concurrent retry of the same run won
+            return self.model(self._get(f"RUNMODEL#{run_id}", "MODEL")["model_id"]["S"])
+        final = {**draft, "model_id": model_id}
+        validate_record(final)
+        body = canonical_json(final).decode()
+        self._db.put_item(
+            TableName=self._table,
+            Item={
+                "pk": _s(f"MODEL#{model_id}"),
+                "sk": _s("RECORD"),
+                "model_id": _s(model_id),
+                "dataset": _s(record["dataset"]),
+                "run_id": _s(run_id),
+                "status": _s(REGISTERED),
+                "record": _s(body),
+                "record_sha256": _s(record_digest(final)),
+                "history": {"L": [{"S": f"{_now()} {REGISTERED}"}]},
+            },
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+        return self.model(model_id)
+
+    def model(self, model_id: str) -> dict[str, Any] | None:
+        """The record, its status, signature fields and history. `record_intact` is False when the stored
+        record no longer hashes to the digest written with it."""
+        item = self._get(f"MODEL#{model_id}", "RECORD")
+        if item is None:
+            return None
+        record = json.loads(item["record"]["S"])
+        extra = {k: v["S"] for k, v in item.items() if "S" in v and k not in ("pk", "sk", "record")}
+        return {
+            **extra,
+            "record": record,
+            "record_intact": record_digest(record) == item["record_sha256"]["S"],
+            "history": [h["S"] for h in item.get("history", {}).get("L", [])],
+        }
+
+    def models(self, dataset: str | None = None) -> list[dict[str, Any]]:
+        found = [self.model(i["model_id"]["S"]) for i in self._scan("MODEL#")]
+        found = [m for m in found if m is not None and dataset in (None, m["dataset"])]
+        return sorted(found, key=lambda m: (m["dataset"], int(m["model_id"].split("/")[1])))
+
+    def set_status(self, model_id: str, status: str, *, allowed_from: tuple[str, ...], note: str, **attrs: str) -> bool:
+        """Move a model to `status` if it is in one of `allowed_from`; False (nothing changes) otherwise."""
+        names = {"#status": "status", **{f"#a{i}": k for i, k in enumerate(attrs)}}
+        values = {":status": _s(status), ":entry": {"L": [_s(f"{_now()} {status} {note}".strip())]}}
+        values |= {f":v{i}": _s(v) for i, v in enumerate(attrs.values())}
+        values |= {f":f{i}": _s(s) for i, s in enumerate(allowed_from)}
+        sets = ", ".join(["#status = :status", *(f"#a{i} = :v{i}" for i in range(len(attrs)))])
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"pk": _s(f"MODEL#{model_id}"), "sk": _s("RECORD")},
+                UpdateExpression=f"SET {sets}, history = list_append(history, :entry)",
+                ConditionExpression=f"#status IN ({', '.join(f':f{i}' for i in range(len(allowed_from)))})",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def derived_from(
+        self, *, producer: str | None = None, key_id: str | None = None, data: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every registered model (deployed or not) trained on data of that producer, signed by that key, or of
+        that file (a lake or ingest S3 URI, or an object key, matched as a substring of the lineage URIs)."""
+
+        def uses(entry: dict[str, Any]) -> bool:
+            uris = [entry["lake_uri"], *entry["ingest"]]
+            return (
+                (producer is None or entry["producer"] == producer)
+                and (key_id is None or entry["key_id"] == key_id)
+                and (data is None or any(data in u for u in uris))
+            )
+
+        return [m for m in self.models() if any(uses(e) for e in m["record"]["lineage"])]
+
+    def claim_once(self, key: str) -> bool:
+        """True the first time `key` is claimed (idempotency for events delivered more than once)."""
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={"pk": _s(f"ONCE#{key}"), "sk": _s("ONCE"), "at": _s(_now())},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def cooldown(self, name: str, now: datetime, seconds: int) -> bool:
+        """Record an action on `name` now unless the last one was less than `seconds` ago (True: go ahead)."""
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={"pk": _s(f"COOLDOWN#{name}"), "sk": _s("COOLDOWN"), "last": {"N": str(now.timestamp())}},
+                ConditionExpression="attribute_not_exists(pk) OR #last <= :since",
+                ExpressionAttributeNames={"#last": "last"},
+                ExpressionAttributeValues={":since": {"N": str(now.timestamp() - seconds)}},
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    # --- deployment lock ----------------------------------------------------------------------------------
+
+    def acquire_lock(self, name: str, owner: str, *, is_stale: Callable[[str], bool] | None = None) -> str:
+        """Take the lock for `owner`; returns who holds it (`owner` itself on success or on a retry). A holder
+        that `is_stale` says has ended (an execution stopped or timed out before it released) is replaced."""
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={"pk": _s(f"LOCK#{name}"), "sk": _s("LOCK"), "owner": _s(owner), "acquired_at": _s(_now())},
+                ConditionExpression="attribute_not_exists(pk) OR #owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":owner": _s(owner)},
+            )
+            return owner
+        except self._db.exceptions.ConditionalCheckFailedException:
+            item = self._get(f"LOCK#{name}", "LOCK")
+            holder = item["owner"]["S"] if item else ""
+            if not holder or is_stale is None or not is_stale(holder):
+                return holder
+        try:  # take over from a holder that ended, unless someone else did first
+            self._db.put_item(
+                TableName=self._table,
+                Item={"pk": _s(f"LOCK#{name}"), "sk": _s("LOCK"), "owner": _s(owner), "acquired_at": _s(_now())},
+                ConditionExpression="#owner = :holder",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":holder": _s(holder)},
+            )
+            return owner
+        except self._db.exceptions.ConditionalCheckFailedException:
+            item = self._get(f"LOCK#{name}", "LOCK")
+            return item["owner"]["S"] if item else ""
+
+    def release_lock(self, name: str, owner: str) -> None:
+        try:
+            self._db.delete_item(
+                TableName=self._table,
+                Key={"pk": _s(f"LOCK#{name}"), "sk": _s("LOCK")},
+                ConditionExpression="#owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":owner": _s(owner)},
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return  # not ours (or already released): nothing to do
+
+    # --- helpers ------------------------------------------------------------------------------------------
+
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        return self._db.get_item(TableName=self._table, Key={"pk": _s(pk), "sk": _s(sk)}, ConsistentRead=True).get(
+            "Item"
+        )
+
+    def _scan(self, prefix: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "FilterExpression": "begins_with(pk, :p)",
+            "ExpressionAttributeValues": {":p": _s(prefix)},
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self._db.scan(**kwargs)
+            items += page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

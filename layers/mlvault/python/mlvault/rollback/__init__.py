@@ -1,0 +1,1 @@
+"""Automated rollback: serving alarms and key revocations take serving back to the last verified good model."""

@@ -1,0 +1,261 @@
+"""The local cloud process: a moto server on 127.0.0.1, the gaps closed, the cloud assembly provisioned.
+
+Run by `mlvault local up` as `python -m localcloud.server`; it writes its state file once ready and
+serves until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from localcloud import ACCOUNT_ID
+from localcloud.cdkout import AssemblyError, load_assembly
+from localcloud.intrinsics import UnsupportedError
+from localcloud.provision import Deployment, Provisioner
+from localcloud.runtime import LambdaRuntime, access_key_for
+
+STATE_FILE = "state.json"
+EVENTS_FILE = "events.jsonl"
+DEVELOPER_ARN = f"arn:aws:iam::{ACCOUNT_ID}:user/local-developer"
+DEVELOPER_ACCESS_KEY = "LKIALOCALDEVELOPER"
+SECRET = "local-cloud"  # noqa: S105 - the local cloud accepts any secret; not a credential
+
+
+class LocalCloud:
+    def __init__(
+        self,
+        *,
+        cdk_out: Path,
+        state_dir: Path,
+        port: int = 0,
+        schedule_scale: float = 1.0,
+        alarm_scale: float | None = None,
+    ) -> None:
+        if schedule_scale <= 0:
+            raise ValueError(f"schedule_scale must be positive, got {schedule_scale}")
+        if alarm_scale is not None and alarm_scale <= 0:
+            raise ValueError(f"alarm_scale must be positive, got {alarm_scale}")
+        self.schedule_scale = schedule_scale
+        # alarm periods last Period / alarm_scale seconds (gaps.py, gap 13); unset, schedules' scale
+        self.alarm_scale = schedule_scale if alarm_scale is None else alarm_scale
+        self.cdk_out = cdk_out.resolve()
+        self.state_dir = state_dir.resolve()  # workers run in their asset directories: never write relative paths
+        self.account = ACCOUNT_ID
+        self.port = port
+        self.endpoint = ""
+        self.region = ""
+        self._server: Any = None
+        self._events_lock = threading.Lock()
+        self.deployment = Deployment(account=ACCOUNT_ID)
+        self.runtime: LambdaRuntime | None = None
+        self.poller: Any = None
+        self._stopping = threading.Event()
+
+    # --- lifecycle ------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        from moto.awslambda.models import lambda_backends
+        from moto.server import ThreadedMotoServer
+
+        from localcloud import gaps
+        from localcloud.pollers import SqsPoller
+
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / EVENTS_FILE).write_text("")
+        for old_log in (self.state_dir / "logs").glob("*.log"):
+            old_log.unlink()  # a fresh cloud: logs of an earlier run would mislead
+        stacks = load_assembly(self.cdk_out)
+        regions = {s.region for s in stacks}
+        if len(regions) != 1:
+            raise UnsupportedError(f"stacks in several regions {sorted(regions)}: the local cloud runs one region")
+        self.region = regions.pop()
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"  # roles may attach AWS managed policies
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+        self.port = self._server.get_host_and_port()[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.runtime = LambdaRuntime(
+            endpoint=self.endpoint,
+            region=self.region,
+            state_dir=self.state_dir,
+            record=self.record,
+            send_to_dlq=self._send_to_queue,
+            emf=lambda function, line: gaps.put_emf(self, function, line),
+        )
+        gaps.install(self)
+        self.deployment.principals[DEVELOPER_ACCESS_KEY] = DEVELOPER_ARN
+        deployer = (
+            stacks[0].execution_role_arn.replace("${AWS::Partition}", "aws").replace("${AWS::AccountId}", self.account)
+        )
+        self.deployment.principals[access_key_for(deployer)] = deployer
+        Provisioner(lambda service, region: self.client(service, deployer), self.deployment).deploy(stacks)
+        for spec in self.deployment.functions.values():
+            self.runtime.register(spec)
+            self.deployment.principals[access_key_for(spec.role_arn)] = spec.role_arn
+        self.poller = SqsPoller(client=self.client, invoke=self.runtime.invoke, region=self.region, record=self.record)
+        lambda_client = self.client("lambda", deployer)
+        for uuid in self.deployment.event_source_mappings:
+            mapping = lambda_client.get_event_source_mapping(UUID=uuid)
+            name = mapping["FunctionArn"].split(":")[6]
+            spec = self.deployment.functions[name]
+            self.poller.add(
+                mapping,
+                function_name=name,
+                role_arn=spec.role_arn,
+                environment=lambda n=name: self.runtime.environment_of(n),
+                live=lambda u=uuid: lambda_backends[self.account][self.region].get_event_source_mapping(u),
+            )
+        self.poller.start()
+        self._scheduler = threading.Thread(target=self._run_schedules, daemon=True, name="schedules")
+        self._scheduler.start()
+        self._alarms = gaps.AlarmEvaluator(self, self.alarm_scale)
+        try:
+            self._alarms.evaluate()  # first verdicts before anyone looks (gap 13)
+        except Exception as err:  # noqa: BLE001 - the thread retries; never keep the cloud from starting
+            self.record({"kind": "alarm-evaluation-error", "error": repr(err)})
+        threading.Thread(target=self._run_alarms, daemon=True, name="alarms").start()
+        self.record({"kind": "ready", "endpoint": self.endpoint, "stacks": [s.name for s in stacks]})
+
+    def _run_schedules(self) -> None:
+        from localcloud.gaps import fire_schedules
+
+        last: dict[str, float] = {}
+        while not self._stopping.wait(1.0 if self.schedule_scale <= 1 else 0.1):
+            try:
+                fire_schedules(self, time.monotonic() * self.schedule_scale, last)
+            except Exception as err:  # noqa: BLE001 - keep the schedule running; the failure is recorded
+                self.record({"kind": "schedule-error", "error": repr(err)})
+
+    def _run_alarms(self) -> None:
+        failures: set[str] = set()
+        while not self._stopping.wait(0.5 if self.alarm_scale > 1 else 1.0):
+            try:
+                self._alarms.evaluate()
+            except Exception as err:  # noqa: BLE001 - keep evaluating; each distinct failure is recorded once
+                if repr(err) not in failures:
+                    failures.add(repr(err))
+                    self.record({"kind": "alarm-evaluation-error", "error": repr(err)})
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self.poller is not None:
+            self.poller.stop()
+        if self.runtime is not None:
+            self.runtime.close()
+        if self._server is not None:
+            self._server.stop()
+
+    # --- services used by the gaps, the runtime and the poller ----------------------------------------
+
+    def client(self, service: str, principal_arn: str | None = None) -> Any:
+        key = access_key_for(principal_arn) if principal_arn else DEVELOPER_ACCESS_KEY
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            aws_access_key_id=key,
+            aws_secret_access_key=SECRET,
+            config=Config(retries={"max_attempts": 2}),
+        )
+
+    def principal_for(self, access_key: str) -> str:
+        """The principal a request is made as: local keys, then moto's assumed roles, else the developer."""
+        if access_key in self.deployment.principals:
+            return self.deployment.principals[access_key]
+        from moto.sts.models import sts_backends
+
+        assumed = sts_backends[self.account]["aws"].get_assumed_role_from_access_key(access_key)
+        if assumed is not None:
+            return assumed.role_arn
+        return DEVELOPER_ARN
+
+    def record(self, event: dict[str, Any]) -> None:
+        line = json.dumps({"at": datetime.now(UTC).isoformat(timespec="milliseconds"), **event}, default=str)
+        with self._events_lock, (self.state_dir / EVENTS_FILE).open("a", encoding="utf-8") as out:
+            out.write(line + "\n")
+
+    def _send_to_queue(self, queue_arn: str, body: str) -> None:
+        from moto.sqs.models import sqs_backends
+
+        sqs_backends[self.account][queue_arn.split(":")[3]].send_message(
+            queue_name=queue_arn.split(":")[5], message_body=body
+        )
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "endpoint": self.endpoint,
+            "port": self.port,
+            "region": self.region,
+            "account": self.account,
+            "cdk_out": str(self.cdk_out.resolve()),
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "developer": {"access_key_id": DEVELOPER_ACCESS_KEY, "secret_access_key": SECRET, "arn": DEVELOPER_ARN},
+            "resources": {
+                stack: {logical: {"type": t, "id": p} for logical, (t, p) in resources.items()}
+                for stack, resources in self.deployment.resources.items()
+            },
+            "functions": {
+                name: {
+                    "arn": s.arn,
+                    "handler": s.handler,
+                    "code": str(s.code_dir),
+                    "layers": self.runtime.layer_report(s) if self.runtime else [],
+                }
+                for name, s in self.deployment.functions.items()
+            },
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m localcloud.server")
+    parser.add_argument("--cdk-out", type=Path, required=True)
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--schedule-scale", type=float, default=1.0)
+    parser.add_argument("--alarm-scale", type=float, default=None, help="default: the schedule scale")
+    args = parser.parse_args(argv)
+    cloud = LocalCloud(
+        cdk_out=args.cdk_out,
+        state_dir=args.state_dir,
+        port=args.port,
+        schedule_scale=args.schedule_scale,
+        alarm_scale=args.alarm_scale,
+    )
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    try:
+        started = time.monotonic()
+        cloud.start()
+        state = cloud.state() | {"startup_seconds": round(time.monotonic() - started, 2)}
+        tmp = args.state_dir / (STATE_FILE + ".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(args.state_dir / STATE_FILE)
+        print(f"local cloud ready at {cloud.endpoint}", flush=True)
+        stopping.wait()
+    except (AssemblyError, UnsupportedError) as err:
+        print(f"local cloud: {err}", file=sys.stderr, flush=True)
+        return 2
+    finally:
+        cloud.stop()
+        (args.state_dir / STATE_FILE).unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

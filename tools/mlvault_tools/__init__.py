@@ -1,0 +1,1 @@
+"""mlvault developer tooling: the CLI, the demo, benchmarks, samples and test keys. Never shipped to Lambda."""

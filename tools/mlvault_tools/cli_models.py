@@ -1,0 +1,221 @@
+"""`mlvault train | runs | models | lineage | verify-model`: the model pipeline from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def _cloud(args: argparse.Namespace):
+    from mlvault_tools.cli import _Cloud
+
+    return _Cloud(args)
+
+
+def _registry(cloud):
+    from mlvault.registry.records import Registry
+
+    return Registry(cloud.client("dynamodb"), cloud.name("registry-table"))
+
+
+def _train(args: argparse.Namespace) -> int:
+    from mlvault.training.trigger import start_manual
+
+    cloud = _cloud(args)
+    sfn = cloud.client("stepfunctions")
+    arn = cloud.name("model-pipeline")
+    name = start_manual(sfn, arn, args.dataset)
+    print(f"run {name} started")
+    if not args.wait:
+        return 0
+    execution = f"{arn.replace(':stateMachine:', ':execution:')}:{name}"
+    deadline = time.monotonic() + args.wait
+    while (status := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
+        if time.monotonic() > deadline:
+            print(f"still running after {args.wait}s")
+            return 1
+        time.sleep(0.5)
+    if status["status"] != "SUCCEEDED":
+        cause = status.get("cause", "")
+        with contextlib.suppress(ValueError, AttributeError):
+            cause = json.loads(cause).get("errorMessage", cause)
+        print(f"run {name}: {status['status']} {status.get('error', '')}: {cause}")
+        return 1
+    state = json.loads(status["output"])["state"]
+    rollout = state.get("rollout", {})
+    print(
+        f"run {name}: SUCCEEDED -> model {state['model_id']} (sha256 {state['artifact']['sha256'][:16]}...), "
+        f"serving version {rollout.get('version')} at {rollout.get('percent', 100)}%"
+    )
+    return 0
+
+
+def _runs(args: argparse.Namespace) -> int:
+    for run in _registry(_cloud(args)).runs(args.dataset):
+        accuracy = run.get("metrics", {}).get("heldout_accuracy")
+        failure = run.get("failure", {}).get("reason", "")
+        failed = [r["name"] for r in run.get("gates", {}).get("results", []) if not r["passed"]]
+        print(
+            f"{run['run_id']}: {run['status']}"
+            + (f", accuracy {accuracy:.3f}" if isinstance(accuracy, float) else "")
+            + (f", artifact {run['artifact_digest'][:16]}..." if run.get("artifact_digest") else "")
+            + (f", failed gates {', '.join(failed)}" if failed else "")
+            + (f", {failure}" if failure else "")
+        )
+    return 0
+
+
+def _models_list(args: argparse.Namespace) -> int:
+    models = _registry(_cloud(args)).models(args.dataset)
+    if args.json:
+        print(json.dumps(models, indent=2, default=str))
+        return 0
+    for m in models:
+        r = m["record"]
+        print(
+            f"{m['model_id']}: {m['status']}, accuracy {r['metrics'].get('heldout_accuracy')}, "
+            f"{len(r['lineage'])} data files, artifact sha256 {r['artifact']['sha256'][:16]}..., run {r['run_id']}"
+        )
+    return 0
+
+
+def _models_show(args: argparse.Namespace) -> int:
+    model = _registry(_cloud(args)).model(args.model_id)
+    if model is None:
+        print(f"no model {args.model_id}")
+        return 1
+    if args.json:
+        print(json.dumps(model, indent=2, default=str))
+        return 0
+    r = model["record"]
+    lines = [
+        f"{model['model_id']}: {model['status']} (record {'intact' if model['record_intact'] else 'TAMPERED'})",
+        f"  artifact: s3://{r['artifact']['bucket']}/{r['artifact']['key']}?versionId={r['artifact']['version_id']}",
+        f"  sha256 {r['artifact']['sha256']}, {r['artifact']['bytes']} bytes, trainer {r['trainer']}",
+        f"  manifest: sha256 {r['manifest']['sha256']}, {r['manifest']['entries']} files, {r['manifest']['rows']} rows",
+        f"  code: sha256 {r['code']['sha256']}",
+        "  gates: " + ", ".join(f"{g['name']} {g['value']} (limit {g['threshold']})" for g in r["gates"]["results"]),
+        f"  signature: {model.get('signature_key', 'none')} by {model.get('signing_key_arn', '-')}",
+        "  history:",
+        *(f"    {h}" for h in model["history"]),
+    ]
+    print("\n".join(lines))
+    return 0
+
+
+def _approval(args: argparse.Namespace) -> int:
+    from mlvault.rollout.canary import RolloutRefused, decide_approval
+
+    cloud = _cloud(args)
+    by = cloud.client("sts").get_caller_identity()["Arn"]
+    try:
+        verdict = decide_approval(
+            cloud.client("stepfunctions"),
+            _registry(cloud),
+            args.model_id,
+            approve=args.decision == "approve",
+            by=by,
+            reason=args.reason,
+        )
+    except RolloutRefused as err:
+        print(f"REFUSED {err.reason}: {err.detail}")
+        return 1
+    print(f"{args.model_id} {verdict} by {by}" + (": the pipeline deploys it" if verdict == "approved" else ""))
+    return 0
+
+
+def _lineage(args: argparse.Namespace) -> int:
+    registry = _registry(_cloud(args))
+    if args.model_id:
+        model = registry.model(args.model_id)
+        if model is None:
+            print(f"no model {args.model_id}")
+            return 1
+        for entry in model["record"]["lineage"]:
+            print(
+                f"{entry['lake_uri']}\n  sha256 {entry['sha256']}, producer {entry['producer']}, key {entry['key_id']}"
+            )
+            for ingest in entry["ingest"]:
+                print(f"  uploaded as {ingest}")
+        return 0
+    models = registry.derived_from(producer=args.producer, key_id=args.key_id, data=args.file)
+    for m in models:
+        print(f"{m['model_id']}: {m['status']}")
+    if not models:
+        print("no registered model was trained on it")
+    return 0
+
+
+def _verify_model(args: argparse.Namespace) -> int:
+    from mlvault.rollout.canary import RolloutRefused, attest_registered
+
+    cloud = _cloud(args)
+    model = _registry(cloud).model(args.model_id)
+    folder = Path(args.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        verified = attest_registered(
+            cloud.client("s3"), cloud.client("kms"), model, cloud.name("model-signing-key"), folder=folder
+        )
+    except RolloutRefused as err:
+        print(f"REFUSED {err.reason}: {err.detail}")
+        return 1
+    print(
+        f"VERIFIED {args.model_id} ({model['status']}): sha256 {verified.digests['.']}, signed by the pinned key, "
+        "record intact\n"
+        f"  files in {folder}; verify independently: model_signing verify key {folder / 'model.json'} "
+        f"--signature {folder / 'model.sig'} --public_key {folder / 'signing-key.pem'}"
+    )
+    return 0
+
+
+def register(verbs, cloud_options: Callable[[argparse.ArgumentParser], None]) -> None:
+    train = verbs.add_parser("train", help="start the model pipeline for a dataset now")
+    train.add_argument("--dataset", required=True)
+    train.add_argument("--wait", type=float, default=0, help="wait up to N seconds for the run to finish")
+    cloud_options(train)
+    train.set_defaults(func=_train)
+
+    runs = verbs.add_parser("runs", help="every training run, winners and losers")
+    runs.add_argument("--dataset")
+    cloud_options(runs)
+    runs.set_defaults(func=_runs)
+
+    models = verbs.add_parser("models", help="registered models: list, show")
+    model_verbs = models.add_subparsers(title="model commands", metavar="ACTION", required=True)
+    listing = model_verbs.add_parser("list", help="every registered model")
+    listing.add_argument("--dataset")
+    listing.add_argument("--json", action="store_true")
+    cloud_options(listing)
+    listing.set_defaults(func=_models_list)
+    show = model_verbs.add_parser("show", help="lineage, gates, signature and history of a model")
+    show.add_argument("model_id", help="e.g. iris/3")
+    show.add_argument("--json", action="store_true")
+    cloud_options(show)
+    show.set_defaults(func=_models_show)
+
+    for decision in ("approve", "reject"):
+        decide = model_verbs.add_parser(decision, help=f"{decision} a signed model waiting for approval (prod)")
+        decide.add_argument("model_id")
+        decide.add_argument("--reason", required=True)
+        cloud_options(decide)
+        decide.set_defaults(func=_approval, decision=decision)
+
+    lineage = verbs.add_parser("lineage", help="model -> data files and producers, or data -> models")
+    which = lineage.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", dest="model_id", help="the data a model was trained on")
+    which.add_argument("--producer", help="models trained on this producer's data")
+    which.add_argument("--key-id", help="models trained on data signed by this key")
+    which.add_argument("--file", help="models trained on this file (lake or ingest key or URI)")
+    cloud_options(lineage)
+    lineage.set_defaults(func=_lineage)
+
+    verify = verbs.add_parser("verify-model", help="verify a model's artifact, signature and record, offline")
+    verify.add_argument("model_id")
+    verify.add_argument("--out", default="model-check", help="where to keep the verified files")
+    cloud_options(verify)
+    verify.set_defaults(func=_verify_model)

@@ -1,0 +1,376 @@
+"""`mlvault demo`: the scripted story, run through the deployed wiring of a fresh local cloud.
+
+Each step checks what it shows; the demo exits non-zero when the system does not behave as told.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from localcloud import control
+from mlvault_tools import testkeys
+from mlvault_tools.samples import iris_batch, iris_csv
+
+PRODUCER = "demo-producer"  # trusted by the dev stage's registry (trust/dev.json) with public test keys
+DATASET = "iris"
+IRIS = iris_csv(600, 1)  # satisfies contracts/iris.json; with the next clean batch, the learned baseline
+
+
+class StoryError(AssertionError):
+    """The system did not do what the story says."""
+
+
+@dataclass
+class Step:
+    title: str
+    outcome: str
+    seconds: float
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(interval)
+    raise StoryError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class Story:
+    def __init__(self, cloud: control.Handle) -> None:
+        self.cloud = cloud
+        self.s3 = cloud.client("s3")
+        self.ddb = cloud.client("dynamodb")
+        self.ingest = cloud.physical_id("-storage", "AWS::S3::Bucket", "IngestBucket")
+        self.lake = cloud.physical_id("-storage", "AWS::S3::Bucket", "LakeBucket")
+        self.ledger = cloud.physical_id("-storage", "AWS::DynamoDB::Table", "LedgerTable")
+
+    def ledger_record(self, key: str, version_id: str) -> dict[str, Any] | None:
+        item = self.ddb.get_item(
+            TableName=self.ledger,
+            ConsistentRead=True,
+            Key={"pk": {"S": f"OBJ#{self.ingest}/{key}"}, "sk": {"S": f"V#{version_id}"}},
+        ).get("Item")
+        return item
+
+    def provisioned(self) -> str:
+        counts = control.status(self.cloud, recent=0)["resources"]
+        total = sum(counts.values())
+        return (
+            f"{total} resources of {len(counts)} types from {len(self.cloud.state['resources'])} stacks "
+            f"in {self.cloud.state['startup_seconds']}s"
+        )
+
+    def verdict(self, key: str, version: str) -> dict[str, str]:
+        def terminal():
+            item = self.ledger_record(key, version)
+            return item if item and item["status"]["S"] in ("ACCEPTED", "REJECTED", "HELD") else None
+
+        item = wait_for(f"the verdict on {key}", terminal)
+        return {k: next(iter(v.values())) for k, v in item.items()}
+
+    def push(
+        self,
+        name: str,
+        body: bytes,
+        *,
+        key_id: str = "demo-producer-p256",
+        tamper: bytes | None = None,
+        sign_it: bool = True,
+    ) -> tuple[str, str, float]:
+        """A producer signs and uploads (optionally the bytes are swapped after signing, or not signed)."""
+        key = f"producers/{PRODUCER}/{DATASET}/{name}"
+        metadata = testkeys.signed_metadata(testkeys.claim_for(key, body), key_id) if sign_it else {}
+        started = time.monotonic()
+        version = self.s3.put_object(
+            Bucket=self.ingest, Key=key, Body=tamper or body, Metadata=metadata, ChecksumAlgorithm="SHA256"
+        )["VersionId"]
+        return key, version, started
+
+    def signed_upload_lands_in_the_lake(self) -> str:
+        key, version, started = self.push("batch-0001.csv", IRIS)
+        record = self.verdict(key, version)
+        took = time.monotonic() - started
+        if record["status"] != "ACCEPTED":
+            raise StoryError(f"a validly signed upload was {record['status']} ({record.get('reason')})")
+        head = self.s3.head_object(
+            Bucket=record["lake_bucket"], Key=record["lake_key"], VersionId=record["lake_version"]
+        )
+        return (
+            f"{key} signed by {record['key_id']} -> S3 notification -> SQS -> verify -> ACCEPTED in "
+            f"{took:.2f}s\n       lake: {record['lake_key'][:60]}... ({head['ObjectLockMode']}, "
+            f"version {record['lake_version'][:8]}...)"
+        )
+
+    def tampered_upload_is_quarantined(self) -> str:
+        tampered = IRIS[:-3] + bytes([IRIS[-3] ^ 1]) + IRIS[-2:]  # one bit flipped after signing, same size
+        key, version, _ = self.push("batch-0002.csv", IRIS, tamper=tampered)
+        return self._rejected(key, version, "DIGEST_MISMATCH")
+
+    def unsigned_upload_is_quarantined(self) -> str:
+        key, version, _ = self.push("batch-0003.csv", IRIS, sign_it=False)
+        return self._rejected(key, version, "MISSING_SIGNATURE")
+
+    def contract_breach_is_quarantined(self) -> str:
+        lines = IRIS.split(b"\n")
+        lines[42] = lines[42].replace(b",,", b',=HYPERLINK("http://x"),', 1)  # validly signed, bad content
+        key, version, _ = self.push("batch-0004.csv", b"\n".join(lines))
+        return self._rejected(key, version, "FORMULA_INJECTION")
+
+    def poisoned_batch_is_held(self) -> str:
+        key, version, _ = self.push("batch-0005.csv", iris_csv(600, 2))  # completes the learned baseline
+        if self.verdict(key, version)["status"] != "ACCEPTED":
+            raise StoryError(f"a clean batch was not accepted: {self.verdict(key, version)}")
+        key, version, _ = self.push("batch-0006.csv", iris_csv(600, 3))
+        clean = self.verdict(key, version)
+        if clean["status"] != "ACCEPTED":
+            raise StoryError(f"a fresh clean batch raised a false alarm: {clean.get('detail')}")
+        key, version, _ = self.push("batch-0007.csv", iris_csv(600, 4, flip=0.3))  # 30% of labels flipped
+        held = self.verdict(key, version)
+        if held["status"] != "HELD":
+            raise StoryError(f"a batch with 30% flipped labels was {held['status']}, not HELD")
+        self.s3.head_object(Bucket=held["quarantine_bucket"], Key=held["quarantine_key"])
+        worst = held["detail"].split(";")[0]
+        return (
+            f"clean batch-0006 -> ACCEPTED ({clean['screen'][:40]}...)\n"
+            f"       batch-0007, validly signed, 30% labels flipped -> HELD POISONING_SUSPECTED: {worst}...\n"
+            f"       kept out of the lake (and training) at quarantine {held['quarantine_key'][:48]}..."
+        )
+
+    def reviewer_rejects_the_held_batch(self) -> str:
+        from mlvault.ingest.review import ReviewError, request
+
+        key = f"producers/{PRODUCER}/{DATASET}/batch-0007.csv"
+        (item,) = [i for i in self._versions(key) if i["status"]["S"] == "HELD"]
+        function = self.cloud.physical_id("-ingest", "AWS::Lambda::Function", "ReviewFunction")
+        try:
+            result = request(
+                self.cloud.client("lambda"),
+                self.cloud.client("sts"),
+                function,
+                key=key,
+                version_id=item["version_id"]["S"],
+                decision="reject",
+                reason="labels disagree with the producer's own QA",
+            )
+        except ReviewError as err:
+            raise StoryError(str(err)) from None
+        if result["status"] != "REJECTED":
+            raise StoryError(f"the review was not applied: {result}")
+        return f"mlvault review reject {key} -> REJECTED, by {result['reviewed_by']}: {result['review_reason']}"
+
+    def _versions(self, key: str) -> list[dict[str, Any]]:
+        return self.ddb.query(
+            TableName=self.ledger,
+            KeyConditionExpression="pk = :pk",
+            ConsistentRead=True,
+            ExpressionAttributeValues={":pk": {"S": f"OBJ#{self.ingest}/{key}"}},
+        )["Items"]
+
+    def _rejected(self, key: str, version: str, expected: str) -> str:
+        record = self.verdict(key, version)
+        if record["status"] != "REJECTED" or record.get("reason") != expected:
+            raise StoryError(f"{key}: expected REJECTED {expected}, got {record['status']} {record.get('reason')}")
+        return f"{key} -> REJECTED {expected}: {record['detail'][:70]}\n       quarantine: {record['quarantine_key']}"
+
+    # --- models ---------------------------------------------------------------------------------------------
+
+    def _run_pipeline(self) -> dict[str, Any]:
+        import json
+
+        from mlvault.training.trigger import start_manual
+
+        sfn = self.cloud.client("stepfunctions")
+        machine = self.cloud.physical_id("-models", "AWS::StepFunctions::StateMachine", "ModelPipeline")
+        name = start_manual(sfn, machine, DATASET)
+        execution = f"{machine.replace(':stateMachine:', ':execution:')}:{name}"
+        done = wait_for(
+            f"run {name}",
+            lambda: (d := sfn.describe_execution(executionArn=execution))["status"] != "RUNNING" and d,
+            timeout=120,
+        )
+        if done["status"] != "SUCCEEDED":
+            raise StoryError(f"run {name}: {done['status']} {done.get('error')}: {done.get('cause', '')[:300]}")
+        return self.registry().model(json.loads(done["output"])["state"]["model_id"])
+
+    def registry(self):
+        from mlvault.registry.records import Registry
+
+        return Registry(self.ddb, self.cloud.physical_id("-storage", "AWS::DynamoDB::Table", "RegistryTable"))
+
+    def model_is_trained_signed_and_deployed(self) -> str:
+        started = time.monotonic()
+        model = self._run_pipeline()
+        took = time.monotonic() - started
+        r = model["record"]
+        gates = ", ".join(f"{g['name']} {float(g['value']):.3g}" for g in r["gates"]["results"][1:4])
+        auto = [run for run in self.registry().runs(DATASET) if "-ingest-" in run["run_id"]]
+        return (
+            f"{model['model_id']} from {r['manifest']['entries']} accepted files ({r['manifest']['rows']} rows; "
+            f"held and rejected uploads excluded) in {took:.1f}s: {model['status']}\n"
+            f"       ({len(auto)} earlier run(s) started by accepted batches, debounced; every run is recorded)\n"
+            f"       gates passed: {gates}; artifact {r['artifact']['bytes']} bytes, "
+            f"sha256 {r['artifact']['sha256'][:16]}..., signed with the KMS key"
+        )
+
+    def independent_verifier_accepts_the_signature(self) -> str:
+        import tempfile
+
+        from model_signing import verifying
+
+        from mlvault.rollout.canary import attest_registered
+
+        model = next(m for m in self.registry().models(DATASET) if m["status"] == "DEPLOYED")
+        key = self.cloud.physical_id("-storage", "AWS::KMS::Key", "ModelSigningKey")
+        key_arn = self.cloud.client("kms").describe_key(KeyId=key)["KeyMetadata"]["Arn"]
+        with tempfile.TemporaryDirectory() as folder:
+            where = Path(folder)
+            attest_registered(self.s3, self.cloud.client("kms"), model, key_arn, folder=where)
+            verifying.Config().use_elliptic_key_verifier(public_key=where / "signing-key.pem").verify(
+                where / "model.json", where / "model.sig"
+            )
+        return (
+            f"{model['model_id']}: model_signing (OpenSSF, model-signing 1.1.1) verifies model.json with the "
+            "exported public key, offline"
+        )
+
+    def second_model_goes_through_the_canary(self) -> str:
+        import json
+
+        model = self._run_pipeline()
+        steps = [h.split(" ", 2)[2].split(" on ")[0] for h in model["history"] if "canary" in h or "100%" in h]
+        serve = self.cloud.physical_id("-models", "AWS::Lambda::Function", "ServeFunction")
+        rows = [{k: v for k, v in r.items() if k != "species"} for r in iris_batch(3, 5).to_pylist()]
+        response = self.cloud.client("lambda").invoke(FunctionName=f"{serve}:live", Payload=json.dumps({"rows": rows}))
+        answer = json.loads(response["Payload"].read())
+        if response.get("FunctionError") or answer["model"]["id"] != model["model_id"]:
+            raise StoryError(f"serving did not answer with {model['model_id']}: {answer}")
+        return (
+            f"{model['model_id']}: {' -> '.join(steps)} (alarms checked between steps); the previous model "
+            f"SUPERSEDED\n       serve:live predicts {answer['predictions']} with model {answer['model']['id']} "
+            f"(digest and signature verified at load)"
+        )
+
+    def swapped_model_is_refused_at_serve(self) -> str:
+        import json
+
+        lam = self.cloud.client("lambda")
+        serve = self.cloud.physical_id("-models", "AWS::Lambda::Function", "ServeFunction")
+        env = lam.get_function_configuration(FunctionName=serve, Qualifier="live")["Environment"]["Variables"]
+        swapped = self.s3.put_object(
+            Bucket=env["MLVAULT_MODEL_BUCKET"],
+            Key=env["MLVAULT_MODEL_KEY"],
+            Body=b'{"backdoor": true}',
+            ChecksumAlgorithm="SHA256",
+        )["VersionId"]
+        lam.update_function_configuration(
+            FunctionName=serve, Environment={"Variables": {**env, "MLVAULT_MODEL_VERSION": swapped}}
+        )
+        version = lam.publish_version(FunctionName=serve)["Version"]
+        response = lam.invoke(FunctionName=f"{serve}:{version}", Payload=json.dumps({"rows": []}))
+        answer = json.loads(response["Payload"].read())
+        if not response.get("FunctionError") or "MODEL_DIGEST_MISMATCH" not in json.dumps(answer):
+            raise StoryError(f"a swapped model was not refused: {answer}")
+        return f"artifact swapped in S3 and pinned into version {version} -> refused: MODEL_DIGEST_MISMATCH (metric)"
+
+    def drift_rolls_back_without_a_human(self) -> str:
+        import json
+
+        lam, cw = self.cloud.client("lambda"), self.cloud.client("cloudwatch")
+        serve = self.cloud.physical_id("-models", "AWS::Lambda::Function", "ServeFunction")
+        live = next(m for m in self.registry().models(DATASET) if m["status"] == "DEPLOYED")
+        rows = [{k: v for k, v in r.items() if k != "species"} for r in iris_batch(200, 77, shift=2.0).to_pylist()]
+        alarm = "mlvault-dev-feature-drift"
+        for _ in range(8):  # drifted traffic (sepal length +2 cm) over several alarm periods
+            lam.invoke(FunctionName=f"{serve}:live", Payload=json.dumps({"rows": rows}))
+            time.sleep(0.4)
+            if cw.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["StateValue"] == "ALARM":
+                break
+        rang = wait_for(
+            "the drift alarm",
+            lambda: cw.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["StateValue"] == "ALARM",
+        )
+        alarmed = time.monotonic()
+        rolled = wait_for(
+            "the automated rollback",
+            lambda: (m := self.registry().model(live["model_id"]))["status"] == "ROLLED_BACK" and m,
+        )
+        took = time.monotonic() - alarmed
+        now = next(m for m in self.registry().models(DATASET) if m["status"] == "DEPLOYED")
+        alias = lam.get_alias(FunctionName=serve, Name="live")["FunctionVersion"]
+        if not rang or alias != now["serving_version"]:
+            raise StoryError(f"serving ({alias}) does not serve the rollback target {now['model_id']}")
+        drift = cw.get_metric_statistics(
+            Namespace="mlvault",
+            MetricName="MaxFeatureDrift",
+            Dimensions=[{"Name": "Stage", "Value": "dev"}],
+            StartTime=time.time() - 600,
+            EndTime=time.time() + 60,
+            Period=60,
+            Statistics=["Maximum"],
+        )["Datapoints"]
+        worst = max(d["Maximum"] for d in drift)
+        return (
+            f"drifted traffic -> MaxFeatureDrift {worst:.2f} (> 0.2) -> alarm {alarm} -> EventBridge -> rollback in "
+            f"{took:.2f}s\n       {live['model_id']} ROLLED_BACK ({rolled['rollback_reason'][:40]}...); "
+            f"serving {now['model_id']} again (version {alias}, re-verified first)"
+        )
+
+    def lake_is_locked(self) -> str:
+        version = self.s3.put_object(Bucket=self.lake, Key="demo/locked.txt", Body=b"evidence")["VersionId"]
+        head = self.s3.head_object(Bucket=self.lake, Key="demo/locked.txt", VersionId=version)
+        try:
+            self.s3.delete_object(Bucket=self.lake, Key="demo/locked.txt", VersionId=version)
+        except self.s3.exceptions.ClientError as err:
+            code = err.response["Error"]["Code"]
+        else:
+            raise StoryError("a lake object version was deleted")
+        until = head["ObjectLockRetainUntilDate"].date().isoformat()
+        return f"lake version under {head['ObjectLockMode']} retention until {until}; deleting it -> {code}"
+
+
+def run(*, cdk_out: Path, state_dir: Path, port: int = 0) -> int:
+    print("mlvault demo: the synthesized app on the local cloud (moto on 127.0.0.1, no AWS account)\n")
+    started = time.monotonic()
+    # Alarm periods of a minute pass in a second, so the drift alarm can ring within the story.
+    cloud = control.up(cdk_out=cdk_out, state_dir=state_dir, port=port, alarm_scale=60)
+    steps: list[Step] = []
+    failed = None
+    try:
+        story = Story(cloud)
+        for title, action in (
+            ("local cloud provisioned from cdk.out", story.provisioned),
+            ("a signed upload lands in the Object Lock lake", story.signed_upload_lands_in_the_lake),
+            ("a file tampered after signing is quarantined", story.tampered_upload_is_quarantined),
+            ("an unsigned file is quarantined", story.unsigned_upload_is_quarantined),
+            ("a signed file that breaks its data contract is quarantined", story.contract_breach_is_quarantined),
+            ("a poisoned but validly signed batch is held", story.poisoned_batch_is_held),
+            ("a reviewer rejects the held batch (who and why in the ledger)", story.reviewer_rejects_the_held_batch),
+            ("a model is trained, gated, registered, signed and deployed", story.model_is_trained_signed_and_deployed),
+            ("an independent verifier accepts its signature", story.independent_verifier_accepts_the_signature),
+            ("the next model is promoted through the canary", story.second_model_goes_through_the_canary),
+            ("a model swapped after signing is refused at serve", story.swapped_model_is_refused_at_serve),
+            ("drift is detected and serving rolls back by itself", story.drift_rolls_back_without_a_human),
+            ("the lake refuses deletes", story.lake_is_locked),
+        ):
+            step_started = time.monotonic()
+            try:
+                outcome = action()
+            except StoryError as err:
+                failed = f"{title}: {err}"
+                break
+            steps.append(Step(title, outcome, time.monotonic() - step_started))
+            print(f"  [ok] {title}\n       {outcome}")
+    finally:
+        control.down(state_dir)
+    total = time.monotonic() - started
+    print(f"\nsummary: {len(steps)} step(s) shown, wall time {total:.1f}s (local cloud stopped)")
+    if failed:
+        print(f"  [FAILED] {failed}")
+        return 1
+    return 0
