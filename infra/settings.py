@@ -253,14 +253,14 @@ def parse_stage(stage: str, raw: Any) -> StageSettings:
 
 def _check_trust_file(key: str, relative: str) -> None:
     """The stage's trust registry must exist and be valid: a typo in it fails synth, not the first upload."""
-    from mlvault.trust.producers import RegistryError, load_registry
+    from mlvault.trust.producers import TrustRegistryError, load_registry
 
     path = ROOT / relative
     if not path.is_file():
         raise ConfigError(f"context key '{key}' names {relative}, which does not exist")
     try:
         load_registry(path)
-    except RegistryError as err:
+    except TrustRegistryError as err:
         raise ConfigError(f"context key '{key}': {err}") from None
 
 

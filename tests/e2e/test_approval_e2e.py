@@ -9,7 +9,7 @@ import json
 import pytest
 
 from localcloud import control
-from mlvault.registry.records import Registry
+from mlvault.registry.records import ModelRegistry
 from mlvault_tools.samples import iris_csv
 from tests.conftest import cdk_context
 from tests.e2e.conftest import Ingest, eventually, run_cli
@@ -40,7 +40,7 @@ def approving(tmp_path_factory):
         control.down(state_dir)
 
 
-def waiting_model(cloud, registry: Registry, known: set[str]) -> dict:
+def waiting_model(cloud, registry: ModelRegistry, known: set[str]) -> dict:
     def parked():
         found = [m for m in registry.models("iris") if m["model_id"] not in known and m.get("approval_token")]
         return found and found[0]
@@ -56,7 +56,7 @@ def execution_of(cloud, run_id: str) -> dict:
 
 
 def test_a_signed_model_waits_for_a_human_and_is_deployed_only_if_approved(approving):
-    registry = Registry(
+    registry = ModelRegistry(
         approving.client("dynamodb"), approving.physical_id("-storage", "AWS::DynamoDB::Table", "RegistryTable")
     )
     assert "NO_PENDING_APPROVAL" in run_cli(approving, "models", "approve", "iris/9", "--reason", "x").stdout

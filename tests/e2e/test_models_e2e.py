@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from mlvault.registry.records import Registry
+from mlvault.registry.records import ModelRegistry
 from mlvault_tools.samples import iris_batch, iris_csv
 from tests.e2e.conftest import eventually, run_cli
 
@@ -25,7 +25,7 @@ def models(cloud, ingest):
         lam = cloud.client("lambda")
         sfn = cloud.client("stepfunctions")
         s3 = cloud.client("s3")
-        registry = Registry(
+        registry = ModelRegistry(
             cloud.client("dynamodb"), cloud.physical_id("-storage", "AWS::DynamoDB::Table", "RegistryTable")
         )
         serve = cloud.physical_id("-models", "AWS::Lambda::Function", "ServeFunction")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from mlvault.registry.records import REGISTERED, SIGNED, RegistryError
+from mlvault.registry.records import REGISTERED, SIGNED, ModelRegistryError
 from mlvault.training.gates import Gates
 from mlvault.training.pipeline import GatesFailed, Pipeline, PipelineConfig, PipelineFailed
 from mlvault.training.trainer import TrainingParams
@@ -110,7 +110,7 @@ def test_no_accepted_data_fails_the_run_and_records_it(pipeline_env):
 
 def test_a_record_that_breaks_the_schema_is_refused(pipeline_env):
     p = pipeline(pipeline_env)
-    with pytest.raises(RegistryError, match="INVALID_RECORD"):
+    with pytest.raises(ModelRegistryError, match="INVALID_RECORD"):
         p.registry.register({"dataset": "iris", "run_id": "r", "artifact": {"sha256": "not-hex"}})
 
 

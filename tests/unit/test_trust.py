@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mlvault.trust.producers import RegistryError, load_registry, parse_registry
+from mlvault.trust.producers import TrustRegistryError, load_registry, parse_registry
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV = json.loads((ROOT / "trust/dev.json").read_text())
@@ -46,7 +46,7 @@ def acme_key(data):
     ],
 )
 def test_typos_fail_with_the_entry_and_field(mutate, message):
-    with pytest.raises(RegistryError, match=message.replace("(", r"\(").replace("{", r"\{")):
+    with pytest.raises(TrustRegistryError, match=message.replace("(", r"\(").replace("{", r"\{")):
         parse_registry(broken(mutate))
 
 

@@ -17,9 +17,9 @@ def _cloud(args: argparse.Namespace):
 
 
 def _registry(cloud):
-    from mlvault.registry.records import Registry
+    from mlvault.registry.records import ModelRegistry
 
-    return Registry(cloud.client("dynamodb"), cloud.name("registry-table"))
+    return ModelRegistry(cloud.client("dynamodb"), cloud.name("registry-table"))
 
 
 def _train(args: argparse.Namespace) -> int:

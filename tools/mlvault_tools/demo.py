@@ -199,9 +199,9 @@ class Story:
         return self.registry().model(json.loads(done["output"])["state"]["model_id"])
 
     def registry(self):
-        from mlvault.registry.records import Registry
+        from mlvault.registry.records import ModelRegistry
 
-        return Registry(self.ddb, self.cloud.physical_id("-storage", "AWS::DynamoDB::Table", "RegistryTable"))
+        return ModelRegistry(self.ddb, self.cloud.physical_id("-storage", "AWS::DynamoDB::Table", "RegistryTable"))
 
     def model_is_trained_signed_and_deployed(self) -> str:
         started = time.monotonic()

@@ -29,7 +29,7 @@ from mlvault.ingest.protocol import (
 )
 from mlvault.ledger import Ledger, LedgerRecord
 from mlvault.signing.keys import Signer, generate, private_pem, public_pem
-from mlvault.trust.producers import Registry
+from mlvault.trust.producers import ProducerRegistry
 
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 PART_SIZE = 16 * 1024 * 1024
@@ -154,7 +154,13 @@ def progress_bar(stream=sys.stderr) -> Callable[[int, int], None]:
 
 
 def verify_offline(
-    path: Path, *, key: str, envelope: str, registry: Registry, at: datetime, revoked: dict[str, datetime] | None = None
+    path: Path,
+    *,
+    key: str,
+    envelope: str,
+    registry: ProducerRegistry,
+    at: datetime,
+    revoked: dict[str, datetime] | None = None,
 ) -> VerifiedClaim:
     """The verifier's checks on a local file: envelope, registry key, signature, claims, then the bytes."""
     from mlvault.signing.keys import load_public_key

@@ -20,7 +20,7 @@ from typing import Any
 from mlvault.ingest.reasons import Reason, VerificationError
 from mlvault.signing.dsse import PAYLOAD_TYPE, Envelope, pae, parse_envelope
 from mlvault.signing.keys import Signer, verify_signature
-from mlvault.trust.producers import ID_PATTERN, ProducerKey, Registry
+from mlvault.trust.producers import ID_PATTERN, ProducerKey, ProducerRegistry
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://mlvault.dev/attestations/upload/v1"
@@ -115,7 +115,7 @@ def verify_envelope(
     *,
     object_key: str,
     upload_time: datetime,
-    registry: Registry,
+    registry: ProducerRegistry,
     public_key: Callable[[ProducerKey], Any],
     revoked_at: Callable[[str], datetime | None],
 ) -> VerifiedClaim:

@@ -31,7 +31,7 @@ from mlvault.ingest.protocol import KEY_PATTERN, VerifiedClaim, check_content, v
 from mlvault.ingest.reasons import Reason, TransientError, VerificationError
 from mlvault.ledger import STATUS_ACCEPTED, STATUS_HELD, STATUS_REJECTED, Ledger, LedgerRecord, is_terminal
 from mlvault.signing.keys import load_public_key
-from mlvault.trust.producers import ProducerKey, Registry
+from mlvault.trust.producers import ProducerKey, ProducerRegistry
 
 if TYPE_CHECKING:  # pyarrow: only the functions that verify load it (the review function does not)
     from mlvault.contracts.gate import ContentGate, Inspection
@@ -117,7 +117,7 @@ class Verifier:
         events: Any,
         sns: Any,
         ledger: Ledger,
-        registry: Registry,
+        registry: ProducerRegistry,
         destinations: Destinations,
         gate: ContentGate,
     ) -> None:

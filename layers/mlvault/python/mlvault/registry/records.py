@@ -28,7 +28,7 @@ RECORD_FORMAT = "mlvault.model/v1"
 SCHEMA_FILE = Path(__file__).with_name("model_record.schema.json")
 
 
-class RegistryError(ValueError):
+class ModelRegistryError(ValueError):
     """A record the registry refuses, or a state change it cannot make; `reason` is stable."""
 
     def __init__(self, reason: str, detail: str) -> None:
@@ -51,7 +51,7 @@ def validate_record(record: dict[str, Any]) -> None:
     try:
         _validator()(record)
     except fastjsonschema.JsonSchemaException as err:
-        raise RegistryError("INVALID_RECORD", str(err.message)) from None
+        raise ModelRegistryError("INVALID_RECORD", str(err.message)) from None
 
 
 def record_digest(record: dict[str, Any]) -> str:
@@ -66,7 +66,7 @@ def _s(value: str) -> dict[str, str]:
     return {"S": value}
 
 
-class Registry:
+class ModelRegistry:
     def __init__(self, dynamodb: Any, table: str) -> None:
         self._db = dynamodb
         self._table = table

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mlvault.ledger import STATUS_ACCEPTED
-from mlvault.registry.records import DEPLOYED, REGISTERED, REVOKED, ROLLED_BACK, SIGNED, SUPERSEDED, Registry
+from mlvault.registry.records import DEPLOYED, REGISTERED, REVOKED, ROLLED_BACK, SIGNED, SUPERSEDED, ModelRegistry
 from mlvault.rollout.canary import RolloutRefused, attest_registered, model_of_version, serving_alias
 
 EVENT_SOURCE = "mlvault.models"
@@ -64,7 +64,7 @@ class Rollback:
         self._sns = sns
         self._db = dynamodb
         self._c = config
-        self.registry = Registry(dynamodb, config.registry_table)
+        self.registry = ModelRegistry(dynamodb, config.registry_table)
 
     # --- alarms -------------------------------------------------------------------------------------------
 

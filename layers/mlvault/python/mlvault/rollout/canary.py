@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlvault.registry.records import DEPLOYED, ROLLED_BACK, SIGNED, SUPERSEDED, Registry
+from mlvault.registry.records import DEPLOYED, ROLLED_BACK, SIGNED, SUPERSEDED, ModelRegistry
 
 LOCK = "serving"
 
@@ -63,7 +63,7 @@ class Rollout:
         self._cw = cloudwatch
         self._sfn = stepfunctions
         self._c = config
-        self.registry = Registry(dynamodb, config.registry_table)
+        self.registry = ModelRegistry(dynamodb, config.registry_table)
 
     def prepare(self, state: dict[str, Any], owner: str) -> dict[str, Any]:
         holder = self.registry.acquire_lock(LOCK, owner, is_stale=self._ended)
@@ -279,7 +279,7 @@ def canary_from_json(raw: str) -> tuple[tuple[int, int], ...]:
     return tuple((int(s["percent"]), int(s["waitSeconds"])) for s in json.loads(raw))
 
 
-def decide_approval(sfn: Any, registry: Registry, model_id: str, *, approve: bool, by: str, reason: str) -> str:
+def decide_approval(sfn: Any, registry: ModelRegistry, model_id: str, *, approve: bool, by: str, reason: str) -> str:
     """A human's decision on a model waiting for approval: resumes the execution (deploys) or fails it."""
     model = registry.model(model_id)
     token = (model or {}).get("approval_token", "")

@@ -19,7 +19,7 @@ from typing import Any
 from mlvault.contracts.validate import resolve_contract
 from mlvault.ingest.reasons import VerificationError
 from mlvault.ledger import Ledger
-from mlvault.registry.records import REGISTERED, SIGNED, Registry
+from mlvault.registry.records import REGISTERED, SIGNED, ModelRegistry
 from mlvault.training.gates import Gates, evaluate
 from mlvault.training.manifest import ManifestError, build_manifest, load_manifest, store_manifest
 from mlvault.training.trainer import LambdaTrainer, TrainingError, TrainingParams, load_model, read_split
@@ -61,7 +61,7 @@ class Pipeline:
         self._db = dynamodb
         self._kms = kms
         self._c = config
-        self.registry = Registry(dynamodb, config.registry_table)
+        self.registry = ModelRegistry(dynamodb, config.registry_table)
 
     # --- train ------------------------------------------------------------------------------------------
 

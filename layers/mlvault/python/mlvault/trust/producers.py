@@ -18,7 +18,7 @@ from mlvault.signing.keys import ALGORITHMS, load_public_key
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")  # producer, dataset and key ids
 
 
-class RegistryError(ValueError):
+class TrustRegistryError(ValueError):
     """The trust registry file is invalid; the message names the entry and the field."""
 
 
@@ -41,7 +41,7 @@ class Producer:
 
 
 @dataclass(frozen=True)
-class Registry:
+class ProducerRegistry:
     producers: dict[str, Producer]
 
     def key(self, key_id: str) -> ProducerKey | None:
@@ -55,72 +55,72 @@ def _timestamp(where: str, value: Any) -> datetime:
     try:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
-        raise RegistryError(f"{where} must be an ISO 8601 timestamp, got {value!r}") from None
+        raise TrustRegistryError(f"{where} must be an ISO 8601 timestamp, got {value!r}") from None
     if parsed.tzinfo is None:
-        raise RegistryError(f"{where} must carry a time zone (e.g. Z), got {value!r}")
+        raise TrustRegistryError(f"{where} must carry a time zone (e.g. Z), got {value!r}")
     return parsed
 
 
-def parse_registry(data: Any, source: str = "registry") -> Registry:
+def parse_registry(data: Any, source: str = "registry") -> ProducerRegistry:
     if not isinstance(data, dict) or data.get("version") != 1 or not isinstance(data.get("producers"), dict):
-        raise RegistryError(f"{source}: expected {{'version': 1, 'producers': {{...}}}}")
+        raise TrustRegistryError(f"{source}: expected {{'version': 1, 'producers': {{...}}}}")
     unknown = set(data) - {"version", "producers", "description"}
     if unknown:
-        raise RegistryError(f"{source}: unknown top-level field(s) {sorted(unknown)}")
+        raise TrustRegistryError(f"{source}: unknown top-level field(s) {sorted(unknown)}")
     producers: dict[str, Producer] = {}
     seen_keys: set[str] = set()
     for producer_id, entry in data["producers"].items():
         where = f"{source}: producer {producer_id!r}"
         if not ID_PATTERN.match(producer_id):
-            raise RegistryError(f"{where}: id must match {ID_PATTERN.pattern}")
+            raise TrustRegistryError(f"{where}: id must match {ID_PATTERN.pattern}")
         if not isinstance(entry, dict) or set(entry) - {"description", "datasets", "keys"}:
-            raise RegistryError(f"{where}: allowed fields are description, datasets, keys")
+            raise TrustRegistryError(f"{where}: allowed fields are description, datasets, keys")
         datasets = entry.get("datasets")
         if (
             not isinstance(datasets, list)
             or not datasets
             or not all(isinstance(d, str) and ID_PATTERN.match(d) for d in datasets)
         ):
-            raise RegistryError(f"{where}: datasets must be a non-empty list of ids matching {ID_PATTERN.pattern}")
+            raise TrustRegistryError(f"{where}: datasets must be a non-empty list of ids matching {ID_PATTERN.pattern}")
         keys: dict[str, ProducerKey] = {}
         for raw in entry.get("keys") or []:
             key = _parse_key(where, producer_id, raw)
             if key.id in seen_keys:
-                raise RegistryError(f"{where}: key id {key.id!r} is used twice in the registry")
+                raise TrustRegistryError(f"{where}: key id {key.id!r} is used twice in the registry")
             seen_keys.add(key.id)
             keys[key.id] = key
         if not keys:
-            raise RegistryError(f"{where}: needs at least one key")
+            raise TrustRegistryError(f"{where}: needs at least one key")
         producers[producer_id] = Producer(id=producer_id, datasets=tuple(datasets), keys=keys)
-    return Registry(producers=producers)
+    return ProducerRegistry(producers=producers)
 
 
 def _parse_key(where: str, producer_id: str, raw: Any) -> ProducerKey:
     allowed = {"id", "algorithm", "public_key", "kms_key_arn", "not_before", "not_after"}
     if not isinstance(raw, dict) or set(raw) - allowed:
-        raise RegistryError(
+        raise TrustRegistryError(
             f"{where}: key fields are {sorted(allowed)}, got {sorted(raw) if isinstance(raw, dict) else raw!r}"
         )
     key_id = raw.get("id")
     if not isinstance(key_id, str) or not ID_PATTERN.match(key_id):
-        raise RegistryError(f"{where}: key id must match {ID_PATTERN.pattern}, got {key_id!r}")
+        raise TrustRegistryError(f"{where}: key id must match {ID_PATTERN.pattern}, got {key_id!r}")
     where = f"{where} key {key_id!r}"
     algorithm = raw.get("algorithm")
     if algorithm not in ALGORITHMS:
-        raise RegistryError(f"{where}: algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
+        raise TrustRegistryError(f"{where}: algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
     if ("public_key" in raw) == ("kms_key_arn" in raw):
-        raise RegistryError(f"{where}: give exactly one of public_key or kms_key_arn")
+        raise TrustRegistryError(f"{where}: give exactly one of public_key or kms_key_arn")
     if "public_key" in raw:
         try:
             load_public_key(algorithm, str(raw["public_key"]).encode())
         except ValueError as err:
-            raise RegistryError(f"{where}: public_key is not a {algorithm} public key ({err})") from None
+            raise TrustRegistryError(f"{where}: public_key is not a {algorithm} public key ({err})") from None
     elif algorithm != "ecdsa-p256-sha256" or not str(raw["kms_key_arn"]).startswith("arn:aws:kms:"):
-        raise RegistryError(f"{where}: kms_key_arn must be a KMS key ARN of an ECC_NIST_P256 key")
+        raise TrustRegistryError(f"{where}: kms_key_arn must be a KMS key ARN of an ECC_NIST_P256 key")
     not_before = _timestamp(f"{where} not_before", raw.get("not_before"))
     not_after = _timestamp(f"{where} not_after", raw.get("not_after"))
     if not_after <= not_before:
-        raise RegistryError(f"{where}: not_after must be after not_before")
+        raise TrustRegistryError(f"{where}: not_after must be after not_before")
     return ProducerKey(
         id=key_id,
         producer=producer_id,
@@ -132,10 +132,10 @@ def _parse_key(where: str, producer_id: str, raw: Any) -> ProducerKey:
     )
 
 
-def load_registry(path: str | Path) -> Registry:
+def load_registry(path: str | Path) -> ProducerRegistry:
     path = Path(path)
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise RegistryError(f"{path}: cannot read the trust registry ({err})") from None
+        raise TrustRegistryError(f"{path}: cannot read the trust registry ({err})") from None
     return parse_registry(data, str(path))
