@@ -3,6 +3,7 @@ The execution's name owns the deployment lock."""
 
 from mlvault.composition import default_rollout
 from mlvault.observability import emit, logger
+from mlvault.wiring import Metric
 
 
 @logger.inject_lambda_context
@@ -25,5 +26,5 @@ def handler(event, context):
         raise ValueError(f"unknown deploy action {action!r}")
     logger.info(action, extra={"model_id": state.get("model_id"), "rollout": result.get("rollout")})
     if action in ("advance", "promote") and "percent" in result.get("rollout", {}):
-        emit("CanaryWeight", result["rollout"]["percent"], unit="Percent")
+        emit(Metric.CANARY_WEIGHT, result["rollout"]["percent"], unit="Percent")
     return result

@@ -14,17 +14,12 @@ Served requests emit, as EMF in namespace "mlvault", with ModelVersion = the Lam
   dimension sets, and FeatureDrift (PSI) per feature, dimension set [Stage, ModelVersion, Feature].
 """
 
-from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit
 
 from mlvault.observability import logger
+from mlvault.observability import metrics as _metrics
 from mlvault.serving import server as serving
-
-NAMESPACE = "mlvault"
-METRIC = "ModelAttestationFailed"
-
-
-def _metrics() -> EphemeralMetrics:
-    return EphemeralMetrics(namespace=NAMESPACE, service="")  # no service dimension: alarms name Stage only
+from mlvault.wiring import Dimension, Metric
 
 
 def _refused(err: serving.AttestationError) -> None:
@@ -39,9 +34,9 @@ def _refused(err: serving.AttestationError) -> None:
         },
     )
     metrics = _metrics()
-    metrics.add_metric(name=METRIC, unit=MetricUnit.Count, value=1)
-    metrics.add_dimension(name="Stage", value=err.stage or "unknown")
-    metrics.add_dimensions(Stage=err.stage or "unknown", Reason=err.reason)
+    metrics.add_metric(name=Metric.MODEL_ATTESTATION_FAILED, unit=MetricUnit.Count, value=1)
+    metrics.add_dimension(name=Dimension.STAGE, value=err.stage or "unknown")
+    metrics.add_dimensions(**{Dimension.STAGE: err.stage or "unknown", Dimension.REASON: err.reason})
     metrics.add_metadata(key="model_id", value=err.model_id)
     metrics.add_metadata(key="model_version", value=err.model_version)
     metrics.flush_metrics()
@@ -50,17 +45,17 @@ def _refused(err: serving.AttestationError) -> None:
 def _observed(server: serving.Server, served: serving.ServedModel, outcome: serving.Outcome, version: str) -> None:
     stage = server.pin.stage
     metrics = _metrics()
-    metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=outcome.predictions)
+    metrics.add_metric(name=Metric.PREDICTIONS, unit=MetricUnit.Count, value=outcome.predictions)
     for snapshot in outcome.drift:
         feature, value = snapshot.max_feature
-        metrics.add_metric(name="MaxFeatureDrift", unit=MetricUnit.NoUnit, value=value)
-        metrics.add_metric(name="PredictionDrift", unit=MetricUnit.NoUnit, value=snapshot.prediction)
+        metrics.add_metric(name=Metric.MAX_FEATURE_DRIFT, unit=MetricUnit.NoUnit, value=value)
+        metrics.add_metric(name=Metric.PREDICTION_DRIFT, unit=MetricUnit.NoUnit, value=snapshot.prediction)
         logger.info(
             "drift window",
             extra={"model_version": version, "rows": snapshot.rows, "max_feature": feature, "psi": snapshot.features},
         )
-    metrics.add_dimension(name="Stage", value=stage)
-    metrics.add_dimensions(Stage=stage, ModelVersion=version)
+    metrics.add_dimension(name=Dimension.STAGE, value=stage)
+    metrics.add_dimensions(**{Dimension.STAGE: stage, Dimension.MODEL_VERSION: version})
     metrics.add_metadata(key="model_id", value=served.model_id)
     metrics.add_metadata(key="model_digest", value=served.digest)
     metrics.flush_metrics()
@@ -68,10 +63,10 @@ def _observed(server: serving.Server, served: serving.ServedModel, outcome: serv
         for name in outcome.drift[0].features:
             per_feature = _metrics()
             for snapshot in outcome.drift:
-                per_feature.add_metric(name="FeatureDrift", unit=MetricUnit.NoUnit, value=snapshot.features[name])
-            per_feature.add_dimension(name="Stage", value=stage)
-            per_feature.add_dimension(name="ModelVersion", value=version)
-            per_feature.add_dimension(name="Feature", value=name)
+                per_feature.add_metric(name=Metric.FEATURE_DRIFT, unit=MetricUnit.NoUnit, value=snapshot.features[name])
+            per_feature.add_dimension(name=Dimension.STAGE, value=stage)
+            per_feature.add_dimension(name=Dimension.MODEL_VERSION, value=version)
+            per_feature.add_dimension(name=Dimension.FEATURE, value=name)
             per_feature.add_metadata(key="model_id", value=served.model_id)
             per_feature.flush_metrics()
 

@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from mlvault.composition import default_verifier, ingest_settings
 from mlvault.ingest.events import MalformedEventError, parse_message_body
 from mlvault.observability import emit, logger
+from mlvault.wiring import Dimension, Metric
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -38,7 +39,8 @@ def _verify(record: SQSRecord) -> None:
             },
         )
         if not verdict.duplicate:
-            emit("Verdicts", 1, {"Status": verdict.status}, *([{"Reason": verdict.reason}] if verdict.reason else []))
+            reason = [{Dimension.REASON: verdict.reason}] if verdict.reason else []
+            emit(Metric.VERDICTS, 1, {Dimension.STATUS: verdict.status}, *reason)
 
 
 @logger.inject_lambda_context

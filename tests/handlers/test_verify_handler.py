@@ -7,6 +7,7 @@ import json
 import shutil
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
@@ -296,12 +297,11 @@ def test_reconciler_redrives_then_quarantines_unverified_versions(ingest_env):
 def test_a_kms_signed_upload_is_verified_with_the_registered_kms_key(ingest_env, monkeypatch, tmp_path):
     import boto3
 
-    from mlvault import composition as service
     from mlvault.signing.keys import KmsSigner
 
     kms = boto3.client("kms")
     arn = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
-    registry = json.loads((service.Path(__file__).resolve().parents[2] / "trust/dev.json").read_text())
+    registry = json.loads((Path(__file__).resolve().parents[2] / "trust/dev.json").read_text())
     registry["producers"]["acme"]["keys"].append(
         {
             "id": "acme-kms",
@@ -313,7 +313,7 @@ def test_a_kms_signed_upload_is_verified_with_the_registered_kms_key(ingest_env,
     )
     (tmp_path / "trust").mkdir()
     (tmp_path / "trust/dev.json").write_text(json.dumps(registry))
-    shutil.copytree(service.Path(__file__).resolve().parents[2] / "contracts", tmp_path / "contracts")
+    shutil.copytree(Path(__file__).resolve().parents[2] / "contracts", tmp_path / "contracts")
     monkeypatch.setenv("LAMBDA_TASK_ROOT", str(tmp_path))
     metadata = {METADATA_KEY: encode_metadata(sign(claim_for(K), KmsSigner(kms, arn, "acme-kms")))}
     version = upload(ingest_env, K, BODY, metadata)

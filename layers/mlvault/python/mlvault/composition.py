@@ -5,9 +5,7 @@ library; handlers call one builder and one method."""
 from __future__ import annotations
 
 import json
-import os
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import boto3
@@ -19,6 +17,7 @@ from mlvault.config import (
     RollbackSettings,
     RolloutSettings,
     TriggerSettings,
+    bundled,
 )
 from mlvault.ledger import Ledger
 
@@ -32,11 +31,6 @@ if TYPE_CHECKING:  # each builder imports its own domain: a function loads only 
 
 
 # --- ingest ----------------------------------------------------------------------------------------------
-
-
-def _bundled(relative: str) -> Path:
-    # Bundled with the function's code: relative to the task root (Lambda's working directory).
-    return Path(os.environ.get("LAMBDA_TASK_ROOT", ".")) / relative
 
 
 @cache
@@ -70,9 +64,9 @@ def default_verifier() -> Verifier:
         events=boto3.client("events"),
         sns=boto3.client("sns"),
         ledger=ledger,
-        registry=load_registry(_bundled(s.trust_file)),
+        registry=load_registry(bundled(s.trust_file)),
         destinations=destinations(s),
-        gate=ContentGate(_bundled(s.contracts_dir), ledger),
+        gate=ContentGate(bundled(s.contracts_dir), ledger),
     )
 
 
@@ -120,7 +114,7 @@ def default_pipeline() -> Pipeline:
         model_bucket=s.model_bucket,
         ledger_table=s.ledger_table,
         registry_table=s.registry_table,
-        contracts_dir=_bundled(s.contracts_dir),
+        contracts_dir=bundled(s.contracts_dir),
         signing_key_arn=s.signing_key_arn,
         gates=Gates.from_config(json.loads(s.gates_json)),
         params=TrainingParams(**json.loads(s.training_json)),

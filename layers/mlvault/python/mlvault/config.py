@@ -9,7 +9,11 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from functools import cache
+from pathlib import Path
 from typing import ClassVar
+
+from mlvault.wiring import Env
 
 
 class SettingsError(RuntimeError):
@@ -38,16 +42,16 @@ class IngestSettings(_FromEnv):
     ingest_queue_url: str
 
     ENV: ClassVar[dict[str, str]] = {
-        "stage": "MLVAULT_STAGE",
-        "ingest_bucket": "MLVAULT_INGEST_BUCKET",
-        "lake_bucket": "MLVAULT_LAKE_BUCKET",
-        "quarantine_bucket": "MLVAULT_QUARANTINE_BUCKET",
-        "ledger_table": "MLVAULT_LEDGER_TABLE",
-        "max_upload_bytes": "MLVAULT_MAX_UPLOAD_BYTES",
-        "alert_topic_arn": "MLVAULT_ALERT_TOPIC_ARN",
-        "trust_file": "MLVAULT_TRUST_FILE",
-        "contracts_dir": "MLVAULT_CONTRACTS_DIR",
-        "ingest_queue_url": "MLVAULT_INGEST_QUEUE_URL",
+        "stage": Env.STAGE,
+        "ingest_bucket": Env.INGEST_BUCKET,
+        "lake_bucket": Env.LAKE_BUCKET,
+        "quarantine_bucket": Env.QUARANTINE_BUCKET,
+        "ledger_table": Env.LEDGER_TABLE,
+        "max_upload_bytes": Env.MAX_UPLOAD_BYTES,
+        "alert_topic_arn": Env.ALERT_TOPIC_ARN,
+        "trust_file": Env.TRUST_FILE,
+        "contracts_dir": Env.CONTRACTS_DIR,
+        "ingest_queue_url": Env.INGEST_QUEUE_URL,
     }
 
 
@@ -57,9 +61,29 @@ class ReconcileSettings(_FromEnv):
     max_redrives: int
 
     ENV: ClassVar[dict[str, str]] = {
-        "deadline_seconds": "MLVAULT_RECONCILE_DEADLINE_SECONDS",
-        "max_redrives": "MLVAULT_RECONCILE_MAX_REDRIVES",
+        "deadline_seconds": Env.RECONCILE_DEADLINE_SECONDS,
+        "max_redrives": Env.RECONCILE_MAX_REDRIVES,
     }
+
+
+@dataclass(frozen=True)
+class FunctionSettings(_FromEnv):
+    """What every mlvault function has: its stage (metric dimension, log field)."""
+
+    stage: str
+
+    ENV: ClassVar[dict[str, str]] = {"stage": Env.STAGE}
+
+
+@cache
+def function_settings() -> FunctionSettings:
+    """The running function's own settings, read once."""
+    return FunctionSettings.from_env()
+
+
+def bundled(relative: str) -> Path:
+    """A file bundled with the function's code: relative to its task root (Lambda's working directory)."""
+    return Path(os.environ.get(Env.TASK_ROOT, ".")) / relative
 
 
 def _from_env(cls, env: Mapping[str, str]):
@@ -91,14 +115,14 @@ class PipelineSettings(_FromEnv):
     training_json: str
 
     ENV: ClassVar[dict[str, str]] = {
-        "stage": "MLVAULT_STAGE",
-        "model_bucket": "MLVAULT_MODEL_BUCKET",
-        "ledger_table": "MLVAULT_LEDGER_TABLE",
-        "registry_table": "MLVAULT_REGISTRY_TABLE",
-        "contracts_dir": "MLVAULT_CONTRACTS_DIR",
-        "signing_key_arn": "MLVAULT_SIGNING_KEY_ARN",
-        "gates_json": "MLVAULT_MODEL_GATES",
-        "training_json": "MLVAULT_TRAINING_PARAMS",
+        "stage": Env.STAGE,
+        "model_bucket": Env.MODEL_BUCKET,
+        "ledger_table": Env.LEDGER_TABLE,
+        "registry_table": Env.REGISTRY_TABLE,
+        "contracts_dir": Env.CONTRACTS_DIR,
+        "signing_key_arn": Env.SIGNING_KEY_ARN,
+        "gates_json": Env.MODEL_GATES,
+        "training_json": Env.TRAINING_PARAMS,
     }
 
 
@@ -113,13 +137,13 @@ class RolloutSettings(_FromEnv):
     registry_table: str
 
     ENV: ClassVar[dict[str, str]] = {
-        "stage": "MLVAULT_STAGE",
-        "serve_function": "MLVAULT_SERVE_FUNCTION",
-        "serve_alias": "MLVAULT_SERVE_ALIAS",
-        "signing_key_arn": "MLVAULT_SIGNING_KEY_ARN",
-        "canary_json": "MLVAULT_CANARY_STEPS",
-        "alarms": "MLVAULT_SERVING_ALARMS",
-        "registry_table": "MLVAULT_REGISTRY_TABLE",
+        "stage": Env.STAGE,
+        "serve_function": Env.SERVE_FUNCTION,
+        "serve_alias": Env.SERVE_ALIAS,
+        "signing_key_arn": Env.SIGNING_KEY_ARN,
+        "canary_json": Env.CANARY_STEPS,
+        "alarms": Env.SERVING_ALARMS,
+        "registry_table": Env.REGISTRY_TABLE,
     }
 
 
@@ -131,10 +155,10 @@ class TriggerSettings(_FromEnv):
     debounce_seconds: int
 
     ENV: ClassVar[dict[str, str]] = {
-        "stage": "MLVAULT_STAGE",
-        "state_machine_arn": "MLVAULT_STATE_MACHINE_ARN",
-        "datasets": "MLVAULT_TRAIN_DATASETS",
-        "debounce_seconds": "MLVAULT_TRAIN_DEBOUNCE_SECONDS",
+        "stage": Env.STAGE,
+        "state_machine_arn": Env.STATE_MACHINE_ARN,
+        "datasets": Env.TRAIN_DATASETS,
+        "debounce_seconds": Env.TRAIN_DEBOUNCE_SECONDS,
     }
 
 
@@ -174,16 +198,16 @@ class ServeSettings(_FromEnv):
     model_id: str
 
     ENV: ClassVar[dict[str, str]] = {
-        "stage": "MLVAULT_STAGE",
-        "model_bucket": "MLVAULT_MODEL_BUCKET",
-        "model_key": "MLVAULT_MODEL_KEY",
-        "model_version": "MLVAULT_MODEL_VERSION",
-        "model_digest": "MLVAULT_MODEL_DIGEST",
-        "signature_key": "MLVAULT_SIGNATURE_KEY",
-        "signature_version": "MLVAULT_SIGNATURE_VERSION",
-        "signing_key_arn": "MLVAULT_SIGNING_KEY_ARN",
-        "registry_table": "MLVAULT_REGISTRY_TABLE",
-        "model_id": "MLVAULT_MODEL_ID",
+        "stage": Env.STAGE,
+        "model_bucket": Env.MODEL_BUCKET,
+        "model_key": Env.MODEL_KEY,
+        "model_version": Env.MODEL_VERSION,
+        "model_digest": Env.MODEL_DIGEST,
+        "signature_key": Env.SIGNATURE_KEY,
+        "signature_version": Env.SIGNATURE_VERSION,
+        "signing_key_arn": Env.SIGNING_KEY_ARN,
+        "registry_table": Env.REGISTRY_TABLE,
+        "model_id": Env.MODEL_ID,
     }
 
     def __post_init__(self) -> None:
@@ -224,14 +248,14 @@ class RollbackSettings(_FromEnv):
     cooldown_seconds: int
 
     ENV: ClassVar[dict[str, str]] = {
-        "stage": "MLVAULT_STAGE",
-        "serve_function": "MLVAULT_SERVE_FUNCTION",
-        "serve_alias": "MLVAULT_SERVE_ALIAS",
-        "signing_key_arn": "MLVAULT_SIGNING_KEY_ARN",
-        "registry_table": "MLVAULT_REGISTRY_TABLE",
-        "ledger_table": "MLVAULT_LEDGER_TABLE",
-        "alert_topic_arn": "MLVAULT_ALERT_TOPIC_ARN",
-        "cooldown_seconds": "MLVAULT_ROLLBACK_COOLDOWN_SECONDS",
+        "stage": Env.STAGE,
+        "serve_function": Env.SERVE_FUNCTION,
+        "serve_alias": Env.SERVE_ALIAS,
+        "signing_key_arn": Env.SIGNING_KEY_ARN,
+        "registry_table": Env.REGISTRY_TABLE,
+        "ledger_table": Env.LEDGER_TABLE,
+        "alert_topic_arn": Env.ALERT_TOPIC_ARN,
+        "cooldown_seconds": Env.ROLLBACK_COOLDOWN_SECONDS,
     }
 
 
@@ -242,7 +266,7 @@ class DriftSettings:
 
     window_rows: int = 200
 
-    ENV: ClassVar[dict[str, str]] = {"window_rows": "MLVAULT_DRIFT_WINDOW_ROWS"}
+    ENV: ClassVar[dict[str, str]] = {"window_rows": Env.DRIFT_WINDOW_ROWS}
     MIN_WINDOW_ROWS: ClassVar[int] = 20  # fewer rows: the PSI of clean traffic alone nears the alarm threshold
 
     def __post_init__(self) -> None:

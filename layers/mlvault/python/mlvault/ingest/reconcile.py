@@ -17,8 +17,7 @@ from mlvault.ingest.events import ObjectVersionRef
 from mlvault.ingest.reasons import Reason, VerificationError
 from mlvault.ingest.verify import Verifier
 from mlvault.ledger import Ledger, is_terminal
-
-METRIC_NAMESPACE = "mlvault"
+from mlvault.wiring import NAMESPACE, Dimension, Metric
 
 
 @dataclass
@@ -108,13 +107,13 @@ class Reconciler:
                     )
                     report.quarantined.append(name)
         self._cloudwatch.put_metric_data(
-            Namespace=METRIC_NAMESPACE,
+            Namespace=NAMESPACE,
             MetricData=[
                 {
-                    "MetricName": "Unaccounted",
+                    "MetricName": Metric.UNACCOUNTED,
                     "Value": len(report.unaccounted),
                     "Unit": "Count",
-                    "Dimensions": [{"Name": "Stage", "Value": self._settings.stage}],
+                    "Dimensions": [{"Name": Dimension.STAGE, "Value": self._settings.stage}],
                 }
             ],
         )

@@ -32,13 +32,13 @@ from mlvault.ingest.reasons import Reason, TransientError, VerificationError
 from mlvault.ledger import STATUS_ACCEPTED, STATUS_HELD, STATUS_REJECTED, Ledger, LedgerRecord, is_terminal
 from mlvault.signing.keys import load_public_key
 from mlvault.trust.producers import ProducerKey, ProducerRegistry
+from mlvault.wiring import DetailType, Source, Tag
 
 if TYPE_CHECKING:  # pyarrow: only the functions that verify load it (the review function does not)
     from mlvault.contracts.gate import ContentGate, Inspection
 
-VERDICT_TAG = {"Key": "mlvault:verdict", "Value": "recorded"}
+VERDICT_TAG = {"Key": Tag.VERDICT, "Value": Tag.VERDICT_RECORDED}
 COPY_LIMIT = 5 * 1024**3  # CopyObject's limit; larger rejected versions stay (retained) in the ingest bucket
-EVENT_SOURCE = "mlvault.ingest"
 _TRANSIENT_CODES = {
     "Throttling",
     "ThrottlingException",
@@ -57,7 +57,11 @@ _TRANSIENT_CODES = {
     "DependencyTimeoutException",
 }
 _MISSING_CODES = {"NoSuchVersion", "NoSuchKey", "404", "InvalidArgument", "MethodNotAllowed"}
-DETAIL_TYPES = {STATUS_ACCEPTED: "Upload Accepted", STATUS_REJECTED: "Upload Rejected", STATUS_HELD: "Upload Held"}
+DETAIL_TYPES = {
+    STATUS_ACCEPTED: DetailType.UPLOAD_ACCEPTED,
+    STATUS_REJECTED: DetailType.UPLOAD_REJECTED,
+    STATUS_HELD: DetailType.UPLOAD_HELD,
+}
 
 
 @dataclass(frozen=True)
@@ -300,7 +304,7 @@ class Verifier:
             CopySource={"Bucket": ref.bucket, "Key": ref.key, "VersionId": ref.version_id},
             MetadataDirective="COPY",
             TaggingDirective="REPLACE",
-            Tagging=f"mlvault-reason={reason}",
+            Tagging=f"{Tag.QUARANTINE_REASON}={reason}",
         )
         return {
             "quarantine_bucket": self._to.quarantine_bucket,
@@ -372,7 +376,7 @@ def announce(events: Any, sns: Any, to: Destinations, verdict: Verdict) -> None:
     events.put_events(
         Entries=[
             {
-                "Source": EVENT_SOURCE,
+                "Source": Source.INGEST,
                 "DetailType": DETAIL_TYPES[verdict.status],
                 "Detail": json.dumps(detail),
                 "EventBusName": to.event_bus,

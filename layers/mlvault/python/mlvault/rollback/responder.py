@@ -21,8 +21,7 @@ from typing import Any
 from mlvault.ledger import STATUS_ACCEPTED
 from mlvault.registry.records import DEPLOYED, REGISTERED, REVOKED, ROLLED_BACK, SIGNED, SUPERSEDED, ModelRegistry
 from mlvault.rollout.canary import RolloutRefused, attest_registered, model_of_version, serving_alias
-
-EVENT_SOURCE = "mlvault.models"
+from mlvault.wiring import DetailType, Source
 
 
 @dataclass(frozen=True)
@@ -239,11 +238,12 @@ class Rollback:
 
     def _announce(self, report: RollbackReport) -> None:
         detail = report.to_json()
+        rolled_back = report.status == "ROLLED_BACK"
         self._events.put_events(
             Entries=[
                 {
-                    "Source": EVENT_SOURCE,
-                    "DetailType": "Model Rolled Back" if report.status == "ROLLED_BACK" else "Rollback Not Done",
+                    "Source": Source.MODELS,
+                    "DetailType": DetailType.MODEL_ROLLED_BACK if rolled_back else DetailType.ROLLBACK_NOT_DONE,
                     "Detail": json.dumps(detail),
                     "EventBusName": self._c.event_bus,
                 }

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mlvault.registry.records import DEPLOYED, ROLLED_BACK, SIGNED, SUPERSEDED, ModelRegistry
+from mlvault.wiring import Env
 
 LOCK = "serving"
 
@@ -77,14 +78,14 @@ class Rollout:
             raise
         record = model["record"]
         pins = {
-            "MLVAULT_MODEL_ID": model["model_id"],
-            "MLVAULT_MODEL_BUCKET": record["artifact"]["bucket"],
-            "MLVAULT_MODEL_KEY": record["artifact"]["key"],
-            "MLVAULT_MODEL_VERSION": record["artifact"]["version_id"],
-            "MLVAULT_MODEL_DIGEST": record["artifact"]["sha256"],
-            "MLVAULT_SIGNATURE_KEY": model["signature_key"],
-            "MLVAULT_SIGNATURE_VERSION": model["signature_version"],
-            "MLVAULT_SIGNING_KEY_ARN": self._c.signing_key_arn,
+            Env.MODEL_ID: model["model_id"],
+            Env.MODEL_BUCKET: record["artifact"]["bucket"],
+            Env.MODEL_KEY: record["artifact"]["key"],
+            Env.MODEL_VERSION: record["artifact"]["version_id"],
+            Env.MODEL_DIGEST: record["artifact"]["sha256"],
+            Env.SIGNATURE_KEY: model["signature_key"],
+            Env.SIGNATURE_VERSION: model["signature_version"],
+            Env.SIGNING_KEY_ARN: self._c.signing_key_arn,
         }
         current = self._lambda.get_function_configuration(FunctionName=self._c.function_name)
         env = {**current.get("Environment", {}).get("Variables", {}), **pins}
@@ -214,7 +215,7 @@ def model_of_version(lambda_client: Any, function_name: str, version: str | None
     if version is None:
         return None
     config = lambda_client.get_function_configuration(FunctionName=function_name, Qualifier=version)
-    return config.get("Environment", {}).get("Variables", {}).get("MLVAULT_MODEL_ID")
+    return config.get("Environment", {}).get("Variables", {}).get(Env.MODEL_ID)
 
 
 def attest_registered(

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mlvault.config import TriggerSettings
+from mlvault.wiring import DetailType
 
 
 def _start(sfn: Any, arn: str, name: str, dataset: str, wait: int, trigger: str) -> bool:
@@ -33,7 +34,7 @@ def start_training(
     sfn = sfn or boto3.client("stepfunctions")
     now = time.time() if now is None else now
     trained = [d for d in settings.datasets.split(",") if d]
-    if event.get("detail-type") == "Upload Accepted":
+    if event.get("detail-type") == DetailType.UPLOAD_ACCEPTED:
         datasets = [d for d in [event.get("detail", {}).get("dataset")] if d in trained]
         trigger = "ingest"
     elif event.get("detail-type") == "Scheduled Event":
