@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mlvault.contracts.screen import Profile
-from mlvault.ingest.reasons import Reason
+from mlvault.errors import ContractReason
 from mlvault.ingest.review import ReviewError
 from mlvault.ledger import Ledger
 from mlvault_tools import testkeys
@@ -67,12 +67,12 @@ CLEAN = iris_csv(40, 7)
 @pytest.mark.parametrize(
     ("body", "changes", "reason", "detail"),
     [
-        (CLEAN.replace(b",setosa\n", b",rose\n", 1), {}, Reason.VALUE_NOT_ALLOWED, "rose"),
-        (CLEAN.replace(b",,", b",=HYPERLINK(x),", 1), {}, Reason.FORMULA_INJECTION, "notes"),
-        (CLEAN.replace(b"fr-01", b"FR_01", 1), {}, Reason.PATTERN_MISMATCH, "site"),
-        (CLEAN.replace(b'"species"', b'"label"', 1), {}, Reason.MISSING_COLUMN, "species"),
-        (CLEAN, {"contract_version": "2"}, Reason.CONTRACT_VERSION_MISMATCH, "v2"),
-        (b"", {}, Reason.EMPTY_FILE, ""),
+        (CLEAN.replace(b",setosa\n", b",rose\n", 1), {}, ContractReason.VALUE_NOT_ALLOWED, "rose"),
+        (CLEAN.replace(b",,", b",=HYPERLINK(x),", 1), {}, ContractReason.FORMULA_INJECTION, "notes"),
+        (CLEAN.replace(b"fr-01", b"FR_01", 1), {}, ContractReason.PATTERN_MISMATCH, "site"),
+        (CLEAN.replace(b'"species"', b'"label"', 1), {}, ContractReason.MISSING_COLUMN, "species"),
+        (CLEAN, {"contract_version": "2"}, ContractReason.CONTRACT_VERSION_MISMATCH, "v2"),
+        (b"", {}, ContractReason.EMPTY_FILE, ""),
     ],
     ids=lambda v: v if isinstance(v, str) and v.isupper() else "",
 )
@@ -102,7 +102,7 @@ def test_parquet_is_validated_from_a_spooled_copy_and_its_schema_compared_exactl
     assert rec.attributes["rows"] == "2"
     wider = schema.set(0, pa.field("store_id", pa.int64(), nullable=False))
     _, rec = push(ingest_env, _parquet(pa.table(rows, wider)), "producers/acme/sales/d.parquet", contract_version="3")
-    assert rec.attributes["reason"] == Reason.SCHEMA_MISMATCH
+    assert rec.attributes["reason"] == ContractReason.SCHEMA_MISMATCH
     assert "int64" in rec.attributes["detail"]
 
 
@@ -112,7 +112,7 @@ def test_a_poisoned_batch_is_held_and_a_fresh_clean_batch_is_accepted(ingest_env
     assert clean.status == "ACCEPTED"
     assert clean.attributes["screen"].startswith("no shift (baseline: learned from 1200 rows of 2 accepted batches)")
     held_version, held = push(ingest_env, iris_csv(600, 4, flip=0.3))
-    assert (held.status, held.attributes["reason"]) == ("HELD", Reason.POISONING_SUSPECTED)
+    assert (held.status, held.attributes["reason"]) == ("HELD", ContractReason.POISONING_SUSPECTED)
     assert "label_feature_psi petal_length|" in held.attributes["detail"]  # flipped labels move features per label
     assert held.attributes["quarantine_key"] == f"held/{K}/{held_version}"
     assert len(lake_objects(ingest_env)) == 3  # the held batch is not in the lake: training cannot see it
@@ -178,7 +178,7 @@ def test_a_contract_that_says_reject_quarantines_the_poisoned_batch(ingest_env, 
     task_root(tmp_path, monkeypatch, action="reject")
     learn_baseline(ingest_env)
     version, rec = push(ingest_env, iris_csv(600, 4, flip=0.3))
-    assert (rec.status, rec.attributes["reason"]) == ("REJECTED", Reason.POISONING_SUSPECTED)
+    assert (rec.status, rec.attributes["reason"]) == ("REJECTED", ContractReason.POISONING_SUSPECTED)
     assert rec.attributes["quarantine_key"] == f"rejected/{K}/{version}"
 
 

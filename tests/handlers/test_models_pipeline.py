@@ -166,7 +166,8 @@ def test_no_accepted_data_is_an_error(env):
     ingest(env, "held.csv", samples.iris_csv(50, 3), "HELD", rows=50)
     with pytest.raises(ManifestError) as err:
         build_manifest(env["ddb"], TABLE, "iris")
-    assert str(err.value) == (
+    assert err.value.reason == "NO_ACCEPTED_DATA"
+    assert err.value.detail == (
         "dataset 'iris' has no ACCEPTED ledger records: nothing to train on "
         "(HELD, REJECTED and RECEIVED versions never enter a manifest)"
     )

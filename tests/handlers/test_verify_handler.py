@@ -13,8 +13,8 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.exceptions import ClientError
 
+from mlvault.errors import IngestReason
 from mlvault.ingest.protocol import METADATA_KEY, Claim, encode_metadata, sign
-from mlvault.ingest.reasons import SIGNATURE_REASONS, Reason
 from mlvault.ledger import Ledger
 from mlvault.signing.dsse import PAYLOAD_TYPE, Envelope, pae
 from mlvault_tools import testkeys
@@ -58,19 +58,19 @@ def iso(t: datetime) -> str:
 
 # reason -> (object key, body, metadata builder, extra setup)
 CASES = {
-    Reason.INVALID_OBJECT_KEY: ("producers/acme/batch.csv", BODY, lambda: {}, None),
-    Reason.MISSING_SIGNATURE: (K, BODY, lambda: {}, None),
-    Reason.ENVELOPE_TOO_LARGE: (K, BODY, lambda: {METADATA_KEY: "A" * 1900}, None),
-    Reason.MALFORMED_ENVELOPE: (K, BODY, lambda: {METADATA_KEY: "bm90IGpzb24="}, None),
-    Reason.UNKNOWN_PRODUCER: (
+    IngestReason.INVALID_OBJECT_KEY: ("producers/acme/batch.csv", BODY, lambda: {}, None),
+    IngestReason.MISSING_SIGNATURE: (K, BODY, lambda: {}, None),
+    IngestReason.ENVELOPE_TOO_LARGE: (K, BODY, lambda: {METADATA_KEY: "A" * 1900}, None),
+    IngestReason.MALFORMED_ENVELOPE: (K, BODY, lambda: {METADATA_KEY: "bm90IGpzb24="}, None),
+    IngestReason.UNKNOWN_PRODUCER: (
         "producers/initech/iris/b.csv",
         BODY,
         lambda: signed(claim_for("producers/initech/iris/b.csv")),
         None,
     ),
-    Reason.UNKNOWN_KEY: (K, BODY, lambda: signed(claim_for(K), "mallory-p256"), None),
-    Reason.KEY_EXPIRED: (K, BODY, lambda: signed(claim_for(K), "acme-old-p256"), None),
-    Reason.KEY_REVOKED: (
+    IngestReason.UNKNOWN_KEY: (K, BODY, lambda: signed(claim_for(K), "mallory-p256"), None),
+    IngestReason.KEY_EXPIRED: (K, BODY, lambda: signed(claim_for(K), "acme-old-p256"), None),
+    IngestReason.KEY_REVOKED: (
         K,
         BODY,
         lambda: signed(claim_for(K), "acme-ed25519"),
@@ -78,13 +78,13 @@ CASES = {
             "acme-ed25519", effective_at=datetime.now(UTC) - timedelta(minutes=1), reason="leaked", revoked_by="test"
         ),
     ),
-    Reason.INVALID_SIGNATURE: (
+    IngestReason.INVALID_SIGNATURE: (
         K,
         BODY,
         lambda: {METADATA_KEY: encode_metadata(replace(sign(claim_for(K), signer("globex-p256")), keyid="acme-p256"))},
         None,
     ),
-    Reason.MALFORMED_STATEMENT: (
+    IngestReason.MALFORMED_STATEMENT: (
         K,
         BODY,
         lambda: {
@@ -94,22 +94,22 @@ CASES = {
         },
         None,
     ),
-    Reason.SUBJECT_MISMATCH: (K, BODY, lambda: signed(claim_for("producers/acme/iris/other.csv")), None),
-    Reason.PRODUCER_MISMATCH: (K, BODY, lambda: signed(claim_for(K, producer="globex")), None),
-    Reason.DATASET_MISMATCH: (K, BODY, lambda: signed(claim_for(K, dataset="sales")), None),
-    Reason.DATASET_NOT_ALLOWED: (
+    IngestReason.SUBJECT_MISMATCH: (K, BODY, lambda: signed(claim_for("producers/acme/iris/other.csv")), None),
+    IngestReason.PRODUCER_MISMATCH: (K, BODY, lambda: signed(claim_for(K, producer="globex")), None),
+    IngestReason.DATASET_MISMATCH: (K, BODY, lambda: signed(claim_for(K, dataset="sales")), None),
+    IngestReason.DATASET_NOT_ALLOWED: (
         "producers/acme/weather/b.csv",
         BODY,
         lambda: signed(claim_for("producers/acme/weather/b.csv")),
         None,
     ),
-    Reason.FUTURE_SIGNATURE: (
+    IngestReason.FUTURE_SIGNATURE: (
         K,
         BODY,
         lambda: signed(claim_for(K, issued_at=iso(SOON), expires_at=iso(SOON + timedelta(hours=1)))),
         None,
     ),
-    Reason.STALE_SIGNATURE: (
+    IngestReason.STALE_SIGNATURE: (
         K,
         BODY,
         lambda: signed(
@@ -117,16 +117,16 @@ CASES = {
         ),
         None,
     ),
-    Reason.SIZE_MISMATCH: (K, BODY + b"x", lambda: signed(claim_for(K)), None),
-    Reason.DIGEST_MISMATCH: (K, TAMPERED, lambda: signed(claim_for(K)), None),
-    Reason.TOO_LARGE: (K, b"x" * 2048, lambda: signed(claim_for(K, b"x" * 2048)), lambda env: None),
+    IngestReason.SIZE_MISMATCH: (K, BODY + b"x", lambda: signed(claim_for(K)), None),
+    IngestReason.DIGEST_MISMATCH: (K, TAMPERED, lambda: signed(claim_for(K)), None),
+    IngestReason.TOO_LARGE: (K, b"x" * 2048, lambda: signed(claim_for(K, b"x" * 2048)), lambda env: None),
 }
 
 
 @pytest.mark.parametrize("reason", sorted(CASES))
 def test_each_reason_code_is_recorded_and_quarantined(ingest_env, monkeypatch, reason):
     key, body, metadata, setup = CASES[reason]
-    if reason == Reason.TOO_LARGE:
+    if reason == IngestReason.TOO_LARGE:
         monkeypatch.setenv("MLVAULT_MAX_UPLOAD_BYTES", "1024")
     if setup:
         setup(ingest_env)
@@ -152,8 +152,13 @@ def test_each_reason_code_is_recorded_and_quarantined(ingest_env, monkeypatch, r
 
 
 def test_every_reason_code_has_a_test():
-    elsewhere = {Reason.SOURCE_MISSING, Reason.REPLAYED_SIGNATURE, Reason.LAKE_CONFLICT, Reason.UNVERIFIED_TIMEOUT}
-    assert set(CASES) | elsewhere == set(SIGNATURE_REASONS)
+    elsewhere = {
+        IngestReason.SOURCE_MISSING,
+        IngestReason.REPLAYED_SIGNATURE,
+        IngestReason.LAKE_CONFLICT,
+        IngestReason.UNVERIFIED_TIMEOUT,
+    }
+    assert set(CASES) | elsewhere == set(tuple(IngestReason))
 
 
 def test_a_valid_upload_lands_in_the_lake_version_pinned(ingest_env):
@@ -181,7 +186,7 @@ def test_source_missing_when_the_version_is_deleted_before_it_is_read(ingest_env
     handle(ingest_env, K, version)
     rec = record(ingest_env, K, version)
     assert rec.status == "REJECTED"
-    assert rec.attributes["reason"] == Reason.SOURCE_MISSING
+    assert rec.attributes["reason"] == IngestReason.SOURCE_MISSING
     assert "quarantine_key" not in rec.attributes
 
 
@@ -192,7 +197,7 @@ def test_a_replayed_envelope_is_rejected(ingest_env):
     handle(ingest_env, K, first)
     handle(ingest_env, K, second)
     assert record(ingest_env, K, first).status == "ACCEPTED"
-    assert record(ingest_env, K, second).attributes["reason"] == Reason.REPLAYED_SIGNATURE
+    assert record(ingest_env, K, second).attributes["reason"] == IngestReason.REPLAYED_SIGNATURE
 
 
 def test_lake_conflict_when_the_content_address_holds_other_bytes(ingest_env):
@@ -205,7 +210,7 @@ def test_lake_conflict_when_the_content_address_holds_other_bytes(ingest_env):
     )
     version = upload(ingest_env, K, BODY, signed(claim_for(K)))
     handle(ingest_env, K, version)
-    assert record(ingest_env, K, version).attributes["reason"] == Reason.LAKE_CONFLICT
+    assert record(ingest_env, K, version).attributes["reason"] == IngestReason.LAKE_CONFLICT
 
 
 def test_duplicate_and_redelivered_events_leave_one_record_and_one_lake_version(ingest_env):
@@ -276,7 +281,7 @@ def test_reconciler_redrives_then_quarantines_unverified_versions(ingest_env):
     second = reconcile.handler({}, LambdaContext())  # MLVAULT_RECONCILE_MAX_REDRIVES=1: now quarantined
     assert second["quarantined"] == 1
     rec = record(ingest_env, K, version)
-    assert rec.attributes["reason"] == Reason.UNVERIFIED_TIMEOUT
+    assert rec.attributes["reason"] == IngestReason.UNVERIFIED_TIMEOUT
     assert reconcile.handler({}, LambdaContext())["unaccounted"] == 0
     import boto3
 

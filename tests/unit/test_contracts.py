@@ -14,7 +14,7 @@ import pytest
 
 from mlvault.contracts.schema import ContractError, load_all, parse_contract
 from mlvault.contracts.validate import check, validate_file
-from mlvault.ingest.reasons import CONTRACT_REASONS, Reason, VerificationError
+from mlvault.errors import ContractReason, VerificationError
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS = ROOT / "contracts"
@@ -50,25 +50,31 @@ def with_row(row: str) -> str:
 
 
 CSV_CASES = {
-    Reason.EMPTY_FILE: ("", "no bytes"),
-    Reason.NO_ROWS: (HEADER, "header but no rows"),
-    Reason.BAD_ENCODING: (HEADER.encode() + b"4,5.0,3.0,1.0,0.1,fr-01,caf\xe9,setosa\n", "expected UTF-8"),
-    Reason.WRONG_DELIMITER: (HEADER.replace(",", ";") + GOOD_ROWS[0].replace(",", ";"), "seems to use ';'"),
-    Reason.RAGGED_ROW: (with_row("4,5.0,3.0,1.0\n"), "expected 8 fields, got 4"),
-    Reason.DUPLICATE_COLUMN: (HEADER.replace("notes", "site") + GOOD_ROWS[0], "['site']"),
-    Reason.MISSING_COLUMN: (HEADER.replace(",species", "") + "1,5.1,3.5,1.4,0.2,fr-01,\n", "['species']"),
-    Reason.UNEXPECTED_COLUMN: (HEADER.replace("notes", "email") + GOOD_ROWS[0], "forbidden column(s) ['email']"),
-    Reason.TYPE_MISMATCH: (with_row("4,five,3.0,1.0,0.1,fr-01,,setosa\n"), "column sepal_length: value 'five'"),
-    Reason.NULL_VALUE: (with_row("4,5.0,3.0,1.0,0.1,,,setosa\n"), "column site"),
-    Reason.NON_FINITE: (with_row("4,1e400,3.0,1.0,0.1,fr-01,,setosa\n"), "column sepal_length"),
-    Reason.OUT_OF_RANGE: (with_row("4,25.0,3.0,1.0,0.1,fr-01,,setosa\n"), "first rows [4] with values [25.0]"),
-    Reason.VALUE_NOT_ALLOWED: (with_row("4,5.0,3.0,1.0,0.1,fr-01,,daisy\n"), "values ['daisy']"),
-    Reason.PATTERN_MISMATCH: (with_row("4,5.0,3.0,1.0,0.1,France,,setosa\n"), "values ['France']"),
-    Reason.DUPLICATE_KEY: (
+    ContractReason.EMPTY_FILE: ("", "no bytes"),
+    ContractReason.NO_ROWS: (HEADER, "header but no rows"),
+    ContractReason.BAD_ENCODING: (HEADER.encode() + b"4,5.0,3.0,1.0,0.1,fr-01,caf\xe9,setosa\n", "expected UTF-8"),
+    ContractReason.WRONG_DELIMITER: (HEADER.replace(",", ";") + GOOD_ROWS[0].replace(",", ";"), "seems to use ';'"),
+    ContractReason.RAGGED_ROW: (with_row("4,5.0,3.0,1.0\n"), "expected 8 fields, got 4"),
+    ContractReason.DUPLICATE_COLUMN: (HEADER.replace("notes", "site") + GOOD_ROWS[0], "['site']"),
+    ContractReason.MISSING_COLUMN: (HEADER.replace(",species", "") + "1,5.1,3.5,1.4,0.2,fr-01,\n", "['species']"),
+    ContractReason.UNEXPECTED_COLUMN: (
+        HEADER.replace("notes", "email") + GOOD_ROWS[0],
+        "forbidden column(s) ['email']",
+    ),
+    ContractReason.TYPE_MISMATCH: (with_row("4,five,3.0,1.0,0.1,fr-01,,setosa\n"), "column sepal_length: value 'five'"),
+    ContractReason.NULL_VALUE: (with_row("4,5.0,3.0,1.0,0.1,,,setosa\n"), "column site"),
+    ContractReason.NON_FINITE: (with_row("4,1e400,3.0,1.0,0.1,fr-01,,setosa\n"), "column sepal_length"),
+    ContractReason.OUT_OF_RANGE: (with_row("4,25.0,3.0,1.0,0.1,fr-01,,setosa\n"), "first rows [4] with values [25.0]"),
+    ContractReason.VALUE_NOT_ALLOWED: (with_row("4,5.0,3.0,1.0,0.1,fr-01,,daisy\n"), "values ['daisy']"),
+    ContractReason.PATTERN_MISMATCH: (with_row("4,5.0,3.0,1.0,0.1,France,,setosa\n"), "values ['France']"),
+    ContractReason.DUPLICATE_KEY: (
         with_row("3,5.0,3.0,1.0,0.1,fr-01,,setosa\n"),
         "must strictly increase; row 4 has 3 after 3",
     ),
-    Reason.FORMULA_INJECTION: (with_row('4,5.0,3.0,1.0,0.1,fr-01,"=HYPERLINK(""x"")",setosa\n'), "column notes"),
+    ContractReason.FORMULA_INJECTION: (
+        with_row('4,5.0,3.0,1.0,0.1,fr-01,"=HYPERLINK(""x"")",setosa\n'),
+        "column notes",
+    ),
 }
 
 
@@ -83,30 +89,30 @@ def test_each_csv_violation_has_its_reason_and_details(tmp_path, reason):
 def test_nan_and_null_tokens_are_not_silently_nulls(tmp_path):
     # pyarrow's default would read "NA"/"NULL" as null in a string column and "NaN" as a null-free NaN
     err = rejected(csv_file(tmp_path, with_row("4,NaN,3.0,1.0,0.1,fr-01,,setosa\n")))
-    assert err.reason == Reason.NON_FINITE
+    assert err.reason == ContractReason.NON_FINITE
     err = rejected(csv_file(tmp_path, with_row("4,5.0,3.0,1.0,0.1,NA,,setosa\n")))
-    assert err.reason == Reason.PATTERN_MISMATCH  # "NA" stays the text "NA"
+    assert err.reason == ContractReason.PATTERN_MISMATCH  # "NA" stays the text "NA"
 
 
 def test_row_count_bounds(tmp_path):
     bounded = parse_contract({**json.loads((CONTRACTS / "iris.json").read_text()), "rows": {"min": 1, "max": 2}})
     err = rejected(csv_file(tmp_path, HEADER + "".join(GOOD_ROWS)), bounded)
-    assert err.reason == Reason.ROW_COUNT_OUT_OF_BOUNDS
+    assert err.reason == ContractReason.ROW_COUNT_OUT_OF_BOUNDS
 
 
 def test_file_size_cap(tmp_path):
     small = parse_contract({**json.loads((CONTRACTS / "iris.json").read_text()), "max_bytes": 10})
-    assert rejected(csv_file(tmp_path, HEADER + GOOD_ROWS[0]), small).reason == Reason.FILE_TOO_LARGE
+    assert rejected(csv_file(tmp_path, HEADER + GOOD_ROWS[0]), small).reason == ContractReason.FILE_TOO_LARGE
 
 
 def test_no_contract_and_version_mismatch(tmp_path):
     path = csv_file(tmp_path, HEADER + "".join(GOOD_ROWS))
     with pytest.raises(VerificationError) as err:
         check(path, dataset="weather", directory=CONTRACTS)
-    assert err.value.reason == Reason.NO_CONTRACT
+    assert err.value.reason == ContractReason.NO_CONTRACT
     with pytest.raises(VerificationError) as err:
         check(path, dataset="iris", directory=CONTRACTS, contract_version="2")
-    assert err.value.reason == Reason.CONTRACT_VERSION_MISMATCH
+    assert err.value.reason == ContractReason.CONTRACT_VERSION_MISMATCH
     assert check(path, dataset="iris", directory=CONTRACTS, contract_version="1").rows == 3
 
 
@@ -152,12 +158,12 @@ def test_a_good_parquet_passes(tmp_path):
                 sales(store_id=pa.array([1, 2], pa.int64())),
                 schema=SALES_SCHEMA.set(0, pa.field("store_id", pa.int64(), False)),
             ),
-            Reason.SCHEMA_MISMATCH,
+            ContractReason.SCHEMA_MISMATCH,
             "expected int32, got int64",
         ),
         (
             lambda: pa.Table.from_pydict(sales(), schema=SALES_SCHEMA.set(2, pa.field("revenue", pa.float64(), True))),
-            Reason.SCHEMA_MISMATCH,
+            ContractReason.SCHEMA_MISMATCH,
             "expected required (not null), got nullable",
         ),
         (
@@ -165,18 +171,22 @@ def test_a_good_parquet_passes(tmp_path):
                 sales(promo=pa.array([[True], [False]])),
                 schema=SALES_SCHEMA.set(3, pa.field("promo", pa.list_(pa.bool_()), True)),
             ),
-            Reason.SCHEMA_MISMATCH,
+            ContractReason.SCHEMA_MISMATCH,
             "column promo: expected bool, got list<element: bool>",
         ),
         (
             lambda: pa.Table.from_pydict({k: v for k, v in sales().items() if k != "revenue"}),
-            Reason.MISSING_COLUMN,
+            ContractReason.MISSING_COLUMN,
             "['revenue']",
         ),
-        (lambda: pa.Table.from_pydict({**sales(), "extra": pa.array([1, 2])}), Reason.UNEXPECTED_COLUMN, "['extra']"),
+        (
+            lambda: pa.Table.from_pydict({**sales(), "extra": pa.array([1, 2])}),
+            ContractReason.UNEXPECTED_COLUMN,
+            "['extra']",
+        ),
         (
             lambda: pa.Table.from_pydict(sales(revenue=pa.array([10.0, -1.0])), schema=SALES_SCHEMA),
-            Reason.OUT_OF_RANGE,
+            ContractReason.OUT_OF_RANGE,
             "first rows [2]",
         ),
     ],
@@ -191,9 +201,9 @@ def test_corrupt_parquet(tmp_path):
     path = parquet(tmp_path, pa.Table.from_pydict(sales(), schema=SALES_SCHEMA))
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2] + b"\x00" * 16 + data[len(data) // 2 + 16 :])
-    assert rejected(path, SALES).reason == Reason.CORRUPT_FILE
+    assert rejected(path, SALES).reason == ContractReason.CORRUPT_FILE
     path.write_bytes(b"PAR1 not really")
-    assert rejected(path, SALES).reason == Reason.CORRUPT_FILE
+    assert rejected(path, SALES).reason == ContractReason.CORRUPT_FILE
 
 
 EVENTS = load_all(CONTRACTS)["events"]
@@ -209,12 +219,12 @@ EVENTS = load_all(CONTRACTS)["events"]
         ),
         (
             '{"event_id": "ev-0000000a", "user_age": 31}\n{"event_id": "ev-0000000a", "user_age": 32}\n',
-            Reason.DUPLICATE_KEY,
+            ContractReason.DUPLICATE_KEY,
         ),
-        ('{"event_id": "ev-0000000a", "user_age": 31, "ssn": "x"}\n', Reason.UNEXPECTED_COLUMN),
-        ('{"event_id": "ev-0000000a", "user_age": "old"}\n', Reason.TYPE_MISMATCH),
-        ('{"event_id": "ev-0000000a", "user_age": 31\n', Reason.CORRUPT_FILE),
-        ('{"event_id": "ev-0000000a"}\n', Reason.NULL_VALUE),
+        ('{"event_id": "ev-0000000a", "user_age": 31, "ssn": "x"}\n', ContractReason.UNEXPECTED_COLUMN),
+        ('{"event_id": "ev-0000000a", "user_age": "old"}\n', ContractReason.TYPE_MISMATCH),
+        ('{"event_id": "ev-0000000a", "user_age": 31\n', ContractReason.CORRUPT_FILE),
+        ('{"event_id": "ev-0000000a"}\n', ContractReason.NULL_VALUE),
     ],
 )
 def test_json_lines(tmp_path, text, reason):
@@ -228,15 +238,15 @@ def test_json_lines(tmp_path, text, reason):
 
 def test_every_contract_reason_has_a_test():
     tested = set(CSV_CASES) | {
-        Reason.ROW_COUNT_OUT_OF_BOUNDS,
-        Reason.FILE_TOO_LARGE,
-        Reason.NO_CONTRACT,
-        Reason.CONTRACT_VERSION_MISMATCH,
-        Reason.SCHEMA_MISMATCH,
-        Reason.CORRUPT_FILE,
-        Reason.POISONING_SUSPECTED,  # tests/unit/test_screen.py
+        ContractReason.ROW_COUNT_OUT_OF_BOUNDS,
+        ContractReason.FILE_TOO_LARGE,
+        ContractReason.NO_CONTRACT,
+        ContractReason.CONTRACT_VERSION_MISMATCH,
+        ContractReason.SCHEMA_MISMATCH,
+        ContractReason.CORRUPT_FILE,
+        ContractReason.POISONING_SUSPECTED,  # tests/unit/test_screen.py
     }
-    assert tested == set(CONTRACT_REASONS)
+    assert tested == set(tuple(ContractReason))
 
 
 DOC = json.loads((CONTRACTS / "iris.json").read_text())
@@ -294,5 +304,5 @@ def test_increasing_keys_are_checked_across_batches_in_constant_memory(tmp_path)
     path = csv_file(tmp_path, HEADER + "".join(rows))
     assert path.stat().st_size > 2 * (1 << 20)
     err = rejected(path)
-    assert err.reason == Reason.DUPLICATE_KEY
+    assert err.reason == ContractReason.DUPLICATE_KEY
     assert "row 60001 has 59999 after 60000" in err.detail

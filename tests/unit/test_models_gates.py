@@ -97,7 +97,8 @@ def test_heavily_flipped_labels_fail_min_accuracy():
     with pytest.raises(GatesFailed) as err:
         report.check()
     assert err.value.failures == ("min_accuracy",)
-    assert str(err.value) == f"min_accuracy: {gate.detail}"
+    assert err.value.reason == "GATES_FAILED"
+    assert err.value.detail == f"min_accuracy: {gate.detail}"
 
 
 def test_a_site_skewed_dataset_fails_parity_and_disparate_impact(skewed):

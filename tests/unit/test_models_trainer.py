@@ -12,15 +12,14 @@ from pathlib import Path
 import pytest
 
 from mlvault.contracts.schema import load_contract
+from mlvault.errors import TrainingError, TrainingReason
 from mlvault.training.manifest import IngestRef, Manifest, ManifestEntry
 from mlvault.training.trainer import (
     CODE_MODULES,
     DigestMismatch,
     LambdaTrainer,
     Model,
-    Reason,
     TrainingDataError,
-    TrainingError,
     TrainingParams,
     accuracy,
     code_identity,
@@ -169,7 +168,7 @@ def test_a_digest_mismatch_names_the_object_version():
     bad = entry(s3, "batch.csv", data, 50, sha256="0" * 64)
     with pytest.raises(DigestMismatch) as err:
         LambdaTrainer(s3).train(Manifest("iris", "1", (bad,)), IRIS)
-    assert err.value.reason == Reason.DIGEST_MISMATCH
+    assert err.value.reason == TrainingReason.DIGEST_MISMATCH
     assert err.value.uri == f"s3://{LAKE}/{bad.lake_key}?versionId={bad.lake_version}"
     assert str(err.value) == (
         f"DIGEST_MISMATCH: {bad.uri}: expected sha256 {'0' * 64}, got {hashlib.sha256(data).hexdigest()}"
@@ -190,7 +189,7 @@ def test_an_object_longer_than_the_ledger_says_is_refused():
     short = replace(good, size=good.size - 10)
     with pytest.raises(TrainingDataError) as err:
         LambdaTrainer(s3).train(Manifest("iris", "1", (short,)), IRIS)
-    assert err.value.reason == Reason.SIZE_MISMATCH
+    assert err.value.reason == TrainingReason.SIZE_MISMATCH
     assert good.lake_key in str(err.value)
 
 
@@ -199,7 +198,7 @@ def test_a_row_count_other_than_the_ledgers_is_refused():
     good = entry(s3, "batch.csv", samples.iris_csv(50, 2), 49)
     with pytest.raises(TrainingDataError) as err:
         LambdaTrainer(s3).train(Manifest("iris", "1", (good,)), IRIS)
-    assert err.value.reason == Reason.ROW_COUNT_MISMATCH
+    assert err.value.reason == TrainingReason.ROW_COUNT_MISMATCH
     assert "the ledger recorded 49 rows, read 50" in str(err.value)
 
 
@@ -208,11 +207,11 @@ def test_size_and_contract_are_checked_before_reading():
     manifest = iris_manifest(s3, rows=100)
     with pytest.raises(TrainingError) as err:
         LambdaTrainer(s3).train(manifest, IRIS, TrainingParams(max_rows=99))
-    assert err.value.reason == Reason.TOO_MANY_ROWS
+    assert err.value.reason == TrainingReason.TOO_MANY_ROWS
     assert "SageMaker" in str(err.value)
     with pytest.raises(TrainingError) as err:
         LambdaTrainer(s3).train(replace(manifest, contract_version="2"), IRIS)
-    assert err.value.reason == Reason.CONTRACT_MISMATCH
+    assert err.value.reason == TrainingReason.CONTRACT_MISMATCH
     assert s3.calls == []
 
 
@@ -231,7 +230,7 @@ def test_training_needs_two_classes():
     data = samples.iris_csv(60, 3, skew_site="fr-01").replace(b"versicolor", b"setosa").replace(b"virginica", b"setosa")
     with pytest.raises(TrainingError) as err:
         LambdaTrainer(s3).train(Manifest("iris", "1", (entry(s3, "one.csv", data, 60),)), IRIS)
-    assert err.value.reason == Reason.NOT_ENOUGH_DATA
+    assert err.value.reason == TrainingReason.NOT_ENOUGH_DATA
 
 
 def test_params_are_validated():

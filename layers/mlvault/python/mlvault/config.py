@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import ClassVar
 
+from mlvault.errors import ServeReason
 from mlvault.wiring import Env
 
 
@@ -166,7 +167,7 @@ class SigningKeyNotPinnedError(SettingsError):
     """The model-signing key is not named by a KMS key ARN (an alias, an alias ARN or a bare key id): an alias can
     be repointed to another key, so it pins nothing. `stage` names the function's stage for the refusal metric."""
 
-    reason = "SIGNING_KEY_NOT_PINNED"
+    reason = ServeReason.SIGNING_KEY_NOT_PINNED
 
     def __init__(self, detail: str, *, stage: str) -> None:
         super().__init__(f"{self.reason}: {detail}")

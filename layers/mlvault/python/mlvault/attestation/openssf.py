@@ -71,6 +71,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from mlvault.errors import ModelReason, ModelVerificationError
 from mlvault.signing.dsse import PAYLOAD_TYPE, pae
 from mlvault.signing.keys import ECDSA_P256, KMS_MAX_RAW_MESSAGE, Signer, load_public_key
 
@@ -86,33 +87,6 @@ MAX_SIGNATURE_BYTES = 1024 * 1024  # bound before parsing; standard signatures o
 CHUNK_BYTES = 1024 * 1024
 _PREDICATE_FIELDS = ("serialization", "resources")
 _HEX = frozenset("0123456789abcdef")
-
-
-class ModelReason:
-    """Stable reason codes of refused models (never renamed)."""
-
-    MODEL_SIGNATURE_TOO_LARGE = "MODEL_SIGNATURE_TOO_LARGE"
-    MALFORMED_MODEL_SIGNATURE = "MALFORMED_MODEL_SIGNATURE"  # not a well-formed bundle / statement of this format
-    MODEL_SIGNATURE_UNSUPPORTED = "MODEL_SIGNATURE_UNSUPPORTED"  # well formed, another variant (shards, blake2, v0.1)
-    MODEL_SIGNATURE_INVALID = "MODEL_SIGNATURE_INVALID"  # does not verify with the given public key
-    MODEL_FILE_MISSING = "MODEL_FILE_MISSING"  # a signed file is not there
-    MODEL_FILE_EXTRA = "MODEL_FILE_EXTRA"  # a file that was not signed is there
-    MODEL_FILE_UNSUPPORTED = "MODEL_FILE_UNSUPPORTED"  # a symbolic link or special file in the model
-    MODEL_DIGEST_MISMATCH = "MODEL_DIGEST_MISMATCH"  # a file's bytes are not the signed bytes
-
-
-ALL_MODEL_REASONS = tuple(v for k, v in vars(ModelReason).items() if k.isupper())
-
-
-class ModelVerificationError(Exception):
-    """A permanent verdict: this model must not be served. `reason` is stable, `detail` says expected X, got Y."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        if reason not in ALL_MODEL_REASONS:
-            raise ValueError(f"unknown model reason code {reason!r}")
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True)

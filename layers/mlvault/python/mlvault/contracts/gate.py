@@ -19,7 +19,7 @@ from typing import BinaryIO
 from mlvault.contracts.schema import Contract
 from mlvault.contracts.screen import Finding, Profile, ProfileBuilder, compare, load_baseline
 from mlvault.contracts.validate import ValidationReport, resolve_contract, validate_file, validate_stream
-from mlvault.ingest.reasons import TransientError
+from mlvault.errors import TransientError
 from mlvault.ledger import LearnedBaseline, Ledger
 
 ACCEPT, HOLD, REJECT = "accept", "hold", "reject"

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlvault.contracts.schema import NUMERIC, Contract
-from mlvault.ingest.reasons import Reason, VerificationError
+from mlvault.errors import ContractReason, VerificationError
 
 BLOCK_SIZE = 1 << 20
 PARQUET_BATCH_ROWS = 65_536
@@ -89,9 +89,9 @@ def validate_stream(
 
 def _check_size(size: int, contract: Contract) -> None:
     if contract.max_bytes is not None and size > contract.max_bytes:
-        raise fail(Reason.FILE_TOO_LARGE, f"{size} bytes; the contract allows {contract.max_bytes}")
+        raise fail(ContractReason.FILE_TOO_LARGE, f"{size} bytes; the contract allows {contract.max_bytes}")
     if size == 0:
-        raise fail(Reason.EMPTY_FILE, "the file has no bytes")
+        raise fail(ContractReason.EMPTY_FILE, "the file has no bytes")
 
 
 def _open_csv(stream: BinaryIO, contract: Contract):
@@ -136,12 +136,14 @@ def _arrow_error(err: Exception, contract: Contract, rows_before: int) -> Verifi
     message = str(err).strip()
     where = f"(after data row {rows_before})" if rows_before else "(in the first block)"
     if "Empty CSV file" in message:
-        return fail(Reason.EMPTY_FILE, "the file has no header and no rows")
+        return fail(ContractReason.EMPTY_FILE, "the file has no header and no rows")
     if "invalid UTF8" in message or "invalid UTF-8" in message:
-        return fail(Reason.BAD_ENCODING, f"{message} {where}; expected UTF-8")
+        return fail(ContractReason.BAD_ENCODING, f"{message} {where}; expected UTF-8")
     ragged = re.search(r"Expected (\d+) columns, got (\d+): (.*)", message)
     if ragged:
-        return fail(Reason.RAGGED_ROW, f"expected {ragged[1]} fields, got {ragged[2]} {where}: {ragged[3][:120]!r}")
+        return fail(
+            ContractReason.RAGGED_ROW, f"expected {ragged[1]} fields, got {ragged[2]} {where}: {ragged[3][:120]!r}"
+        )
     conversion = re.search(
         r"In CSV column #(\d+): (?:Row #(\d+): )?CSV conversion error to (\S+): invalid value '(.*)'", message
     )
@@ -150,22 +152,22 @@ def _arrow_error(err: Exception, contract: Contract, rows_before: int) -> Verifi
         name = contract.columns[column].name if column < len(contract.columns) else f"#{column}"
         line = f"line {conversion[2]}" if conversion[2] else where
         return fail(
-            Reason.TYPE_MISMATCH, f"column {name}: value {conversion[4][:60]!r} is not {conversion[3]} ({line})"
+            ContractReason.TYPE_MISMATCH, f"column {name}: value {conversion[4][:60]!r} is not {conversion[3]} ({line})"
         )
     changed = re.search(r"Column\((\S+)\) changed from (\w+) to (\w+) in row (\d+)", message)
     if changed:
         return fail(
-            Reason.TYPE_MISMATCH,
+            ContractReason.TYPE_MISMATCH,
             f"column {changed[1].lstrip('/')}: expected {changed[2]}, got {changed[3]} "
             f"(row {int(changed[4]) + 1} of a block {where})",
         )
     if "unexpected field" in message.lower():
-        return fail(Reason.UNEXPECTED_COLUMN, f"{message} {where}")
+        return fail(ContractReason.UNEXPECTED_COLUMN, f"{message} {where}")
     if "JSON parse error" in message:
-        return fail(Reason.CORRUPT_FILE, f"{message} {where}")
+        return fail(ContractReason.CORRUPT_FILE, f"{message} {where}")
     if "Could not convert" in message or "conversion" in message.lower() or "changed" in message.lower():
-        return fail(Reason.TYPE_MISMATCH, f"{message} {where}")
-    return fail(Reason.CORRUPT_FILE, f"{message} {where}")
+        return fail(ContractReason.TYPE_MISMATCH, f"{message} {where}")
+    return fail(ContractReason.CORRUPT_FILE, f"{message} {where}")
 
 
 def _validate_parquet(path: Path, contract: Contract, observe: Observer | None) -> ValidationReport:
@@ -175,7 +177,7 @@ def _validate_parquet(path: Path, contract: Contract, observe: Observer | None) 
         parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=BLOCK_SIZE)
         schema = parquet.schema_arrow
     except (pa.ArrowInvalid, OSError) as err:
-        raise fail(Reason.CORRUPT_FILE, f"not a readable Parquet file: {err}") from None
+        raise fail(ContractReason.CORRUPT_FILE, f"not a readable Parquet file: {err}") from None
     checker = _Checker(contract, observe)
     checker.header(schema.names)
     for column in contract.columns:
@@ -185,10 +187,10 @@ def _validate_parquet(path: Path, contract: Contract, observe: Observer | None) 
         got = schema.field(index)
         expected = _ARROW_TYPES[column.type]
         if not got.type.equals(expected):
-            raise fail(Reason.SCHEMA_MISMATCH, f"column {column.name}: expected {expected}, got {got.type}")
+            raise fail(ContractReason.SCHEMA_MISMATCH, f"column {column.name}: expected {expected}, got {got.type}")
         if got.nullable != column.nullable:
             raise fail(
-                Reason.SCHEMA_MISMATCH,
+                ContractReason.SCHEMA_MISMATCH,
                 f"column {column.name}: expected "
                 f"{'nullable' if column.nullable else 'required (not null)'}, got "
                 f"{'nullable' if got.nullable else 'required'}",
@@ -199,7 +201,7 @@ def _validate_parquet(path: Path, contract: Contract, observe: Observer | None) 
         for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, use_threads=False):
             checker.add(batch)
     except (pa.ArrowInvalid, OSError) as err:
-        raise fail(Reason.CORRUPT_FILE, f"Parquet data unreadable after row {checker.rows}: {err}") from None
+        raise fail(ContractReason.CORRUPT_FILE, f"Parquet data unreadable after row {checker.rows}: {err}") from None
     return checker.finish()
 
 
@@ -218,26 +220,26 @@ class _Checker:
         contract = self.contract
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise fail(Reason.DUPLICATE_COLUMN, f"columns appear more than once: {duplicates}")
+            raise fail(ContractReason.DUPLICATE_COLUMN, f"columns appear more than once: {duplicates}")
         declared = [c.name for c in contract.columns]
         if contract.format == "csv" and len(names) == 1 and len(declared) > 1:
             other = [d for d in _OTHER_DELIMITERS if d != contract.csv.delimiter and d in names[0]]
             if other:
                 raise fail(
-                    Reason.WRONG_DELIMITER,
+                    ContractReason.WRONG_DELIMITER,
                     f"the header {names[0][:80]!r} reads as one column; expected "
                     f"{contract.csv.delimiter!r} as the delimiter, the file seems to use {other[0]!r}",
                 )
         missing = [c.name for c in contract.columns if c.required and c.name not in names]
         if missing:
-            raise fail(Reason.MISSING_COLUMN, f"missing column(s) {missing}; got {names}")
+            raise fail(ContractReason.MISSING_COLUMN, f"missing column(s) {missing}; got {names}")
         forbidden = [n for n in names if n in contract.forbidden_columns]
         if forbidden:
-            raise fail(Reason.UNEXPECTED_COLUMN, f"forbidden column(s) {forbidden}")
+            raise fail(ContractReason.UNEXPECTED_COLUMN, f"forbidden column(s) {forbidden}")
         extra = [n for n in names if n not in declared]
         if extra and not contract.allow_extra_columns:
             raise fail(
-                Reason.UNEXPECTED_COLUMN,
+                ContractReason.UNEXPECTED_COLUMN,
                 f"column(s) {extra} are not in contract {contract.dataset} v{contract.version}",
             )
         self.names = tuple(names)
@@ -256,16 +258,16 @@ class _Checker:
             self._observe(batch)  # e.g. the poisoning screen's profile, built in the same pass
         self.rows += batch.num_rows
         if self.contract.max_rows is not None and self.rows > self.contract.max_rows:
-            raise fail(Reason.ROW_COUNT_OUT_OF_BOUNDS, f"more than {self.contract.max_rows} rows")
+            raise fail(ContractReason.ROW_COUNT_OUT_OF_BOUNDS, f"more than {self.contract.max_rows} rows")
 
     def _check(self, column, values: pa.Array) -> None:
         """Cheap aggregates first (one pass per check, over distinct values for strings); the row-level masks
         that name offending rows are built only when a check fails."""
         if not column.nullable and values.null_count:
-            self._report(Reason.NULL_VALUE, column.name, pc.is_null(values), values, "no nulls")
+            self._report(ContractReason.NULL_VALUE, column.name, pc.is_null(values), values, "no nulls")
         if column.type in ("float32", "float64") and pc.all(pc.is_finite(values)).as_py() is False:
             self._report(
-                Reason.NON_FINITE,
+                ContractReason.NON_FINITE,
                 column.name,
                 pc.fill_null(pc.invert(pc.is_finite(values)), False),
                 values,
@@ -281,7 +283,7 @@ class _Checker:
                 masks += [pc.greater(values, column.max)] if column.max is not None else []
                 out = masks[0] if len(masks) == 1 else pc.or_(*masks)
                 self._report(
-                    Reason.OUT_OF_RANGE,
+                    ContractReason.OUT_OF_RANGE,
                     column.name,
                     pc.fill_null(out, False),
                     values,
@@ -300,14 +302,16 @@ class _Checker:
             if not pc.all(pc.is_in(distinct, value_set=allowed)).as_py():
                 plain = text()
                 outside = pc.fill_null(pc.invert(pc.is_in(plain, value_set=allowed)), False)
-                self._report(Reason.VALUE_NOT_ALLOWED, column.name, outside, plain, f"one of {list(column.allowed)}")
+                self._report(
+                    ContractReason.VALUE_NOT_ALLOWED, column.name, outside, plain, f"one of {list(column.allowed)}"
+                )
         if column.pattern is not None:
             regex = f"^(?:{column.pattern})$"
             if not pc.all(pc.match_substring_regex(distinct, regex)).as_py():
                 plain = text()
                 mismatch = pc.fill_null(pc.invert(pc.match_substring_regex(plain, regex)), False)
                 self._report(
-                    Reason.PATTERN_MISMATCH, column.name, mismatch, plain, f"values matching {column.pattern!r}"
+                    ContractReason.PATTERN_MISMATCH, column.name, mismatch, plain, f"values matching {column.pattern!r}"
                 )
         if (
             column.type == "string"
@@ -318,7 +322,7 @@ class _Checker:
             plain = text()
             formula = pc.fill_null(pc.match_substring_regex(plain, _FORMULA_START), False)
             self._report(
-                Reason.FORMULA_INJECTION,
+                ContractReason.FORMULA_INJECTION,
                 column.name,
                 formula,
                 plain,
@@ -336,7 +340,7 @@ class _Checker:
             k = pc.index(steps, False).as_py()  # joined[k + 1] does not exceed joined[k]
             index = k + 1 if previous is None else k  # its position in this batch
             raise fail(
-                Reason.DUPLICATE_KEY,
+                ContractReason.DUPLICATE_KEY,
                 f"column {name} must strictly increase; row {self.rows + index + 1} has "
                 f"{joined[k + 1].as_py()!r} after {joined[k].as_py()!r}",
             )
@@ -357,10 +361,11 @@ class _Checker:
     def finish(self) -> ValidationReport:
         contract = self.contract
         if self.rows == 0 and contract.min_rows > 0:
-            raise fail(Reason.NO_ROWS, "the file has a header but no rows")
+            raise fail(ContractReason.NO_ROWS, "the file has a header but no rows")
         if self.rows < contract.min_rows:
             raise fail(
-                Reason.ROW_COUNT_OUT_OF_BOUNDS, f"{self.rows} rows; the contract needs at least {contract.min_rows}"
+                ContractReason.ROW_COUNT_OUT_OF_BOUNDS,
+                f"{self.rows} rows; the contract needs at least {contract.min_rows}",
             )
         for name, chunks in self._unique.items():
             counts = pc.value_counts(pa.chunked_array(chunks))
@@ -368,7 +373,7 @@ class _Checker:
             if len(repeated):
                 shown = [(v["values"], v["counts"]) for v in repeated.to_pylist()[:SHOWN]]
                 raise fail(
-                    Reason.DUPLICATE_KEY,
+                    ContractReason.DUPLICATE_KEY,
                     f"column {name} must be unique; {len(repeated)} value(s) repeat, e.g. (value, times) {shown}",
                 )
         return ValidationReport(
@@ -397,11 +402,11 @@ def resolve_contract(directory: str | Path, dataset: str, contract_version: str 
     from mlvault.contracts.schema import load_contract
 
     if not (Path(directory) / f"{dataset}.json").is_file():
-        raise fail(Reason.NO_CONTRACT, f"dataset {dataset!r} has no contract in {directory}")
+        raise fail(ContractReason.NO_CONTRACT, f"dataset {dataset!r} has no contract in {directory}")
     contract = load_contract(directory, dataset)
     if contract_version is not None and contract_version != contract.version:
         raise fail(
-            Reason.CONTRACT_VERSION_MISMATCH,
+            ContractReason.CONTRACT_VERSION_MISMATCH,
             f"produced for contract v{contract_version}; dataset {dataset} is at v{contract.version}",
         )
     return contract

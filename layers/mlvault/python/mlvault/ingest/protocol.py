@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mlvault.ingest.reasons import Reason, VerificationError
+from mlvault.errors import IngestReason, VerificationError
 from mlvault.signing.dsse import PAYLOAD_TYPE, Envelope, pae, parse_envelope
 from mlvault.signing.keys import Signer, verify_signature
 from mlvault.trust.producers import ID_PATTERN, ProducerKey, ProducerRegistry
@@ -127,34 +127,36 @@ def verify_envelope(
     layout = KEY_PATTERN.match(object_key)
     if not layout:
         raise VerificationError(
-            Reason.INVALID_OBJECT_KEY, f"object key {object_key!r} is not producers/<producer>/<dataset>/<file>"
+            IngestReason.INVALID_OBJECT_KEY, f"object key {object_key!r} is not producers/<producer>/<dataset>/<file>"
         )
     encoded = metadata.get(METADATA_KEY)
     if encoded is None:
-        raise VerificationError(Reason.MISSING_SIGNATURE, f"no {METADATA_KEY} in the object's user metadata")
+        raise VerificationError(IngestReason.MISSING_SIGNATURE, f"no {METADATA_KEY} in the object's user metadata")
     if len(encoded) > MAX_ENVELOPE_BYTES or metadata_size(metadata) > S3_USER_METADATA_LIMIT:
         raise VerificationError(
-            Reason.ENVELOPE_TOO_LARGE,
+            IngestReason.ENVELOPE_TOO_LARGE,
             f"envelope {len(encoded)} bytes, all metadata {metadata_size(metadata)} bytes; "
             f"limits {MAX_ENVELOPE_BYTES} and {S3_USER_METADATA_LIMIT}",
         )
     try:
         text = base64.urlsafe_b64decode(encoded.encode("ascii")).decode("utf-8")
     except (binascii.Error, ValueError, UnicodeError):
-        raise VerificationError(Reason.MALFORMED_ENVELOPE, f"{METADATA_KEY} is not base64url of UTF-8") from None
+        raise VerificationError(IngestReason.MALFORMED_ENVELOPE, f"{METADATA_KEY} is not base64url of UTF-8") from None
     envelope = parse_envelope(text)
 
     producer = registry.producers.get(layout["producer"])
     if producer is None:
-        raise VerificationError(Reason.UNKNOWN_PRODUCER, f"producer {layout['producer']!r} is not in the registry")
+        raise VerificationError(
+            IngestReason.UNKNOWN_PRODUCER, f"producer {layout['producer']!r} is not in the registry"
+        )
     key = producer.keys.get(envelope.keyid)
     if key is None:
         raise VerificationError(
-            Reason.UNKNOWN_KEY, f"key {envelope.keyid!r} is not a registered key of producer {producer.id!r}"
+            IngestReason.UNKNOWN_KEY, f"key {envelope.keyid!r} is not a registered key of producer {producer.id!r}"
         )
     if not key.not_before <= upload_time <= key.not_after:
         raise VerificationError(
-            Reason.KEY_EXPIRED,
+            IngestReason.KEY_EXPIRED,
             f"key {key.id!r} is valid {iso(key.not_before)} to "
             f"{iso(key.not_after)}; the upload was at {iso(upload_time)}",
         )
@@ -162,41 +164,43 @@ def verify_envelope(
     # S3 records upload times to the second: an upload in the same second as the revocation is refused.
     if revoked is not None and revoked.replace(microsecond=0) <= upload_time:
         raise VerificationError(
-            Reason.KEY_REVOKED, f"key {key.id!r} was revoked at {iso(revoked)}; the upload was at {iso(upload_time)}"
+            IngestReason.KEY_REVOKED,
+            f"key {key.id!r} was revoked at {iso(revoked)}; the upload was at {iso(upload_time)}",
         )
     verify_signature(key.algorithm, public_key(key), envelope.signature, pae(envelope.payload_type, envelope.payload))
 
     claim = _parse_statement(envelope.payload)
     if claim.object_key != object_key:
         raise VerificationError(
-            Reason.SUBJECT_MISMATCH, f"signed subject {claim.object_key!r}, uploaded as {object_key!r}"
+            IngestReason.SUBJECT_MISMATCH, f"signed subject {claim.object_key!r}, uploaded as {object_key!r}"
         )
     if claim.producer != producer.id:
         raise VerificationError(
-            Reason.PRODUCER_MISMATCH, f"signed producer {claim.producer!r}, uploaded under {producer.id!r}"
+            IngestReason.PRODUCER_MISMATCH, f"signed producer {claim.producer!r}, uploaded under {producer.id!r}"
         )
     if claim.dataset != layout["dataset"]:
         raise VerificationError(
-            Reason.DATASET_MISMATCH, f"signed dataset {claim.dataset!r}, uploaded under {layout['dataset']!r}"
+            IngestReason.DATASET_MISMATCH, f"signed dataset {claim.dataset!r}, uploaded under {layout['dataset']!r}"
         )
     if claim.dataset not in producer.datasets:
         raise VerificationError(
-            Reason.DATASET_NOT_ALLOWED,
+            IngestReason.DATASET_NOT_ALLOWED,
             f"producer {producer.id!r} may publish {list(producer.datasets)}, not {claim.dataset!r}",
         )
     issued, expires = _time(claim.issued_at), _time(claim.expires_at)
     if issued > upload_time + CLOCK_SKEW:
         raise VerificationError(
-            Reason.FUTURE_SIGNATURE, f"signed at {claim.issued_at}, after the upload at {iso(upload_time)}"
+            IngestReason.FUTURE_SIGNATURE, f"signed at {claim.issued_at}, after the upload at {iso(upload_time)}"
         )
     if expires - issued > MAX_VALIDITY or expires <= issued:
         raise VerificationError(
-            Reason.STALE_SIGNATURE,
+            IngestReason.STALE_SIGNATURE,
             f"validity {claim.issued_at} to {claim.expires_at} exceeds the {MAX_VALIDITY} the protocol allows",
         )
     if upload_time > expires:
         raise VerificationError(
-            Reason.STALE_SIGNATURE, f"signature expired at {claim.expires_at}; the upload was at {iso(upload_time)}"
+            IngestReason.STALE_SIGNATURE,
+            f"signature expired at {claim.expires_at}; the upload was at {iso(upload_time)}",
         )
     return VerifiedClaim(claim=claim, key=key)
 
@@ -204,14 +208,16 @@ def verify_envelope(
 def check_content(claim: Claim, *, sha256: str, size: int) -> None:
     """The bytes are exactly what was signed: same size, same SHA-256."""
     if size != claim.size:
-        raise VerificationError(Reason.SIZE_MISMATCH, f"signed size {claim.size}, got {size} bytes")
+        raise VerificationError(IngestReason.SIZE_MISMATCH, f"signed size {claim.size}, got {size} bytes")
     if sha256 != claim.sha256:
-        raise VerificationError(Reason.DIGEST_MISMATCH, f"signed sha256 {claim.sha256}, the bytes hash to {sha256}")
+        raise VerificationError(
+            IngestReason.DIGEST_MISMATCH, f"signed sha256 {claim.sha256}, the bytes hash to {sha256}"
+        )
 
 
 def _parse_statement(payload: bytes) -> Claim:
     def bad(detail: str) -> VerificationError:
-        return VerificationError(Reason.MALFORMED_STATEMENT, detail)
+        return VerificationError(IngestReason.MALFORMED_STATEMENT, detail)
 
     try:
         body = json.loads(payload)

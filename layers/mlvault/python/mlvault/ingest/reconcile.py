@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mlvault.config import IngestSettings, ReconcileSettings
+from mlvault.errors import IngestReason, VerificationError
 from mlvault.ingest.events import ObjectVersionRef
-from mlvault.ingest.reasons import Reason, VerificationError
 from mlvault.ingest.verify import Verifier
 from mlvault.ledger import Ledger, is_terminal
 from mlvault.wiring import NAMESPACE, Dimension, Metric
@@ -103,7 +103,7 @@ class Reconciler:
                     self._verifier.reject(
                         ref,
                         ref.size,
-                        VerificationError(Reason.UNVERIFIED_TIMEOUT, f"no verdict after {redrives} re-drives"),
+                        VerificationError(IngestReason.UNVERIFIED_TIMEOUT, f"no verdict after {redrives} re-drives"),
                     )
                     report.quarantined.append(name)
         self._cloudwatch.put_metric_data(

@@ -10,15 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from mlvault.errors import ReviewError, ReviewReason
 from mlvault.ingest.events import ObjectVersionRef
 from mlvault.ingest.verify import Destinations, Verdict, announce, lake_key_of, lake_write, transient_errors
 from mlvault.ledger import STATUS_ACCEPTED, STATUS_HELD, STATUS_REJECTED, Ledger
 
 APPROVE, REJECT = "approve", "reject"
-
-
-class ReviewError(ValueError):
-    """The review cannot be applied (no such upload, not held, no reason given)."""
 
 
 class Reviewer:
@@ -31,11 +28,13 @@ class Reviewer:
 
     def decide(self, *, key: str, version_id: str, decision: str, reviewed_by: str, reason: str) -> Verdict:
         if decision not in (APPROVE, REJECT):
-            raise ReviewError(f"decision must be {APPROVE} or {REJECT}, got {decision!r}")
+            raise ReviewError(
+                ReviewReason.INVALID_DECISION, f"decision must be {APPROVE} or {REJECT}, got {decision!r}"
+            )
         if not reason.strip():
-            raise ReviewError("a review needs a reason")
+            raise ReviewError(ReviewReason.NO_REASON, "a review needs a reason")
         if not reviewed_by.strip():
-            raise ReviewError("a review needs the reviewer's identity")
+            raise ReviewError(ReviewReason.NO_REVIEWER, "a review needs the reviewer's identity")
         ref = ObjectVersionRef(self._to.ingest_bucket, key, version_id, 0, "", "", "mlvault:Review")
         with transient_errors(ref):
             return self._decide(ref, decision, reviewed_by, reason.strip()[:1000])
@@ -43,9 +42,11 @@ class Reviewer:
     def _decide(self, ref: ObjectVersionRef, decision: str, reviewed_by: str, reason: str) -> Verdict:
         record = self._ledger.get(ref.bucket, ref.key, ref.version_id)
         if record is None:
-            raise ReviewError(f"no ledger record for {ref.key} version {ref.version_id}")
+            raise ReviewError(ReviewReason.NO_SUCH_UPLOAD, f"no ledger record for {ref.key} version {ref.version_id}")
         if record.status != STATUS_HELD:
-            raise ReviewError(f"{ref.key} version {ref.version_id} is {record.status}, not {STATUS_HELD}")
+            raise ReviewError(
+                ReviewReason.NOT_HELD, f"{ref.key} version {ref.version_id} is {record.status}, not {STATUS_HELD}"
+            )
         held = record.attributes
         extra: dict[str, str] = {}
         status = STATUS_REJECTED
@@ -72,7 +73,9 @@ class Reviewer:
             reason=reason,
             **extra,
         ):
-            raise ReviewError(f"{ref.key} version {ref.version_id} was decided meanwhile by another review")
+            raise ReviewError(
+                ReviewReason.NOT_HELD, f"{ref.key} version {ref.version_id} was decided meanwhile by another review"
+            )
         decided = self._ledger.get(ref.bucket, ref.key, ref.version_id)
         verdict = Verdict(decided.status, ref, held.get("reason", ""), reason, decided.attributes)
         announce(self._events, self._sns, self._to, verdict)
@@ -89,5 +92,9 @@ def request(
     response = lambda_client.invoke(FunctionName=function_name, Payload=json.dumps(event))
     result = json.loads(response["Payload"].read() or b"{}")
     if response.get("FunctionError"):
-        raise ReviewError(f"review refused: {result.get('errorMessage', result)}")
+        message = str(result.get("errorMessage", result))
+        code, _, detail = message.partition(": ")
+        if result.get("errorType") == "ReviewError" and code in ReviewReason.__members__:
+            raise ReviewError(code, f"review refused: {detail}")
+        raise RuntimeError(f"the review function failed: {message}")
     return result

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from mlvault.errors import ContractReason, IngestReason, TransientError, VerificationError
 from mlvault.ingest.digest import sha256_stream
 from mlvault.ingest.events import ObjectVersionRef
 from mlvault.ingest.protocol import KEY_PATTERN, VerifiedClaim, check_content, verify_envelope
-from mlvault.ingest.reasons import Reason, TransientError, VerificationError
 from mlvault.ledger import STATUS_ACCEPTED, STATUS_HELD, STATUS_REJECTED, Ledger, LedgerRecord, is_terminal
 from mlvault.signing.keys import load_public_key
 from mlvault.trust.producers import ProducerKey, ProducerRegistry
@@ -151,7 +151,9 @@ class Verifier:
             return self._reject(
                 ref,
                 0,
-                VerificationError(Reason.SOURCE_MISSING, "the version no longer exists (deleted before it was read)"),
+                VerificationError(
+                    IngestReason.SOURCE_MISSING, "the version no longer exists (deleted before it was read)"
+                ),
             )
         size = int(head["ContentLength"])
         upload_time: datetime = head["LastModified"]
@@ -170,7 +172,9 @@ class Verifier:
         inspection: Inspection | None = None
         try:
             if size > self._to.max_upload_bytes:
-                raise VerificationError(Reason.TOO_LARGE, f"{size} bytes; the limit is {self._to.max_upload_bytes}")
+                raise VerificationError(
+                    IngestReason.TOO_LARGE, f"{size} bytes; the limit is {self._to.max_upload_bytes}"
+                )
             verified = verify_envelope(
                 head.get("Metadata", {}),
                 object_key=ref.key,
@@ -181,11 +185,11 @@ class Verifier:
             )
             claim = verified.claim
             if claim.size != size:  # cheap, before reading the bytes
-                raise VerificationError(Reason.SIZE_MISMATCH, f"signed size {claim.size}, uploaded {size} bytes")
+                raise VerificationError(IngestReason.SIZE_MISMATCH, f"signed size {claim.size}, uploaded {size} bytes")
             owner = f"{ref.bucket}/{ref.key}#{ref.version_id}"
             if self._ledger.claim_nonce(claim.producer, claim.nonce, owner) != owner:
                 raise VerificationError(
-                    Reason.REPLAYED_SIGNATURE, f"nonce {claim.nonce} was already used by another upload"
+                    IngestReason.REPLAYED_SIGNATURE, f"nonce {claim.nonce} was already used by another upload"
                 )
             digest, read = self._digest(ref)
             check_content(claim, sha256=digest, size=read)
@@ -198,7 +202,7 @@ class Verifier:
             if inspection.action == "hold":
                 return self._hold(ref, size, verified, digest, upload_time, inspection)
             if inspection.action != "accept":
-                raise VerificationError(Reason.POISONING_SUSPECTED, inspection.summary())
+                raise VerificationError(ContractReason.POISONING_SUSPECTED, inspection.summary())
             verdict = self._accept(ref, size, verified, digest, upload_time, inspection)
         except VerificationError as err:
             return self._reject(ref, size, err, upload_time, inspection)
@@ -289,12 +293,12 @@ class Verifier:
         """Kept out of the lake (and so out of training) until a human reviews it; the bytes are kept locked."""
         detail = inspection.summary()
         attributes = {
-            "reason": Reason.POISONING_SUSPECTED,
+            "reason": ContractReason.POISONING_SUSPECTED,
             "detail": detail[:1000],
-            **self._quarantine(ref, f"held/{ref.key}/{ref.version_id}", Reason.POISONING_SUSPECTED),
+            **self._quarantine(ref, f"held/{ref.key}/{ref.version_id}", ContractReason.POISONING_SUSPECTED),
             **_verified_attributes(verified, digest, upload_time, inspection),
         }
-        verdict = Verdict(STATUS_HELD, ref, Reason.POISONING_SUSPECTED, detail, attributes)
+        verdict = Verdict(STATUS_HELD, ref, ContractReason.POISONING_SUSPECTED, detail, attributes)
         return self._record(verdict, size, inspection)
 
     def _quarantine(self, ref: ObjectVersionRef, quarantine_key: str, reason: str) -> dict[str, str]:
@@ -333,7 +337,7 @@ class Verifier:
             attributes["producer"] = layout["producer"]
         if inspection is not None:
             attributes.update(_inspection_attributes(inspection))
-        if err.reason != Reason.SOURCE_MISSING and size <= COPY_LIMIT:
+        if err.reason != IngestReason.SOURCE_MISSING and size <= COPY_LIMIT:
             attributes.update(self._quarantine(ref, f"rejected/{ref.key}/{ref.version_id}", err.reason))
         return self._record(Verdict(STATUS_REJECTED, ref, err.reason, err.detail, attributes), size, inspection)
 
@@ -408,7 +412,7 @@ def lake_write(s3: Any, lake_bucket: str, lake_key: str, source: dict[str, str],
         existing = None
     if existing is not None:
         if existing.get("Metadata", {}).get("mlvault-sha256") != digest:
-            raise VerificationError(Reason.LAKE_CONFLICT, f"{lake_key} holds other bytes")
+            raise VerificationError(IngestReason.LAKE_CONFLICT, f"{lake_key} holds other bytes")
         return existing["VersionId"]
     copied = s3.copy_object(
         Bucket=lake_bucket,
@@ -421,7 +425,9 @@ def lake_write(s3: Any, lake_bucket: str, lake_key: str, source: dict[str, str],
     )
     checksum = copied.get("CopyObjectResult", {}).get("ChecksumSHA256")
     if checksum and base64.b64decode(checksum).hex() != digest:
-        raise VerificationError(Reason.LAKE_CONFLICT, f"the lake copy hashes to {base64.b64decode(checksum).hex()}")
+        raise VerificationError(
+            IngestReason.LAKE_CONFLICT, f"the lake copy hashes to {base64.b64decode(checksum).hex()}"
+        )
     return copied["VersionId"]
 
 

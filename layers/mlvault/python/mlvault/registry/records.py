@@ -20,21 +20,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from mlvault.errors import ModelRegistryError, RegistryReason
 from mlvault.training.manifest import canonical_json
 
 REGISTERED, SIGNED, DEPLOYED = "REGISTERED", "SIGNED", "DEPLOYED"
 ROLLED_BACK, REVOKED, SUPERSEDED = "ROLLED_BACK", "REVOKED", "SUPERSEDED"
 RECORD_FORMAT = "mlvault.model/v1"
 SCHEMA_FILE = Path(__file__).with_name("model_record.schema.json")
-
-
-class ModelRegistryError(ValueError):
-    """A record the registry refuses, or a state change it cannot make; `reason` is stable."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 @cache
@@ -51,7 +43,7 @@ def validate_record(record: dict[str, Any]) -> None:
     try:
         _validator()(record)
     except fastjsonschema.JsonSchemaException as err:
-        raise ModelRegistryError("INVALID_RECORD", str(err.message)) from None
+        raise ModelRegistryError(RegistryReason.INVALID_RECORD, str(err.message)) from None
 
 
 def record_digest(record: dict[str, Any]) -> str:
@@ -165,8 +157,20 @@ class ModelRegistry:
         found = [m for m in found if m is not None and dataset in (None, m["dataset"])]
         return sorted(found, key=lambda m: (m["dataset"], int(m["model_id"].split("/")[1])))
 
-    def set_status(self, model_id: str, status: str, *, allowed_from: tuple[str, ...], note: str, **attrs: str) -> bool:
-        """Move a model to `status` if it is in one of `allowed_from`; False (nothing changes) otherwise."""
+    def set_status(
+        self,
+        model_id: str,
+        status: str,
+        *,
+        allowed_from: tuple[str, ...],
+        note: str,
+        settled: tuple[str, ...] = (),
+        **attrs: str,
+    ) -> None:
+        """Move a model to `status` if it is in one of `allowed_from`. Otherwise nothing changes: a model already in
+        one of `settled` (a state that makes this change moot, e.g. ROLLED_BACK for a second rollback) is left as
+        it is; anything else raises ModelRegistryError, STATUS_CONFLICT naming what it is (NO_SUCH_MODEL if it
+        does not exist)."""
         names = {"#status": "status", **{f"#a{i}": k for i, k in enumerate(attrs)}}
         values = {":status": _s(status), ":entry": {"L": [_s(f"{_now()} {status} {note}".strip())]}}
         values |= {f":v{i}": _s(v) for i, v in enumerate(attrs.values())}
@@ -182,8 +186,15 @@ class ModelRegistry:
                 ExpressionAttributeValues=values,
             )
         except self._db.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+            item = self._get(f"MODEL#{model_id}", "RECORD")
+            if item is None:
+                raise ModelRegistryError(RegistryReason.NO_SUCH_MODEL, f"no model {model_id}") from None
+            if item["status"]["S"] in settled:
+                return
+            raise ModelRegistryError(
+                RegistryReason.STATUS_CONFLICT,
+                f"{model_id} is {item['status']['S']}: {status} needs one of {', '.join(allowed_from)}",
+            ) from None
 
     def derived_from(
         self, *, producer: str | None = None, key_id: str | None = None, data: str | None = None

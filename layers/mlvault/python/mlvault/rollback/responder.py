@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from mlvault.errors import RolloutReason, RolloutRefused
 from mlvault.ledger import STATUS_ACCEPTED
 from mlvault.registry.records import DEPLOYED, REGISTERED, REVOKED, ROLLED_BACK, SIGNED, SUPERSEDED, ModelRegistry
-from mlvault.rollout.canary import RolloutRefused, attest_registered, model_of_version, serving_alias
+from mlvault.rollout.canary import attest_registered, model_of_version, serving_alias
 from mlvault.wiring import DetailType, Source
 
 
@@ -184,8 +185,13 @@ class Rollback:
             RoutingConfig={"AdditionalVersionWeights": {}},
         )
         if bad_model and not already_revoked:
-            self.registry.set_status(
-                bad_model, ROLLED_BACK, allowed_from=(SIGNED, DEPLOYED), note=reason, rollback_reason=reason
+            self.registry.set_status(  # the canary's own rollback may have marked it first
+                bad_model,
+                ROLLED_BACK,
+                allowed_from=(SIGNED, DEPLOYED),
+                settled=(ROLLED_BACK, REVOKED),
+                note=reason,
+                rollback_reason=reason,
             )
         if to_model != live_model or canary_version is None:
             self.registry.set_status(
@@ -232,7 +238,7 @@ class Rollback:
             refused[model_id] = err.reason
             return None
         if self._model_of(version) != model_id:
-            refused[model_id] = "VERSION_PINS_ANOTHER_MODEL"
+            refused[model_id] = RolloutReason.VERSION_PINS_ANOTHER_MODEL
             return None
         return model_id, version
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlvault.registry.records import DEPLOYED, ROLLED_BACK, SIGNED, SUPERSEDED, ModelRegistry
+from mlvault.errors import ModelReason, ModelRegistryError, RolloutReason, RolloutRefused
+from mlvault.registry.records import DEPLOYED, REVOKED, ROLLED_BACK, SIGNED, SUPERSEDED, ModelRegistry
 from mlvault.wiring import Env
 
 LOCK = "serving"
@@ -25,15 +26,6 @@ LOCK = "serving"
 
 class DeploymentLocked(Exception):
     """Another deployment holds the lock (Step Functions retries on this name)."""
-
-
-class RolloutRefused(Exception):
-    """The model must not be deployed; `reason` is stable."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -119,8 +111,7 @@ class Rollout:
             return {**state, "rollout": {**r, "done": True}}
         percent, wait = self._c.canary[r["step"]]
         note = f"canary {percent}% on version {r['version']}"
-        if not self.registry.set_status(state["model_id"], SIGNED, allowed_from=(SIGNED,), note=note):
-            raise RolloutRefused("MODEL_NOT_DEPLOYABLE", f"{state['model_id']} was rolled back or revoked meanwhile")
+        self._still_deployable(state["model_id"], SIGNED, allowed_from=(SIGNED,), note=note)
         self._lambda.update_alias(
             FunctionName=self._c.function_name,
             Name=self._c.alias,
@@ -137,14 +128,13 @@ class Rollout:
     def promote(self, state: dict[str, Any], owner: str) -> dict[str, Any]:
         r = state["rollout"]
         previous_model = self._model_of(r["previous"]) if r["previous"] not in (None, r["version"]) else None
-        if not self.registry.set_status(
+        self._still_deployable(
             state["model_id"],
             DEPLOYED,
             allowed_from=(SIGNED, DEPLOYED),
             note=f"100% on version {r['version']}",
             serving_version=r["version"],
-        ):
-            raise RolloutRefused("MODEL_NOT_DEPLOYABLE", f"{state['model_id']} was rolled back or revoked meanwhile")
+        )
         self._lambda.update_alias(
             FunctionName=self._c.function_name,
             Name=self._c.alias,
@@ -152,8 +142,12 @@ class Rollout:
             RoutingConfig={"AdditionalVersionWeights": {}},
         )
         if previous_model and previous_model != state["model_id"]:
-            self.registry.set_status(
-                previous_model, SUPERSEDED, allowed_from=(DEPLOYED,), note=f"by {state['model_id']}"
+            self.registry.set_status(  # a previous model revoked or rolled back meanwhile stays so
+                previous_model,
+                SUPERSEDED,
+                allowed_from=(DEPLOYED,),
+                settled=(SUPERSEDED, ROLLED_BACK, REVOKED),
+                note=f"by {state['model_id']}",
             )
         self.registry.release_lock(LOCK, owner)
         return {**state, "rollout": {**r, "done": True, "percent": 100}}
@@ -168,10 +162,11 @@ class Rollout:
                 FunctionVersion=r["previous"],
                 RoutingConfig={"AdditionalVersionWeights": {}},
             )
-        self.registry.set_status(
+        self.registry.set_status(  # the rollback function may have rolled it back (or it was revoked) first
             state["model_id"],
             ROLLED_BACK,
             allowed_from=(SIGNED, DEPLOYED),
+            settled=(ROLLED_BACK, REVOKED),
             note=f"alarm {reason}",
             rollback_reason=reason,
         )
@@ -179,6 +174,14 @@ class Rollout:
         return {**state, "rollout": {**r, "rolled_back": True}}
 
     # --- helpers ------------------------------------------------------------------------------------------
+
+    def _still_deployable(self, model_id: str, status: str, **change: Any) -> None:
+        """A status change of the model being deployed; refused (MODEL_NOT_DEPLOYABLE) when it was rolled back or
+        revoked meanwhile."""
+        try:
+            self.registry.set_status(model_id, status, **change)
+        except ModelRegistryError as err:
+            raise RolloutRefused(RolloutReason.MODEL_NOT_DEPLOYABLE, err.detail) from None
 
     def _attest(self, model: dict[str, Any] | None) -> None:
         attest_registered(self._s3, self._kms, model, self._c.signing_key_arn, statuses=(SIGNED,))
@@ -231,24 +234,25 @@ def attest_registered(
     (the exact versions the registry names) with the pinned key, the registry record intact and covered by the
     signature; with `statuses`, the model must also be in one of them. Returns attest's VerifiedModel; raises
     RolloutRefused with a stable reason."""
-    from mlvault.attestation.openssf import (
-        CHUNK_BYTES,
-        MAX_SIGNATURE_BYTES,
-        ModelVerificationError,
-        kms_public_key_pem,
-        verify_model,
-    )
+    from mlvault.attestation.openssf import CHUNK_BYTES, MAX_SIGNATURE_BYTES, kms_public_key_pem, verify_model
+    from mlvault.errors import ModelVerificationError
 
     if model is None:
-        raise RolloutRefused("MODEL_NOT_REGISTERED", "no such model")
+        raise RolloutRefused(RolloutReason.MODEL_NOT_REGISTERED, "no such model")
     if "signature_key" not in model:
-        raise RolloutRefused("MODEL_NOT_SIGNED", f"{model['model_id']} is {model['status']}, with no signature")
+        raise RolloutRefused(
+            RolloutReason.MODEL_NOT_SIGNED, f"{model['model_id']} is {model['status']}, with no signature"
+        )
     if statuses is not None and model["status"] not in statuses:
-        raise RolloutRefused("MODEL_NOT_DEPLOYABLE", f"{model['model_id']} is {model['status']}")
+        raise RolloutRefused(RolloutReason.MODEL_NOT_DEPLOYABLE, f"{model['model_id']} is {model['status']}")
     if not model["record_intact"]:
-        raise RolloutRefused("RECORD_TAMPERED", f"{model['model_id']}'s registry record changed after it was written")
+        raise RolloutRefused(
+            RolloutReason.RECORD_TAMPERED, f"{model['model_id']}'s registry record changed after it was written"
+        )
     if model.get("signing_key_arn") != signing_key_arn:
-        raise RolloutRefused("WRONG_SIGNING_KEY", f"signed by {model.get('signing_key_arn')}, pinned {signing_key_arn}")
+        raise RolloutRefused(
+            RolloutReason.WRONG_SIGNING_KEY, f"signed by {model.get('signing_key_arn')}, pinned {signing_key_arn}"
+        )
     artifact = model["record"]["artifact"]
     pem = kms_public_key_pem(kms, signing_key_arn)
 
@@ -270,9 +274,11 @@ def attest_registered(
             (where / "signing-key.pem").write_bytes(pem)
     signed = verified.extra.get("mlvault", {})
     if signed.get("record_sha256") != model["record_sha256"] or signed.get("model_id") != model["model_id"]:
-        raise RolloutRefused("RECORD_TAMPERED", "the signed statement does not cover this registry record")
+        raise RolloutRefused(RolloutReason.RECORD_TAMPERED, "the signed statement does not cover this registry record")
     if dict(verified.digests) != {".": artifact["sha256"]}:  # one signed file: the artifact the registry names
-        raise RolloutRefused("MODEL_DIGEST_MISMATCH", f"signed {dict(verified.digests)}, registry {artifact['sha256']}")
+        raise RolloutRefused(
+            ModelReason.MODEL_DIGEST_MISMATCH, f"signed {dict(verified.digests)}, registry {artifact['sha256']}"
+        )
     return verified
 
 
@@ -285,14 +291,16 @@ def decide_approval(sfn: Any, registry: ModelRegistry, model_id: str, *, approve
     model = registry.model(model_id)
     token = (model or {}).get("approval_token", "")
     if not token:
-        raise RolloutRefused("NO_PENDING_APPROVAL", f"{model_id} is not waiting for an approval")
+        raise RolloutRefused(RolloutReason.NO_PENDING_APPROVAL, f"{model_id} is not waiting for an approval")
     if not reason.strip():
-        raise RolloutRefused("NO_REASON", "an approval decision needs a reason")
+        raise RolloutRefused(RolloutReason.NO_REASON, "an approval decision needs a reason")
     verdict = "approved" if approve else "rejected"
-    if not registry.set_status(
-        model_id, SIGNED, allowed_from=(SIGNED,), note=f"{verdict} by {by}: {reason}", approval_token=""
-    ):
-        raise RolloutRefused("MODEL_NOT_DEPLOYABLE", f"{model_id} is {model['status']}")
+    try:
+        registry.set_status(
+            model_id, SIGNED, allowed_from=(SIGNED,), note=f"{verdict} by {by}: {reason}", approval_token=""
+        )
+    except ModelRegistryError as err:
+        raise RolloutRefused(RolloutReason.MODEL_NOT_DEPLOYABLE, err.detail) from None
     if approve:
         sfn.send_task_success(taskToken=token, output=model["approval_state"])
     else:

@@ -46,9 +46,9 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 
 from mlvault.attestation import openssf as attest
-from mlvault.attestation.openssf import ModelReason, ModelVerificationError
 from mlvault.config import DriftSettings, ServeSettings, SigningKeyNotPinnedError
 from mlvault.drift import DriftSnapshot, DriftWindow
+from mlvault.errors import AttestationError, ModelReason, ModelVerificationError, ServeReason
 from mlvault.training.trainer import Model, load_model, predict
 
 MAX_MODEL_BYTES = 50 * 1024 * 1024  # the model JSON is read into memory to parse it: bounded before reading
@@ -62,48 +62,6 @@ SERVABLE = frozenset({"SIGNED", "DEPLOYED", "SUPERSEDED"})
 _ABSENT = frozenset({"NoSuchKey", "NoSuchVersion", "MethodNotAllowed"})  # 405: the pinned version is a delete marker
 _MAX_FLOAT_INT = int(sys.float_info.max)
 _KEY_UNUSABLE = frozenset({"NotFoundException", "DisabledException", "KMSInvalidStateException"})
-
-
-class ServeReason:
-    """Stable reason codes of a model the serving function refuses (never renamed). The codes of
-    attest.ModelReason (e.g. MODEL_SIGNATURE_INVALID, MODEL_DIGEST_MISMATCH) pass through unchanged."""
-
-    MODEL_DIGEST_MISMATCH = ModelReason.MODEL_DIGEST_MISMATCH  # the bytes are not the pinned (or signed) bytes
-    MODEL_SIGNATURE_INVALID = ModelReason.MODEL_SIGNATURE_INVALID
-    MODEL_UNSIGNED = "MODEL_UNSIGNED"  # the pinned signature object version does not exist
-    MODEL_NOT_FOUND = "MODEL_NOT_FOUND"  # the pinned model object version does not exist
-    MODEL_VERSION_MISMATCH = "MODEL_VERSION_MISMATCH"  # S3 returned another version than the pinned one
-    MODEL_TOO_LARGE = "MODEL_TOO_LARGE"
-    MODEL_ID_MISMATCH = "MODEL_ID_MISMATCH"  # the signature names another model id (or none) than the pin
-    MODEL_MALFORMED = "MODEL_MALFORMED"  # signed and pinned, but not a model artifact this code can load
-    MODEL_REVOKED = "MODEL_REVOKED"
-    MODEL_ROLLED_BACK = "MODEL_ROLLED_BACK"
-    MODEL_NOT_REGISTERED = "MODEL_NOT_REGISTERED"
-    MODEL_NOT_SERVABLE = "MODEL_NOT_SERVABLE"  # registered, with a status not in SERVABLE (e.g. REGISTERED)
-    SIGNING_KEY_NOT_PINNED = SigningKeyNotPinnedError.reason  # an alias or key id instead of a key ARN
-    SIGNING_KEY_UNUSABLE = "SIGNING_KEY_UNUSABLE"  # deleted, disabled, pending deletion, or not ECC_NIST_P256
-
-
-ALL_REASONS = tuple(
-    dict.fromkeys([*attest.ALL_MODEL_REASONS, *(v for k, v in vars(ServeReason).items() if k.isupper())])
-)
-
-
-class AttestationError(Exception):
-    """A permanent verdict: this model must not be served. `reason` is stable, `detail` says expected X, got Y;
-    `stage`, `model_id` and `model_version` say which pin was refused (for the metric and the log)."""
-
-    def __init__(
-        self, reason: str, detail: str, *, stage: str = "", model_id: str = "", model_version: str = ""
-    ) -> None:
-        if reason not in ALL_REASONS:
-            raise ValueError(f"unknown attestation reason code {reason!r}")
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-        self.stage = stage
-        self.model_id = model_id
-        self.model_version = model_version
 
 
 class InvalidRequest(ValueError):
@@ -196,7 +154,7 @@ class ModelLoader:
             if signed != pin.model_digest:
                 raise _refuse(
                     pin,
-                    ServeReason.MODEL_DIGEST_MISMATCH,
+                    ModelReason.MODEL_DIGEST_MISMATCH,
                     f"the signature covers sha256 {signed}, expected the pinned {pin.model_digest}",
                 )
             signed_id = _signed_model_id(verified.extra)
@@ -209,7 +167,7 @@ class ModelLoader:
             data = path.read_bytes()  # at most max_model_bytes, from our own directory
         got = hashlib.sha256(data).hexdigest()
         if got != pin.model_digest:  # the file changed after it was verified
-            raise _refuse(pin, ServeReason.MODEL_DIGEST_MISMATCH, f"expected sha256 {pin.model_digest}, got {got}")
+            raise _refuse(pin, ModelReason.MODEL_DIGEST_MISMATCH, f"expected sha256 {pin.model_digest}, got {got}")
         try:
             model = load_model(data, digest=pin.model_digest)
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
@@ -297,7 +255,7 @@ class ModelLoader:
         if got != pin.model_digest:
             raise _refuse(
                 pin,
-                ServeReason.MODEL_DIGEST_MISMATCH,
+                ModelReason.MODEL_DIGEST_MISMATCH,
                 f"version {pin.model_version}: expected the pinned sha256 {pin.model_digest}, got {got}",
             )
 

@@ -7,7 +7,7 @@ import binascii
 import json
 from dataclasses import dataclass
 
-from mlvault.ingest.reasons import Reason, VerificationError
+from mlvault.errors import IngestReason, VerificationError
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 
@@ -39,11 +39,11 @@ class Envelope:
 
 def _b64(value: object, what: str) -> bytes:
     if not isinstance(value, str):
-        raise VerificationError(Reason.MALFORMED_ENVELOPE, f"{what} is not a base64 string")
+        raise VerificationError(IngestReason.MALFORMED_ENVELOPE, f"{what} is not a base64 string")
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise VerificationError(Reason.MALFORMED_ENVELOPE, f"{what} is not valid base64") from None
+        raise VerificationError(IngestReason.MALFORMED_ENVELOPE, f"{what} is not valid base64") from None
 
 
 def parse_envelope(text: str) -> Envelope:
@@ -51,21 +51,21 @@ def parse_envelope(text: str) -> Envelope:
     try:
         data = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise VerificationError(Reason.MALFORMED_ENVELOPE, "envelope is not JSON") from None
+        raise VerificationError(IngestReason.MALFORMED_ENVELOPE, "envelope is not JSON") from None
     if not isinstance(data, dict) or set(data) != {"payloadType", "payload", "signatures"}:
         raise VerificationError(
-            Reason.MALFORMED_ENVELOPE, "envelope must have exactly payloadType, payload and signatures"
+            IngestReason.MALFORMED_ENVELOPE, "envelope must have exactly payloadType, payload and signatures"
         )
     if data["payloadType"] != PAYLOAD_TYPE:
         raise VerificationError(
-            Reason.MALFORMED_ENVELOPE, f"payloadType must be {PAYLOAD_TYPE!r}, got {data['payloadType']!r}"
+            IngestReason.MALFORMED_ENVELOPE, f"payloadType must be {PAYLOAD_TYPE!r}, got {data['payloadType']!r}"
         )
     signatures = data["signatures"]
     if not isinstance(signatures, list) or len(signatures) != 1 or not isinstance(signatures[0], dict):
-        raise VerificationError(Reason.MALFORMED_ENVELOPE, "envelope must carry exactly one signature")
+        raise VerificationError(IngestReason.MALFORMED_ENVELOPE, "envelope must carry exactly one signature")
     keyid = signatures[0].get("keyid")
     if not isinstance(keyid, str) or not keyid:
-        raise VerificationError(Reason.MALFORMED_ENVELOPE, "signature has no keyid")
+        raise VerificationError(IngestReason.MALFORMED_ENVELOPE, "signature has no keyid")
     return Envelope(
         payload_type=data["payloadType"],
         payload=_b64(data["payload"], "payload"),

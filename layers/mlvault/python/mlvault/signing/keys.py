@@ -8,7 +8,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from mlvault.ingest.reasons import Reason, VerificationError
+from mlvault.errors import IngestReason, VerificationError
 
 ECDSA_P256 = "ecdsa-p256-sha256"
 ED25519 = "ed25519"
@@ -108,6 +108,8 @@ def verify_signature(algorithm: str, public_key: Any, signature: bytes, message:
         elif algorithm == ED25519:
             public_key.verify(signature, message)
         else:
-            raise VerificationError(Reason.UNKNOWN_KEY, f"unsupported algorithm {algorithm!r}")
+            raise VerificationError(IngestReason.UNKNOWN_KEY, f"unsupported algorithm {algorithm!r}")
     except InvalidSignature:
-        raise VerificationError(Reason.INVALID_SIGNATURE, "signature does not verify with the registered key") from None
+        raise VerificationError(
+            IngestReason.INVALID_SIGNATURE, "signature does not verify with the registered key"
+        ) from None

@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from mlvault.contracts.schema import Contract
+from mlvault.errors import GatesFailed
 from mlvault.ledger import STATUS_ACCEPTED, LedgerRecord
 from mlvault.training.manifest import Manifest, canonical_json
 from mlvault.training.trainer import Model, Row, predict
@@ -121,16 +122,6 @@ class GateResult:
         return asdict(self)
 
 
-class GatesFailed(Exception):
-    """The model failed one or more gates; `failures` names them, the message gives each detail."""
-
-    def __init__(self, report: GateReport) -> None:
-        failed = [r for r in report.results if not r.passed]
-        super().__init__("; ".join(f"{r.name}: {r.detail}" for r in failed))
-        self.report = report
-        self.failures = tuple(r.name for r in failed)
-
-
 @dataclass(frozen=True)
 class GateReport:
     passed: bool
@@ -150,9 +141,10 @@ class GateReport:
         return next(r for r in self.results if r.name == name)
 
     def check(self) -> GateReport:
-        """The report if the model passed every gate; otherwise GatesFailed."""
+        """The report if the model passed every gate; otherwise GatesFailed naming each failed gate's detail."""
         if not self.passed:
-            raise GatesFailed(self)
+            failed = [r for r in self.results if not r.passed]
+            raise GatesFailed("; ".join(f"{r.name}: {r.detail}" for r in failed), self.failures)
         return self
 
     def to_json(self) -> dict[str, Any]:

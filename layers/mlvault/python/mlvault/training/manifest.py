@@ -24,15 +24,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from mlvault.errors import ManifestError, ManifestReason
 from mlvault.ledger import STATUS_ACCEPTED, LedgerRecord, record_from_item
 
 MANIFEST_FORMAT = "mlvault.manifest/v1"
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024  # bound before reading a stored manifest back
 _ENTRY_ATTRIBUTES = ("lake_bucket", "lake_key", "lake_version", "sha256", "producer", "key_id", "rows")
-
-
-class ManifestError(ValueError):
-    """No manifest can be built or trusted; the message says which record or object and why."""
 
 
 def canonical_json(data: Any) -> bytes:
@@ -129,7 +126,7 @@ class Manifest:
     def from_json(cls, data: dict[str, Any]) -> Manifest:
         if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
             got = data.get("format") if isinstance(data, dict) else type(data).__name__
-            raise ManifestError(f"expected a {MANIFEST_FORMAT} manifest, got {got!r}")
+            raise ManifestError(ManifestReason.MANIFEST_INVALID, f"expected a {MANIFEST_FORMAT} manifest, got {got!r}")
         try:
             manifest = cls(
                 dataset=data["dataset"],
@@ -137,9 +134,14 @@ class Manifest:
                 entries=tuple(ManifestEntry.from_json(e) for e in data["entries"]),
             )
         except (KeyError, TypeError, ValueError) as err:
-            raise ManifestError(f"malformed manifest: {type(err).__name__}: {err}") from None
+            raise ManifestError(
+                ManifestReason.MANIFEST_INVALID, f"malformed manifest: {type(err).__name__}: {err}"
+            ) from None
         if manifest.rows != data.get("rows"):
-            raise ManifestError(f"manifest says {data.get('rows')} rows, its entries add up to {manifest.rows}")
+            raise ManifestError(
+                ManifestReason.MANIFEST_INVALID,
+                f"manifest says {data.get('rows')} rows, its entries add up to {manifest.rows}",
+            )
         return manifest
 
 
@@ -188,8 +190,9 @@ def build_manifest(
         missing = [name for name in (*_ENTRY_ATTRIBUTES, "contract_version") if not record.attributes.get(name)]
         if missing:
             raise ManifestError(
+                ManifestReason.RECORD_INVALID,
                 f"accepted ledger record s3://{record.bucket}/{record.key}?versionId={record.version_id} lacks "
-                f"{missing}: cannot pin the object it accepted"
+                f"{missing}: cannot pin the object it accepted",
             )
         version = record.attributes["contract_version"]
         if contract_version is not None and version != contract_version:
@@ -200,13 +203,15 @@ def build_manifest(
     if not by_object:
         wanted = f" for contract version {contract_version!r}" if contract_version is not None else ""
         raise ManifestError(
+            ManifestReason.NO_ACCEPTED_DATA,
             f"dataset {dataset!r} has no ACCEPTED ledger records{wanted}: nothing to train on "
-            "(HELD, REJECTED and RECEIVED versions never enter a manifest)"
+            "(HELD, REJECTED and RECEIVED versions never enter a manifest)",
         )
     if len(versions) > 1:
         raise ManifestError(
+            ManifestReason.AMBIGUOUS_CONTRACT_VERSION,
             f"dataset {dataset!r} has accepted data for contract versions {sorted(versions)}: "
-            "choose one with contract_version="
+            "choose one with contract_version=",
         )
     entries = [_entry(obj, records) for obj, records in by_object.items()]
     entries.sort(key=lambda e: (e.lake_bucket, e.lake_key, e.lake_version))
@@ -219,13 +224,16 @@ def _entry(obj: tuple[str, str, str], records: list[LedgerRecord]) -> ManifestEn
     for record in records[1:]:
         if record.attributes["sha256"] != first["sha256"]:
             raise ManifestError(
+                ManifestReason.RECORD_INVALID,
                 f"s3://{obj[0]}/{obj[1]}?versionId={obj[2]} is recorded with two digests "
-                f"({first['sha256']} and {record.attributes['sha256']})"
+                f"({first['sha256']} and {record.attributes['sha256']})",
             )
     try:
         rows = int(first["rows"])
     except ValueError:
-        raise ManifestError(f"s3://{obj[0]}/{obj[1]}: rows {first['rows']!r} is not a number") from None
+        raise ManifestError(
+            ManifestReason.RECORD_INVALID, f"s3://{obj[0]}/{obj[1]}: rows {first['rows']!r} is not a number"
+        ) from None
     return ManifestEntry(
         lake_bucket=obj[0],
         lake_key=obj[1],
@@ -265,7 +273,10 @@ def store_manifest(s3: Any, bucket: str, manifest: Manifest) -> str:
         Metadata={"mlvault-sha256": digest, "mlvault-dataset": manifest.dataset},
     )
     if response.get("ChecksumSHA256", checksum) != checksum:  # S3 verifies it; some emulators do not
-        raise ManifestError(f"s3://{bucket}/{key}: stored with checksum {response['ChecksumSHA256']}, sent {checksum}")
+        raise ManifestError(
+            ManifestReason.MANIFEST_DIGEST_MISMATCH,
+            f"s3://{bucket}/{key}: stored with checksum {response['ChecksumSHA256']}, sent {checksum}",
+        )
     return response["VersionId"]
 
 
@@ -275,11 +286,17 @@ def load_manifest(s3: Any, bucket: str, dataset: str, digest: str, *, version_id
     arguments = {"Bucket": bucket, "Key": key, **({"VersionId": version_id} if version_id else {})}
     response = s3.get_object(**arguments)
     if response.get("ContentLength", 0) > MAX_MANIFEST_BYTES:
-        raise ManifestError(f"s3://{bucket}/{key}: {response['ContentLength']} bytes, above {MAX_MANIFEST_BYTES}")
+        raise ManifestError(
+            ManifestReason.MANIFEST_TOO_LARGE,
+            f"s3://{bucket}/{key}: {response['ContentLength']} bytes, above {MAX_MANIFEST_BYTES}",
+        )
     body = response["Body"].read(MAX_MANIFEST_BYTES + 1)
     manifest = parse_manifest(body, digest=digest, where=f"s3://{bucket}/{key}")
     if manifest.dataset != dataset:
-        raise ManifestError(f"s3://{bucket}/{key}: a manifest of dataset {manifest.dataset!r}, expected {dataset!r}")
+        raise ManifestError(
+            ManifestReason.MANIFEST_INVALID,
+            f"s3://{bucket}/{key}: a manifest of dataset {manifest.dataset!r}, expected {dataset!r}",
+        )
     return manifest
 
 
@@ -287,11 +304,13 @@ def parse_manifest(data: bytes, *, digest: str, where: str = "manifest") -> Mani
     """A manifest from its stored bytes, verified against the digest it is addressed by."""
     got = hashlib.sha256(data).hexdigest()
     if got != digest:
-        raise ManifestError(f"{where}: expected sha256 {digest}, got {got}")
+        raise ManifestError(ManifestReason.MANIFEST_DIGEST_MISMATCH, f"{where}: expected sha256 {digest}, got {got}")
     try:
         manifest = Manifest.from_json(json.loads(data))
     except json.JSONDecodeError as err:
-        raise ManifestError(f"{where}: not JSON ({err})") from None
+        raise ManifestError(ManifestReason.MANIFEST_INVALID, f"{where}: not JSON ({err})") from None
     if manifest.to_bytes() != data:
-        raise ManifestError(f"{where}: not in canonical form (sorted keys, no whitespace)")
+        raise ManifestError(
+            ManifestReason.MANIFEST_INVALID, f"{where}: not in canonical form (sorted keys, no whitespace)"
+        )
     return manifest

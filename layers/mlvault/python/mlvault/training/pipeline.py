@@ -17,27 +17,22 @@ from pathlib import Path
 from typing import Any
 
 from mlvault.contracts.validate import resolve_contract
-from mlvault.ingest.reasons import VerificationError
+from mlvault.errors import (
+    GatesFailed,
+    ManifestError,
+    PipelineFailed,
+    PipelineReason,
+    TrainingError,
+    VerificationError,
+)
 from mlvault.ledger import Ledger
 from mlvault.registry.records import REGISTERED, SIGNED, ModelRegistry
 from mlvault.training.gates import Gates, evaluate
-from mlvault.training.manifest import ManifestError, build_manifest, load_manifest, store_manifest
-from mlvault.training.trainer import LambdaTrainer, TrainingError, TrainingParams, load_model, read_split
+from mlvault.training.manifest import build_manifest, load_manifest, store_manifest
+from mlvault.training.trainer import LambdaTrainer, TrainingParams, load_model, read_split
 
 MAX_ARTIFACT_BYTES = 50 * 1024 * 1024
 PROVENANCE_TYPE = "https://mlvault.dev/provenance/model/v1"
-
-
-class PipelineFailed(Exception):
-    """A run that cannot go on (recorded in the registry first). Step Functions sees the class name."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-
-
-class GatesFailed(PipelineFailed):
-    """The model failed a compliance gate (recorded with the full report)."""
 
 
 @dataclass(frozen=True)
@@ -76,10 +71,10 @@ class Pipeline:
             contract = resolve_contract(self._c.contracts_dir, dataset, manifest.contract_version)
             result = LambdaTrainer(self._s3).train(manifest, contract, self._c.params)
         except (ManifestError, TrainingError, VerificationError) as err:
-            reason = getattr(err, "reason", type(err).__name__)
-            body = {"dataset": dataset, "started_at": started, "failure": {"reason": reason, "detail": str(err)}}
+            failure = {"reason": err.reason, "detail": str(err)}
+            body = {"dataset": dataset, "started_at": started, "failure": failure}
             self.registry.record_run(run_id, dataset=dataset, status="FAILED", body=body)
-            raise PipelineFailed(reason, str(err)) from None
+            raise PipelineFailed(err.reason, str(err)) from None
         data = result.model.to_bytes()
         key = artifact_key(dataset, result.model.digest)
         put = self._s3.put_object(
@@ -132,7 +127,7 @@ class Pipeline:
         )
         if not report.passed:
             failed = "; ".join(f"{r.name} {r.value} (limit {r.threshold})" for r in report.results if not r.passed)
-            raise GatesFailed("GATES_FAILED", failed)
+            raise GatesFailed(failed, report.failures)
         return {**state, "gates": {"passed": True, "failures": []}}
 
     # --- register ---------------------------------------------------------------------------------------
@@ -140,7 +135,7 @@ class Pipeline:
     def register(self, state: dict[str, Any]) -> dict[str, Any]:
         run = self.registry.run(state["run_id"])
         if run is None or run["status"] != "GATES_PASSED":
-            raise PipelineFailed("NOT_EVALUATED", f"run {state['run_id']} has not passed its gates")
+            raise PipelineFailed(PipelineReason.NOT_EVALUATED, f"run {state['run_id']} has not passed its gates")
         manifest = self._manifest(state)
         lineage = [
             {
@@ -178,7 +173,7 @@ class Pipeline:
         model = self.registry.model(state["model_id"])
         if model is None or not model["record_intact"] or model["status"] not in (REGISTERED, SIGNED):
             raise PipelineFailed(
-                "NOT_SIGNABLE",
+                PipelineReason.NOT_SIGNABLE,
                 f"{state['model_id']}: {model and model['status']}, intact: {model and model['record_intact']}",
             )
         artifact = model["record"]["artifact"]
@@ -249,13 +244,13 @@ class Pipeline:
 
     def _artifact_bytes(self, artifact: dict[str, Any]) -> bytes:
         if artifact["bytes"] > MAX_ARTIFACT_BYTES:
-            raise PipelineFailed("ARTIFACT_TOO_LARGE", f"{artifact['bytes']} bytes")
+            raise PipelineFailed(PipelineReason.ARTIFACT_TOO_LARGE, f"{artifact['bytes']} bytes")
         body = self._s3.get_object(Bucket=artifact["bucket"], Key=artifact["key"], VersionId=artifact["version_id"])[
             "Body"
         ]
         data = body.read(MAX_ARTIFACT_BYTES + 1)
         if hashlib.sha256(data).hexdigest() != artifact["sha256"]:
-            raise PipelineFailed("ARTIFACT_DIGEST_MISMATCH", f"{artifact['key']}#{artifact['version_id']}")
+            raise PipelineFailed(PipelineReason.ARTIFACT_DIGEST_MISMATCH, f"{artifact['key']}#{artifact['version_id']}")
         return data
 
     def _put(self, key: str, data: bytes, content_type: str) -> str:

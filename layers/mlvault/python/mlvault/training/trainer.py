@@ -46,6 +46,7 @@ from typing import Any, BinaryIO, Protocol
 
 from mlvault.contracts.schema import NUMERIC, Contract
 from mlvault.drift import DriftReference, build_reference
+from mlvault.errors import TrainingError, TrainingReason, VerificationError
 from mlvault.ingest.digest import CHUNK
 from mlvault.training.manifest import Manifest, ManifestEntry, canonical_json
 
@@ -64,29 +65,6 @@ CODE_MODULES = (
 Row = Mapping[str, Any]
 
 
-class Reason:
-    """Stable reason codes of a training that could not produce a model."""
-
-    DIGEST_MISMATCH = "DIGEST_MISMATCH"
-    SIZE_MISMATCH = "SIZE_MISMATCH"
-    VERSION_MISMATCH = "VERSION_MISMATCH"
-    CONTRACT_VIOLATION = "CONTRACT_VIOLATION"
-    ROW_COUNT_MISMATCH = "ROW_COUNT_MISMATCH"
-    CONTRACT_MISMATCH = "CONTRACT_MISMATCH"
-    UNSUPPORTED = "UNSUPPORTED"
-    TOO_MANY_ROWS = "TOO_MANY_ROWS"
-    NOT_ENOUGH_DATA = "NOT_ENOUGH_DATA"
-
-
-class TrainingError(Exception):
-    """No model: `reason` is a stable code, `detail` says what to fix."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
 class TrainingDataError(TrainingError):
     """A manifest entry cannot be trusted or read; `uri` names the object version."""
 
@@ -98,7 +76,7 @@ class TrainingDataError(TrainingError):
 
 class DigestMismatch(TrainingDataError):
     def __init__(self, entry: ManifestEntry, got: str) -> None:
-        super().__init__(Reason.DIGEST_MISMATCH, entry, f"expected sha256 {entry.sha256}, got {got}")
+        super().__init__(TrainingReason.DIGEST_MISMATCH, entry, f"expected sha256 {entry.sha256}, got {got}")
         self.expected = entry.sha256
         self.got = got
 
@@ -358,7 +336,7 @@ class _HashingReader:
     def check(self, entry: ManifestEntry) -> None:
         if self.size > entry.size:
             raise TrainingDataError(
-                Reason.SIZE_MISMATCH, entry, f"more than the {entry.size} bytes the ledger recorded"
+                TrainingReason.SIZE_MISMATCH, entry, f"more than the {entry.size} bytes the ledger recorded"
             )
         got = self._sha.hexdigest()
         if got != entry.sha256:
@@ -372,9 +350,10 @@ def read_manifest(
     an entry's SHA-256, size and row count are checked when it ends (an error names the object version)."""
     _check_contract(manifest, contract)
     if contract.format not in ("csv", "jsonl"):
-        raise TrainingError(Reason.UNSUPPORTED, f"the Lambda trainer streams csv and jsonl, not {contract.format}")
+        raise TrainingError(
+            TrainingReason.UNSUPPORTED, f"the Lambda trainer streams csv and jsonl, not {contract.format}"
+        )
     from mlvault.contracts.validate import validate_stream  # pyarrow: only where data is read
-    from mlvault.ingest.reasons import VerificationError
 
     for entry in manifest.entries:
         response = s3.get_object(Bucket=entry.lake_bucket, Key=entry.lake_key, VersionId=entry.lake_version)
@@ -382,7 +361,7 @@ def read_manifest(
         try:
             if response.get("VersionId") != entry.lake_version:
                 raise TrainingDataError(
-                    Reason.VERSION_MISMATCH, entry, f"S3 returned version {response.get('VersionId')!r}"
+                    TrainingReason.VERSION_MISMATCH, entry, f"S3 returned version {response.get('VersionId')!r}"
                 )
             reader = _HashingReader(body, entry.size)
             try:
@@ -390,26 +369,26 @@ def read_manifest(
             except VerificationError as err:
                 reader.drain()
                 reader.check(entry)  # other bytes than the accepted ones: say that first
-                raise TrainingDataError(Reason.CONTRACT_VIOLATION, entry, str(err)) from err
+                raise TrainingDataError(TrainingReason.CONTRACT_VIOLATION, entry, str(err)) from err
             reader.drain()
             reader.check(entry)
         finally:
             body.close()
         if report.rows != entry.rows:
             raise TrainingDataError(
-                Reason.ROW_COUNT_MISMATCH, entry, f"the ledger recorded {entry.rows} rows, read {report.rows}"
+                TrainingReason.ROW_COUNT_MISMATCH, entry, f"the ledger recorded {entry.rows} rows, read {report.rows}"
             )
 
 
 def _check_contract(manifest: Manifest, contract: Contract) -> None:
     if (manifest.dataset, manifest.contract_version) != (contract.dataset, contract.version):
         raise TrainingError(
-            Reason.CONTRACT_MISMATCH,
+            TrainingReason.CONTRACT_MISMATCH,
             f"the manifest is for {manifest.dataset} v{manifest.contract_version}, "
             f"the contract is {contract.dataset} v{contract.version}",
         )
     if not contract.label:
-        raise TrainingError(Reason.UNSUPPORTED, f"contract {contract.dataset} declares no label column")
+        raise TrainingError(TrainingReason.UNSUPPORTED, f"contract {contract.dataset} declares no label column")
 
 
 @dataclass(frozen=True)
@@ -430,7 +409,7 @@ def feature_plan(contract: Contract, params: TrainingParams) -> FeaturePlan:
         c.name for c in contract.columns if c.name not in skipped and c.type == "string" and not c.nullable
     )
     if not numeric and not categorical:
-        raise TrainingError(Reason.UNSUPPORTED, f"contract {contract.dataset} leaves no feature column")
+        raise TrainingError(TrainingReason.UNSUPPORTED, f"contract {contract.dataset} leaves no feature column")
     return FeaturePlan(label=label, key=key, numeric=numeric, categorical=categorical)
 
 
@@ -496,7 +475,7 @@ class LambdaTrainer:
         _check_contract(manifest, contract)
         if manifest.rows > params.max_rows:
             raise TrainingError(
-                Reason.TOO_MANY_ROWS,
+                TrainingReason.TOO_MANY_ROWS,
                 f"the manifest has {manifest.rows} rows, the Lambda trainer takes at most {params.max_rows}: "
                 "train with a SageMaker trainer",
             )
@@ -568,7 +547,7 @@ def _fit(plan: FeaturePlan, data: _TrainingSet, params: TrainingParams, contract
     classes = tuple(sorted(set(data.labels)))
     if n == 0 or len(classes) < 2:
         raise TrainingError(
-            Reason.NOT_ENOUGH_DATA, f"{n} training rows with {len(classes)} class(es); need two classes or more"
+            TrainingReason.NOT_ENOUGH_DATA, f"{n} training rows with {len(classes)} class(es); need two classes or more"
         )
     features: list[Feature] = []
     columns: list[list[float]] = []

@@ -1,0 +1,268 @@
+"""One root for every refusal mlvault makes, and the catalogue of its stable reason codes.
+
+A refusal is an `MlvaultError`: a reason code (a member of one of its class's reason enums) and a detail that
+says what was expected and what was found. Each domain has its enum of codes and its error class; the codes are
+stored in records, emitted as metric dimensions, alarmed on and documented: they are never renamed.
+
+Verification fails closed (GUIDE.md 3.1): a check returns what it verified or raises one of these. A transient
+failure (throttling, a service error) is a `TransientError` instead: never a verdict, always retried.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar
+
+
+class IngestReason(StrEnum):
+    """Why an upload is refused before its content is read (docs/signing.md)."""
+
+    TOO_LARGE = "TOO_LARGE"
+    SOURCE_MISSING = "SOURCE_MISSING"
+    INVALID_OBJECT_KEY = "INVALID_OBJECT_KEY"
+    MISSING_SIGNATURE = "MISSING_SIGNATURE"
+    ENVELOPE_TOO_LARGE = "ENVELOPE_TOO_LARGE"
+    MALFORMED_ENVELOPE = "MALFORMED_ENVELOPE"
+    UNKNOWN_PRODUCER = "UNKNOWN_PRODUCER"
+    UNKNOWN_KEY = "UNKNOWN_KEY"
+    KEY_EXPIRED = "KEY_EXPIRED"
+    KEY_REVOKED = "KEY_REVOKED"
+    INVALID_SIGNATURE = "INVALID_SIGNATURE"
+    MALFORMED_STATEMENT = "MALFORMED_STATEMENT"
+    SUBJECT_MISMATCH = "SUBJECT_MISMATCH"
+    PRODUCER_MISMATCH = "PRODUCER_MISMATCH"
+    DATASET_MISMATCH = "DATASET_MISMATCH"
+    DATASET_NOT_ALLOWED = "DATASET_NOT_ALLOWED"
+    FUTURE_SIGNATURE = "FUTURE_SIGNATURE"
+    STALE_SIGNATURE = "STALE_SIGNATURE"
+    REPLAYED_SIGNATURE = "REPLAYED_SIGNATURE"
+    SIZE_MISMATCH = "SIZE_MISMATCH"
+    DIGEST_MISMATCH = "DIGEST_MISMATCH"
+    LAKE_CONFLICT = "LAKE_CONFLICT"
+    UNVERIFIED_TIMEOUT = "UNVERIFIED_TIMEOUT"
+
+
+class ContractReason(StrEnum):
+    """Why a file's content is refused by its dataset's data contract or the poisoning screen
+    (docs/contracts.md): the content is not fit, whoever signed it."""
+
+    NO_CONTRACT = "NO_CONTRACT"
+    CONTRACT_VERSION_MISMATCH = "CONTRACT_VERSION_MISMATCH"
+    FILE_TOO_LARGE = "FILE_TOO_LARGE"
+    EMPTY_FILE = "EMPTY_FILE"
+    NO_ROWS = "NO_ROWS"
+    ROW_COUNT_OUT_OF_BOUNDS = "ROW_COUNT_OUT_OF_BOUNDS"
+    BAD_ENCODING = "BAD_ENCODING"
+    WRONG_DELIMITER = "WRONG_DELIMITER"
+    RAGGED_ROW = "RAGGED_ROW"
+    CORRUPT_FILE = "CORRUPT_FILE"
+    DUPLICATE_COLUMN = "DUPLICATE_COLUMN"
+    MISSING_COLUMN = "MISSING_COLUMN"
+    UNEXPECTED_COLUMN = "UNEXPECTED_COLUMN"
+    SCHEMA_MISMATCH = "SCHEMA_MISMATCH"
+    TYPE_MISMATCH = "TYPE_MISMATCH"
+    NULL_VALUE = "NULL_VALUE"
+    NON_FINITE = "NON_FINITE"
+    OUT_OF_RANGE = "OUT_OF_RANGE"
+    VALUE_NOT_ALLOWED = "VALUE_NOT_ALLOWED"
+    PATTERN_MISMATCH = "PATTERN_MISMATCH"
+    DUPLICATE_KEY = "DUPLICATE_KEY"
+    FORMULA_INJECTION = "FORMULA_INJECTION"
+    POISONING_SUSPECTED = "POISONING_SUSPECTED"  # the poisoning screen: held or rejected, as the contract says
+
+
+class ReviewReason(StrEnum):
+    """Why a human's decision on a held upload cannot be applied."""
+
+    INVALID_DECISION = "INVALID_DECISION"
+    NO_REASON = "NO_REASON"
+    NO_REVIEWER = "NO_REVIEWER"
+    NO_SUCH_UPLOAD = "NO_SUCH_UPLOAD"
+    NOT_HELD = "NOT_HELD"  # already decided, or never held: the first decision stands
+
+
+class ManifestReason(StrEnum):
+    """Why no training manifest can be built or trusted."""
+
+    NO_ACCEPTED_DATA = "NO_ACCEPTED_DATA"
+    AMBIGUOUS_CONTRACT_VERSION = "AMBIGUOUS_CONTRACT_VERSION"  # accepted data of several contract versions
+    RECORD_INVALID = "RECORD_INVALID"  # an accepted ledger record lacks what a manifest entry needs
+    MANIFEST_INVALID = "MANIFEST_INVALID"
+    MANIFEST_TOO_LARGE = "MANIFEST_TOO_LARGE"
+    MANIFEST_DIGEST_MISMATCH = "MANIFEST_DIGEST_MISMATCH"
+
+
+class TrainingReason(StrEnum):
+    """Why a training could not produce a model."""
+
+    DIGEST_MISMATCH = "DIGEST_MISMATCH"
+    SIZE_MISMATCH = "SIZE_MISMATCH"
+    VERSION_MISMATCH = "VERSION_MISMATCH"
+    CONTRACT_VIOLATION = "CONTRACT_VIOLATION"
+    ROW_COUNT_MISMATCH = "ROW_COUNT_MISMATCH"
+    CONTRACT_MISMATCH = "CONTRACT_MISMATCH"
+    UNSUPPORTED = "UNSUPPORTED"
+    TOO_MANY_ROWS = "TOO_MANY_ROWS"
+    NOT_ENOUGH_DATA = "NOT_ENOUGH_DATA"
+
+
+class PipelineReason(StrEnum):
+    """Why a run of the model pipeline stops at a step (recorded in its run record first)."""
+
+    GATES_FAILED = "GATES_FAILED"
+    NOT_EVALUATED = "NOT_EVALUATED"
+    NOT_SIGNABLE = "NOT_SIGNABLE"
+    ARTIFACT_TOO_LARGE = "ARTIFACT_TOO_LARGE"
+    ARTIFACT_DIGEST_MISMATCH = "ARTIFACT_DIGEST_MISMATCH"
+
+
+class RegistryReason(StrEnum):
+    """Why the model registry refuses a record or a change of status."""
+
+    INVALID_RECORD = "INVALID_RECORD"
+    NO_SUCH_MODEL = "NO_SUCH_MODEL"
+    STATUS_CONFLICT = "STATUS_CONFLICT"  # the model is not in a status the change may come from
+
+
+class ModelReason(StrEnum):
+    """Why a model's OpenSSF signature does not verify (mlvault.attestation.openssf)."""
+
+    MODEL_SIGNATURE_TOO_LARGE = "MODEL_SIGNATURE_TOO_LARGE"
+    MALFORMED_MODEL_SIGNATURE = "MALFORMED_MODEL_SIGNATURE"  # not a well-formed bundle / statement of this format
+    MODEL_SIGNATURE_UNSUPPORTED = "MODEL_SIGNATURE_UNSUPPORTED"  # well formed, another variant (shards, blake2, v0.1)
+    MODEL_SIGNATURE_INVALID = "MODEL_SIGNATURE_INVALID"  # does not verify with the given public key
+    MODEL_FILE_MISSING = "MODEL_FILE_MISSING"  # a signed file is not there
+    MODEL_FILE_EXTRA = "MODEL_FILE_EXTRA"  # a file that was not signed is there
+    MODEL_FILE_UNSUPPORTED = "MODEL_FILE_UNSUPPORTED"  # a symbolic link or special file in the model
+    MODEL_DIGEST_MISMATCH = "MODEL_DIGEST_MISMATCH"  # a file's bytes are not the signed bytes
+
+
+class RolloutReason(StrEnum):
+    """Why a model must not be deployed (or approved), or is not a rollback target."""
+
+    MODEL_NOT_REGISTERED = "MODEL_NOT_REGISTERED"
+    MODEL_NOT_SIGNED = "MODEL_NOT_SIGNED"
+    MODEL_NOT_DEPLOYABLE = "MODEL_NOT_DEPLOYABLE"  # its status forbids it (rolled back, revoked, ...)
+    RECORD_TAMPERED = "RECORD_TAMPERED"  # the registry record changed after it was signed
+    WRONG_SIGNING_KEY = "WRONG_SIGNING_KEY"  # signed by another key than the pinned one
+    VERSION_PINS_ANOTHER_MODEL = "VERSION_PINS_ANOTHER_MODEL"
+    NO_PENDING_APPROVAL = "NO_PENDING_APPROVAL"
+    NO_REASON = "NO_REASON"
+
+
+class ServeReason(StrEnum):
+    """Why the serving function refuses its pinned model (besides ModelReason's codes, which pass through)."""
+
+    MODEL_UNSIGNED = "MODEL_UNSIGNED"  # the pinned signature object version does not exist
+    MODEL_NOT_FOUND = "MODEL_NOT_FOUND"  # the pinned model object version does not exist
+    MODEL_VERSION_MISMATCH = "MODEL_VERSION_MISMATCH"  # S3 returned another version than the pinned one
+    MODEL_TOO_LARGE = "MODEL_TOO_LARGE"
+    MODEL_ID_MISMATCH = "MODEL_ID_MISMATCH"  # the signature names another model id (or none) than the pin
+    MODEL_MALFORMED = "MODEL_MALFORMED"  # signed and pinned, but not a model artifact this code can load
+    MODEL_REVOKED = "MODEL_REVOKED"
+    MODEL_ROLLED_BACK = "MODEL_ROLLED_BACK"
+    MODEL_NOT_REGISTERED = "MODEL_NOT_REGISTERED"
+    MODEL_NOT_SERVABLE = "MODEL_NOT_SERVABLE"  # registered, with a status that may not serve (e.g. REGISTERED)
+    SIGNING_KEY_NOT_PINNED = "SIGNING_KEY_NOT_PINNED"  # an alias or key id instead of a key ARN
+    SIGNING_KEY_UNUSABLE = "SIGNING_KEY_UNUSABLE"  # deleted, disabled, pending deletion, or not ECC_NIST_P256
+
+
+class MlvaultError(Exception):
+    """A refusal: `reason` is a stable code of one of the class's `reasons` enums, `detail` says expected X,
+    got Y. The message is "REASON: detail"."""
+
+    reasons: ClassVar[tuple[type[StrEnum], ...]] = ()
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = self.code(reason)
+        self.detail = detail
+
+    @classmethod
+    def code(cls, reason: str) -> StrEnum:
+        """The enum member of `reason`; ValueError for a code this class does not know (a bug, not a refusal)."""
+        for enum in cls.reasons:
+            if reason in enum._value2member_map_:
+                return enum(reason)
+        known = ", ".join(enum.__name__ for enum in cls.reasons) or "none"
+        raise ValueError(f"unknown reason code {reason!r} for {cls.__name__} (codes of {known})")
+
+    @classmethod
+    def codes(cls) -> tuple[str, ...]:
+        """Every code this class may carry, in declaration order."""
+        return tuple(dict.fromkeys(member.value for enum in cls.reasons for member in enum))
+
+
+class TransientError(Exception):
+    """Could not reach a verdict now (throttling, a service error): retry, never reject."""
+
+
+class VerificationError(MlvaultError):
+    """An upload's permanent verdict: it is rejected (or held) with this code."""
+
+    reasons = (IngestReason, ContractReason)
+
+
+class ReviewError(MlvaultError):
+    """A review that cannot be applied (no such upload, not held, no reason given)."""
+
+    reasons = (ReviewReason,)
+
+
+class ManifestError(MlvaultError):
+    """No manifest can be built or trusted; the detail says which record or object and why."""
+
+    reasons = (ManifestReason,)
+
+
+class TrainingError(MlvaultError):
+    """No model: the detail says what to fix."""
+
+    reasons = (TrainingReason,)
+
+
+class PipelineFailed(MlvaultError):
+    """A run that cannot go on (recorded in the registry first). Step Functions sees the class name."""
+
+    reasons = (PipelineReason, ManifestReason, TrainingReason, IngestReason, ContractReason, RegistryReason)
+
+
+class GatesFailed(PipelineFailed):
+    """The model failed one or more compliance gates; `failures` names them (the run record has the report)."""
+
+    def __init__(self, detail: str, failures: tuple[str, ...] = ()) -> None:
+        super().__init__(PipelineReason.GATES_FAILED, detail)
+        self.failures = failures
+
+
+class ModelRegistryError(MlvaultError):
+    """A record the registry refuses, or a change of status it cannot make."""
+
+    reasons = (RegistryReason,)
+
+
+class ModelVerificationError(MlvaultError):
+    """A model whose signature or files do not verify: it must not be served."""
+
+    reasons = (ModelReason,)
+
+
+class RolloutRefused(MlvaultError):
+    """The model must not be deployed (or is not a rollback target)."""
+
+    reasons = (RolloutReason, ModelReason)
+
+
+class AttestationError(MlvaultError):
+    """Serving refuses its pinned model; `stage`, `model_id` and `model_version` say which pin (for the metric and
+    the log)."""
+
+    reasons = (ModelReason, ServeReason)
+
+    def __init__(
+        self, reason: str, detail: str, *, stage: str = "", model_id: str = "", model_version: str = ""
+    ) -> None:
+        super().__init__(reason, detail)
+        self.stage = stage
+        self.model_id = model_id
+        self.model_version = model_version
