@@ -14,6 +14,7 @@ import pytest
 
 from mlvault.contracts.schema import load_contract
 from mlvault.ledger import Ledger
+from mlvault.training.data import DigestMismatch
 from mlvault.training.gates import Gates, evaluate
 from mlvault.training.manifest import (
     IngestRef,
@@ -24,7 +25,8 @@ from mlvault.training.manifest import (
     parse_manifest,
     store_manifest,
 )
-from mlvault.training.trainer import DigestMismatch, LambdaTrainer, TrainingParams
+from mlvault.training.params import TrainingParams
+from mlvault.training.trainer import LambdaTrainer
 from mlvault_tools import samples
 from tests.handlers.conftest import REGION
 
@@ -106,7 +108,7 @@ def populate(env) -> dict[str, dict[str, str]]:
 
 def test_the_manifest_holds_only_accepted_versions_of_the_dataset_sorted(env):
     made = populate(env)
-    manifest = build_manifest(env["ddb"], TABLE, "iris")
+    manifest = build_manifest(Ledger(env["ddb"], TABLE), "iris")
     assert [e.lake_key for e in manifest.entries] == sorted([made["a"]["lake_key"], made["b"]["lake_key"]])
     assert manifest.rows == 800
     (first,) = [e for e in manifest.entries if e.lake_key == made["a"]["lake_key"]]
@@ -119,7 +121,7 @@ def test_the_manifest_holds_only_accepted_versions_of_the_dataset_sorted(env):
     assert (first.producer, first.key_id, first.contract_version, first.rows) == ("lab-01", "lab-01-k1", "1", 400)
     assert first.ingest == (IngestRef(INGEST, made["a"]["key"], made["a"]["version"]),)
     # the same records give the same bytes, page by page too
-    assert build_manifest(env["ddb"], TABLE, "iris", page_size=1).to_bytes() == manifest.to_bytes()
+    assert build_manifest(Ledger(env["ddb"], TABLE), "iris", page_size=1).to_bytes() == manifest.to_bytes()
     data = manifest.to_bytes()
     assert data == json.dumps(json.loads(data), sort_keys=True, separators=(",", ":")).encode()
     assert manifest.digest == hashlib.sha256(data).hexdigest()
@@ -127,7 +129,7 @@ def test_the_manifest_holds_only_accepted_versions_of_the_dataset_sorted(env):
 
 def test_a_released_version_joins_the_next_manifest(env):
     populate(env)
-    before = build_manifest(env["ddb"], TABLE, "iris")
+    before = build_manifest(Ledger(env["ddb"], TABLE), "iris")
     held = next(
         r for r in env["ledger"].versions(INGEST, "lab-01/iris/held.csv") if r.status == "HELD"
     )  # reviewed: released
@@ -139,7 +141,7 @@ def test_a_released_version_joins_the_next_manifest(env):
         reviewed_by="alice",
         reason="checked by hand",
     )
-    after = build_manifest(env["ddb"], TABLE, "iris")
+    after = build_manifest(Ledger(env["ddb"], TABLE), "iris")
     assert len(after.entries) == len(before.entries) + 1
     assert after.digest != before.digest
 
@@ -158,14 +160,14 @@ def test_identical_bytes_accepted_twice_are_one_entry(env):
         size=len(data),
         attributes={k: v for k, v in first.items() if k not in ("size", "verdict_at")},
     )
-    (entry,) = build_manifest(env["ddb"], TABLE, "iris").entries
+    (entry,) = build_manifest(Ledger(env["ddb"], TABLE), "iris").entries
     assert [r.version_id for r in entry.ingest] == ["iv-1", "iv-2"]
 
 
 def test_no_accepted_data_is_an_error(env):
     ingest(env, "held.csv", samples.iris_csv(50, 3), "HELD", rows=50)
     with pytest.raises(ManifestError) as err:
-        build_manifest(env["ddb"], TABLE, "iris")
+        build_manifest(Ledger(env["ddb"], TABLE), "iris")
     assert err.value.reason == "NO_ACCEPTED_DATA"
     assert err.value.detail == (
         "dataset 'iris' has no ACCEPTED ledger records: nothing to train on "
@@ -177,8 +179,8 @@ def test_one_contract_version_per_manifest(env):
     ingest(env, "v1.csv", samples.iris_csv(50, 1), "ACCEPTED", rows=50)
     ingest(env, "v2.csv", samples.iris_csv(50, 2), "ACCEPTED", rows=50, contract_version="2")
     with pytest.raises(ManifestError, match=r"contract versions \['1', '2'\]: choose one"):
-        build_manifest(env["ddb"], TABLE, "iris")
-    (entry,) = build_manifest(env["ddb"], TABLE, "iris", contract_version="2").entries
+        build_manifest(Ledger(env["ddb"], TABLE), "iris")
+    (entry,) = build_manifest(Ledger(env["ddb"], TABLE), "iris", contract_version="2").entries
     assert entry.lake_key.endswith("/v2.csv")
 
 
@@ -192,13 +194,13 @@ def test_an_accepted_record_that_pins_no_lake_object_fails_closed(env):
         attributes={"dataset": "iris", "contract_version": "1", "sha256": "a" * 64},
     )
     with pytest.raises(ManifestError, match=r"lab-01/iris/odd.csv\?versionId=iv-odd lacks \['lake_bucket'"):
-        build_manifest(env["ddb"], TABLE, "iris")
+        build_manifest(Ledger(env["ddb"], TABLE), "iris")
 
 
 def test_the_manifest_is_stored_content_addressed_and_verified_on_load(env):
     populate(env)
     s3 = env["s3"]
-    manifest = build_manifest(env["ddb"], TABLE, "iris")
+    manifest = build_manifest(Ledger(env["ddb"], TABLE), "iris")
     version = store_manifest(s3, ARTIFACTS, manifest)
     key = manifest_key("iris", manifest.digest)
     assert key == f"manifests/iris/sha256={manifest.digest}.json"
@@ -218,7 +220,7 @@ def test_the_manifest_is_stored_content_addressed_and_verified_on_load(env):
 
 def test_training_reads_the_pinned_version_not_the_latest(env):
     made = {"a": ingest(env, "a.csv", samples.iris_csv(300, 1), "ACCEPTED", rows=300)}
-    manifest = build_manifest(env["ddb"], TABLE, "iris")
+    manifest = build_manifest(Ledger(env["ddb"], TABLE), "iris")
     # a newer version under the same lake key (what Object Lock and content addressing should prevent)
     env["s3"].put_object(Bucket=LAKE, Key=made["a"]["lake_key"], Body=samples.iris_csv(30, 9, flip=1.0))
     result = LambdaTrainer(env["s3"]).train(manifest, IRIS, TrainingParams(epochs=50))
@@ -233,7 +235,7 @@ def test_a_wrong_digest_in_the_manifest_names_the_object(env):
         UpdateExpression="SET sha256 = :bad",
         ExpressionAttributeValues={":bad": {"S": "0" * 64}},
     )
-    manifest = build_manifest(env["ddb"], TABLE, "iris")
+    manifest = build_manifest(Ledger(env["ddb"], TABLE), "iris")
     with pytest.raises(DigestMismatch) as err:
         LambdaTrainer(env["s3"]).train(manifest, IRIS)
     assert err.value.uri == f"s3://{LAKE}/{made['a']['lake_key']}?versionId={made['a']['lake_version']}"
@@ -243,7 +245,7 @@ def test_a_wrong_digest_in_the_manifest_names_the_object(env):
 def test_manifest_train_evaluate_and_a_later_ledger_change_fails_the_gate(env):
     populate(env)
     s3, ledger = env["s3"], env["ledger"]
-    built = build_manifest(env["ddb"], TABLE, "iris")
+    built = build_manifest(Ledger(env["ddb"], TABLE), "iris")
     manifest = load_manifest(s3, ARTIFACTS, "iris", built.digest, version_id=store_manifest(s3, ARTIFACTS, built))
     result = LambdaTrainer(s3).train(manifest, IRIS, TrainingParams(seed=1))
     assert result.run.manifest_digest == manifest.digest

@@ -8,8 +8,8 @@ import pytest
 
 from mlvault.registry.records import REGISTERED, SIGNED, ModelRegistryError
 from mlvault.training.gates import Gates
+from mlvault.training.params import TrainingParams
 from mlvault.training.pipeline import GatesFailed, Pipeline, PipelineConfig, PipelineFailed
-from mlvault.training.trainer import TrainingParams
 from mlvault_tools.samples import iris_csv
 from tests.handlers.conftest import ROOT
 from tests.handlers.test_content_gate import push

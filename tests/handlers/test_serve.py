@@ -22,10 +22,13 @@ from mlvault.attestation import openssf as attest
 from mlvault.attestation.openssf import kms_public_key_pem, sign_model
 from mlvault.config import ServeSettings, SettingsError, SigningKeyNotPinnedError
 from mlvault.observability import logger
+from mlvault.registry.records import ModelRegistry
 from mlvault.serving import server as serving
-from mlvault.serving.server import AttestationError, DynamoDbRegistryReader, InvalidRequest, ModelLoader, Server
+from mlvault.serving.server import AttestationError, InvalidRequest, ModelLoader, Server
 from mlvault.signing.keys import KmsSigner
-from mlvault.training.trainer import Feature, LambdaTrainer, Model, TrainingParams
+from mlvault.training.artifact import Feature, Model
+from mlvault.training.params import TrainingParams
+from mlvault.training.trainer import LambdaTrainer
 from mlvault_tools import samples
 from tests.handlers.conftest import REGION, ROOT, LambdaContext, load_handler
 from tests.unit.test_models_trainer import IRIS, VersionedS3, iris_manifest
@@ -322,7 +325,7 @@ def test_the_registry_statuses_that_serve(env, out, status):
 def test_a_model_revoked_after_it_was_loaded_stops_being_served(env):
     now = [0.0]
     pin = ServeSettings.from_env()
-    loader = ModelLoader(env.s3, env.kms, DynamoDbRegistryReader(env.ddb, TABLE))
+    loader = ModelLoader(env.s3, env.kms, ModelRegistry(env.ddb, TABLE))
     server = Server(loader, pin, recheck_seconds=60, clock=lambda: now[0])
     assert server.model().digest == sha256(MODEL_A)
     env.status("REVOKED")
@@ -400,7 +403,7 @@ def test_a_transient_error_is_not_a_verdict(env, out, monkeypatch):
 
 
 def test_a_model_over_the_size_cap_is_refused_before_it_is_read(env):
-    loader = ModelLoader(env.s3, env.kms, DynamoDbRegistryReader(env.ddb, TABLE), max_model_bytes=len(MODEL_A) - 1)
+    loader = ModelLoader(env.s3, env.kms, ModelRegistry(env.ddb, TABLE), max_model_bytes=len(MODEL_A) - 1)
     with pytest.raises(AttestationError, match="MODEL_TOO_LARGE") as caught:
         loader.load(ServeSettings.from_env())
     assert str(len(MODEL_A)) in caught.value.detail
@@ -417,7 +420,7 @@ def test_a_model_longer_than_announced_is_cut_at_the_cap(env):
                 response["Body"] = io.BytesIO(MODEL_A * 1000)
             return response
 
-    loader = ModelLoader(LyingS3(), env.kms, DynamoDbRegistryReader(env.ddb, TABLE), max_model_bytes=2 * len(MODEL_A))
+    loader = ModelLoader(LyingS3(), env.kms, ModelRegistry(env.ddb, TABLE), max_model_bytes=2 * len(MODEL_A))
     with pytest.raises(AttestationError, match="MODEL_TOO_LARGE"):
         loader.load(ServeSettings.from_env())
 

@@ -12,7 +12,9 @@ from mlvault import drift
 from mlvault.config import DriftSettings, SettingsError
 from mlvault.contracts import screen
 from mlvault.drift import DriftReference, DriftWindow, build_reference, cut_points, psi
-from mlvault.training.trainer import LambdaTrainer, Model, TrainingParams, load_model, predict
+from mlvault.training.artifact import Model, load_model, predict
+from mlvault.training.params import TrainingParams
+from mlvault.training.trainer import LambdaTrainer
 from mlvault_tools import samples
 from tests.unit.test_models_trainer import IRIS, VersionedS3, iris_manifest
 

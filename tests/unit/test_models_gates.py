@@ -12,7 +12,8 @@ from mlvault.contracts.schema import Contract
 from mlvault.ledger import LedgerRecord
 from mlvault.training.gates import Gates, GatesFailed, evaluate
 from mlvault.training.manifest import Manifest
-from mlvault.training.trainer import LambdaTrainer, TrainingParams, TrainingResult
+from mlvault.training.params import TrainingParams
+from mlvault.training.trainer import LambdaTrainer, TrainingResult
 from tests.unit.test_models_trainer import IRIS, VersionedS3, iris_manifest
 
 # ~65 held-out rows per site: sampling noise alone gives clean models here a parity difference of 0.11-0.20 and a

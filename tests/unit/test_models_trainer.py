@@ -13,21 +13,11 @@ import pytest
 
 from mlvault.contracts.schema import load_contract
 from mlvault.errors import TrainingError, TrainingReason
+from mlvault.training.artifact import Model, accuracy, load_model, predict
+from mlvault.training.data import DigestMismatch, TrainingDataError, feature_plan, read_split
 from mlvault.training.manifest import IngestRef, Manifest, ManifestEntry
-from mlvault.training.trainer import (
-    CODE_MODULES,
-    DigestMismatch,
-    LambdaTrainer,
-    Model,
-    TrainingDataError,
-    TrainingParams,
-    accuracy,
-    code_identity,
-    feature_plan,
-    load_model,
-    predict,
-    read_split,
-)
+from mlvault.training.params import TrainingParams
+from mlvault.training.trainer import CODE_MODULES, LambdaTrainer, code_identity
 from mlvault_tools import samples
 
 ROOT = Path(__file__).resolve().parents[2]

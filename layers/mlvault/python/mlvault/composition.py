@@ -106,8 +106,8 @@ def default_reconciler() -> Reconciler:
 @cache
 def default_pipeline() -> Pipeline:
     from mlvault.training.gates import Gates
+    from mlvault.training.params import TrainingParams
     from mlvault.training.pipeline import Pipeline, PipelineConfig
-    from mlvault.training.trainer import TrainingParams
 
     s = PipelineSettings.from_env()
     config = PipelineConfig(

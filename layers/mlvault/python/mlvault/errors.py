@@ -250,7 +250,7 @@ class ModelVerificationError(MlvaultError):
 class RolloutRefused(MlvaultError):
     """The model must not be deployed (or is not a rollback target)."""
 
-    reasons = (RolloutReason, ModelReason)
+    reasons = (RolloutReason, ModelReason, ServeReason)
 
 
 class AttestationError(MlvaultError):

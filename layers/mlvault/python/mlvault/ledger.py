@@ -5,6 +5,7 @@ Writes are conditional so that duplicate and re-delivered events cannot create a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -281,6 +282,50 @@ class Ledger:
         except self._db.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    def accepted(self, dataset: str, *, page_size: int | None = None) -> Iterator[LedgerRecord]:
+        """Every ACCEPTED record of a dataset that no key revocation tainted since (`tainted_by`): a paginated,
+        consistent Scan (the ledger is small next to the data it describes; a dataset index can replace it)."""
+        yield from self._scan(
+            "begins_with(#pk, :obj) AND #status = :accepted AND #dataset = :dataset "
+            "AND attribute_not_exists(tainted_by)",
+            {"#pk": "pk", "#status": "status", "#dataset": "dataset"},
+            {":obj": {"S": "OBJ#"}, ":accepted": {"S": STATUS_ACCEPTED}, ":dataset": {"S": dataset}},
+            page_size=page_size,
+        )
+
+    def accepted_signed_by(self, key_id: str) -> Iterator[LedgerRecord]:
+        """Every ACCEPTED record of an upload signed by a producer key (tainted or not)."""
+        yield from self._scan(
+            "begins_with(#pk, :obj) AND #status = :accepted AND key_id = :key",
+            {"#pk": "pk", "#status": "status"},
+            {":obj": {"S": "OBJ#"}, ":accepted": {"S": STATUS_ACCEPTED}, ":key": {"S": key_id}},
+        )
+
+    def taint(self, record: LedgerRecord, *, by: str) -> None:
+        """Mark an accepted version as signed by a revoked key: no manifest takes it from now on."""
+        self._db.update_item(
+            TableName=self._table,
+            Key={"pk": {"S": version_pk(record.bucket, record.key)}, "sk": {"S": version_sk(record.version_id)}},
+            UpdateExpression="SET tainted_by = :by",
+            ExpressionAttributeValues={":by": {"S": by}},
+        )
+
+    def _scan(
+        self, condition: str, names: dict[str, str], values: dict[str, Any], *, page_size: int | None = None
+    ) -> Iterator[LedgerRecord]:
+        arguments: dict[str, Any] = {
+            "TableName": self._table,
+            "ConsistentRead": True,
+            "FilterExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        if page_size is not None:
+            arguments["PaginationConfig"] = {"PageSize": page_size}
+        for page in self._db.get_paginator("scan").paginate(**arguments):
+            for item in page.get("Items", []):
+                yield record_from_item(item)
 
     def get(self, bucket: str, key: str, version_id: str) -> LedgerRecord | None:
         response = self._db.get_item(

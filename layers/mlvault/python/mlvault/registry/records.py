@@ -20,8 +20,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from mlvault.canonical import canonical_json
 from mlvault.errors import ModelRegistryError, RegistryReason
-from mlvault.training.manifest import canonical_json
 
 REGISTERED, SIGNED, DEPLOYED = "REGISTERED", "SIGNED", "DEPLOYED"
 ROLLED_BACK, REVOKED, SUPERSEDED = "ROLLED_BACK", "REVOKED", "SUPERSEDED"
@@ -151,6 +151,20 @@ class ModelRegistry:
             "record_intact": record_digest(record) == item["record_sha256"]["S"],
             "history": [h["S"] for h in item.get("history", {}).get("L", [])],
         }
+
+    def status(self, model_id: str) -> str | None:
+        """A model's status (one consistent read of that attribute only), None if there is no such model."""
+        item = self._db.get_item(
+            TableName=self._table,
+            Key={"pk": _s(f"MODEL#{model_id}"), "sk": _s("RECORD")},
+            ConsistentRead=True,
+            ProjectionExpression="#s",
+            ExpressionAttributeNames={"#s": "status"},
+        ).get("Item")
+        if item is None:
+            return None
+        value = item.get("status")
+        return value.get("S", "") if isinstance(value, dict) else ""  # no string status: nothing may serve it
 
     def models(self, dataset: str | None = None) -> list[dict[str, Any]]:
         found = [self.model(i["model_id"]["S"]) for i in self._scan("MODEL#")]

@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from mlvault.attestation.pinned import attest_registered
+from mlvault.canonical import ObjectVersion
 from mlvault.errors import RolloutReason, RolloutRefused
-from mlvault.ledger import STATUS_ACCEPTED
+from mlvault.ledger import Ledger
 from mlvault.registry.records import DEPLOYED, REGISTERED, REVOKED, ROLLED_BACK, SIGNED, SUPERSEDED, ModelRegistry
-from mlvault.rollout.canary import attest_registered, model_of_version, serving_alias
+from mlvault.rollout.canary import model_of_version, serving_alias
 from mlvault.wiring import DetailType, Source
 
 
@@ -62,9 +64,9 @@ class Rollback:
         self._lambda = lambda_client
         self._events = events
         self._sns = sns
-        self._db = dynamodb
         self._c = config
         self.registry = ModelRegistry(dynamodb, config.registry_table)
+        self._ledger = Ledger(dynamodb, config.ledger_table)
 
     # --- alarms -------------------------------------------------------------------------------------------
 
@@ -88,12 +90,12 @@ class Rollback:
 
     def on_revocation(self, key_id: str, effective_at: str) -> RollbackReport:
         tainted = self._taint_files(key_id, effective_at)
-        uris = {u for f in tainted for u in f["uris"]}
+        versions = {v for f in tainted for v in f["versions"]}
         revoked = []
         live_model, _, _ = self._live()
         for model in self.registry.models():
             if model["status"] == REVOKED or not any(
-                set([e["lake_uri"], *e["ingest"]]) & uris for e in model["record"]["lineage"]
+                _lineage_versions(e) & versions for e in model["record"]["lineage"]
             ):
                 continue
             revoked.append(model["model_id"])
@@ -116,36 +118,16 @@ class Rollback:
 
     def _taint_files(self, key_id: str, effective_at: str) -> list[dict[str, Any]]:
         """Mark the accepted dataset versions the key signed at or after the effective time."""
-        found, kwargs = (
-            [],
-            {
-                "TableName": self._c.ledger_table,
-                "FilterExpression": "#s = :accepted AND key_id = :key",
-                "ExpressionAttributeNames": {"#s": "status"},
-                "ExpressionAttributeValues": {":accepted": {"S": STATUS_ACCEPTED}, ":key": {"S": key_id}},
-                "ConsistentRead": True,
-            },
-        )
-        while True:
-            page = self._db.scan(**kwargs)
-            found += page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         cutoff = datetime.fromisoformat(effective_at.replace("Z", "+00:00"))
         tainted = []
-        for item in found:
-            if datetime.fromisoformat(item["uploaded_at"]["S"]) < cutoff:
+        for record in list(self._ledger.accepted_signed_by(key_id)):
+            a = record.attributes
+            if datetime.fromisoformat(a["uploaded_at"]) < cutoff:
                 continue
-            lake_uri = f"s3://{item['lake_bucket']['S']}/{item['lake_key']['S']}?versionId={item['lake_version']['S']}"
-            ingest_uri = f"s3://{item['bucket']['S']}/{item['key']['S']}?versionId={item['version_id']['S']}"
-            self._db.update_item(
-                TableName=self._c.ledger_table,
-                Key={"pk": item["pk"], "sk": item["sk"]},
-                UpdateExpression="SET tainted_by = :key",
-                ExpressionAttributeValues={":key": {"S": f"{key_id} (revoked from {effective_at})"}},
-            )
-            tainted.append({"lake_uri": lake_uri, "uris": {lake_uri, ingest_uri}})
+            lake = ObjectVersion(a["lake_bucket"], a["lake_key"], a["lake_version"])
+            self._ledger.taint(record, by=f"{key_id} (revoked from {effective_at})")
+            ingest = ObjectVersion(record.bucket, record.key, record.version_id)
+            tainted.append({"lake_uri": lake.uri, "versions": {lake, ingest}})
         return tainted
 
     # --- the rollback itself ------------------------------------------------------------------------------
@@ -260,3 +242,8 @@ class Rollback:
             Subject=f"mlvault: rollback {report.status}"[:100],
             Message=json.dumps(detail, indent=2),
         )
+
+
+def _lineage_versions(entry: dict[str, Any]) -> set[ObjectVersion]:
+    """The object versions a lineage entry names (its lake version and the ingest versions it was accepted from)."""
+    return {ObjectVersion.parse(uri) for uri in [entry["lake_uri"], *entry["ingest"]]}

@@ -11,13 +11,11 @@ verified with the pinned key, and the registry record must still hash to the dig
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from mlvault.errors import ModelReason, ModelRegistryError, RolloutReason, RolloutRefused
+from mlvault.attestation.pinned import attest_registered
+from mlvault.errors import ModelRegistryError, RolloutReason, RolloutRefused
 from mlvault.registry.records import DEPLOYED, REVOKED, ROLLED_BACK, SIGNED, SUPERSEDED, ModelRegistry
 from mlvault.wiring import Env
 
@@ -219,67 +217,6 @@ def model_of_version(lambda_client: Any, function_name: str, version: str | None
         return None
     config = lambda_client.get_function_configuration(FunctionName=function_name, Qualifier=version)
     return config.get("Environment", {}).get("Variables", {}).get(Env.MODEL_ID)
-
-
-def attest_registered(
-    s3: Any,
-    kms: Any,
-    model: dict[str, Any] | None,
-    signing_key_arn: str,
-    *,
-    statuses: tuple[str, ...] | None = None,
-    folder: Path | None = None,
-):
-    """Verify a registered, signed model as deployment and `mlvault verify-model` do: its artifact and signature
-    (the exact versions the registry names) with the pinned key, the registry record intact and covered by the
-    signature; with `statuses`, the model must also be in one of them. Returns attest's VerifiedModel; raises
-    RolloutRefused with a stable reason."""
-    from mlvault.attestation.openssf import CHUNK_BYTES, MAX_SIGNATURE_BYTES, kms_public_key_pem, verify_model
-    from mlvault.errors import ModelVerificationError
-
-    if model is None:
-        raise RolloutRefused(RolloutReason.MODEL_NOT_REGISTERED, "no such model")
-    if "signature_key" not in model:
-        raise RolloutRefused(
-            RolloutReason.MODEL_NOT_SIGNED, f"{model['model_id']} is {model['status']}, with no signature"
-        )
-    if statuses is not None and model["status"] not in statuses:
-        raise RolloutRefused(RolloutReason.MODEL_NOT_DEPLOYABLE, f"{model['model_id']} is {model['status']}")
-    if not model["record_intact"]:
-        raise RolloutRefused(
-            RolloutReason.RECORD_TAMPERED, f"{model['model_id']}'s registry record changed after it was written"
-        )
-    if model.get("signing_key_arn") != signing_key_arn:
-        raise RolloutRefused(
-            RolloutReason.WRONG_SIGNING_KEY, f"signed by {model.get('signing_key_arn')}, pinned {signing_key_arn}"
-        )
-    artifact = model["record"]["artifact"]
-    pem = kms_public_key_pem(kms, signing_key_arn)
-
-    def body(key: str, version: str) -> Any:
-        return s3.get_object(Bucket=artifact["bucket"], Key=key, VersionId=version)["Body"]
-
-    # attest refuses bundles over its cap: read at most one byte more, never the whole object
-    signature = body(model["signature_key"], model["signature_version"]).read(MAX_SIGNATURE_BYTES + 1)
-    with tempfile.TemporaryDirectory() as scratch:
-        where = Path(folder or scratch)
-        with (where / "model.json").open("wb") as out:  # streamed: memory does not grow with the artifact
-            shutil.copyfileobj(body(artifact["key"], artifact["version_id"]), out, CHUNK_BYTES)
-        try:
-            verified = verify_model(where / "model.json", signature, pem)
-        except ModelVerificationError as err:
-            raise RolloutRefused(err.reason, err.detail) from None
-        if folder is not None:
-            (where / "model.sig").write_bytes(signature)
-            (where / "signing-key.pem").write_bytes(pem)
-    signed = verified.extra.get("mlvault", {})
-    if signed.get("record_sha256") != model["record_sha256"] or signed.get("model_id") != model["model_id"]:
-        raise RolloutRefused(RolloutReason.RECORD_TAMPERED, "the signed statement does not cover this registry record")
-    if dict(verified.digests) != {".": artifact["sha256"]}:  # one signed file: the artifact the registry names
-        raise RolloutRefused(
-            ModelReason.MODEL_DIGEST_MISMATCH, f"signed {dict(verified.digests)}, registry {artifact['sha256']}"
-        )
-    return verified
 
 
 def canary_from_json(raw: str) -> tuple[tuple[int, int], ...]:

@@ -5,16 +5,11 @@ The pin (`mlvault.config.ServeSettings`, set by the deploy step before it publis
 the model object's exact S3 version and SHA-256, the exact version of its signature (a Sigstore bundle in the
 OpenSSF model-signing format, `mlvault.attestation.openssf`), the KMS key ARN that signed it and its registry id.
 
-`ModelLoader.load(pin)` fails closed, in this order (bound, then verify, then parse; GUIDE.md section 3):
-  registry status (REVOKED, ROLLED_BACK, missing, or anything but SIGNED/DEPLOYED/SUPERSEDED is refused)
-  -> the signature's pinned version (absent: MODEL_UNSIGNED), at most attest.MAX_SIGNATURE_BYTES
-  -> the model's pinned version, streamed into a private temporary directory through SHA-256, at most
-     MAX_MODEL_BYTES, compared with the pinned digest
-  -> the pinned KMS key's public key -> attest.verify_model (its reason codes pass through unchanged)
-  -> the verified digest is the pinned digest, and the signed statement names the pinned model id (the sign step
-     signs {"mlvault": {"model_id": ...}}: a signed artifact cannot be served under another model's registry
-     record, which would escape its revocation) -> load_model(bytes, digest=pin).
-It returns a `ServedModel` or raises `AttestationError(reason, detail)` with a stable reason code (`ServeReason`).
+`ModelLoader.load(pin)` fails closed: the registry status first (REVOKED, ROLLED_BACK, missing, or anything but
+SIGNED/DEPLOYED/SUPERSEDED is refused), then the one attestation every deployment path shares
+(`mlvault.attestation.pinned.attest`: signature and artifact by their pinned versions, bounded, hashed, verified
+with the pinned key, covering the pinned digest and model id), then `load_model(bytes, digest=pin)`. It returns
+a `ServedModel` or raises `AttestationError(reason, detail)` with a stable reason code (ServeReason, ModelReason).
 Transient AWS errors (throttling, 5xx, timeouts) and access errors are not verdicts: they propagate unchanged.
 
 `Server` keeps the loaded model for the life of the execution environment and re-reads its registry status every
@@ -43,25 +38,19 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from botocore.exceptions import ClientError
-
-from mlvault.attestation import openssf as attest
+from mlvault.attestation.pinned import MAX_MODEL_BYTES, ModelPin, attest
 from mlvault.config import DriftSettings, ServeSettings, SigningKeyNotPinnedError
 from mlvault.drift import DriftSnapshot, DriftWindow
-from mlvault.errors import AttestationError, ModelReason, ModelVerificationError, ServeReason
-from mlvault.training.trainer import Model, load_model, predict
+from mlvault.errors import AttestationError, ModelReason, ServeReason
+from mlvault.registry.records import ModelRegistry
+from mlvault.training.artifact import Model, load_model, predict
 
-MAX_MODEL_BYTES = 50 * 1024 * 1024  # the model JSON is read into memory to parse it: bounded before reading
 MAX_ROWS = 1000  # rows per request
-CHUNK_BYTES = 1024 * 1024
 RECHECK_SECONDS = 60.0  # how long a loaded model is served before its registry status is read again
-LOCAL_NAME = "model.json"  # the downloaded model's file name (never derived from the object key)
 # SIGNED: being deployed (canary); DEPLOYED: live; SUPERSEDED: replaced by a newer model, still good (a rollback
 # may shift the alias back to it). REGISTERED (not signed yet), ROLLED_BACK, REVOKED and anything else: refused.
 SERVABLE = frozenset({"SIGNED", "DEPLOYED", "SUPERSEDED"})
-_ABSENT = frozenset({"NoSuchKey", "NoSuchVersion", "MethodNotAllowed"})  # 405: the pinned version is a delete marker
 _MAX_FLOAT_INT = int(sys.float_info.max)
-_KEY_UNUSABLE = frozenset({"NotFoundException", "DisabledException", "KMSInvalidStateException"})
 
 
 class InvalidRequest(ValueError):
@@ -93,32 +82,7 @@ class RegistryReader(Protocol):
         ...
 
 
-class DynamoDbRegistryReader:
-    """The model registry's record of a model: item pk="MODEL#<model_id>", sk="RECORD", attribute "status"."""
-
-    def __init__(self, ddb: Any, table: str) -> None:
-        self._ddb = ddb
-        self._table = table
-
-    def status(self, model_id: str) -> str | None:
-        item = self._ddb.get_item(
-            TableName=self._table,
-            Key={"pk": {"S": f"MODEL#{model_id}"}, "sk": {"S": "RECORD"}},
-            ConsistentRead=True,
-            ProjectionExpression="#s",
-            ExpressionAttributeNames={"#s": "status"},
-        ).get("Item")
-        if item is None:
-            return None
-        value = item.get("status")
-        return value.get("S", "") if isinstance(value, dict) else ""  # no string status: not SIGNED, not servable
-
-
 # --------------------------------------------------------------------------------------------------------- loader
-
-
-def _error_code(err: ClientError) -> str:
-    return err.response.get("Error", {}).get("Code", "")
 
 
 class ModelLoader:
@@ -141,30 +105,11 @@ class ModelLoader:
 
     def load(self, pin: ServeSettings) -> ServedModel:
         self.check_status(pin)
-        signature = self._signature(pin)
         with tempfile.TemporaryDirectory(prefix="mlvault-serve-", dir=self._tmp_dir) as tmp:  # mode 0700
-            path = Path(tmp) / LOCAL_NAME
-            self._download_model(pin, path)
-            public_key_pem = self._public_key(pin)
-            try:
-                verified = attest.verify_model(path, signature, public_key_pem)
-            except ModelVerificationError as err:
-                raise _refuse(pin, err.reason, err.detail) from err
-            signed = verified.digests.get(attest.SINGLE_FILE)
-            if signed != pin.model_digest:
-                raise _refuse(
-                    pin,
-                    ModelReason.MODEL_DIGEST_MISMATCH,
-                    f"the signature covers sha256 {signed}, expected the pinned {pin.model_digest}",
-                )
-            signed_id = _signed_model_id(verified.extra)
-            if signed_id != pin.model_id:
-                raise _refuse(
-                    pin,
-                    ServeReason.MODEL_ID_MISMATCH,
-                    f"the signature names model id {signed_id!r}, expected the pinned {pin.model_id!r}",
-                )
-            data = path.read_bytes()  # at most max_model_bytes, from our own directory
+            attested = attest(
+                self._s3, self._kms, model_pin(pin), Path(tmp), max_model_bytes=self._max_model_bytes, stage=pin.stage
+            )
+            data = attested.path.read_bytes()  # at most max_model_bytes, from our own directory
         got = hashlib.sha256(data).hexdigest()
         if got != pin.model_digest:  # the file changed after it was verified
             raise _refuse(pin, ModelReason.MODEL_DIGEST_MISMATCH, f"expected sha256 {pin.model_digest}, got {got}")
@@ -179,7 +124,7 @@ class ModelLoader:
             version=pin.model_version,
             signature_version=pin.signature_version,
             signing_key_arn=pin.signing_key_arn,
-            signed_extra=dict(verified.extra),
+            signed_extra=attested.signed_extra,
         )
 
     def check_status(self, pin: ServeSettings) -> None:
@@ -198,83 +143,19 @@ class ModelLoader:
                 f"expected registry status {', '.join(sorted(SERVABLE))} for {pin.model_id}, got {status!r}",
             )
 
-    def _get(self, pin: ServeSettings, key: str, version: str, absent: str, what: str) -> dict[str, Any]:
-        try:
-            response = self._s3.get_object(Bucket=pin.model_bucket, Key=key, VersionId=version)
-        except ClientError as err:
-            if _error_code(err) in _ABSENT:
-                raise _refuse(
-                    pin, absent, f"no {what} s3://{pin.model_bucket}/{key} version {version} ({_error_code(err)})"
-                ) from err
-            raise
-        if response.get("VersionId") != version:
-            response["Body"].close()
-            raise _refuse(
-                pin,
-                ServeReason.MODEL_VERSION_MISMATCH,
-                f"{what}: expected version {version}, S3 returned {response.get('VersionId')!r}",
-            )
-        return response
 
-    def _signature(self, pin: ServeSettings) -> bytes:
-        response = self._get(pin, pin.signature_key, pin.signature_version, ServeReason.MODEL_UNSIGNED, "signature")
-        limit = attest.MAX_SIGNATURE_BYTES
-        body = response["Body"]
-        try:
-            if response.get("ContentLength", 0) > limit:
-                raise _refuse(
-                    pin,
-                    ModelReason.MODEL_SIGNATURE_TOO_LARGE,
-                    f"expected a signature of at most {limit} bytes, got {response['ContentLength']}",
-                )
-            signature = body.read(limit + 1)  # verify_model refuses more than the limit
-        finally:
-            body.close()
-        return signature
-
-    def _download_model(self, pin: ServeSettings, path: Path) -> None:
-        response = self._get(pin, pin.model_key, pin.model_version, ServeReason.MODEL_NOT_FOUND, "model")
-        limit = self._max_model_bytes
-        body = response["Body"]
-        too_large = f"expected a model of at most {limit} bytes, got"
-        try:
-            if response.get("ContentLength", 0) > limit:
-                raise _refuse(pin, ServeReason.MODEL_TOO_LARGE, f"{too_large} {response['ContentLength']}")
-            sha = hashlib.sha256()
-            size = 0
-            with path.open("xb") as out:
-                while chunk := body.read(CHUNK_BYTES):
-                    size += len(chunk)
-                    if size > limit:
-                        raise _refuse(pin, ServeReason.MODEL_TOO_LARGE, f"{too_large} more")
-                    sha.update(chunk)
-                    out.write(chunk)
-        finally:
-            body.close()
-        got = sha.hexdigest()
-        if got != pin.model_digest:
-            raise _refuse(
-                pin,
-                ModelReason.MODEL_DIGEST_MISMATCH,
-                f"version {pin.model_version}: expected the pinned sha256 {pin.model_digest}, got {got}",
-            )
-
-    def _public_key(self, pin: ServeSettings) -> bytes:
-        try:
-            return attest.kms_public_key_pem(self._kms, pin.signing_key_arn)
-        except ClientError as err:
-            if _error_code(err) in _KEY_UNUSABLE:
-                raise _refuse(
-                    pin, ServeReason.SIGNING_KEY_UNUSABLE, f"{pin.signing_key_arn}: {_error_code(err)}"
-                ) from err
-            raise
-        except ValueError as err:  # kms_public_key_pem: not an ECC_NIST_P256 SIGN_VERIFY key
-            raise _refuse(pin, ServeReason.SIGNING_KEY_UNUSABLE, f"{pin.signing_key_arn}: {err}") from err
-
-
-def _signed_model_id(extra: Mapping[str, Any]) -> Any:
-    signed = extra.get("mlvault")
-    return signed.get("model_id") if isinstance(signed, Mapping) else None
+def model_pin(pin: ServeSettings) -> ModelPin:
+    """The model a published serving version is pinned to."""
+    return ModelPin(
+        model_id=pin.model_id,
+        bucket=pin.model_bucket,
+        artifact_key=pin.model_key,
+        artifact_version=pin.model_version,
+        artifact_digest=pin.model_digest,
+        signature_key=pin.signature_key,
+        signature_version=pin.signature_version,
+        signing_key_arn=pin.signing_key_arn,
+    )
 
 
 def _refuse(pin: ServeSettings, reason: str, detail: str) -> AttestationError:
@@ -354,7 +235,7 @@ def default_server() -> Server:
     loader = ModelLoader(
         s3=boto3.client("s3"),
         kms=boto3.client("kms", region_name=region),
-        registry=DynamoDbRegistryReader(boto3.client("dynamodb"), pin.registry_table),
+        registry=ModelRegistry(boto3.client("dynamodb"), pin.registry_table),
     )
     return Server(loader, pin, drift_window_rows=DriftSettings.from_env().window_rows)
 

@@ -41,11 +41,12 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from mlvault.canonical import canonical_json, versioned_uri
 from mlvault.contracts.schema import Contract
 from mlvault.errors import GatesFailed
 from mlvault.ledger import STATUS_ACCEPTED, LedgerRecord
-from mlvault.training.manifest import Manifest, canonical_json
-from mlvault.training.trainer import Model, Row, predict
+from mlvault.training.artifact import Model, Row, predict
+from mlvault.training.manifest import Manifest
 
 NULL_GROUP = "<null>"
 SHOWN = 5
@@ -232,7 +233,7 @@ def _inputs_accepted(
     for entry in manifest.entries:
         for ref in entry.ingest:
             checked += 1
-            where = f"s3://{ref.bucket}/{ref.key}?versionId={ref.version_id}"
+            where = versioned_uri(ref.bucket, ref.key, ref.version_id)
             record = ledger.get(ref.bucket, ref.key, ref.version_id)
             if record is None:
                 problems.append(f"{where} has no ledger record")

@@ -18,23 +18,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from mlvault.canonical import canonical_json, versioned_uri
 from mlvault.errors import ManifestError, ManifestReason
-from mlvault.ledger import STATUS_ACCEPTED, LedgerRecord, record_from_item
+from mlvault.ledger import Ledger, LedgerRecord
 
 MANIFEST_FORMAT = "mlvault.manifest/v1"
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024  # bound before reading a stored manifest back
 _ENTRY_ATTRIBUTES = ("lake_bucket", "lake_key", "lake_version", "sha256", "producer", "key_id", "rows")
-
-
-def canonical_json(data: Any) -> bytes:
-    """Sorted keys, no whitespace, UTF-8: the bytes that digests are computed over."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 @dataclass(frozen=True, order=True)
@@ -64,7 +59,7 @@ class ManifestEntry:
 
     @property
     def uri(self) -> str:
-        return f"s3://{self.lake_bucket}/{self.lake_key}?versionId={self.lake_version}"
+        return versioned_uri(self.lake_bucket, self.lake_key, self.lake_version)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -149,35 +144,10 @@ def manifest_key(dataset: str, digest: str) -> str:
     return f"manifests/{dataset}/sha256={digest}.json"
 
 
-def accepted_records(
-    dynamodb: Any, table: str, dataset: str, *, page_size: int | None = None
-) -> Iterator[LedgerRecord]:
-    """Every ACCEPTED ledger record of a dataset that no key revocation tainted since (`tainted_by`, written by
-    the revocation blast radius): a paginated, consistent Scan (see the module docstring)."""
-    paginator = dynamodb.get_paginator("scan")
-    arguments: dict[str, Any] = {
-        "TableName": table,
-        "ConsistentRead": True,
-        "FilterExpression": "begins_with(#pk, :obj) AND #status = :accepted AND #dataset = :dataset "
-        "AND attribute_not_exists(tainted_by)",
-        "ExpressionAttributeNames": {"#pk": "pk", "#status": "status", "#dataset": "dataset"},
-        "ExpressionAttributeValues": {
-            ":obj": {"S": "OBJ#"},
-            ":accepted": {"S": STATUS_ACCEPTED},
-            ":dataset": {"S": dataset},
-        },
-    }
-    if page_size is not None:
-        arguments["PaginationConfig"] = {"PageSize": page_size}
-    for page in paginator.paginate(**arguments):
-        for item in page.get("Items", []):
-            yield record_from_item(item)
-
-
 def build_manifest(
-    dynamodb: Any, table: str, dataset: str, *, contract_version: str | None = None, page_size: int | None = None
+    ledger: Ledger, dataset: str, *, contract_version: str | None = None, page_size: int | None = None
 ) -> Manifest:
-    """The manifest of a dataset's accepted data, from the ledger table (a DynamoDB client is passed in).
+    """The manifest of a dataset's accepted data, from the ledger (revoked keys' data excluded).
 
     With `contract_version`, only records produced for that version; without it, all accepted records must share
     one version (a model is trained against one contract). Two accepted ingest versions with the same bytes map
@@ -186,12 +156,12 @@ def build_manifest(
     """
     by_object: dict[tuple[str, str, str], list[LedgerRecord]] = {}
     versions: set[str] = set()
-    for record in accepted_records(dynamodb, table, dataset, page_size=page_size):
+    for record in ledger.accepted(dataset, page_size=page_size):
         missing = [name for name in (*_ENTRY_ATTRIBUTES, "contract_version") if not record.attributes.get(name)]
         if missing:
             raise ManifestError(
                 ManifestReason.RECORD_INVALID,
-                f"accepted ledger record s3://{record.bucket}/{record.key}?versionId={record.version_id} lacks "
+                f"accepted ledger record {versioned_uri(record.bucket, record.key, record.version_id)} lacks "
                 f"{missing}: cannot pin the object it accepted",
             )
         version = record.attributes["contract_version"]
@@ -225,7 +195,7 @@ def _entry(obj: tuple[str, str, str], records: list[LedgerRecord]) -> ManifestEn
         if record.attributes["sha256"] != first["sha256"]:
             raise ManifestError(
                 ManifestReason.RECORD_INVALID,
-                f"s3://{obj[0]}/{obj[1]}?versionId={obj[2]} is recorded with two digests "
+                f"{versioned_uri(*obj)} is recorded with two digests "
                 f"({first['sha256']} and {record.attributes['sha256']})",
             )
     try:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mlvault.canonical import versioned_uri
 from mlvault.contracts.validate import resolve_contract
 from mlvault.errors import (
     GatesFailed,
@@ -27,9 +28,12 @@ from mlvault.errors import (
 )
 from mlvault.ledger import Ledger
 from mlvault.registry.records import REGISTERED, SIGNED, ModelRegistry
+from mlvault.training.artifact import load_model
+from mlvault.training.data import read_split
 from mlvault.training.gates import Gates, evaluate
 from mlvault.training.manifest import build_manifest, load_manifest, store_manifest
-from mlvault.training.trainer import LambdaTrainer, TrainingParams, load_model, read_split
+from mlvault.training.params import TrainingParams
+from mlvault.training.trainer import LambdaTrainer
 
 MAX_ARTIFACT_BYTES = 50 * 1024 * 1024
 PROVENANCE_TYPE = "https://mlvault.dev/provenance/model/v1"
@@ -66,7 +70,7 @@ class Pipeline:
             run_id, dataset=dataset, status="STARTED", body={"dataset": dataset, "started_at": started}
         )
         try:
-            manifest = build_manifest(self._db, self._c.ledger_table, dataset)
+            manifest = build_manifest(Ledger(self._db, self._c.ledger_table), dataset)
             manifest_version = store_manifest(self._s3, self._c.model_bucket, manifest)
             contract = resolve_contract(self._c.contracts_dir, dataset, manifest.contract_version)
             result = LambdaTrainer(self._s3).train(manifest, contract, self._c.params)
@@ -143,7 +147,7 @@ class Pipeline:
                 "sha256": e.sha256,
                 "producer": e.producer,
                 "key_id": e.key_id,
-                "ingest": [f"s3://{i.bucket}/{i.key}?versionId={i.version_id}" for i in e.ingest],
+                "ingest": [versioned_uri(i.bucket, i.key, i.version_id) for i in e.ingest],
             }
             for e in manifest.entries
         ]
@@ -221,8 +225,9 @@ class Pipeline:
                 "model_id": model_id,
                 "run_id": record["run_id"],
                 "manifest": {
-                    "uri": f"s3://{record['manifest']['bucket']}/{record['manifest']['key']}?versionId="
-                    f"{record['manifest']['version_id']}",
+                    "uri": versioned_uri(
+                        record["manifest"]["bucket"], record["manifest"]["key"], record["manifest"]["version_id"]
+                    ),
                     "sha256": record["manifest"]["sha256"],
                 },
                 "producers": sorted({(e["producer"], e["key_id"]) for e in record["lineage"]}),

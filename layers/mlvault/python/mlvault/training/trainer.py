@@ -1,10 +1,7 @@
-"""The default trainer: a small, deterministic model trained inside a Lambda function from a manifest.
+"""The built-in trainer: a small, deterministic model trained inside a Lambda function from a manifest.
 
-Reading (GUIDE.md section 3): each manifest entry is read from S3 *by its version id*, streamed once through a
-SHA-256 that is compared with the manifest's digest when the object ends (a mismatch raises DigestMismatch naming
-the object, and nothing trained so far is kept); the bytes are parsed with pyarrow by the dataset's contract
-through `mlvault.contracts.validate.validate_stream`, so the contract's checks run again on the way (no parsing of
-our own, no type inference). Reading stops at the size the ledger recorded: an object that grew is refused.
+Reading: every manifest entry by its version id, verified on the way, and the held-out split
+(mlvault.training.data). The artifact and its prediction: mlvault.training.artifact.
 
 Model: multinomial logistic regression (softmax), full-batch gradient descent for a fixed number of epochs with
 L2 regularization, weights initialized from `random.Random(seed)`. Features, from the contract: every numeric
@@ -14,19 +11,9 @@ one-hot over the categories seen in training (an unseen category is all zeros). 
 features unless `protected_as_features=False`: leaving them out does not make a model fair (proxies remain), the
 gates measure outcomes either way (mlvault.training.gates).
 
-Split: a row is held out when the SHA-256 of (seed, its key) falls below `heldout_fraction`; the key is the
-contract's first unique column, or (without one) the object's digest and the row's position. The split does not
-depend on the order of files or rows, and `read_split` re-derives the held-out rows from the manifest alone.
-
-Drift reference: the artifact carries the training baseline serving compares traffic with (`drift`,
-mlvault.drift): decile cut points and counts per numeric feature, counts per value of each categorical
-feature, and the count per class of the model's predictions on the training rows; inside the artifact, so the
-model's digest and signature cover it. Artifacts without one still load (serving then emits no drift metrics).
-
-Pure Python and deterministic: the same manifest, contract, parameters and code give the same artifact bytes
-(floats are written with `repr`, which round-trips exactly). The training set is held in memory (8 bytes per
-feature value, in arrays): `max_rows` bounds it before anything is read; beyond it, use a SageMaker trainer
-(see `Trainer`).
+Pure Python and deterministic: the same manifest, contract, parameters and code give the same artifact bytes.
+The training set is held in memory (8 bytes per feature value, in arrays): `max_rows` bounds it before anything
+is read; beyond it, use a SageMaker trainer (see `Trainer`).
 """
 
 from __future__ import annotations
@@ -36,218 +23,36 @@ import importlib.util
 import math
 import random
 from array import array
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
 from operator import add, mul, sub, truediv
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
-from mlvault.contracts.schema import NUMERIC, Contract
-from mlvault.drift import DriftReference, build_reference
-from mlvault.errors import TrainingError, TrainingReason, VerificationError
-from mlvault.ingest.digest import CHUNK
-from mlvault.training.manifest import Manifest, ManifestEntry, canonical_json
+from mlvault.canonical import canonical_json
+from mlvault.contracts.schema import Contract
+from mlvault.drift import build_reference
+from mlvault.errors import TrainingError, TrainingReason
+from mlvault.training.artifact import MODEL_TYPE, Feature, Model, accuracy, predict
+from mlvault.training.data import FeaturePlan, check_contract, feature_plan, read_manifest, row_splitter
+from mlvault.training.manifest import Manifest, ManifestEntry
+from mlvault.training.params import TrainingParams
 
-MODEL_FORMAT = "mlvault.model/v1"
-MODEL_TYPE = "softmax-regression"
 # the code that decides what a model is: hashed into every run's code digest
 CODE_MODULES = (
+    "mlvault.canonical",
     "mlvault.contracts.schema",
     "mlvault.contracts.validate",
     "mlvault.ingest.digest",
     "mlvault.drift",
+    "mlvault.training.artifact",
+    "mlvault.training.data",
     "mlvault.training.manifest",
+    "mlvault.training.params",
     "mlvault.training.trainer",
 )
-
-Row = Mapping[str, Any]
-
-
-class TrainingDataError(TrainingError):
-    """A manifest entry cannot be trusted or read; `uri` names the object version."""
-
-    def __init__(self, reason: str, entry: ManifestEntry, detail: str) -> None:
-        super().__init__(reason, f"{entry.uri}: {detail}")
-        self.uri = entry.uri
-        self.entry = entry
-
-
-class DigestMismatch(TrainingDataError):
-    def __init__(self, entry: ManifestEntry, got: str) -> None:
-        super().__init__(TrainingReason.DIGEST_MISMATCH, entry, f"expected sha256 {entry.sha256}, got {got}")
-        self.expected = entry.sha256
-        self.got = got
-
-
-@dataclass(frozen=True)
-class TrainingParams:
-    seed: int = 0
-    epochs: int = 200
-    learning_rate: float = 0.5
-    l2: float = 1e-4
-    heldout_fraction: float = 0.2
-    protected_as_features: bool = True
-    max_rows: int = 500_000  # the training set is held in memory: bounded before reading
-
-    def __post_init__(self) -> None:
-        if not (isinstance(self.epochs, int) and self.epochs >= 1):
-            raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
-        if not (self.l2 >= 0 and math.isfinite(self.l2)):
-            raise ValueError(f"l2 must be a non-negative number, got {self.l2!r}")
-        if not 0 < self.heldout_fraction < 1:
-            raise ValueError(f"heldout_fraction must be in (0, 1), got {self.heldout_fraction!r}")
-        if not (isinstance(self.max_rows, int) and self.max_rows >= 1):
-            raise ValueError(f"max_rows must be a positive integer, got {self.max_rows!r}")
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-# --- the model artifact -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Feature:
-    """One input of the model: a standardized numeric column, or one category of a string column (one-hot)."""
-
-    name: str
-    kind: str  # "numeric" | "category"
-    mean: float = 0.0
-    scale: float = 1.0
-    value: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        if self.kind == "numeric":
-            return {"name": self.name, "kind": self.kind, "mean": self.mean, "scale": self.scale}
-        return {"name": self.name, "kind": self.kind, "value": self.value}
-
-
-@dataclass(frozen=True)
-class Model:
-    """A trained softmax regression. `to_bytes()` is the artifact (canonical JSON); `digest` its SHA-256."""
-
-    dataset: str
-    contract_version: str
-    label: str
-    classes: tuple[str, ...]
-    features: tuple[Feature, ...]
-    weights: tuple[tuple[float, ...], ...]  # one row per class, one weight per feature
-    bias: tuple[float, ...]
-    training: dict[str, Any] = field(default_factory=dict)  # params, manifest and code digests
-    drift: DriftReference | None = None  # the training baseline of drift metrics (absent in older artifacts)
-
-    def to_json(self) -> dict[str, Any]:
-        data = {
-            "format": MODEL_FORMAT,
-            "type": MODEL_TYPE,
-            "dataset": self.dataset,
-            "contract_version": self.contract_version,
-            "label": self.label,
-            "classes": list(self.classes),
-            "features": [f.to_json() for f in self.features],
-            "weights": [list(w) for w in self.weights],
-            "bias": list(self.bias),
-            "training": self.training,
-        }
-        if self.drift is not None:  # absent, not null: artifacts without one keep their bytes
-            data["drift"] = self.drift.to_json()
-        return data
-
-    def to_bytes(self) -> bytes:
-        return canonical_json(self.to_json())
-
-    @property
-    def digest(self) -> str:
-        return hashlib.sha256(self.to_bytes()).hexdigest()
-
-    @property
-    def manifest_digest(self) -> str | None:
-        return self.training.get("manifest_digest")
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Model:
-        if data.get("format") != MODEL_FORMAT or data.get("type") != MODEL_TYPE:
-            raise ValueError(f"expected a {MODEL_FORMAT} {MODEL_TYPE}, got {data.get('format')!r} {data.get('type')!r}")
-        features = tuple(
-            Feature(f["name"], "numeric", mean=f["mean"], scale=f["scale"])
-            if f["kind"] == "numeric"
-            else Feature(f["name"], "category", value=f["value"])
-            for f in data["features"]
-        )
-        weights = tuple(tuple(w) for w in data["weights"])
-        classes = tuple(data["classes"])
-        if len(weights) != len(classes) or any(len(w) != len(features) for w in weights):
-            raise ValueError("weights do not match the classes and features")
-        drift = None
-        if "drift" in data:
-            drift = DriftReference.from_json(data["drift"])
-            unknown = {f.name for f in drift.features} - {f.name for f in features}
-            if unknown:
-                raise ValueError(f"the drift reference names features the model lacks: {sorted(unknown)}")
-            if drift.classes != classes:
-                raise ValueError("the drift reference's classes are not the model's")
-        return cls(
-            dataset=data["dataset"],
-            contract_version=data["contract_version"],
-            label=data["label"],
-            classes=classes,
-            features=features,
-            weights=weights,
-            bias=tuple(data["bias"]),
-            training=dict(data["training"]),
-            drift=drift,
-        )
-
-
-def load_model(data: bytes, *, digest: str) -> Model:
-    """A model artifact from its bytes, verified against the digest it was registered with."""
-    import json
-
-    got = hashlib.sha256(data).hexdigest()
-    if got != digest:
-        raise ValueError(f"model artifact: expected sha256 {digest}, got {got}")
-    return Model.from_json(json.loads(data))
-
-
-def _vector(model: Model, row: Row) -> list[float]:
-    x = []
-    for feature in model.features:
-        try:
-            value = row[feature.name]
-        except KeyError:
-            raise ValueError(f"row lacks feature column {feature.name!r}") from None
-        if feature.kind == "numeric":
-            x.append(0.0 if value is None else (float(value) - feature.mean) / feature.scale)
-        else:
-            x.append(1.0 if value == feature.value else 0.0)
-    return x
-
-
-def scores(model: Model, row: Row) -> list[float]:
-    """The class logits of one row (same order as `model.classes`)."""
-    x = _vector(model, row)
-    return [b + sum(map(mul, w, x)) for w, b in zip(model.weights, model.bias, strict=True)]
-
-
-def predict(model: Model, rows: Iterable[Row]) -> list[str]:
-    """The predicted class of each row (a tie goes to the class that sorts first)."""
-    classes = model.classes
-    predictions = []
-    for row in rows:
-        logits = scores(model, row)
-        predictions.append(classes[logits.index(max(logits))])
-    return predictions
-
-
-def accuracy(model: Model, rows: list[Row]) -> float:
-    if not rows:
-        return float("nan")
-    hits = sum(p == row[model.label] for p, row in zip(predict(model, rows), rows, strict=True))
-    return hits / len(rows)
 
 
 # --- the run record -----------------------------------------------------------------------------------------
@@ -306,149 +111,6 @@ class Trainer(Protocol):
     def train(self, manifest: Manifest, contract: Contract, params: TrainingParams) -> TrainingResult: ...
 
 
-# --- reading ------------------------------------------------------------------------------------------------
-
-
-class _HashingReader:
-    """A read-only stream that hashes what it yields and never yields more than `limit` + 1 bytes."""
-
-    def __init__(self, body: BinaryIO, limit: int) -> None:
-        self._body = body
-        self._limit = limit
-        self._sha = hashlib.sha256()
-        self.size = 0
-        self.closed = False
-
-    def read(self, size: int | None = -1) -> bytes:
-        room = self._limit + 1 - self.size
-        if room <= 0:
-            return b""
-        wanted = CHUNK if size is None or size < 0 else size
-        block = self._body.read(min(wanted, room))
-        self._sha.update(block)
-        self.size += len(block)
-        return block
-
-    def drain(self) -> None:
-        while self.read(CHUNK):
-            pass
-
-    def check(self, entry: ManifestEntry) -> None:
-        if self.size > entry.size:
-            raise TrainingDataError(
-                TrainingReason.SIZE_MISMATCH, entry, f"more than the {entry.size} bytes the ledger recorded"
-            )
-        got = self._sha.hexdigest()
-        if got != entry.sha256:
-            raise DigestMismatch(entry, got)
-
-
-def read_manifest(
-    s3: Any, manifest: Manifest, contract: Contract, on_batch: Callable[[ManifestEntry, Any], None]
-) -> None:
-    """Stream every entry of the manifest by version id, verified: `on_batch(entry, record_batch)` sees each batch;
-    an entry's SHA-256, size and row count are checked when it ends (an error names the object version)."""
-    _check_contract(manifest, contract)
-    if contract.format not in ("csv", "jsonl"):
-        raise TrainingError(
-            TrainingReason.UNSUPPORTED, f"the Lambda trainer streams csv and jsonl, not {contract.format}"
-        )
-    from mlvault.contracts.validate import validate_stream  # pyarrow: only where data is read
-
-    for entry in manifest.entries:
-        response = s3.get_object(Bucket=entry.lake_bucket, Key=entry.lake_key, VersionId=entry.lake_version)
-        body = response["Body"]
-        try:
-            if response.get("VersionId") != entry.lake_version:
-                raise TrainingDataError(
-                    TrainingReason.VERSION_MISMATCH, entry, f"S3 returned version {response.get('VersionId')!r}"
-                )
-            reader = _HashingReader(body, entry.size)
-            try:
-                report = validate_stream(reader, contract, size=entry.size, observe=lambda b, e=entry: on_batch(e, b))
-            except VerificationError as err:
-                reader.drain()
-                reader.check(entry)  # other bytes than the accepted ones: say that first
-                raise TrainingDataError(TrainingReason.CONTRACT_VIOLATION, entry, str(err)) from err
-            reader.drain()
-            reader.check(entry)
-        finally:
-            body.close()
-        if report.rows != entry.rows:
-            raise TrainingDataError(
-                TrainingReason.ROW_COUNT_MISMATCH, entry, f"the ledger recorded {entry.rows} rows, read {report.rows}"
-            )
-
-
-def _check_contract(manifest: Manifest, contract: Contract) -> None:
-    if (manifest.dataset, manifest.contract_version) != (contract.dataset, contract.version):
-        raise TrainingError(
-            TrainingReason.CONTRACT_MISMATCH,
-            f"the manifest is for {manifest.dataset} v{manifest.contract_version}, "
-            f"the contract is {contract.dataset} v{contract.version}",
-        )
-    if not contract.label:
-        raise TrainingError(TrainingReason.UNSUPPORTED, f"contract {contract.dataset} declares no label column")
-
-
-@dataclass(frozen=True)
-class FeaturePlan:
-    label: str
-    key: str | None
-    numeric: tuple[str, ...]
-    categorical: tuple[str, ...]
-
-
-def feature_plan(contract: Contract, params: TrainingParams) -> FeaturePlan:
-    """Which contract columns feed the model (see the module docstring)."""
-    label = contract.label
-    key = next((c.name for c in contract.columns if c.unique), None)
-    skipped = {label, key} | (set() if params.protected_as_features else set(contract.protected_attributes))
-    numeric = tuple(c.name for c in contract.columns if c.name not in skipped and c.type in (*NUMERIC, "bool"))
-    categorical = tuple(
-        c.name for c in contract.columns if c.name not in skipped and c.type == "string" and not c.nullable
-    )
-    if not numeric and not categorical:
-        raise TrainingError(TrainingReason.UNSUPPORTED, f"contract {contract.dataset} leaves no feature column")
-    return FeaturePlan(label=label, key=key, numeric=numeric, categorical=categorical)
-
-
-def _splitter(plan: FeaturePlan, params: TrainingParams) -> Callable[[ManifestEntry, Any], list[bool]]:
-    """Per batch, which rows are held out (a pure function of the seed and each row's key)."""
-    threshold = int(params.heldout_fraction * 2**64)
-    prefix = f"mlvault-split\x1f{params.seed}\x1f".encode()
-    offsets: dict[str, int] = {}
-
-    def heldout(entry: ManifestEntry, batch: Any) -> list[bool]:
-        if plan.key is not None:
-            keys = [repr(k).encode() for k in batch.column(plan.key).to_pylist()]
-        else:
-            start = offsets.get(entry.sha256, 0)
-            keys = [f"{entry.sha256}:{start + i}".encode() for i in range(batch.num_rows)]
-            offsets[entry.sha256] = start + batch.num_rows
-        return [int.from_bytes(hashlib.sha256(prefix + k).digest()[:8], "big") < threshold for k in keys]
-
-    return heldout
-
-
-def read_split(
-    s3: Any, manifest: Manifest, contract: Contract, params: TrainingParams, *, part: str = "heldout"
-) -> list[dict[str, Any]]:
-    """The rows of one part of the split ("heldout" or "train"), read and verified from the manifest."""
-    if part not in ("heldout", "train"):
-        raise ValueError(f"part must be heldout or train, got {part!r}")
-    split = _splitter(feature_plan(contract, params), params)
-    rows: list[dict[str, Any]] = []
-
-    def keep(entry: ManifestEntry, batch: Any) -> None:
-        flags = split(entry, batch)
-        if any(f == (part == "heldout") for f in flags):
-            rows.extend(r for r, f in zip(batch.to_pylist(), flags, strict=True) if f == (part == "heldout"))
-
-    read_manifest(s3, manifest, contract, keep)
-    return rows
-
-
 @dataclass
 class _TrainingSet:
     numeric: list[array]
@@ -472,7 +134,7 @@ class LambdaTrainer:
     def train(self, manifest: Manifest, contract: Contract, params: TrainingParams | None = None) -> TrainingResult:
         params = params or TrainingParams()
         started = self._clock()
-        _check_contract(manifest, contract)
+        check_contract(manifest, contract)
         if manifest.rows > params.max_rows:
             raise TrainingError(
                 TrainingReason.TOO_MANY_ROWS,
@@ -481,7 +143,7 @@ class LambdaTrainer:
             )
         plan = feature_plan(contract, params)
         data = _TrainingSet(numeric=[array("d") for _ in plan.numeric], categorical=[[] for _ in plan.categorical])
-        split = _splitter(plan, params)
+        split = row_splitter(plan, params)
 
         def collect(entry: ManifestEntry, batch: Any) -> None:
             flags = split(entry, batch)

@@ -1,11 +1,12 @@
-"""The local cloud's resource-policy evaluation (gaps.py item 3), on the statements mlvault deploys."""
+"""The local cloud's resource-policy evaluation (localcloud/iam_policy.py, gap 3), on the statements mlvault
+deploys."""
 
 from __future__ import annotations
 
 import pytest
 
+from localcloud.iam_policy import Request, allowing_statement, denying_statement
 from localcloud.intrinsics import UnsupportedError
-from localcloud.policy import Request, allowing_statement, denying_statement
 
 BREAK_GLASS = "arn:aws:iam::123456789012:role/mlvault-break-glass"
 DEVELOPER = "arn:aws:iam::123456789012:user/dev"
