@@ -2,7 +2,7 @@
 -> {"predictions": [...], "model": {"id", "digest", "version"}}.
 
 Thin adapter (GUIDE.md section 2): the library attests the pinned model before anything is served
-(mlvault.serving.server). A refused model is loud on every invocation: the metric ModelAttestationFailed (namespace
+(mlvault.serving.loader). A refused model is loud on every invocation: the metric ModelAttestationFailed (namespace
 "mlvault", dimension sets [Stage] and [Stage, Reason]) as EMF, an error log line with the reason code, and the
 invocation fails. Nothing is served until the model checks out.
 

@@ -24,7 +24,7 @@ from mlvault.config import ServeSettings, SettingsError, SigningKeyNotPinnedErro
 from mlvault.observability import logger
 from mlvault.registry.records import ModelRegistry
 from mlvault.serving import server as serving
-from mlvault.serving.server import AttestationError, InvalidRequest, ModelLoader, Server
+from mlvault.serving.loader import AttestationError, InvalidRequest, ModelLoader, Server
 from mlvault.signing.keys import KmsSigner
 from mlvault.training.artifact import Feature, Model
 from mlvault.training.params import TrainingParams

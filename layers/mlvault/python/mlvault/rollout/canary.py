@@ -4,7 +4,7 @@ Step Functions execution, so a retried step is harmless).
 
 The serving function's *version* carries the pins (environment variables naming the artifact's version id and
 digest, the signature object and the pinned KMS key ARN), and the serving function attests them itself before
-it serves (mlvault.serving.server). Here, before anything is published, the artifact and its signature are
+it serves (mlvault.serving.loader). Here, before anything is published, the artifact and its signature are
 verified with the pinned key, and the registry record must still hash to the digest the signature covers.
 """
 
