@@ -18,7 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from mlvault.observability import logger
 from mlvault.observability import metrics as _metrics
-from mlvault.serving import server as serving
+from mlvault.serving import loader as serving
 from mlvault.wiring import Dimension, Metric
 
 

@@ -23,7 +23,7 @@ from mlvault.attestation.openssf import kms_public_key_pem, sign_model
 from mlvault.config import ServeSettings, SettingsError, SigningKeyNotPinnedError
 from mlvault.observability import logger
 from mlvault.registry.records import ModelRegistry
-from mlvault.serving import server as serving
+from mlvault.serving import loader as serving
 from mlvault.serving.loader import AttestationError, InvalidRequest, ModelLoader, Server
 from mlvault.signing.keys import KmsSigner
 from mlvault.training.artifact import Feature, Model
