@@ -4,10 +4,11 @@ environments do. Third-party layers are provided by the local venv (their wheels
 first-party layers come from the assets.
 
 Every invocation path ends here: moto's Invoke API, Step Functions tasks and S3 notifications through the
-patched `LambdaFunction._invoke_lambda` (gaps.py), SQS event source mappings through the poller, EventBridge
-targets and S3/EventBridge asynchronous events through `invoke_async` (retries, then the function's DLQ).
+patched `LambdaFunction._invoke_lambda` (services/awslambda.py), SQS event source mappings through the poller,
+EventBridge targets and S3/EventBridge asynchronous events through `invoke_async` (retries, then the function's
+DLQ).
 Every line a function prints goes to its log file; lines carrying `"_aws"` also go to the `emf` callback, which
-extracts Embedded Metric Format metrics as CloudWatch Logs does (gaps.py, gap 12).
+extracts Embedded Metric Format metrics as CloudWatch Logs does (emf.py, gap 12).
 
 A published version runs with its own environment and reports its number (`AWS_LAMBDA_FUNCTION_VERSION`,
 `context.function_version`): workers are kept per (environment, version), up to MAX_WORKERS_PER_FUNCTION
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from localcloud.cdkout import is_third_party_layer
-from localcloud.provision import FunctionSpec
+from localcloud.deployment import FunctionSpec
 
 WORKER = Path(__file__).with_name("worker.py")
 MAX_WORKERS_PER_FUNCTION = 4

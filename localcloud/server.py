@@ -49,7 +49,7 @@ class LocalCloud:
         if alarm_scale is not None and alarm_scale <= 0:
             raise ValueError(f"alarm_scale must be positive, got {alarm_scale}")
         self.schedule_scale = schedule_scale
-        # alarm periods last Period / alarm_scale seconds (gaps.py, gap 13); unset, schedules' scale
+        # alarm periods last Period / alarm_scale seconds (alarms.py, gap 13); unset, schedules' scale
         self.alarm_scale = schedule_scale if alarm_scale is None else alarm_scale
         self.cdk_out = cdk_out.resolve()
         self.state_dir = state_dir.resolve()  # workers run in their asset directories: never write relative paths
@@ -70,7 +70,7 @@ class LocalCloud:
         from moto.awslambda.models import lambda_backends
         from moto.server import ThreadedMotoServer
 
-        from localcloud import gaps
+        from localcloud import alarms, emf, gaps
         from localcloud.pollers import SqsPoller
 
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -94,7 +94,7 @@ class LocalCloud:
             state_dir=self.state_dir,
             record=self.record,
             send_to_dlq=self._send_to_queue,
-            emf=lambda function, line: gaps.put_emf(self, function, line),
+            emf=lambda function, line: emf.put_emf(self, function, line),
         )
         gaps.install(self)
         self.deployment.principals[DEVELOPER_ACCESS_KEY] = DEVELOPER_ARN
@@ -122,7 +122,7 @@ class LocalCloud:
         self.poller.start()
         self._scheduler = threading.Thread(target=self._run_schedules, daemon=True, name="schedules")
         self._scheduler.start()
-        self._alarms = gaps.AlarmEvaluator(self, self.alarm_scale)
+        self._alarms = alarms.AlarmEvaluator(self, self.alarm_scale)
         try:
             self._alarms.evaluate()  # first verdicts before anyone looks (gap 13)
         except Exception as err:  # noqa: BLE001 - the thread retries; never keep the cloud from starting
@@ -131,7 +131,7 @@ class LocalCloud:
         self.record({"kind": "ready", "endpoint": self.endpoint, "stacks": [s.name for s in stacks]})
 
     def _run_schedules(self) -> None:
-        from localcloud.gaps import fire_schedules
+        from localcloud.services.eventbridge import fire_schedules
 
         last: dict[str, float] = {}
         while not self._stopping.wait(1.0 if self.schedule_scale <= 1 else 0.1):

@@ -1,4 +1,4 @@
-"""Each moto gap the local cloud closes (localcloud/gaps.py), shown on a small synthesized app."""
+"""Each moto gap the local cloud closes (indexed in localcloud/gaps.py), shown on a small synthesized app."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 from localcloud import control
-from localcloud import gaps as gap
+from localcloud.alarms import AlarmEvaluator, alarm_state
+from localcloud.emf import EmfError, emf_metric_data
 from tests.e2e.conftest import eventually
 from tests.localcloud.app.stack import build_gaps_app
 
@@ -167,7 +168,7 @@ def test_unsupported_resources_and_properties_fail_loudly(tmp_path, extra, messa
     [("rate(1 minute)", 60), ("rate(15 minutes)", 900), ("rate(2 hours)", 7200), ("rate(1 day)", 86400)],
 )
 def test_rate_schedules(expression, seconds):
-    from localcloud.gaps import rate_seconds
+    from localcloud.services.eventbridge import rate_seconds
 
     assert rate_seconds(expression) == seconds
 
@@ -451,12 +452,12 @@ def test_emf_documents_cloudwatch_would_not_extract_are_recorded(gaps):
     ],
 )
 def test_emf_documents_that_extract_nothing(document, error):
-    with pytest.raises(gap.EmfError, match=error):
-        gap.emf_metric_data(document)
+    with pytest.raises(EmfError, match=error):
+        emf_metric_data(document)
 
 
 def test_emf_without_dimension_sets_is_one_dimensionless_metric():
-    ((namespace, data),) = gap.emf_metric_data(
+    ((namespace, data),) = emf_metric_data(
         {
             "_aws": {
                 "Timestamp": 1_700_000_000_000,
@@ -572,7 +573,7 @@ def test_an_alarm_without_data_that_treats_missing_data_as_not_breaching_stays_o
 )
 def test_alarm_state_over_the_evaluation_range(values, treatment, needed, state):
     assert (
-        gap.alarm_state(
+        alarm_state(
             values,
             threshold=0.2,
             comparison="GreaterThanThreshold",
@@ -595,7 +596,7 @@ def test_alarm_state_over_the_evaluation_range(values, treatment, needed, state)
 )
 def test_alarm_comparisons(comparison, value, state):
     assert (
-        gap.alarm_state(
+        alarm_state(
             [value], threshold=0.2, comparison=comparison, datapoints_to_alarm=1, treat_missing_data="notBreaching"
         )
         == state
@@ -633,7 +634,7 @@ def test_alarm_evaluator_buckets_scaled_periods_and_changes_state_only_on_a_new_
             ComparisonOperator="GreaterThanThreshold",
         )
         alarms = cloudwatch_backends["123456789012"]["eu-west-1"].alarms
-        evaluator = gap.AlarmEvaluator(cloud, scale=60)
+        evaluator = AlarmEvaluator(cloud, scale=60)
         t = float(int(time.time()))
 
         def put(values, at):
@@ -727,7 +728,7 @@ def test_a_first_verdict_is_taken_silently_unless_it_is_alarm():
             Namespace="n",
             MetricData=[{"MetricName": "high", "Value": 2.0, "Timestamp": datetime.fromtimestamp(t - 0.5, UTC)}],
         )
-        gap.AlarmEvaluator(cloud, scale=60).evaluate(t + 0.5)
+        AlarmEvaluator(cloud, scale=60).evaluate(t + 0.5)
         alarms = cloudwatch_backends["123456789012"]["eu-west-1"].alarms
         assert alarms["unknown"].state_value == "INSUFFICIENT_DATA"
         assert alarms["unknown"].history == []  # as if created so: no state change

@@ -1,10 +1,11 @@
-"""Evaluation of resource-policy Deny statements, as AWS evaluates them.
+"""Evaluation of resource-policy statements (bucket and queue policies), as AWS evaluates them.
 
 moto treats any conditional Deny in a bucket policy as unconditional and ignores principals, so a bucket
 with a TLS-only or retention-floor statement would refuse every request. The local cloud evaluates bucket
-policies here instead (gaps.py routes every S3 request through `is_denied`): principals, Action/NotAction,
-Resource/NotResource and conditions. Allow statements need no evaluation: the local cloud does not enforce
-identity policies, so nothing is denied for lack of an Allow.
+policies here instead (services/s3.py, gap 3, checks every S3 request with `denying_statement`): principals,
+Action/NotAction, Resource/NotResource and conditions. Requests need no Allow: the local cloud does not enforce
+identity policies, so nothing is denied for lack of one. Allow statements are evaluated only where AWS itself
+checks a resource policy before acting (`allowing_statement`: S3 validating a notification destination, gap 2).
 """
 
 from __future__ import annotations
@@ -131,20 +132,19 @@ def _statement_applies(statement: Mapping[str, Any], request: Request) -> bool:
 
 def denying_statement(policy: Mapping[str, Any] | None, request: Request) -> Mapping[str, Any] | None:
     """The first Deny statement of the policy that applies to the request, or None."""
-    if not policy:
-        return None
-    for statement in _as_list(policy.get("Statement", [])):
-        if statement.get("Effect") == "Deny" and _statement_applies(statement, request):
-            return statement
-    return None
+    return _first_statement(policy, request, "Deny")
 
 
 def allowing_statement(policy: Mapping[str, Any] | None, request: Request) -> Mapping[str, Any] | None:
     """The first Allow statement of the policy that applies to the request, or None (used where AWS itself
     checks a resource policy before acting, e.g. S3 validating a notification destination)."""
+    return _first_statement(policy, request, "Allow")
+
+
+def _first_statement(policy: Mapping[str, Any] | None, request: Request, effect: str) -> Mapping[str, Any] | None:
     if not policy:
         return None
     for statement in _as_list(policy.get("Statement", [])):
-        if statement.get("Effect") == "Allow" and _statement_applies(statement, request):
+        if statement.get("Effect") == effect and _statement_applies(statement, request):
             return statement
     return None

@@ -1,0 +1,51 @@
+"""What provisioning leaves behind: every resource's physical id, the exports, and what the Lambda runtime and
+the server need of the functions, layers, event source mappings and principals (provision.py fills it)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class FunctionSpec:
+    """What the Lambda runtime needs to run a provisioned function from its asset."""
+
+    name: str
+    arn: str
+    handler: str
+    code_dir: Path
+    layer_dirs: list[Path]
+    timeout: int
+    memory: int
+    role_arn: str
+    log_group: str | None
+    dead_letter_arn: str | None
+
+
+@dataclass
+class Deployment:
+    """Everything provisioned: per stack, logical id -> (type, physical id)."""
+
+    account: str
+    resources: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
+    exports: dict[str, Any] = field(default_factory=dict)
+    functions: dict[str, FunctionSpec] = field(default_factory=dict)  # function name -> spec
+    layers: dict[str, Path] = field(default_factory=dict)  # layer version ARN -> asset dir
+    event_source_mappings: list[str] = field(default_factory=list)  # UUIDs
+    principals: dict[str, str] = field(default_factory=dict)  # access key id -> principal ARN
+
+    def physical_id(self, stack_suffix: str, type_: str, predicate: Callable[[str], bool] = lambda _: True) -> str:
+        """The physical id of the one resource of a type in the stack whose name ends with the suffix."""
+        found = [
+            physical
+            for stack, resources in self.resources.items()
+            if stack.endswith(stack_suffix)
+            for logical, (t, physical) in resources.items()
+            if t == type_ and predicate(logical)
+        ]
+        if len(found) != 1:
+            raise LookupError(f"expected one {type_} in *{stack_suffix}, found {found}")
+        return found[0]
