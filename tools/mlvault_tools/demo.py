@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from localcloud import control
+from mlvault.wiring import NAMESPACE, SERVE_ALIAS, Dimension, Env, Metric
 from mlvault_tools import testkeys
 from mlvault_tools.samples import iris_batch, iris_csv
 
@@ -246,7 +247,9 @@ class Story:
         steps = [h.split(" ", 2)[2].split(" on ")[0] for h in model["history"] if "canary" in h or "100%" in h]
         serve = self.cloud.physical_id("-models", "AWS::Lambda::Function", "ServeFunction")
         rows = [{k: v for k, v in r.items() if k != "species"} for r in iris_batch(3, 5).to_pylist()]
-        response = self.cloud.client("lambda").invoke(FunctionName=f"{serve}:live", Payload=json.dumps({"rows": rows}))
+        response = self.cloud.client("lambda").invoke(
+            FunctionName=f"{serve}:{SERVE_ALIAS}", Payload=json.dumps({"rows": rows})
+        )
         answer = json.loads(response["Payload"].read())
         if response.get("FunctionError") or answer["model"]["id"] != model["model_id"]:
             raise StoryError(f"serving did not answer with {model['model_id']}: {answer}")
@@ -261,15 +264,15 @@ class Story:
 
         lam = self.cloud.client("lambda")
         serve = self.cloud.physical_id("-models", "AWS::Lambda::Function", "ServeFunction")
-        env = lam.get_function_configuration(FunctionName=serve, Qualifier="live")["Environment"]["Variables"]
+        env = lam.get_function_configuration(FunctionName=serve, Qualifier=SERVE_ALIAS)["Environment"]["Variables"]
         swapped = self.s3.put_object(
-            Bucket=env["MLVAULT_MODEL_BUCKET"],
-            Key=env["MLVAULT_MODEL_KEY"],
+            Bucket=env[Env.MODEL_BUCKET],
+            Key=env[Env.MODEL_KEY],
             Body=b'{"backdoor": true}',
             ChecksumAlgorithm="SHA256",
         )["VersionId"]
         lam.update_function_configuration(
-            FunctionName=serve, Environment={"Variables": {**env, "MLVAULT_MODEL_VERSION": swapped}}
+            FunctionName=serve, Environment={"Variables": {**env, Env.MODEL_VERSION: swapped}}
         )
         version = lam.publish_version(FunctionName=serve)["Version"]
         response = lam.invoke(FunctionName=f"{serve}:{version}", Payload=json.dumps({"rows": []}))
@@ -287,7 +290,7 @@ class Story:
         rows = [{k: v for k, v in r.items() if k != "species"} for r in iris_batch(200, 77, shift=2.0).to_pylist()]
         alarm = "mlvault-dev-feature-drift"
         for _ in range(8):  # drifted traffic (sepal length +2 cm) over several alarm periods
-            lam.invoke(FunctionName=f"{serve}:live", Payload=json.dumps({"rows": rows}))
+            lam.invoke(FunctionName=f"{serve}:{SERVE_ALIAS}", Payload=json.dumps({"rows": rows}))
             time.sleep(0.4)
             if cw.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["StateValue"] == "ALARM":
                 break
@@ -302,13 +305,13 @@ class Story:
         )
         took = time.monotonic() - alarmed
         now = next(m for m in self.registry().models(DATASET) if m["status"] == "DEPLOYED")
-        alias = lam.get_alias(FunctionName=serve, Name="live")["FunctionVersion"]
+        alias = lam.get_alias(FunctionName=serve, Name=SERVE_ALIAS)["FunctionVersion"]
         if not rang or alias != now["serving_version"]:
             raise StoryError(f"serving ({alias}) does not serve the rollback target {now['model_id']}")
         drift = cw.get_metric_statistics(
-            Namespace="mlvault",
-            MetricName="MaxFeatureDrift",
-            Dimensions=[{"Name": "Stage", "Value": "dev"}],
+            Namespace=NAMESPACE,
+            MetricName=Metric.MAX_FEATURE_DRIFT,
+            Dimensions=[{"Name": Dimension.STAGE, "Value": "dev"}],
             StartTime=time.time() - 600,
             EndTime=time.time() + 60,
             Period=60,

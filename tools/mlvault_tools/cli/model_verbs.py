@@ -1,4 +1,4 @@
-"""`mlvault train | runs | models | lineage | verify-model`: the model pipeline from the command line."""
+"""`mlvault train | runs | models list|show|approve|reject | lineage | verify-model`: the model pipeline."""
 
 from __future__ import annotations
 
@@ -6,26 +6,16 @@ import argparse
 import contextlib
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-
-def _cloud(args: argparse.Namespace):
-    from mlvault_tools.cli import _Cloud
-
-    return _Cloud(args)
-
-
-def _registry(cloud):
-    from mlvault.registry.records import ModelRegistry
-
-    return ModelRegistry(cloud.client("dynamodb"), cloud.name("registry-table"))
+from mlvault.errors import RolloutRefused
+from mlvault_tools.cli.base import Cloud, cloud_options, refusal_answers
 
 
 def _train(args: argparse.Namespace) -> int:
     from mlvault.training.trigger import start_manual
 
-    cloud = _cloud(args)
+    cloud = Cloud(args)
     sfn = cloud.client("stepfunctions")
     arn = cloud.name("model-pipeline")
     name = start_manual(sfn, arn, args.dataset)
@@ -55,7 +45,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    for run in _registry(_cloud(args)).runs(args.dataset):
+    for run in Cloud(args).registry().runs(args.dataset):
         accuracy = run.get("metrics", {}).get("heldout_accuracy")
         failure = run.get("failure", {}).get("reason", "")
         failed = [r["name"] for r in run.get("gates", {}).get("results", []) if not r["passed"]]
@@ -70,7 +60,7 @@ def _runs(args: argparse.Namespace) -> int:
 
 
 def _models_list(args: argparse.Namespace) -> int:
-    models = _registry(_cloud(args)).models(args.dataset)
+    models = Cloud(args).registry().models(args.dataset)
     if args.json:
         print(json.dumps(models, indent=2, default=str))
         return 0
@@ -84,7 +74,7 @@ def _models_list(args: argparse.Namespace) -> int:
 
 
 def _models_show(args: argparse.Namespace) -> int:
-    model = _registry(_cloud(args)).model(args.model_id)
+    model = Cloud(args).registry().model(args.model_id)
     if model is None:
         print(f"no model {args.model_id}")
         return 1
@@ -108,28 +98,24 @@ def _models_show(args: argparse.Namespace) -> int:
 
 
 def _approval(args: argparse.Namespace) -> int:
-    from mlvault.rollout.canary import RolloutRefused, decide_approval
+    from mlvault.rollout.canary import decide_approval
 
-    cloud = _cloud(args)
+    cloud = Cloud(args)
     by = cloud.client("sts").get_caller_identity()["Arn"]
-    try:
-        verdict = decide_approval(
-            cloud.client("stepfunctions"),
-            _registry(cloud),
-            args.model_id,
-            approve=args.decision == "approve",
-            by=by,
-            reason=args.reason,
-        )
-    except RolloutRefused as err:
-        print(f"REFUSED {err.reason}: {err.detail}")
-        return 1
+    verdict = decide_approval(
+        cloud.client("stepfunctions"),
+        cloud.registry(),
+        args.model_id,
+        approve=args.decision == "approve",
+        by=by,
+        reason=args.reason,
+    )
     print(f"{args.model_id} {verdict} by {by}" + (": the pipeline deploys it" if verdict == "approved" else ""))
     return 0
 
 
 def _lineage(args: argparse.Namespace) -> int:
-    registry = _registry(_cloud(args))
+    registry = Cloud(args).registry()
     if args.model_id:
         model = registry.model(args.model_id)
         if model is None:
@@ -151,19 +137,15 @@ def _lineage(args: argparse.Namespace) -> int:
 
 
 def _verify_model(args: argparse.Namespace) -> int:
-    from mlvault.rollout.canary import RolloutRefused, attest_registered
+    from mlvault.rollout.canary import attest_registered
 
-    cloud = _cloud(args)
-    model = _registry(cloud).model(args.model_id)
+    cloud = Cloud(args)
+    model = cloud.registry().model(args.model_id)
     folder = Path(args.out)
     folder.mkdir(parents=True, exist_ok=True)
-    try:
-        verified = attest_registered(
-            cloud.client("s3"), cloud.client("kms"), model, cloud.name("model-signing-key"), folder=folder
-        )
-    except RolloutRefused as err:
-        print(f"REFUSED {err.reason}: {err.detail}")
-        return 1
+    verified = attest_registered(
+        cloud.client("s3"), cloud.client("kms"), model, cloud.name("model-signing-key"), folder=folder
+    )
     print(
         f"VERIFIED {args.model_id} ({model['status']}): sha256 {verified.digests['.']}, signed by the pinned key, "
         "record intact\n"
@@ -173,7 +155,7 @@ def _verify_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(verbs, cloud_options: Callable[[argparse.ArgumentParser], None]) -> None:
+def register(verbs) -> None:
     train = verbs.add_parser("train", help="start the model pipeline for a dataset now")
     train.add_argument("--dataset", required=True)
     train.add_argument("--wait", type=float, default=0, help="wait up to N seconds for the run to finish")
@@ -186,23 +168,24 @@ def register(verbs, cloud_options: Callable[[argparse.ArgumentParser], None]) ->
     runs.set_defaults(func=_runs)
 
     models = verbs.add_parser("models", help="registered models: list, show")
-    model_verbs = models.add_subparsers(title="model commands", metavar="ACTION", required=True)
-    listing = model_verbs.add_parser("list", help="every registered model")
+    actions = models.add_subparsers(title="model commands", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="every registered model")
     listing.add_argument("--dataset")
     listing.add_argument("--json", action="store_true")
     cloud_options(listing)
     listing.set_defaults(func=_models_list)
-    show = model_verbs.add_parser("show", help="lineage, gates, signature and history of a model")
+    show = actions.add_parser("show", help="lineage, gates, signature and history of a model")
     show.add_argument("model_id", help="e.g. iris/3")
     show.add_argument("--json", action="store_true")
     cloud_options(show)
     show.set_defaults(func=_models_show)
 
     for decision in ("approve", "reject"):
-        decide = model_verbs.add_parser(decision, help=f"{decision} a signed model waiting for approval (prod)")
+        decide = actions.add_parser(decision, help=f"{decision} a signed model waiting for approval (prod)")
         decide.add_argument("model_id")
         decide.add_argument("--reason", required=True)
         cloud_options(decide)
+        refusal_answers(decide, RolloutRefused, "REFUSED")
         decide.set_defaults(func=_approval, decision=decision)
 
     lineage = verbs.add_parser("lineage", help="model -> data files and producers, or data -> models")
@@ -218,4 +201,5 @@ def register(verbs, cloud_options: Callable[[argparse.ArgumentParser], None]) ->
     verify.add_argument("model_id")
     verify.add_argument("--out", default="model-check", help="where to keep the verified files")
     cloud_options(verify)
+    refusal_answers(verify, RolloutRefused, "REFUSED")
     verify.set_defaults(func=_verify_model)

@@ -1,0 +1,154 @@
+"""What every command group of the CLI shares: the stage and its resources (found through the SSM parameters its
+stacks publish), the stage's configured trust file, the signer options, and the one error path."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlvault.errors import MlvaultError
+
+DEFAULT_STAGE = "dev"
+CDK_JSON = Path("cdk.json")  # the app's configuration, read from a checkout of it (the working directory)
+
+
+# --- the stage and its resources ----------------------------------------------------------------------------
+
+
+class DiscoveryError(RuntimeError):
+    """The stage is not deployed where the CLI looked (or lacks a resource)."""
+
+
+def stage_names(ssm: Any, stage: str) -> dict[str, str]:
+    """The names of a stage's resources, from the SSM parameters its stacks publish under its prefix."""
+    from mlvault.wiring import parameter_prefix
+
+    prefix = parameter_prefix(stage)
+    names: dict[str, str] = {}
+    for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=prefix, Recursive=True):
+        for parameter in page["Parameters"]:
+            names[parameter["Name"].removeprefix(prefix)] = parameter["Value"]
+    if not names:
+        raise DiscoveryError(
+            f"no mlvault stage {stage!r} here (no SSM parameters under {prefix}); "
+            "deploy it, or point --endpoint-url / MLVAULT_ENDPOINT_URL at the local cloud"
+        )
+    return names
+
+
+def cloud_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stage", help="the stage (default: $MLVAULT_STAGE or dev)")
+    p.add_argument("--endpoint-url", help="AWS endpoint, e.g. the local cloud's (default: $MLVAULT_ENDPOINT_URL)")
+    p.add_argument("--region", help="AWS region (default: the usual AWS configuration)")
+
+
+class Cloud:
+    """Clients and resource names of one stage, on AWS or on the local cloud (--endpoint-url)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        import boto3
+
+        self.stage = args.stage or os.environ.get("MLVAULT_STAGE", DEFAULT_STAGE)
+        self._endpoint = args.endpoint_url or os.environ.get("MLVAULT_ENDPOINT_URL")
+        self._session = boto3.session.Session(region_name=args.region) if args.region else boto3.session.Session()
+        self._clients: dict[str, Any] = {}
+        self.names = stage_names(self.client("ssm"), self.stage)
+
+    def client(self, service: str):
+        if service not in self._clients:
+            self._clients[service] = self._session.client(service, endpoint_url=self._endpoint)
+        return self._clients[service]
+
+    def name(self, key: str) -> str:
+        if key not in self.names:
+            raise DiscoveryError(f"stage {self.stage!r} publishes no {key!r}")
+        return self.names[key]
+
+    def ledger(self):
+        from mlvault.ledger import Ledger
+
+        return Ledger(self.client("dynamodb"), self.name("ledger-table"))
+
+    def registry(self):
+        from mlvault.registry.records import ModelRegistry
+
+        return ModelRegistry(self.client("dynamodb"), self.name("registry-table"))
+
+
+def trust_file(stage: str) -> Path | None:
+    """The stage's trust registry as cdk.json configures it (`context."mlvault:stages".<stage>.trustFile`, relative
+    to cdk.json, as infra/settings.py reads it); None outside a checkout of the app or for a stage it lacks."""
+    if not CDK_JSON.is_file():
+        return None
+    stages = json.loads(CDK_JSON.read_text()).get("context", {}).get("mlvault:stages", {})
+    relative = stages.get(stage, {}).get("trustFile")
+    return CDK_JSON.parent / relative if relative else None
+
+
+# --- signing ------------------------------------------------------------------------------------------------
+
+
+def signer_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--key-id", required=True, help="the registry id of the signing key")
+    p.add_argument("--key", help="PEM private key file (ECDSA P-256 or Ed25519)")
+    p.add_argument("--kms-key", help="KMS ECC_NIST_P256 key ARN to sign with instead of --key")
+
+
+def signer(args: argparse.Namespace, cloud: Cloud | None = None):
+    """The signer the options name: a local PEM key, or a KMS key (which needs the cloud)."""
+    from mlvault.signing.keys import KmsSigner, LocalSigner
+
+    if args.kms_key:
+        if cloud is None:
+            raise ValueError("--kms-key needs the cloud (KMS signs)")
+        return KmsSigner(cloud.client("kms"), args.kms_key, args.key_id)
+    if not args.key:
+        raise ValueError("give --key PRIVATE_KEY.pem or --kms-key ARN")
+    return LocalSigner.from_pem(Path(args.key).read_bytes(), args.key_id)
+
+
+# --- the one error path -------------------------------------------------------------------------------------
+
+
+def refusal_answers(p: argparse.ArgumentParser, refusal: type[MlvaultError], prefix: str = "") -> None:
+    """The verb judges something (a file, a review, a model): a `refusal` it raises (an MlvaultError) is its
+    answer, "PREFIX REASON: detail" on stdout with exit 1, not an error."""
+    p.set_defaults(refusal=refusal, refusal_prefix=prefix)
+
+
+def user_facing(err: BaseException) -> bool:
+    """Expected conditions (refusals, bad input, missing setup) the user can act on; ValueError covers
+    ContractError."""
+    from localcloud.control import LocalCloudError
+    from mlvault.errors import MlvaultError
+    from mlvault.trust.producers import TrustRegistryError
+
+    return isinstance(
+        err,
+        MlvaultError
+        | LocalCloudError
+        | DiscoveryError
+        | TrustRegistryError
+        | FileExistsError
+        | FileNotFoundError
+        | ValueError,
+    )
+
+
+def report(err: Exception, args: argparse.Namespace) -> int | None:
+    """What main() does with an exception a verb raised: the verb's answer (a refusal it was asked to judge) on
+    stdout with exit 1; an expected condition as one line on stderr with exit 2; anything else is a bug: None, and
+    main() lets its traceback out."""
+    refusal = getattr(args, "refusal", None)
+    if refusal is not None and isinstance(err, refusal):
+        print(f"{args.refusal_prefix} {err.reason}: {err.detail}".lstrip())
+        return 1
+    if user_facing(err):
+        print(f"mlvault: {err}", file=sys.stderr)
+        return 2
+    return None
