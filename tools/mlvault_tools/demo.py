@@ -144,7 +144,8 @@ class Story:
         )
 
     def reviewer_rejects_the_held_batch(self) -> str:
-        from mlvault.ingest.review import ReviewError, request
+        from mlvault.errors import ReviewError
+        from mlvault_tools.review_client import request_review as request
 
         key = f"producers/{PRODUCER}/{DATASET}/batch-0007.csv"
         (item,) = [i for i in self._versions(key) if i["status"]["S"] == "HELD"]
@@ -224,7 +225,7 @@ class Story:
 
         from model_signing import verifying
 
-        from mlvault.rollout.canary import attest_registered
+        from mlvault.attestation.pinned import attest_registered
 
         model = next(m for m in self.registry().models(DATASET) if m["status"] == "DEPLOYED")
         key = self.cloud.physical_id("-storage", "AWS::KMS::Key", "ModelSigningKey")

@@ -137,7 +137,7 @@ def _lineage(args: argparse.Namespace) -> int:
 
 
 def _verify_model(args: argparse.Namespace) -> int:
-    from mlvault.rollout.canary import attest_registered
+    from mlvault.attestation.pinned import attest_registered
 
     cloud = Cloud(args)
     model = cloud.registry().model(args.model_id)

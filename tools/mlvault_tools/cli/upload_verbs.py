@@ -65,7 +65,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _review(args: argparse.Namespace) -> int:
-    from mlvault.ingest.review import request
+    from mlvault_tools.review_client import request_review as request
 
     cloud = Cloud(args)
     held = [r for r in _uploads(cloud, args) if r.status == "HELD"]
