@@ -5,7 +5,7 @@ import sys
 
 from aws_cdk import App
 
-from infra.app import build
+from infra.assembly import build
 from infra.policy.rules import enforce
 from infra.settings import ConfigError
 

@@ -7,13 +7,19 @@ what is allowed.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from mlvault.training.gates import Gates
+    from mlvault.training.params import TrainingParams
 
 ROOT = Path(__file__).resolve().parents[1]
+CONTRACTS_DIR = ROOT / "contracts"  # the reviewed data contracts, one per dataset
 STAGE_CONTEXT_KEY = "stage"
 STAGES_CONTEXT_KEY = "mlvault:stages"
 
@@ -29,6 +35,23 @@ _QUALIFIER_RE = re.compile(r"^[a-z0-9]{1,10}$")
 
 class ConfigError(ValueError):
     """A context value is missing or invalid. The message names the key and what is allowed."""
+
+
+class CanaryStep(NamedTuple):
+    """One canary step before 100%: route `percent` of the traffic to the new version, wait, check the alarms."""
+
+    percent: int
+    wait_seconds: int
+
+
+@dataclass(frozen=True)
+class DriftAlarm:
+    """The feature drift alarm: PSI of the worst feature over `window_rows` rows of serving traffic."""
+
+    threshold: float  # PSI above which a period breaches
+    period_seconds: int  # a multiple of 60
+    evaluation_periods: int
+    window_rows: int  # rows per drift window in the serving function
 
 
 @dataclass(frozen=True)
@@ -49,17 +72,38 @@ class StageSettings:
     trust_file: str
     train_datasets: tuple[str, ...]
     train_debounce_seconds: int
-    training: dict[str, Any]
-    model_gates: dict[str, Any]
-    canary_steps: tuple[tuple[int, int], ...]  # (percent, wait seconds) before 100%
+    training: TrainingParams
+    model_gates: Gates
+    canary_steps: tuple[CanaryStep, ...]  # before 100%
     rollback_cooldown_seconds: int
     manual_approval: bool  # a human approves each signed model before it is deployed (task token)
-    drift_alarm: dict[str, Any]
+    drift_alarm: DriftAlarm
 
     @property
     def prefix(self) -> str:
         """Name prefix for stacks and physical names of this stage."""
         return f"mlvault-{self.stage}"
+
+    @property
+    def log_group_prefix(self) -> str:
+        """Where the stage's log groups are named (functions and state machine): the data key lets CloudWatch Logs
+        encrypt these and no others."""
+        return f"/mlvault/{self.stage}/"
+
+    # The typed settings as the functions' environment carries them: the one place their JSON is written (the
+    # functions parse it back with the library's own types, mlvault.config and mlvault.composition).
+
+    @property
+    def training_json(self) -> str:
+        return json.dumps(self.training.to_json(), sort_keys=True)
+
+    @property
+    def model_gates_json(self) -> str:
+        return json.dumps(self.model_gates.to_json(), sort_keys=True)
+
+    @property
+    def canary_steps_json(self) -> str:
+        return json.dumps([{"percent": s.percent, "waitSeconds": s.wait_seconds} for s in self.canary_steps])
 
 
 # key in cdk.json -> (field, parser)
@@ -141,33 +185,35 @@ def _datasets(key: str, value: Any) -> tuple[str, ...]:
 
     for dataset in value:
         try:
-            load_contract(ROOT / "contracts", dataset)
+            load_contract(CONTRACTS_DIR, dataset)
         except ContractError as err:
             raise ConfigError(f"context key '{key}': {err}") from None
     return tuple(value)
 
 
-def _training(key: str, value: Any) -> dict[str, Any]:
-    from mlvault.training.trainer import TrainingParams
+def _training(key: str, value: Any) -> TrainingParams:
+    from mlvault.training.params import TrainingParams
 
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"context key '{key}' must be an object of trainer parameters, got {value!r}")
     try:
-        TrainingParams(**value)
+        return TrainingParams(**value)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"context key '{key}': {err}") from None
-    return dict(value)
 
 
-def _gates(key: str, value: Any) -> dict[str, Any]:
+def _gates(key: str, value: Any) -> Gates:
     from mlvault.training.gates import Gates
 
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"context key '{key}' must be an object of gate thresholds, got {value!r}")
     try:
-        Gates.from_config(value)
+        return Gates.from_config(value)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"context key '{key}': {err}") from None
-    return dict(value)
 
 
-def _canary(key: str, value: Any) -> tuple[tuple[int, int], ...]:
+def _canary(key: str, value: Any) -> tuple[CanaryStep, ...]:
     steps = []
     for step in value if isinstance(value, list) else [None]:
         if not (
@@ -181,9 +227,10 @@ def _canary(key: str, value: Any) -> tuple[tuple[int, int], ...]:
             raise ConfigError(
                 f'context key \'{key}\' must be a list of {{"percent": 1-99, "waitSeconds": 0-86400}}, got {value!r}'
             )
-        steps.append((step["percent"], step["waitSeconds"]))
-    if [p for p, _ in steps] != sorted({p for p, _ in steps}):
-        raise ConfigError(f"context key '{key}': percentages must increase, got {[p for p, _ in steps]}")
+        steps.append(CanaryStep(percent=step["percent"], wait_seconds=step["waitSeconds"]))
+    percents = [s.percent for s in steps]
+    if percents != sorted(set(percents)):
+        raise ConfigError(f"context key '{key}': percentages must increase, got {percents}")
     return tuple(steps)
 
 
@@ -193,7 +240,7 @@ def _boolean(key: str, value: Any) -> bool:
     return value
 
 
-def _drift_alarm(key: str, value: Any) -> dict[str, Any]:
+def _drift_alarm(key: str, value: Any) -> DriftAlarm:
     allowed = {"threshold": (int, float), "periodSeconds": int, "evaluationPeriods": int, "windowRows": int}
     if not isinstance(value, Mapping) or set(value) != set(allowed):
         raise ConfigError(f"context key '{key}' must be an object with {', '.join(allowed)}, got {value!r}")
@@ -204,7 +251,12 @@ def _drift_alarm(key: str, value: Any) -> dict[str, Any]:
         raise ConfigError(f"context key '{key}.periodSeconds' must be a multiple of 60, got {value['periodSeconds']}")
     if value["windowRows"] < 20:
         raise ConfigError(f"context key '{key}.windowRows' must be at least 20, got {value['windowRows']}")
-    return dict(value)
+    return DriftAlarm(
+        threshold=value["threshold"],
+        period_seconds=value["periodSeconds"],
+        evaluation_periods=value["evaluationPeriods"],
+        window_rows=value["windowRows"],
+    )
 
 
 _FIELDS.update(

@@ -37,7 +37,7 @@ class Synthesized:
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     from aws_cdk import App
 
-    from infra.app import build
+    from infra.assembly import build
     from infra.policy.rules import assembly_templates
 
     outdir = tmp_path_factory.mktemp("cdk.out")

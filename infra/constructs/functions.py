@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 import jsii
-from aws_cdk import AssetHashType, BundlingOptions, DockerImage, Duration, ILocalBundling, RemovalPolicy, Size
+from aws_cdk import AssetHashType, BundlingOptions, DockerImage, Duration, ILocalBundling, RemovalPolicy, Size, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -21,8 +22,10 @@ from aws_cdk import aws_signer as signer
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.constructs.storage import bucket_arn_ack, bucket_name
 from infra.policy.nag import acknowledge
-from infra.settings import ROOT, StageSettings
+from infra.settings import CONTRACTS_DIR, ROOT, StageSettings
+from mlvault.wiring import NAMESPACE, Bundle, Env
 
 LAMBDAS_DIR = ROOT / "lambdas"
 LIBRARY_LAYER_DIR = ROOT / "layers" / "mlvault"
@@ -85,6 +88,11 @@ def function_code(source: Path, extra_files: dict[str, Path] | None = None) -> l
     )
 
 
+def contract_files() -> dict[str, Path]:
+    """Every data contract (with its pinned baseline), at its path in a function's bundle."""
+    return {f"{Bundle.CONTRACTS_DIR}/{p.relative_to(CONTRACTS_DIR)}": p for p in CONTRACTS_DIR.rglob("*.json")}
+
+
 class AssetMissingError(RuntimeError):
     """A Lambda asset that `make setup` builds is missing."""
 
@@ -96,7 +104,7 @@ def spool_storage_mib(max_file_bytes: int) -> int:
     return min(file_mib + EPHEMERAL_STORAGE_MIN_MIB, EPHEMERAL_STORAGE_MAX_MIB)
 
 
-def _retention(days: int) -> logs.RetentionDays:
+def log_retention(days: int) -> logs.RetentionDays:
     allowed = {
         1: logs.RetentionDays.ONE_DAY,
         3: logs.RetentionDays.THREE_DAYS,
@@ -154,6 +162,18 @@ class FunctionPlatform(Construct):
         )
         self._arrow_layer: lambda_.LayerVersion | None = None
 
+    def log_group(self, scope: Construct, construct_id: str, *, name: str) -> logs.LogGroup:
+        """A log group of the stage (`<log group prefix><name>`): encrypted with the data key, the stage's
+        retention, retained when its stack is deleted."""
+        return logs.LogGroup(
+            scope,
+            construct_id,
+            log_group_name=f"{self.settings.log_group_prefix}{name}",
+            retention=log_retention(self.settings.log_retention_days),
+            encryption_key=self.data_key,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
     @property
     def arrow_layer(self) -> lambda_.LayerVersion:
         """The trimmed pyarrow layer (layers/arrow, built by `make setup`); created for the first function that
@@ -196,14 +216,8 @@ class SecureFunction(Construct):
         source = LAMBDAS_DIR / name
         if not (source / "handler.py").is_file():
             raise AssetMissingError(f"no handler at {source / 'handler.py'}")
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"/mlvault/{settings.stage}/{name}",
-            retention=_retention(settings.log_retention_days),
-            encryption_key=platform.data_key,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
+        self.platform = platform
+        self.log_group = platform.log_group(self, "Logs", name=name)
         self.role = iam.Role(
             self,
             "Role",
@@ -236,9 +250,9 @@ class SecureFunction(Construct):
             code=function_code(source, extra_files),
             layers=layers,
             environment={
-                "MLVAULT_STAGE": settings.stage,
-                "POWERTOOLS_SERVICE_NAME": f"mlvault-{name}",
-                "POWERTOOLS_METRICS_NAMESPACE": "mlvault",
+                Env.STAGE: settings.stage,
+                Env.POWERTOOLS_SERVICE_NAME: f"mlvault-{name}",
+                Env.POWERTOOLS_METRICS_NAMESPACE: NAMESPACE,
                 **environment,
             },
             role=self.role,
@@ -277,3 +291,27 @@ class SecureFunction(Construct):
         if wild:
             raise ValueError(f"grant exact actions, not wildcards: {wild}")
         self.role.add_to_policy(iam.PolicyStatement(actions=actions, resources=resources))
+
+    def allow_objects(self, actions: list[str], bucket_role: str, reasons: Mapping[str, str]) -> None:
+        """Grant exact actions on the objects under key patterns (`/<prefix>/*`) of one of the stage's buckets, in
+        one statement, and acknowledge each pattern's wildcard (AwsSolutions-IAM5) with its reason."""
+        stack = Stack.of(self)
+        name = bucket_name(self, self.platform.settings, bucket_role)
+        self.allow(actions, [f"arn:{stack.partition}:s3:::{name}{pattern}" for pattern in reasons])
+        for pattern, reason in reasons.items():
+            acknowledge(
+                self.role,
+                f"AwsSolutions-IAM5[Resource::{bucket_arn_ack(self.platform.settings, bucket_role, pattern)}]",
+                reason,
+            )
+
+    def allow_data_key(self) -> None:
+        """Encrypt and decrypt with the stage's data key (buckets, tables, queues and topic use it)."""
+        self.allow(["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], [self.platform.data_key.key_arn])
+
+    def allow_events(self) -> None:
+        """Put events on the default event bus of the function's account and region."""
+        stack = Stack.of(self)
+        self.allow(
+            ["events:PutEvents"], [f"arn:{stack.partition}:events:{stack.region}:{stack.account}:event-bus/default"]
+        )

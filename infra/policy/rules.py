@@ -21,10 +21,10 @@ from typing import Any
 from infra.policy.spec import (
     PROTECTED_OBJECT_ACTIONS,
     ROLE_METADATA_KEY,
-    VERDICT_TAG_KEY,
     BucketRole,
 )
 from infra.settings import RETENTION_FLOOR_DAYS, StageSettings
+from mlvault.wiring import Tag
 
 BUCKET = "AWS::S3::Bucket"
 BUCKET_POLICY = "AWS::S3::BucketPolicy"
@@ -253,13 +253,13 @@ def _check_ingest_lifecycle(stack: str, bucket_id: str, props: Mapping[str, Any]
         if not any(k in rule for k in expiring):
             continue
         tags = {t.get("Key") for t in rule.get("TagFilters") or []}
-        if VERDICT_TAG_KEY not in tags:
+        if Tag.VERDICT not in tags:
             yield Violation(
                 "MLV-INGEST-LIFECYCLE",
                 stack,
                 bucket_id,
                 f"lifecycle rule {rule.get('Id')!r} could expire a version without a verdict: "
-                f"filter it on the '{VERDICT_TAG_KEY}' tag",
+                f"filter it on the '{Tag.VERDICT}' tag",
             )
 
 

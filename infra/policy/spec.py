@@ -45,9 +45,5 @@ PROTECTED_BUCKET_ACTIONS = (
 # Condition key bounding the retention a writer may ask for on a locked bucket.
 RETENTION_DAYS_CONDITION_KEY = "s3:object-lock-remaining-retention-days"
 
-# Ingest objects may only expire once the verifier has tagged them with a verdict.
-VERDICT_TAG_KEY = "mlvault:verdict"
-VERDICT_TAG_RECORDED = "recorded"
-
 # Uploads land under producers/<producer-id>/...; everything else in the ingest bucket is refused.
 INGEST_PRODUCER_PREFIX = "producers/"

@@ -10,9 +10,10 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.constructs.discovery import publish
+from infra.constructs.parameters import publish
 from infra.constructs.storage import (
     access_log_bucket,
+    bucket_name,
     deployment_role_arn,
     guard_key,
     ingest_bucket,
@@ -22,26 +23,6 @@ from infra.constructs.storage import (
 from infra.policy.nag import acknowledge
 from infra.policy.spec import INGEST_PRODUCER_PREFIX, BucketRole
 from infra.settings import StageSettings
-
-
-def bucket_name(scope: Construct, settings: StageSettings, role: str) -> str:
-    """A bucket's fixed name, in the account and region of the stack `scope` is in.
-
-    Fixed so that the ingest bucket's notification and its queue's policy can name each other without a
-    CloudFormation cycle, and so that stateless stacks name buckets (and scope policies to them) without
-    cross-stack exports.
-    """
-    stack = Stack.of(scope)
-    return f"{settings.prefix}-{role}-{stack.account}-{stack.region}"
-
-
-def ingest_bucket_name(scope: Construct, settings: StageSettings) -> str:
-    return bucket_name(scope, settings, BucketRole.INGEST)
-
-
-def bucket_arn_ack(settings: StageSettings, role: str, suffix: str) -> str:
-    """How cdk-nag prints such a bucket's ARN in an IAM5 finding (partition and region are literals here)."""
-    return f"arn:aws:s3:::{settings.prefix}-{role}-<AWS::AccountId>-{settings.region}{suffix}"
 
 
 class StorageStack(Stack):
@@ -84,7 +65,8 @@ class StorageStack(Stack):
                 conditions={
                     "ArnLike": {
                         "kms:EncryptionContext:aws:logs:arn": (
-                            f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:/mlvault/{settings.stage}/*"
+                            f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:"
+                            f"{settings.log_group_prefix}*"
                         )
                     }
                 },
@@ -114,7 +96,7 @@ class StorageStack(Stack):
             bucket_name=bucket_name(self, settings, BucketRole.ACCESS_LOGS),
             expiration_days=settings.access_log_expiration_days,
         )
-        ingest_name = ingest_bucket_name(self, settings)
+        ingest_name = bucket_name(self, settings, BucketRole.INGEST)
         self.ingest_bucket = ingest_bucket(
             self,
             "IngestBucket",

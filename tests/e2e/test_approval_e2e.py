@@ -19,7 +19,7 @@ from tests.e2e.conftest import Ingest, eventually, run_cli
 def approving(tmp_path_factory):
     from aws_cdk import App
 
-    from infra.app import build
+    from infra.assembly import build
 
     context = copy.deepcopy(cdk_context())
     context["mlvault:stages"]["dev"]["manualApproval"] = True

@@ -7,7 +7,7 @@ import time
 import pytest
 from aws_cdk import App
 
-from infra.app import build
+from infra.assembly import build
 from localcloud import control
 from tests.conftest import cdk_context
 from tests.e2e.conftest import Ingest

@@ -70,13 +70,29 @@ def test_the_pipeline_runs_every_step_and_rolls_back_on_alarm(models):
     assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}
 
 
-def test_canary_steps_and_gates_come_from_cdk_json(models, synthesized):
+def test_canary_steps_gates_and_training_come_from_cdk_json(models, synthesized):
+    from mlvault.training.gates import Gates
+    from mlvault.training.params import TrainingParams
+
     env = function(models, "DeployFunction")["Environment"]["Variables"]
     steps = [(s["percent"], s["waitSeconds"]) for s in json.loads(env["MLVAULT_CANARY_STEPS"])]
     assert tuple(steps) == synthesized.settings.canary_steps
-    gates = json.loads(function(models, "PipelineFunction")["Environment"]["Variables"]["MLVAULT_MODEL_GATES"])
-    assert gates == synthesized.settings.model_gates
     assert "MLVAULT_SERVING_ALARMS" in env
+    pipeline = function(models, "PipelineFunction")["Environment"]["Variables"]
+    # parsed back as the pipeline function does (mlvault.composition): the stage's values, nothing else
+    assert Gates.from_config(json.loads(pipeline["MLVAULT_MODEL_GATES"])) == synthesized.settings.model_gates
+    assert synthesized.settings.model_gates.min_accuracy == 0.85
+    assert TrainingParams(**json.loads(pipeline["MLVAULT_TRAINING_PARAMS"])) == synthesized.settings.training
+    assert synthesized.settings.training.max_rows == 200_000
+
+
+def test_the_pipeline_logs_are_kept_as_long_as_the_functions_logs(models, synthesized):
+    (group,) = [
+        g
+        for g in of_type(models, "AWS::Logs::LogGroup").values()
+        if g["Properties"]["LogGroupName"] == "/mlvault/dev/states/pipeline"
+    ]
+    assert group["Properties"]["RetentionInDays"] == synthesized.settings.log_retention_days
 
 
 def test_alarms_start_the_rollback_and_the_dashboard_shows_the_story(models):

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from aws_cdk import App, Environment, Tags
 
 from infra.policy.nag import register_packs
-from infra.settings import ROOT, ConfigError, StageSettings, load_settings
+from infra.settings import CONTRACTS_DIR, ConfigError, StageSettings, load_settings
 from infra.stacks.ingest_stack import IngestStack
 from infra.stacks.models_stack import ModelsStack
 from infra.stacks.storage_stack import StorageStack
+from mlvault.wiring import Tag
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ def check_contracts() -> None:
     from mlvault.contracts.schema import ContractError, load_all
 
     try:
-        load_all(ROOT / "contracts")
+        load_all(CONTRACTS_DIR)
     except ContractError as err:
         raise ConfigError(f"data contract: {err}") from None
 
@@ -61,6 +62,6 @@ def build(app: App) -> MlvaultApp:
         env=env,
         description=f"mlvault {settings.stage}: model pipeline, signing, serving",
     )
-    Tags.of(app).add("mlvault:stage", settings.stage)
+    Tags.of(app).add(Tag.STAGE, settings.stage)
     register_packs(app)
     return MlvaultApp(app=app, settings=settings, storage=storage, ingest=ingest, models=models)

@@ -1,0 +1,105 @@
+"""The serving alarms: errors, refused models and feature drift. A refused model pages a human; errors and drift
+roll back automatically (their state changes reach EventBridge), and the deploy step reads all of them between
+canary steps."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from infra.constructs.concern import Concern
+from infra.constructs.functions import SecureFunction
+from infra.constructs.metrics import stage_metric
+from infra.policy.nag import acknowledge
+from infra.settings import StageSettings
+from mlvault.wiring import Env, Metric
+
+
+class ServingAlarms(Concern):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: StageSettings,
+        serve: lambda_.IFunction,
+        alerts: sns.ITopic,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        drift = settings.drift_alarm
+        self.errors = self._on_any(
+            "ServingErrors",
+            name=f"{settings.prefix}-serving-errors",
+            metric=serve.metric_errors(period=Duration.minutes(1)),
+            description="The serving function failed (a refused model included)",
+        )
+        self.refused = self._on_any(
+            "ModelRefused",
+            name=f"{settings.prefix}-model-attestation-failed",
+            metric=stage_metric(
+                settings.stage, Metric.MODEL_ATTESTATION_FAILED, statistic="Sum", period=Duration.minutes(1)
+            ),
+            description="Serving refused a model whose digest or signature did not verify",
+        )
+        self.drift = cloudwatch.Alarm(
+            self,
+            "FeatureDriftAlarm",
+            alarm_name=f"{settings.prefix}-feature-drift",
+            metric=stage_metric(
+                settings.stage,
+                Metric.MAX_FEATURE_DRIFT,
+                statistic="Average",
+                period=Duration.seconds(drift.period_seconds),
+            ),
+            threshold=drift.threshold,
+            evaluation_periods=drift.evaluation_periods,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description="What serving sees drifted from the training baseline (PSI of the worst feature)",
+        )
+        # A refused model is an integrity failure, not a behaviour to roll back from: the live model may be fine
+        # while another version was refused.
+        self.refused.add_alarm_action(cloudwatch_actions.SnsAction(alerts))
+        for alarm in self.rolling_back:
+            acknowledge(
+                alarm,
+                "NIST.800.53.R5-CloudWatchAlarmAction",
+                "Acted on without alarm actions: its change to ALARM reaches EventBridge (CloudWatch Alarm State "
+                "Change), which starts the automated rollback; the deploy step also reads it between canary steps.",
+            )
+
+    def _on_any(
+        self, construct_id: str, *, name: str, metric: cloudwatch.IMetric, description: str
+    ) -> cloudwatch.Alarm:
+        """An alarm on the first occurrence in a period (a count of at least one); no data is no occurrence."""
+        return cloudwatch.Alarm(
+            self,
+            construct_id,
+            alarm_name=name,
+            metric=metric,
+            threshold=1,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description=description,
+        )
+
+    @property
+    def all(self) -> list[cloudwatch.Alarm]:
+        return [self.errors, self.refused, self.drift]
+
+    @property
+    def rolling_back(self) -> list[cloudwatch.Alarm]:
+        """The alarms that roll serving back automatically."""
+        return [self.errors, self.drift]
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """How the deploy step names the alarms it checks between canary steps."""
+        return {Env.SERVING_ALARMS: ",".join(a.alarm_name for a in self.all)}
+
+    def allow_reading(self, fn: SecureFunction) -> None:
+        fn.allow(["cloudwatch:DescribeAlarms"], [a.alarm_arn for a in self.all])
