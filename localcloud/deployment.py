@@ -5,22 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 
 @dataclass
 class FunctionSpec:
-    """What the Lambda runtime needs to run a provisioned function from its asset."""
+    """A provisioned function, as the runtime and the poller know it (what a version runs, its code, handler,
+    layers, role and limits, is read from the function itself: services/lambda_code.py)."""
 
     name: str
     arn: str
-    handler: str
-    code_dir: Path
-    layer_dirs: list[Path]
-    timeout: int
-    memory: int
-    role_arn: str
+    role_arn: str  # the execution role it was provisioned with (the poller reads its queue with it)
     log_group: str | None
     dead_letter_arn: str | None
 
@@ -33,8 +28,9 @@ class Deployment:
     resources: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
     exports: dict[str, Any] = field(default_factory=dict)
     functions: dict[str, FunctionSpec] = field(default_factory=dict)  # function name -> spec
-    layers: dict[str, Path] = field(default_factory=dict)  # layer version ARN -> asset dir
+    code_signing_configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # ARN -> publishers, policies
     event_source_mappings: list[str] = field(default_factory=list)  # UUIDs
+    custom_resources: dict[str, dict[str, Any]] = field(default_factory=dict)  # stack/logical id -> id, Data
     principals: dict[str, str] = field(default_factory=dict)  # access key id -> principal ARN
 
     def physical_id(self, stack_suffix: str, type_: str, predicate: Callable[[str], bool] = lambda _: True) -> str:

@@ -4,19 +4,23 @@ This is the index: each gap is described in full (what moto does, what AWS does,
 it) in the module named, the way moto splits a backend by service. `install` applies them all to the moto
 backends of this process (the local cloud's server). tests/localcloud covers each.
 
-1. Lambda execution: handlers run from their assets (runtime.py), `InvocationType=Event` asynchronously.
-   services/awslambda.py
-2. S3 notifications: delivered after the object is complete, with versionId and sequencer; destinations
-   validated against the queue's policy; delivery failures recorded. services/s3.py
-3. Bucket policies: every S3 request checked against the Deny statements with the precise action, principal
-   and condition keys (evaluated by iam_policy.py). services/s3.py
+1. Lambda execution: handlers run in local workers (runtime.py), `InvocationType=Event` asynchronously, a
+   payload that is not JSON refused with InvalidRequestContentException. services/awslambda.py
+2. S3 notifications: delivered after the object is complete, with versionId, sequencer and configurationId, to
+   queues, functions and topics; destinations validated against the queue's policy; deliveries and their
+   failures recorded, never failing the PUT. services/s3.py
+3. S3 authorization: every S3 request authorized (gap 14) as its precise IAM actions (services/s3_requests.py),
+   with the bucket policy's principals and conditions, and SSE-KMS keys used on the caller's behalf.
+   services/s3.py
 4. SQS event source mappings: moto's delivery inside SendMessage detached; the poller (pollers.py) reads
    batches and honours ReportBatchItemFailures. services/sqs.py
-5. EventBridge targets and schedules: Lambda and Step Functions targets; schedule rules get only their
-   `Scheduled Event`s, emitted for `rate(...)`. services/eventbridge.py
+5. EventBridge targets and schedules: Lambda and Step Functions targets, delivered only where the function's
+   policy or the target's role allows it; schedule rules get only their `Scheduled Event`s, emitted for
+   `rate(...)`; rate expressions AWS refuses are refused. services/eventbridge.py
 6. CloudWatch alarms: each state change puts a `CloudWatch Alarm State Change` event on the default bus.
    services/cloudwatch.py
-7. Step Functions: executions run, their Lambda tasks call this server. services/stepfunctions.py
+7. Step Functions: executions run, their tasks sign with the state machine's role, Wait states scaled by
+   `alarm_scale`. services/stepfunctions.py
 8. Object Lock: CopyObject into a bucket with default retention needs no checksum header. services/s3.py
 9. Server access logging: PutBucketLogging applied once the rest of the stack (the log target's policy)
    exists. resources/cfn_s3.py (the provisioner)
@@ -28,19 +32,68 @@ backends of this process (the local cloud's server). tests/localcloud covers eac
    GetMetricStatistics matches the exact dimension set (services/cloudwatch.py).
 13. Alarm evaluation: metric alarms evaluated from their data about every second, time scaled by
    `alarm_scale`. alarms.py
+14. IAM: every request authorized as AWS authorizes same-account requests: explicit Deny wins, an Allow of the
+   caller's identity policies or of the resource's policy needed, key policies and trust policies required;
+   unknown access keys refused; each service's own AccessDenied error. authz.py (evaluation: iam_policy.py,
+   request to actions: iam_actions.py)
+15. Object Lock and metadata: COMPLIANCE retention never shortened, removed or made GOVERNANCE, GOVERNANCE only
+   with the bypass header, versioning of an Object Lock bucket never suspended, user metadata over 2 KB
+   refused. services/s3_lock.py
+16. KMS key state: cryptographic operations on a Disabled key or a key PendingDeletion refused; key state changes
+   take the key's ARN. services/kms.py
+17. EventBridge PutEvents: entries with an `aws.` source refused (NotAuthorizedForSourceException), per entry.
+   services/eventbridge.py
+18. CloudFormation custom resources: created by invoking their provider function with the CloudFormation
+   request, its response PUT to a presigned ResponseURL of this server. resources/cfn_custom.py
+19. AWS Signer signing jobs: StartSigningJob, DescribeSigningJob, ListSigningJobs, RevokeSignature; the CDK
+   assets bucket versioned (provision.py). services/signing_jobs.py
+20. Lambda code signing: code signing configs enforced on CreateFunction, UpdateFunctionCode, PublishVersion
+   and added layers (Enforce refuses, Warn records a warning; a broken signature is always refused).
+   services/lambda_codesigning.py
+21. Deployed code: functions and layers run from the code they were created, updated or published with (S3
+   object versions honoured, versions keep their code), extracted under the state directory.
+   services/lambda_code.py (runtime side: runtime.py)
+22. CloudWatch alarm history: DescribeAlarmHistory answers the StateUpdate items of each alarm's changes of
+   state (moto records them, without the API). services/cloudwatch.py
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from localcloud.services import awslambda, cloudwatch, eventbridge, kms, s3, sqs, stepfunctions
+from localcloud import authz
+from localcloud.services import (
+    awslambda,
+    cloudwatch,
+    eventbridge,
+    kms,
+    lambda_code,
+    lambda_codesigning,
+    s3,
+    s3_lock,
+    signing_jobs,
+    sqs,
+    stepfunctions,
+)
 
 if TYPE_CHECKING:
     from localcloud.server import LocalCloud
 
 # Each patches methods of its own service only, so the order is free; the numbered order above, by module.
-SERVICES = (awslambda, s3, sqs, eventbridge, cloudwatch, stepfunctions, kms)
+SERVICES = (
+    awslambda,
+    s3,
+    sqs,
+    eventbridge,
+    cloudwatch,
+    stepfunctions,
+    kms,
+    authz,
+    s3_lock,
+    signing_jobs,
+    lambda_codesigning,
+    lambda_code,
+)
 
 
 def install(cloud: LocalCloud) -> None:

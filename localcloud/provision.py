@@ -1,8 +1,10 @@
 """Provisioning the synthesized templates onto the local cloud, the way CloudFormation would.
 
 Stacks deploy in dependency order, resources in reference order; file assets are published to the bootstrap
-assets bucket first (as `cdk deploy` does): first-party ones zipped, third-party layers (pyarrow's ~100 MB among
-them) as a small manifest object, since locally their packages come from the venv and nothing reads the zip.
+assets bucket first (as `cdk deploy` does; the bucket is versioned, as the CDK bootstrap's is, so that AWS Signer
+can sign an asset's exact version): first-party ones zipped, third-party layers (pyarrow's ~100 MB among them) as
+a small zip of their manifest, since locally their packages come from the venv (services/lambda_code.py).
+Custom resources (resources/cfn_custom.py) are created by invoking their provider function.
 Every resource type has a handler (resources/, by service family) that knows exactly which properties it
 applies; an unknown type or property raises UnsupportedError naming it. What is provisioned is recorded in a
 `Deployment` (deployment.py, importable from here too).
@@ -11,17 +13,19 @@ applies; an unknown type or property raises UnsupportedError naming it. What is 
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from localcloud.cdkout import StackArtifact, is_third_party_layer
 from localcloud.deployment import Deployment, FunctionSpec
 from localcloud.intrinsics import Scope, UnsupportedError, dependencies, resolve
-from localcloud.resources import HANDLERS
-from localcloud.resources.cfn_context import ResourceContext
+from localcloud.resources import handler_for
+from localcloud.resources.cfn_context import ProvisioningError, ResourceContext
+from localcloud.services.lambda_code import third_party_layer_zip
 
 __all__ = ["NO_OP_TYPES", "SKIPPED_RULES", "Deployment", "FunctionSpec", "Provisioner"]
 
@@ -31,9 +35,15 @@ NO_OP_TYPES = {"AWS::CDK::Metadata": "CDK usage metadata, nothing to run"}
 
 
 class Provisioner:
-    def __init__(self, clients: Callable[[str, str], Any], deployment: Deployment) -> None:
+    def __init__(
+        self,
+        clients: Callable[[str, str], Any],
+        deployment: Deployment,
+        invoke: Callable[[str, dict[str, Any]], Any] | None = None,
+    ) -> None:
         self._clients = clients  # (service, region) -> boto3 client (deployer credentials)
         self.deployment = deployment
+        self.invoke = invoke  # (function name, event) -> Invocation: runs a custom resource's provider
         self._after_stack: list[Callable[[], Any]] = []
 
     def client(self, service: str, region: str) -> Any:
@@ -57,6 +67,7 @@ class Provisioner:
         existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
         if bucket not in existing:
             s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": stack.region})
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         for key, source in stack.assets.items():
             s3.put_object(Bucket=bucket, Key=key, Body=_asset_object(source))
 
@@ -86,15 +97,23 @@ class Provisioner:
             type_ = resource["Type"]
             if type_ in NO_OP_TYPES:
                 continue
-            handler = HANDLERS.get(type_)
+            handler = handler_for(type_)
             if handler is None:
                 raise UnsupportedError(f"resource type {type_} ({stack.name}/{logical_id})")
             props = resolve(resource.get("Properties", {}), scope)
-            ref, attributes = handler(
-                ResourceContext(
-                    stack=stack, logical_id=logical_id, type_=type_, props=props, resource=resource, provisioner=self
+            try:
+                ref, attributes = handler(
+                    ResourceContext(
+                        stack=stack,
+                        logical_id=logical_id,
+                        type_=type_,
+                        props=props,
+                        resource=resource,
+                        provisioner=self,
+                    )
                 )
-            )
+            except ClientError as err:  # refused as AWS refuses it: CloudFormation fails the stack with the error
+                raise ProvisioningError(f"{stack.name}/{logical_id} ({type_}): {err}") from err
             scope.refs[logical_id] = ref
             scope.attributes[logical_id] = attributes
             provisioned[logical_id] = (type_, str(ref))
@@ -136,7 +155,8 @@ def _resource_order(resources: dict[str, Any]) -> list[str]:
 
 def _asset_object(source: Path) -> bytes:
     """What `cdk deploy` would upload for an asset: a file as is, a directory zipped, except a third-party layer,
-    published as a manifest of what the zip would hold (the LayerVersion is still created from it)."""
+    published as a zip of a manifest of what the zip would hold (the LayerVersion is still created from it, and
+    signed like any other layer)."""
     if not source.is_dir():
         return source.read_bytes()
     if not is_third_party_layer(source):
@@ -149,7 +169,7 @@ def _asset_object(source: Path) -> bytes:
         "files": len(files),
         "unzipped_bytes": sum(p.stat().st_size for p in files),
     }
-    return json.dumps(manifest, indent=1).encode()
+    return third_party_layer_zip(manifest)
 
 
 def _zip_dir(directory: Path) -> bytes:

@@ -1,7 +1,8 @@
-"""The local Lambda runtime: each function runs its real handler from its synthesized asset, in worker
-processes of its own (worker.py), with its own environment and credentials, as Lambda execution
-environments do. Third-party layers are provided by the local venv (their wheels target Lambda's Python);
-first-party layers come from the assets.
+"""The local Lambda runtime: each function version runs its real handler from the code it was deployed with
+(services/lambda_code.py, gap 21: the zip or S3 object version of its CreateFunction, UpdateFunctionCode or
+PublishVersion, extracted under the state directory), in worker processes of its own (worker.py), with its own
+environment and its execution role's credentials, as Lambda execution environments do. Third-party layers are
+provided by the local venv (their wheels target Lambda's Python); first-party layers come from their zips.
 
 Every invocation path ends here: moto's Invoke API, Step Functions tasks and S3 notifications through the
 patched `LambdaFunction._invoke_lambda` (services/awslambda.py), SQS event source mappings through the poller,
@@ -10,8 +11,9 @@ DLQ).
 Every line a function prints goes to its log file; lines carrying `"_aws"` also go to the `emf` callback, which
 extracts Embedded Metric Format metrics as CloudWatch Logs does (emf.py, gap 12).
 
-A published version runs with its own environment and reports its number (`AWS_LAMBDA_FUNCTION_VERSION`,
-`context.function_version`): workers are kept per (environment, version), up to MAX_WORKERS_PER_FUNCTION
+A published version runs with its own environment and code and reports its number
+(`AWS_LAMBDA_FUNCTION_VERSION`, `context.function_version`): workers are kept per (environment, version, deployed
+code), up to MAX_WORKERS_PER_FUNCTION
 processes per function, so invocations alternating between the two versions of a weighted alias reuse warm
 workers; the least recently used idle worker makes room for a new one.
 """
@@ -32,8 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from localcloud.cdkout import is_third_party_layer
 from localcloud.deployment import FunctionSpec
+from localcloud.services.lambda_code import DeployedCode
 
 WORKER = Path(__file__).with_name("worker.py")
 MAX_WORKERS_PER_FUNCTION = 4
@@ -59,6 +61,7 @@ class _Worker:
     responses: Any
     env: dict[str, str] = field(default_factory=dict)
     version: str = "$LATEST"
+    code: str = ""  # DeployedCode.identity
     lines: list[str] = field(default_factory=list)
 
 
@@ -70,14 +73,16 @@ class LambdaRuntime:
         region: str,
         state_dir: Path,
         record: Callable[[dict[str, Any]], None],
-        send_to_dlq: Callable[[str, str], None],
+        send_to_dlq: Callable[[str, str, str], None],
+        deployed: Callable[[str, str], DeployedCode],
         emf: Callable[[str, str], None] | None = None,
     ) -> None:
         self._endpoint = endpoint
         self._region = region
         self._state_dir = state_dir
         self._record = record
-        self._send_to_dlq = send_to_dlq
+        self._send_to_dlq = send_to_dlq  # (queue ARN, body, role ARN of the function)
+        self._deployed = deployed  # (function name, version) -> the code and configuration that version runs
         self._emf = emf
         self._functions: dict[str, FunctionSpec] = {}
         self._idle: dict[str, list[_Worker]] = {}
@@ -93,10 +98,13 @@ class LambdaRuntime:
     def functions(self) -> dict[str, FunctionSpec]:
         return dict(self._functions)
 
+    def deployed(self, name: str, version: str = "$LATEST") -> DeployedCode:
+        return self._deployed(name, version)
+
     def layer_report(self, spec: FunctionSpec) -> list[str]:
         return [
-            f"{d.name}: {'third-party (from the local venv)' if is_third_party_layer(d) else 'first-party'}"
-            for d in spec.layer_dirs
+            f"{layer.name}: {'third-party (from the local venv)' if layer.third_party else 'first-party'}"
+            for layer in self._deployed(spec.name, "$LATEST").layers
         ]
 
     # --- invocation -----------------------------------------------------------------------------------
@@ -123,11 +131,15 @@ class LambdaRuntime:
                 "",
                 0,
             )
-        worker = self._acquire(spec, environment, version)
+        try:
+            code = self._deployed(name, version)
+        except Exception as err:  # noqa: BLE001 - reported to the caller as Lambda reports a broken deployment
+            return Invocation(json.dumps({"errorMessage": str(err), "errorType": "Runtime.InvalidCode"}), True, "", 0)
+        worker = self._acquire(spec, code, environment, version)
         started = time.monotonic()
         request_id = str(uuid.uuid4())
         try:
-            result = self._run(worker, spec, event, request_id, invoked_arn)
+            result = self._run(worker, code, event, request_id, invoked_arn)
         finally:
             self._release(spec.name, worker)
         result.duration_ms = int((time.monotonic() - started) * 1000)
@@ -175,7 +187,7 @@ class LambdaRuntime:
             if not result.errored:
                 return
         if spec is not None and spec.dead_letter_arn and result is not None:
-            self._send_to_dlq(spec.dead_letter_arn, json.dumps(event))
+            self._send_to_dlq(spec.dead_letter_arn, json.dumps(event), self._deployed(name, version).role_arn)
             self._record({"kind": "dead-letter", "function": name, "source": source, "target": spec.dead_letter_arn})
 
     def environment_of(self, name: str) -> dict[str, str]:
@@ -188,14 +200,21 @@ class LambdaRuntime:
 
     # --- workers --------------------------------------------------------------------------------------
 
-    def _acquire(self, spec: FunctionSpec, environment: dict[str, str], version: str) -> _Worker:
+    def _acquire(self, spec: FunctionSpec, code: DeployedCode, environment: dict[str, str], version: str) -> _Worker:
         with self._cond:
             while True:
                 idle = self._idle.setdefault(spec.name, [])
                 for dead in [w for w in idle if w.process.poll() is not None]:
                     idle.remove(dead)
                     _stop(dead)
-                warm = next((w for w in reversed(idle) if w.env == environment and w.version == version), None)
+                warm = next(
+                    (
+                        w
+                        for w in reversed(idle)
+                        if w.env == environment and w.version == version and w.code == code.identity
+                    ),
+                    None,
+                )
                 if warm is not None:
                     idle.remove(warm)
                     self._busy[spec.name] = self._busy.get(spec.name, 0) + 1
@@ -207,7 +226,7 @@ class LambdaRuntime:
                     break
                 self._cond.wait()
         try:
-            return self._spawn(spec, environment, version)
+            return self._spawn(spec, code, environment, version)
         except BaseException:
             with self._cond:
                 self._busy[spec.name] -= 1
@@ -221,9 +240,9 @@ class LambdaRuntime:
                 self._idle.setdefault(name, []).append(worker)
             self._cond.notify_all()
 
-    def _spawn(self, spec: FunctionSpec, environment: dict[str, str], version: str) -> _Worker:
+    def _spawn(self, spec: FunctionSpec, code: DeployedCode, environment: dict[str, str], version: str) -> _Worker:
         read_fd, write_fd = os.pipe()
-        code_path = [str(spec.code_dir)] + [str(d / "python") for d in spec.layer_dirs if not is_third_party_layer(d)]
+        code_path = code.python_path
         stream = f"{time.strftime('%Y/%m/%d')}/[{version}]{uuid.uuid4().hex}"
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -231,19 +250,19 @@ class LambdaRuntime:
             "PYTHONPATH": os.pathsep.join(code_path),
             "PYTHONPYCACHEPREFIX": str(self._state_dir / "pycache"),
             "PYTHONUNBUFFERED": "1",
-            "AWS_ACCESS_KEY_ID": access_key_for(spec.role_arn),
+            "AWS_ACCESS_KEY_ID": access_key_for(code.role_arn),
             "AWS_SECRET_ACCESS_KEY": "local-cloud",
             "AWS_REGION": self._region,
             "AWS_DEFAULT_REGION": self._region,
             "AWS_ENDPOINT_URL": self._endpoint,
             "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_LAMBDA_FUNCTION_NAME": spec.name,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(code.memory),
             "AWS_LAMBDA_FUNCTION_VERSION": version,
             "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group or f"/aws/lambda/{spec.name}",
             "AWS_LAMBDA_LOG_STREAM_NAME": stream,
-            "LAMBDA_TASK_ROOT": str(spec.code_dir),
-            "_HANDLER": spec.handler,
+            "LAMBDA_TASK_ROOT": str(code.code_dir),
+            "_HANDLER": code.handler,
             "MLVAULT_LOCAL_FUNCTION_ARN": spec.arn,
             **environment,
         }
@@ -255,20 +274,28 @@ class LambdaRuntime:
             env=env,
             pass_fds=(write_fd,),
             text=True,
-            cwd=str(spec.code_dir),
+            cwd=str(code.code_dir),
         )
         os.close(write_fd)
-        worker = _Worker(process=process, responses=os.fdopen(read_fd, "r"), env=dict(environment), version=version)
+        worker = _Worker(
+            process=process,
+            responses=os.fdopen(read_fd, "r"),
+            env=dict(environment),
+            version=version,
+            code=code.identity,
+        )
         log_path = self._state_dir / "logs" / f"{spec.name}.log"
         emf = None if self._emf is None else (lambda line, name=spec.name: self._emf(name, line))
         threading.Thread(target=_pump, args=(worker, log_path, emf), daemon=True, name=f"logs-{spec.name}").start()
-        self._record({"kind": "cold-start", "function": spec.name, "version": version, "pid": process.pid})
+        self._record(
+            {"kind": "cold-start", "function": spec.name, "version": version, "code": code.identity, "pid": process.pid}
+        )
         return worker
 
     def _run(
-        self, worker: _Worker, spec: FunctionSpec, event: Any, request_id: str, invoked_arn: str | None = None
+        self, worker: _Worker, code: DeployedCode, event: Any, request_id: str, invoked_arn: str | None = None
     ) -> Invocation:
-        deadline = time.time() + spec.timeout
+        deadline = time.time() + code.timeout
         start_line = len(worker.lines)
         request = {"event": event, "request_id": request_id, "deadline": deadline}
         if invoked_arn:
@@ -281,10 +308,10 @@ class LambdaRuntime:
         result: list[str] = []
         reader = threading.Thread(target=lambda: result.append(worker.responses.readline()), daemon=True)
         reader.start()
-        reader.join(spec.timeout)
+        reader.join(code.timeout)
         if reader.is_alive():
             _stop(worker)
-            message = f"Task timed out after {spec.timeout:.2f} seconds"
+            message = f"Task timed out after {code.timeout:.2f} seconds"
             return Invocation(
                 json.dumps({"errorMessage": message, "errorType": "Sandbox.Timedout"}),
                 True,

@@ -22,10 +22,14 @@ import boto3
 from botocore.config import Config
 
 from localcloud import ACCOUNT_ID
+from localcloud.authz import Authorizer
 from localcloud.cdkout import AssemblyError, load_assembly
 from localcloud.intrinsics import UnsupportedError
 from localcloud.provision import Deployment, Provisioner
-from localcloud.runtime import LambdaRuntime, access_key_for
+from localcloud.resources.cfn_context import ProvisioningError
+from localcloud.runtime import Invocation, LambdaRuntime, access_key_for
+from localcloud.services.lambda_code import CodeStore, DeployedCode
+from localcloud.services.signing_jobs import Signer
 
 STATE_FILE = "state.json"
 EVENTS_FILE = "events.jsonl"
@@ -60,6 +64,10 @@ class LocalCloud:
         self._server: Any = None
         self._events_lock = threading.Lock()
         self.deployment = Deployment(account=ACCOUNT_ID)
+        self.deployer_arn = ""  # the CDK bootstrap's CloudFormation execution role: an administrator
+        self.authorizer = Authorizer(self)  # every request (gap 14)
+        self.signer = Signer(self)  # signing jobs and their key (gap 19)
+        self._code = CodeStore(self.state_dir / "code")  # the deployed code of every function version (gap 21)
         self.runtime: LambdaRuntime | None = None
         self.poller: Any = None
         self._stopping = threading.Event()
@@ -93,7 +101,8 @@ class LocalCloud:
             region=self.region,
             state_dir=self.state_dir,
             record=self.record,
-            send_to_dlq=self._send_to_queue,
+            send_to_dlq=self._send_to_dlq,
+            deployed=self._deployed_code,
             emf=lambda function, line: emf.put_emf(self, function, line),
         )
         gaps.install(self)
@@ -101,11 +110,13 @@ class LocalCloud:
         deployer = (
             stacks[0].execution_role_arn.replace("${AWS::Partition}", "aws").replace("${AWS::AccountId}", self.account)
         )
+        self.deployer_arn = deployer
         self.deployment.principals[access_key_for(deployer)] = deployer
-        Provisioner(lambda service, region: self.client(service, deployer), self.deployment).deploy(stacks)
+        Provisioner(
+            lambda service, region: self.client(service, deployer), self.deployment, invoke=self._provision_invoke
+        ).deploy(stacks)
         for spec in self.deployment.functions.values():
             self.runtime.register(spec)
-            self.deployment.principals[access_key_for(spec.role_arn)] = spec.role_arn
         self.poller = SqsPoller(client=self.client, invoke=self.runtime.invoke, region=self.region, record=self.record)
         lambda_client = self.client("lambda", deployer)
         for uuid in self.deployment.event_source_mappings:
@@ -172,25 +183,43 @@ class LocalCloud:
             config=Config(retries={"max_attempts": 2}),
         )
 
-    def principal_for(self, access_key: str) -> str:
-        """The principal a request is made as: local keys, then moto's assumed roles, else the developer."""
-        if access_key in self.deployment.principals:
-            return self.deployment.principals[access_key]
-        from moto.sts.models import sts_backends
-
-        assumed = sts_backends[self.account]["aws"].get_assumed_role_from_access_key(access_key)
-        if assumed is not None:
-            return assumed.role_arn
-        return DEVELOPER_ARN
+    def principal_for(self, access_key: str) -> str | None:
+        """The principal a request is made as (authz.py): None for a key the account does not know."""
+        caller = self.authorizer.caller(access_key)
+        return caller.arn if caller is not None else None
 
     def record(self, event: dict[str, Any]) -> None:
         line = json.dumps({"at": datetime.now(UTC).isoformat(timespec="milliseconds"), **event}, default=str)
         with self._events_lock, (self.state_dir / EVENTS_FILE).open("a", encoding="utf-8") as out:
             out.write(line + "\n")
 
-    def _send_to_queue(self, queue_arn: str, body: str) -> None:
+    def _deployed_code(self, name: str, version: str) -> DeployedCode:
+        from moto.awslambda.models import lambda_backends
+
+        backend = lambda_backends[self.account][self.region]
+        fn = backend._lambdas.get_function_by_name_with_qualifier(name, None if version == "$LATEST" else version)
+        return self._code.deployed(fn, backend.layers_versions_by_arn)
+
+    def _provision_invoke(self, name: str, event: dict[str, Any]) -> Invocation:
+        """A custom resource's provider, run as CloudFormation runs it: synchronously, as the function's $LATEST."""
+        spec = self.deployment.functions[name]
+        self.runtime.register(spec)
+        return self.runtime.invoke(name, event, self.runtime.environment_of(name), source="cloudformation")
+
+    def _send_to_dlq(self, queue_arn: str, body: str, role_arn: str) -> None:
+        """Lambda sends a failed asynchronous event to the function's DLQ with the function's execution role."""
         from moto.sqs.models import sqs_backends
 
+        from localcloud.authz import AccessDenied
+        from localcloud.iam_actions import Need
+
+        try:
+            self.authorizer.authorize(
+                self.authorizer.caller_for_role(role_arn), "sqs", Need("sqs:SendMessage", queue_arn)
+            )
+        except AccessDenied as denied:
+            self.record({"kind": "dead-letter-failed", "target": queue_arn, "error": denied.message})
+            return
         sqs_backends[self.account][queue_arn.split(":")[3]].send_message(
             queue_name=queue_arn.split(":")[5], message_body=body
         )
@@ -209,15 +238,16 @@ class LocalCloud:
                 stack: {logical: {"type": t, "id": p} for logical, (t, p) in resources.items()}
                 for stack, resources in self.deployment.resources.items()
             },
-            "functions": {
-                name: {
-                    "arn": s.arn,
-                    "handler": s.handler,
-                    "code": str(s.code_dir),
-                    "layers": self.runtime.layer_report(s) if self.runtime else [],
-                }
-                for name, s in self.deployment.functions.items()
-            },
+            "functions": {name: self._function_state(s) for name, s in self.deployment.functions.items()},
+        }
+
+    def _function_state(self, spec: Any) -> dict[str, Any]:
+        deployed = self._deployed_code(spec.name, "$LATEST")
+        return {
+            "arn": spec.arn,
+            "handler": deployed.handler,
+            "code": str(deployed.code_dir),
+            "layers": self.runtime.layer_report(spec) if self.runtime else [],
         }
 
 
@@ -248,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp.replace(args.state_dir / STATE_FILE)
         print(f"local cloud ready at {cloud.endpoint}", flush=True)
         stopping.wait()
-    except (AssemblyError, UnsupportedError) as err:
+    except (AssemblyError, UnsupportedError, ProvisioningError) as err:
         print(f"local cloud: {err}", file=sys.stderr, flush=True)
         return 2
     finally:

@@ -4,6 +4,7 @@ CloudFormation type to the function that creates it (resources/cfn_context.py sa
 from __future__ import annotations
 
 from localcloud.resources import (
+    cfn_custom,
     cfn_data,
     cfn_iam,
     cfn_lambda,
@@ -22,4 +23,10 @@ HANDLERS: dict[str, Handler] = {
     **cfn_monitoring.HANDLERS,
     **cfn_lambda.HANDLERS,
     **cfn_workflow.HANDLERS,
+    **cfn_custom.HANDLERS,
 }
+
+
+def handler_for(type_: str) -> Handler | None:
+    """The handler of a resource type (every `Custom::<Name>` is a custom resource)."""
+    return HANDLERS.get(type_) or cfn_custom.handler_for(type_)

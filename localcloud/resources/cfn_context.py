@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from localcloud.provision import Provisioner
 
 
+class ProvisioningError(RuntimeError):
+    """A resource failed to be created as CloudFormation would fail it (a custom resource's FAILED response)."""
+
+
 @dataclass
 class ResourceContext:
     stack: StackArtifact

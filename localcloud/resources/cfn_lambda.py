@@ -1,5 +1,5 @@
 """Lambda resources: layers, functions (recorded for the local runtime), permissions, event source mappings,
-and code signing (Signer profiles and code signing configs, Warn only)."""
+and code signing (Signer profiles; code signing configs, enforced by services/lambda_codesigning.py, gap 20)."""
 
 from __future__ import annotations
 
@@ -30,18 +30,33 @@ def signing_profile(c: ResourceContext) -> tuple[Any, dict[str, Any]]:
 
 
 def code_signing_config(c: ResourceContext) -> tuple[Any, dict[str, Any]]:
-    # moto has no code signing configs: the local cloud records them. It cannot check Signer signatures,
-    # so only the Warn policy (deploy unsigned code) can be honoured; Enforce fails loudly.
+    # moto has no code signing configs: the local cloud records them, and services/lambda_codesigning.py (gap 20)
+    # checks every deployment of a function naming one.
     p = c.take("AllowedPublishers", "CodeSigningPolicies", "Description", "Tags")
     policy = p.get("CodeSigningPolicies", {}).get("UntrustedArtifactOnDeployment", "Warn")
-    if policy != "Warn":
+    if policy not in ("Warn", "Enforce"):
         raise UnsupportedError(
-            f"AWS::Lambda::CodeSigningConfig with UntrustedArtifactOnDeployment={policy} "
-            f"({c.logical_id}): the local cloud cannot verify AWS Signer signatures"
+            f"AWS::Lambda::CodeSigningConfig UntrustedArtifactOnDeployment={policy} ({c.logical_id})"
         )
+    publishers = p.get("AllowedPublishers", {}).get("SigningProfileVersionArns", [])
+    if not publishers:
+        raise UnsupportedError(f"AWS::Lambda::CodeSigningConfig without SigningProfileVersionArns ({c.logical_id})")
     csc_id = "csc-" + hashlib.sha256(f"{c.stack.name}/{c.logical_id}".encode()).hexdigest()[:17]
     arn = f"arn:aws:lambda:{c.region}:{c.account}:code-signing-config:{csc_id}"
+    c.deployment.code_signing_configs[arn] = {
+        "CodeSigningConfigArn": arn,
+        "AllowedPublishers": {"SigningProfileVersionArns": list(publishers)},
+        "CodeSigningPolicies": {"UntrustedArtifactOnDeployment": policy},
+        "Description": p.get("Description", ""),
+    }
     return arn, {"CodeSigningConfigArn": arn, "CodeSigningConfigId": csc_id}
+
+
+def _s3_code(code: dict[str, Any], c: ResourceContext, what: str) -> dict[str, Any]:
+    unknown = sorted(set(code) - {"S3Bucket", "S3Key", "S3ObjectVersion"})
+    if unknown or "S3Key" not in code:
+        raise UnsupportedError(f"{what} code {sorted(code)} ({c.logical_id}): the local cloud deploys S3 objects only")
+    return {k: code[k] for k in ("S3Bucket", "S3Key", "S3ObjectVersion") if k in code}
 
 
 def layer_version(c: ResourceContext) -> tuple[Any, dict[str, Any]]:
@@ -49,12 +64,11 @@ def layer_version(c: ResourceContext) -> tuple[Any, dict[str, Any]]:
     name = p.get("LayerName") or c.unique_name(64)
     args = {
         "LayerName": name,
-        "Content": {"S3Bucket": p["Content"]["S3Bucket"], "S3Key": p["Content"]["S3Key"]},
+        "Content": _s3_code(p["Content"], c, "AWS::Lambda::LayerVersion"),
         "Description": p.get("Description", ""),
         "CompatibleRuntimes": p.get("CompatibleRuntimes", []),
     }
     arn = c.client("lambda").publish_layer_version(**args)["LayerVersionArn"]
-    c.deployment.layers[arn] = c.asset(p["Content"]["S3Key"])
     return arn, {"LayerVersionArn": arn}
 
 
@@ -75,20 +89,19 @@ def function(c: ResourceContext) -> tuple[Any, dict[str, Any]]:
         "LoggingConfig",
         "Architectures",
         "CodeSigningConfigArn",
+        "KmsKeyArn",
         "ReservedConcurrentExecutions",
         "TracingConfig",
         "Tags",
     )
-    code = p["Code"]
-    if "S3Key" not in code:
-        raise UnsupportedError(f"AWS::Lambda::Function Code without an S3 asset ({c.logical_id}): {sorted(code)}")
+    code = _s3_code(p["Code"], c, "AWS::Lambda::Function")
     name = p.get("FunctionName") or c.unique_name(64)
     args: dict[str, Any] = {
         "FunctionName": name,
         "Runtime": p["Runtime"],
         "Role": p["Role"],
         "Handler": p["Handler"],
-        "Code": {"S3Bucket": code["S3Bucket"], "S3Key": code["S3Key"]},
+        "Code": code,
         "Description": p.get("Description", ""),
         "Timeout": int(p.get("Timeout", 3)),
         "MemorySize": int(p.get("MemorySize", 128)),
@@ -101,6 +114,8 @@ def function(c: ResourceContext) -> tuple[Any, dict[str, Any]]:
     for key in ("DeadLetterConfig", "LoggingConfig", "TracingConfig", "CodeSigningConfigArn"):
         if key in p:
             args[key] = p[key]
+    if "KmsKeyArn" in p:  # stored; environment variables are not encrypted at rest locally
+        args["KMSKeyArn"] = p["KmsKeyArn"]
     client = c.client("lambda")
     arn = client.create_function(**args)["FunctionArn"]
     if "ReservedConcurrentExecutions" in p:
@@ -110,11 +125,6 @@ def function(c: ResourceContext) -> tuple[Any, dict[str, Any]]:
     c.deployment.functions[name] = FunctionSpec(
         name=name,
         arn=arn,
-        handler=p["Handler"],
-        code_dir=c.asset(code["S3Key"]),
-        layer_dirs=[c.deployment.layers[layer] for layer in p.get("Layers", [])],
-        timeout=args["Timeout"],
-        memory=args["MemorySize"],
         role_arn=p["Role"],
         log_group=p.get("LoggingConfig", {}).get("LogGroup"),
         dead_letter_arn=p.get("DeadLetterConfig", {}).get("TargetArn"),

@@ -3,12 +3,13 @@ runs them) and Step Functions state machines."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
 from localcloud.intrinsics import UnsupportedError
 from localcloud.resources.cfn_context import Handler, ResourceContext, tags
-from localcloud.services.eventbridge import rate_seconds
+from localcloud.services.eventbridge import InvalidSchedule, rate_seconds
 
 
 def rule(c: ResourceContext) -> tuple[Any, dict[str, Any]]:
@@ -23,7 +24,9 @@ def rule(c: ResourceContext) -> tuple[Any, dict[str, Any]]:
     if "EventPattern" in p:
         args["EventPattern"] = json.dumps(p["EventPattern"])
     if "ScheduleExpression" in p:
-        rate_seconds(p["ScheduleExpression"])  # fails loudly on what the local cloud cannot run
+        # fails loudly on what the local cloud cannot run (cron); PutRule below refuses invalid rates, as AWS does
+        with contextlib.suppress(InvalidSchedule):
+            rate_seconds(p["ScheduleExpression"])
         args["ScheduleExpression"] = p["ScheduleExpression"]
     if "EventBusName" in p:
         args["EventBusName"] = p["EventBusName"]

@@ -1,7 +1,10 @@
 """Lambda: execution (gap 1) and versions, aliases and routing (gap 10).
 
-1. Lambda execution. moto runs handlers in Docker. Here `LambdaFunction.invoke` / `_invoke_lambda` run the
-   real handler from its asset (runtime.py); `InvocationType=Event` is asynchronous, as in AWS.
+1. Lambda execution. moto runs handlers in Docker, and answers an Invoke whose payload is not JSON with a 500.
+   Here `LambdaFunction.invoke` / `_invoke_lambda` run the real handler from the code the version was deployed
+   with (runtime.py, gap 21); `InvocationType=Event` is asynchronous, as in AWS; a payload that is not JSON is
+   refused before anything runs, as AWS refuses it: InvalidRequestContentException (400), "Could not parse
+   request body into json: ...".
 10. Lambda versions and aliases. moto stores an alias's RoutingConfig but never applies it: an alias always
    runs its FunctionVersion. Its Invoke API reads the qualifier from a lowercase `qualifier` parameter, so
    `Qualifier=` is ignored (and a `qualifier` key of the payload is taken instead); it returns no
@@ -15,8 +18,7 @@
    `X-Amz-Executed-Version` (`ExecutedVersion` in boto3; `$LATEST` unqualified). CreateAlias/UpdateAlias
    refuse what AWS refuses: more than one additional version, weights outside [0, 1], a non-numeric,
    missing or primary version as the additional one, $LATEST as the primary of a weighted alias, versions of
-   different execution roles. (Code is always the function's synthesized asset: UpdateFunctionCode does not
-   reach the local runtime, so versions differ by configuration only.)
+   different execution roles. Each version also keeps the code it was published with (gap 21).
 
 `invoke_target_async` is how other services (EventBridge targets, S3 notifications) invoke a function
 asynchronously, routed by an alias's weights like an Invoke.
@@ -52,7 +54,15 @@ def _execution(cloud: LocalCloud) -> None:
     from moto.awslambda.models import LambdaFunction
 
     def invoke(self: Any, body: str, request_headers: Any, response_headers: Any) -> str | bytes:
-        event = json.loads(body) if body else {}
+        from moto.awslambda.exceptions import LambdaClientError
+
+        try:
+            event = json.loads(body) if body else {}
+        except ValueError as err:
+            raise LambdaClientError(
+                "InvalidRequestContentException",
+                f"Could not parse request body into json: Could not parse payload into json: {err}",
+            ) from None
         environment = dict(self.environment_vars or {})
         version = str(self.version)  # "$LATEST" or the published version this object is (gap 10)
         invoked_arn = getattr(_state, "invoked_arn", None) or self.function_arn

@@ -1,47 +1,59 @@
-"""S3: notifications (gap 2), bucket policies (gap 3) and CopyObject into Object Lock buckets (gap 8).
+"""S3: notifications (gap 2), authorization (gap 3) and CopyObject into Object Lock buckets (gap 8).
 
 2. S3 notifications. moto sends them inside PutObject before metadata, checksum and tags are stored, without
    versionId or sequencer, and swallows delivery errors; it accepts destinations S3 could not validate.
-   Here events are buffered per request and delivered after the object is complete, with versionId, sequencer
-   and URL-encoded key; a queue destination whose policy does not let S3 send fails the configuration, as AWS's
-   destination validation does; delivery failures are recorded in the local cloud's event log.
-3. Bucket policies. moto treats conditional Deny statements as unconditional, ignores principals and checks only
-   Get/Put/Delete object. Here every S3 request is checked against the bucket's Deny statements with the
-   precise action, the caller's principal and the request's condition keys (iam_policy.py); moto's own check is
-   off. `aws:SecureTransport` is true: the local cloud serves plain HTTP on loopback only, in place of TLS.
+   Here events are buffered per request and delivered after the object is complete, with versionId, sequencer,
+   URL-encoded key and the configuration's `configurationId`, to queues, functions and topics alike; a queue
+   destination whose policy does not let S3 send fails the configuration, as AWS's destination validation does;
+   each delivery is recorded in the local cloud's event log (`s3-notification`), each failure too
+   (`s3-notification-failed`) and never fails the request that stored the object (S3 delivers asynchronously).
+3. Authorization. moto treats conditional Deny statements of bucket policies as unconditional, ignores
+   principals, checks only Get/Put/Delete object and never identity policies. Here every S3 request is
+   authorized by authz.py (gap 14) for the caller its access key (Authorization header or presigned
+   `X-Amz-Credential`) names, anonymous without one: the actions, resources and condition keys of
+   services/s3_requests.py, the bucket's policy, the caller's identity policies. Denials fail with AccessDenied
+   and are recorded as `s3-denied`. SSE-KMS is used on the caller's behalf, as S3 does: writing to a bucket
+   whose default encryption (or the request's) is aws:kms needs kms:GenerateDataKey on that key, reading an
+   object it encrypted (GET, a copy's source) kms:Decrypt, each authorized by the key policy and the caller's
+   policies with kms:ViaService and the `aws:s3:arn` encryption context. moto's own bucket-policy check is off.
 8. Object Lock. moto refuses CopyObject into a bucket with default retention unless the request carries a
    Content-MD5 or `x-amz-sdk-checksum-algorithm` header, which AWS does not require of a copy (boto3 sends
    none). Here a copy satisfies the check, as in AWS.
 
+A PUT of an object whose Content-Type is application/x-www-form-urlencoded (urllib's default, as a custom
+resource answering its ResponseURL sends it, gap 18) keeps its bytes, as in S3: moto parsed them as a form.
+
 (Gap 9, server access logging configured after the log target's policy, is closed by the provisioner:
-resources/cfn_s3.py.)
+resources/cfn_s3.py. Gap 15, Object Lock retention rules and the metadata limit: services/s3_lock.py.)
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import re
 import threading
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, quote_plus, urlparse
+from urllib.parse import parse_qs, quote_plus, unquote, urlparse
 
+from localcloud.authz import AccessDenied, Caller, access_key_of
+from localcloud.iam_actions import Need
 from localcloud.iam_policy import Request, allowing_statement, denying_statement
+from localcloud.services import s3_lock
 from localcloud.services.awslambda import invoke_target_async
+from localcloud.services.s3_requests import S3Request, UnmappedRequest, s3_needs
 
 if TYPE_CHECKING:
     from localcloud.server import LocalCloud
 
 _state = threading.local()  # events: the notifications of the request being served, delivered once it is done
 _sequencer = itertools.count(1)
-_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 
 
 def install(cloud: LocalCloud) -> None:
     import moto.s3.notifications as notifications
-    from moto.s3.exceptions import S3AccessDeniedError, S3ClientError
+    from moto.s3.exceptions import S3ClientError
     from moto.s3.models import FakeBucket, s3_backends
     from moto.s3.responses import S3Response
 
@@ -60,6 +72,8 @@ def install(cloud: LocalCloud) -> None:
         original = getattr(S3Response, name)
 
         def wrapper(self: Any, request: Any, full_url: str, headers: Any) -> Any:
+            if request.method == "PUT" and "form-urlencoded" in (request.headers.get("Content-Type") or ""):
+                request.get_data(cache=True)  # an object's bytes, not a form: moto would parse them away
             if getattr(_state, "events", None) is not None:  # nested call of the same request
                 return original(self, request, full_url, headers)
             _state.events = []
@@ -78,42 +92,35 @@ def install(cloud: LocalCloud) -> None:
         setattr(S3Response, name, wrapper)
 
     def authorize(self: Any, request: Any, full_url: str, key_name: str | None) -> None:
-        bucket_name = self.parse_bucket_name_from_url(request, full_url)
-        if not bucket_name:
-            return
-        backend = s3_backends[cloud.account]["aws"]
-        bucket = _bucket_or_none(backend, bucket_name)
-        if bucket is None:
-            return
+        bucket_name = self.parse_bucket_name_from_url(request, full_url) or None
         query = parse_qs(urlparse(full_url).query, keep_blank_values=True)
         headers = {k.lower(): v for k, v in request.headers.items()}
-        principal = cloud.principal_for(_access_key(headers))
-        for action, resource_bucket, resource in _actions(
-            request.method, query, headers, bucket_name, key_name, self.body
-        ):
-            target = bucket if resource_bucket == bucket_name else _bucket_or_none(backend, resource_bucket)
-            if target is None or not target.policy:
-                continue
-            denied = denying_statement(
-                json.loads(target.policy),
-                Request(
-                    principal_arn=principal,
-                    action=action,
-                    resource=resource,
-                    context=_condition_context(cloud, principal, headers),
-                ),
+        s3_lock.set_bypass(headers.get("x-amz-bypass-governance-retention", "").lower() == "true")
+        access_key = access_key_of(request.headers, query)
+        caller = cloud.authorizer.caller(access_key) if access_key else Caller("", "anonymous")
+        if caller is None:
+            raise s3_error(
+                "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.", 403
             )
-            if denied is not None:
-                cloud.record(
-                    {
-                        "kind": "s3-denied",
-                        "principal": principal,
-                        "action": action,
-                        "resource": resource,
-                        "statement": denied.get("Sid", ""),
-                    }
-                )
-                raise S3AccessDeniedError()
+        s3_request = S3Request.of(request.method, full_url, bucket_name, key_name or None, headers, self.body)
+        try:
+            needs = s3_needs(s3_request)
+        except UnmappedRequest as err:
+            raise s3_error(
+                "NotImplemented", f"The local cloud does not map this request to IAM actions: {err}", 501
+            ) from err
+        backend = s3_backends[cloud.account]["aws"]
+        try:
+            for need in needs:
+                bucket = _bucket_or_none(backend, need.resource.removeprefix("arn:aws:s3:::").split("/", 1)[0])
+                policy = json.loads(bucket.policy) if bucket is not None and bucket.policy else None
+                cloud.authorizer.check(caller, need, resource_policy=policy, record_kind="s3-denied")
+            for need in _kms_needs(backend, s3_request, needs):
+                cloud.authorizer.authorize(caller, "kms", need)
+        except AccessDenied as denied:
+            raise s3_error("AccessDenied", denied.message, 403) from None
+        if key_name and _writes_metadata(s3_request) and s3_lock.metadata_too_large(request.headers):
+            raise s3_error("MetadataTooLarge", "Your metadata headers exceed the maximum allowed metadata size.", 400)
 
     original_key = S3Response._key_response
     original_bucket = S3Response._bucket_response
@@ -150,6 +157,13 @@ def install(cloud: LocalCloud) -> None:
             self.headers = headers
         return original_key_put(self, *args, **kwargs)
 
+    original_serialized = S3Response.serialized
+
+    def serialized(self: Any, result: Any) -> Any:
+        status, headers, body = original_serialized(self, result)
+        return getattr(getattr(result, "result", None), "http_status", status), headers, body
+
+    S3Response.serialized = serialized
     notifications.send_event = buffered_send_event
     with_events("key_response")
     with_events("bucket_response")
@@ -158,6 +172,15 @@ def install(cloud: LocalCloud) -> None:
     S3Response._key_response_put = key_response_put
     FakeBucket.set_notification_configuration = set_notification_configuration
     FakeBucket.get_permission = _neutral_permission
+
+
+def s3_error(code: str, message: str, status: int) -> Exception:
+    """An S3 error with its HTTP status (moto takes the status of codes botocore's model lacks as 400)."""
+    from moto.s3.exceptions import S3ClientError
+
+    error = S3ClientError(code, message)
+    error.http_status = status
+    return error
 
 
 def _neutral_permission(self: Any, action: str, resource: str) -> Any:
@@ -175,101 +198,74 @@ def _bucket_or_none(backend: Any, name: str) -> Any:
         return None
 
 
-def _access_key(headers: dict[str, str]) -> str:
-    match = _CREDENTIAL.search(headers.get("authorization", ""))
-    return match.group(1) if match else ""
+def _writes_metadata(request: S3Request) -> bool:
+    """PutObject, CreateMultipartUpload and CopyObject replacing the metadata: requests that set user metadata."""
+    if request.method == "PUT" and not set(request.query) & {"uploadId", "tagging", "retention", "legal-hold", "acl"}:
+        copy = request.headers.get("x-amz-copy-source")
+        return not copy or request.headers.get("x-amz-metadata-directive", "COPY").upper() == "REPLACE"
+    return request.method == "POST" and "uploads" in request.query
 
 
-def _condition_context(cloud: LocalCloud, principal: str, headers: dict[str, str]) -> dict[str, str]:
-    context = {"aws:SecureTransport": "true", "aws:PrincipalArn": principal, "aws:PrincipalAccount": cloud.account}
-    until = headers.get("x-amz-object-lock-retain-until-date")
-    if until:
-        remaining = datetime.fromisoformat(until.replace("Z", "+00:00")) - datetime.now(UTC)
-        context["s3:object-lock-remaining-retention-days"] = str(max(0, -(-remaining // timedelta(days=1))))
-    for header, key in (
-        ("x-amz-object-lock-mode", "s3:object-lock-mode"),
-        ("x-amz-server-side-encryption", "s3:x-amz-server-side-encryption"),
-        ("x-amz-server-side-encryption-aws-kms-key-id", "s3:x-amz-server-side-encryption-aws-kms-key-id"),
-    ):
-        if header in headers:
-            context[key] = headers[header]
-    return context
+_KMS_WRITES = {"s3:PutObject"}
+_KMS_READS = {"s3:GetObject", "s3:GetObjectVersion"}
 
 
-_KEY_SUBRESOURCES = {
-    "retention": "ObjectRetention",
-    "legal-hold": "ObjectLegalHold",
-    "tagging": "ObjectTagging",
-    "acl": "ObjectAcl",
-    "attributes": "ObjectAttributes",
-}
-_BUCKET_ACTIONS = {
-    ("PUT", "policy"): "PutBucketPolicy",
-    ("DELETE", "policy"): "DeleteBucketPolicy",
-    ("GET", "policy"): "GetBucketPolicy",
-    ("PUT", "object-lock"): "PutBucketObjectLockConfiguration",
-    ("PUT", "versioning"): "PutBucketVersioning",
-    ("PUT", "lifecycle"): "PutLifecycleConfiguration",
-    ("DELETE", "lifecycle"): "PutLifecycleConfiguration",
-    ("PUT", "notification"): "PutBucketNotification",
-    ("PUT", "encryption"): "PutEncryptionConfiguration",
-    ("GET", "versions"): "ListBucketVersions",
-    ("PUT", "publicAccessBlock"): "PutBucketPublicAccessBlock",
-    ("PUT", "tagging"): "PutBucketTagging",
-    ("PUT", "logging"): "PutBucketLogging",
-    ("PUT", "ownershipControls"): "PutBucketOwnershipControls",
-}
+def _kms_needs(backend: Any, request: S3Request, needs: list[Need]) -> list[Need]:
+    """What S3 asks of KMS on the caller's behalf for an SSE-KMS object: GenerateDataKey to write (and Decrypt for a
+    multipart upload), Decrypt to read (GET of the object, the source of a copy)."""
+    result = []
+    for need in needs:
+        arn = need.resource.removeprefix("arn:aws:s3:::")
+        bucket_name, _, key_name = arn.partition("/")
+        bucket = _bucket_or_none(backend, bucket_name)
+        if bucket is None or not key_name:
+            continue
+        is_source = need.action in _KMS_READS and request.method in ("PUT", "POST")
+        if need.action in _KMS_WRITES and not is_source:
+            key_id, bucket_key = _write_key(bucket, request.headers)
+            if key_id:
+                actions = ["kms:GenerateDataKey"] + (["kms:Decrypt"] if "uploads" in request.query else [])
+                result += [_kms_need(backend, a, key_id, bucket, key_name, bucket_key) for a in actions]
+        elif need.action in _KMS_READS and (request.method == "GET" or is_source):
+            version = None if is_source else request.query.get("versionId", [None])[0]
+            if is_source:
+                version = unquote(request.headers.get("x-amz-copy-source", "")).partition("?versionId=")[2] or None
+            try:
+                obj = backend.get_object(bucket_name, key_name, version_id=version)
+            except Exception:  # noqa: BLE001 - no such version: S3 answers NoSuchKey/NoSuchVersion after this
+                obj = None
+            if obj is not None and obj.encryption == "aws:kms" and obj.kms_key_id:
+                result.append(
+                    _kms_need(backend, "kms:Decrypt", obj.kms_key_id, bucket, key_name, obj.bucket_key_enabled)
+                )
+    return result
 
 
-def _actions(
-    method: str, query: dict[str, list[str]], headers: dict[str, str], bucket: str, key: str | None, body: Any
-) -> list[tuple[str, str, str]]:
-    """(action, bucket, resource ARN) pairs the request needs, named as IAM names them."""
-    if key:
-        resource = f"arn:aws:s3:::{bucket}/{key}"
-        versioned = "Version" if "versionId" in query else ""
-        sub = next((s for s in _KEY_SUBRESOURCES if s in query), None)
-        if method in ("GET", "HEAD"):
-            name = f"Get{_KEY_SUBRESOURCES[sub]}{versioned}" if sub else f"GetObject{versioned}"
-            return [(f"s3:{name}", bucket, resource)]
-        if method == "DELETE":
-            if "uploadId" in query:
-                return [("s3:AbortMultipartUpload", bucket, resource)]
-            name = "DeleteObjectTagging" if sub == "tagging" else f"DeleteObject{versioned}"
-            actions = [(f"s3:{name}", bucket, resource)]
-            if headers.get("x-amz-bypass-governance-retention", "").lower() == "true":
-                actions.append(("s3:BypassGovernanceRetention", bucket, resource))
-            return actions
-        if method == "PUT" and sub:
-            actions = [(f"s3:Put{_KEY_SUBRESOURCES[sub]}{versioned}", bucket, resource)]
-            if headers.get("x-amz-bypass-governance-retention", "").lower() == "true":
-                actions.append(("s3:BypassGovernanceRetention", bucket, resource))
-            return actions
-        if method in ("PUT", "POST"):
-            actions = [("s3:PutObject", bucket, resource)]
-            source = headers.get("x-amz-copy-source")
-            if source:
-                path = urlparse(source).path.lstrip("/")
-                source_bucket, _, source_key = path.partition("/")
-                source_action = "s3:GetObjectVersion" if "versionId=" in source else "s3:GetObject"
-                actions.append((source_action, source_bucket, f"arn:aws:s3:::{source_bucket}/{source_key}"))
-            return actions
-        return [(f"s3:{method.title()}Object", bucket, resource)]
-    resource = f"arn:aws:s3:::{bucket}"
-    if method == "POST" and "delete" in query:
-        keys = re.findall(rb"<Key>([^<]*)</Key>\s*(?:<VersionId>([^<]*)</VersionId>)?", body or b"")
-        return [
-            ("s3:DeleteObjectVersion" if v else "s3:DeleteObject", bucket, f"arn:aws:s3:::{bucket}/{k.decode()}")
-            for k, v in keys
-        ]
-    for (verb, sub), name in _BUCKET_ACTIONS.items():
-        if verb == method and sub in query:
-            return [(f"s3:{name}", bucket, resource)]
-    if method == "DELETE":
-        return [("s3:DeleteBucket", bucket, resource)]
-    if method == "GET":
-        return [("s3:ListBucket", bucket, resource)]
-    return [(f"s3:{method.title()}Bucket", bucket, resource)]
+def _write_key(bucket: Any, headers: dict[str, str]) -> tuple[str | None, bool]:
+    if headers.get("x-amz-server-side-encryption") == "aws:kms":
+        key = headers.get("x-amz-server-side-encryption-aws-kms-key-id")
+        return key, headers.get("x-amz-server-side-encryption-bucket-key-enabled", "").lower() == "true"
+    rule = (bucket.encryption or {}).get("Rule", {})
+    default = rule.get("ApplyServerSideEncryptionByDefault", {})
+    if default.get("SSEAlgorithm") == "aws:kms":
+        return default.get("KMSMasterKeyID"), str(rule.get("BucketKeyEnabled", "")).lower() == "true"
+    return None, False
+
+
+def _kms_need(backend: Any, action: str, key_id: str, bucket: Any, key_name: str, bucket_key: Any) -> Need:
+    from moto.kms.models import kms_backends
+
+    kms = kms_backends[bucket.account_id][bucket.region_name]
+    try:
+        key_arn = kms.keys[kms.any_id_to_key_id(key_id)].arn
+    except Exception:  # noqa: BLE001 - an unknown key: authorized as named (no key policy allows it)
+        key_arn = key_id
+    context_arn = bucket.arn if str(bucket_key).lower() == "true" else f"{bucket.arn}/{key_name}"
+    return Need(
+        action,
+        key_arn,
+        {"kms:ViaService": f"s3.{bucket.region_name}.amazonaws.com", "kms:EncryptionContext:aws:s3:arn": context_arn},
+    )
 
 
 def _s3_may_send(cloud: LocalCloud, queue_arn: str, bucket: Any) -> bool:
@@ -355,6 +351,21 @@ def _deliver(cloud: LocalCloud, account_id: str, event_name: str, bucket: Any, k
     for target in config.topic:
         if target.matches(event_name, key.name):
             body = _s3_event(event_name, bucket, key)
-            sns_backends[account_id][target.arn.split(":")[3]].publish(arn=target.arn, message=json.dumps(body))
+            body["Records"][0]["s3"]["configurationId"] = target.id
+            try:
+                sns_backends[account_id][target.arn.split(":")[3]].publish(
+                    arn=target.arn, message=json.dumps(body), subject="Amazon S3 Notification"
+                )
+                cloud.record(
+                    {
+                        "kind": "s3-notification",
+                        "target": target.arn,
+                        "event": event_name,
+                        "key": key.name,
+                        "version_id": key.version_id,
+                    }
+                )
+            except Exception as err:  # noqa: BLE001 - S3 delivery is asynchronous: record, never fail the PUT
+                cloud.record({"kind": "s3-notification-failed", "target": target.arn, "error": repr(err)})
     if config.event_bridge is not None:
         notifications._send_event_bridge_message(account_id, bucket, event_name, key)
