@@ -61,10 +61,13 @@ class Reconciler(Concern):
             },
         )
         ingest.allow_verdicts(fn)
+        # the outbox sweep: verdicts whose announcement is still pending after the grace period
+        fn.allow(["dynamodb:Scan"], [ingest.ledger.table_arn])
         fn.allow(["sqs:SendMessage"], [ingest.queue.queue_arn])
         fn.allow(["cloudwatch:PutMetricData"], ["*"])
         acknowledge(
             fn.role,
             "AwsSolutions-IAM5[Resource::*]",
-            "cloudwatch:PutMetricData supports no resource-level permissions (the Unaccounted metric).",
+            "cloudwatch:PutMetricData supports no resource-level permissions (the Unaccounted and "
+            "Unannounced metrics).",
         )

@@ -16,10 +16,19 @@ def handler(event, context):
         reviewed_by=event["reviewed_by"],
         reason=event["reason"],
     )
-    logger.info("reviewed", extra={"key": verdict.ref.key, "status": verdict.status, "by": event["reviewed_by"]})
+    logger.info(
+        "reviewed",
+        extra={
+            "key": verdict.ref.key,
+            "status": verdict.status,
+            "by": event["reviewed_by"],
+            "announcement_pending": verdict.pending,
+        },
+    )
     return {
         **verdict.attributes,
         "key": verdict.ref.key,
         "version_id": verdict.ref.version_id,
         "status": verdict.status,
+        "announcement_pending": verdict.pending,  # recorded; the reconciler publishes the event and alert later
     }

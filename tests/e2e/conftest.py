@@ -21,6 +21,14 @@ from mlvault_tools.testkeys import claim_for, private_key, signed_metadata
 CLEAN = iris_csv(20, 0)  # satisfies contracts/iris.json
 
 
+def clean_for(key: str) -> bytes:
+    """A small clean iris batch of its own for each key: the session's uploads are distinct batches, as a
+    producer's are (the same 20 rows sent under many names is repeated data, which the rolling screen may hold)."""
+    import hashlib
+
+    return iris_csv(20, int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big"))
+
+
 @pytest.fixture(scope="session")
 def cloud(synthesized, tmp_path_factory) -> Iterator[control.Handle]:
     state_dir = tmp_path_factory.mktemp("local-cloud")
@@ -34,6 +42,35 @@ def cloud(synthesized, tmp_path_factory) -> Iterator[control.Handle]:
         yield handle
     finally:
         control.down(state_dir)
+
+
+BREAK_GLASS = "mlvault-break-glass"  # cdk.json breakGlassRoleName: created by the account's owners, not by mlvault
+
+
+def break_glass(cloud: control.Handle, service: str, actions: str = "*") -> Any:
+    """A client signed as the stage's break-glass role (created here as an account's owners would, allowed
+    `actions`): the only principal the bucket and key policies exempt from their guards."""
+    import json
+
+    iam = cloud.client("iam")
+    account = cloud.state["account"]
+    try:
+        iam.get_role(RoleName=BREAK_GLASS)
+    except iam.exceptions.NoSuchEntityException:
+        trust = {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "sts:AssumeRole"}
+        iam.create_role(
+            RoleName=BREAK_GLASS, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [trust]})
+        )
+    allow = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}
+    iam.put_role_policy(RoleName=BREAK_GLASS, PolicyName=f"incident-{service}", PolicyDocument=json.dumps(allow))
+    role = f"arn:aws:iam::{account}:role/{BREAK_GLASS}"
+    creds = cloud.client("sts").assume_role(RoleArn=role, RoleSessionName="incident")["Credentials"]
+    return cloud.client(
+        service,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
 
 
 def eventually(probe: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1) -> Any:
@@ -64,8 +101,9 @@ class Ingest:
     def upload(self, key: str, body: bytes = CLEAN, **kwargs: Any) -> str:
         return self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, **kwargs)["VersionId"]
 
-    def signed_upload(self, key: str, body: bytes = CLEAN, key_id: str = "acme-p256", **changes: Any) -> str:
+    def signed_upload(self, key: str, body: bytes | None = None, key_id: str = "acme-p256", **changes: Any) -> str:
         """Upload as a producer would: the envelope in the same PUT (claims changed to build attacks)."""
+        body = clean_for(key) if body is None else body
         return self.upload(key, body, Metadata=signed_metadata(claim_for(key, body, **changes), key_id))
 
     def verdict(self, key: str, version: str, timeout: float = 20.0) -> dict[str, Any]:

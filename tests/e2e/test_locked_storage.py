@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.e2e.conftest import break_glass
+
 
 @pytest.fixture(scope="module")
 def lake(ingest):
@@ -93,14 +95,7 @@ def test_the_lake_policy_cannot_be_replaced_by_the_developer(ingest, lake):
 
 def test_break_glass_passes_the_policy_but_compliance_lock_still_holds(ingest, lake, cloud):
     version = ingest.s3.put_object(Bucket=lake, Key="t/d.csv", Body=b"1")["VersionId"]
-    role = f"arn:aws:iam::{cloud.state['account']}:role/mlvault-break-glass"
-    creds = cloud.client("sts").assume_role(RoleArn=role, RoleSessionName="incident")["Credentials"]
-    s3 = cloud.client(
-        "s3",
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
+    s3 = break_glass(cloud, "s3", "s3:*")
     before = len(cloud.events("s3-denied"))
     assert code_of(lambda: s3.delete_object(Bucket=lake, Key="t/d.csv", VersionId=version)) == "AccessDenied"
     assert len(cloud.events("s3-denied")) == before  # not the policy: Object Lock COMPLIANCE refused it

@@ -1,5 +1,6 @@
 """The content gate inside the verify handler (moto): data contracts, the poisoning screen, held uploads and
-their review. Each upload is validly signed: only its content decides."""
+their review; and the gate's rolling screen of small batches, its state in the ledger. Each upload is validly
+signed: only its content decides."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from mlvault.errors import ContractReason
 from mlvault.ingest.review import ReviewError
 from mlvault.ledger import Ledger
 from mlvault_tools import testkeys
-from mlvault_tools.samples import iris_batch, iris_csv
+from mlvault_tools.samples import iris_batch, iris_csv, loans_csv
 from tests.handlers.conftest import ROOT, LambdaContext, load_handler, s3_body, sqs_event
 
 verify = load_handler("verify")
@@ -44,13 +45,17 @@ def messages(env, queue: str) -> list[dict]:
     return [json.loads(m["Body"]) for m in received]
 
 
-def task_root(tmp_path, monkeypatch, **screening) -> None:
-    """The function's bundle with an iris contract whose screening section is changed."""
+def task_root(tmp_path, monkeypatch, *, datasets: tuple[str, ...] = (), **screening) -> None:
+    """The function's bundle with an iris contract whose screening section is changed, and acme also trusted for
+    `datasets`."""
     shutil.copytree(ROOT / "trust", tmp_path / "trust")
     shutil.copytree(ROOT / "contracts", tmp_path / "contracts")
     iris = json.loads((ROOT / "contracts/iris.json").read_text())
     iris["screening"].update(screening)
     (tmp_path / "contracts/iris.json").write_text(json.dumps(iris))
+    trust = json.loads((ROOT / "trust/dev.json").read_text())
+    trust["producers"]["acme"]["datasets"] += list(datasets)
+    (tmp_path / "trust/dev.json").write_text(json.dumps(trust))
     monkeypatch.setenv("LAMBDA_TASK_ROOT", str(tmp_path))
 
 
@@ -73,6 +78,21 @@ CLEAN = iris_csv(40, 7)
         (CLEAN.replace(b'"species"', b'"label"', 1), {}, ContractReason.MISSING_COLUMN, "species"),
         (CLEAN, {"contract_version": "2"}, ContractReason.CONTRACT_VERSION_MISMATCH, "v2"),
         (b"", {}, ContractReason.EMPTY_FILE, ""),
+        (
+            CLEAN.decode().encode("utf-16"),
+            {},
+            ContractReason.BAD_ENCODING,
+            "at byte 0 (in the header): a UTF-16 byte-order mark (the file is UTF-16, not UTF-8)",
+        ),
+        (bytes(range(256)) * 16, {}, ContractReason.BAD_ENCODING, "at byte 0 (in the header): a NUL byte"),
+        (b"x" * (1 << 20), {}, ContractReason.LINE_TOO_LONG, "the line starting at byte 0 (the header) runs for"),
+        (CLEAN + b"41,5.0\n", {}, ContractReason.RAGGED_ROW, "row 41 has 2 fields, expected 8: '41,5.0'"),
+        (
+            CLEAN + b"41,5.0,3.0,1.0,0.1,fr-01,,setosa\n41,5.0,3.0,1.0,0.1,fr-01,,setosa\n",
+            {},
+            ContractReason.DUPLICATE_KEY,
+            "column sample_id must strictly increase; row 42 has 41 after 41",
+        ),
     ],
     ids=lambda v: v if isinstance(v, str) and v.isupper() else "",
 )
@@ -209,3 +229,179 @@ def test_small_batches_raise_no_false_alarm_and_say_they_were_not_screened(inges
         _, rec = push(ingest_env, iris_csv(100 + 50 * (seed - 50), seed))
         assert rec.status == "ACCEPTED", rec.attributes["screen"]
         assert rec.attributes["screen"].startswith("no shift")
+
+
+# --- issue 11, item 4: every file, every reason, named right ----------------------------------------------
+
+
+def _with_notes(rows: int, seed: int) -> bytes:
+    import pyarrow.csv as pacsv
+
+    batch = iris_batch(rows, seed)
+    notes = pa.array(["checked" if i % 2 else None for i in range(rows)], pa.string())
+    batch = batch.set_column(batch.schema.get_field_index("notes"), batch.schema.field("notes"), notes)
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(pa.Table.from_batches([batch]), sink, pacsv.WriteOptions(quoting_style="none"))
+    return sink.getvalue().to_pybytes()
+
+
+def test_a_clean_batch_without_an_optional_column_is_accepted(ingest_env):
+    for seed in (1, 2):  # a learned baseline whose batches have notes
+        _, rec = push(ingest_env, _with_notes(600, seed))
+        assert rec.status == "ACCEPTED"
+    import pyarrow.csv as pacsv
+
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(pa.Table.from_batches([iris_batch(600, 3)]).drop_columns(["notes"]), sink)
+    _, rec = push(ingest_env, sink.getvalue().to_pybytes())
+    assert rec.status == "ACCEPTED", rec.attributes.get("detail")
+    assert rec.attributes["screen"].startswith("no shift (baseline: learned from 1200 rows of 2 accepted batches)")
+
+
+@pytest.mark.parametrize(
+    ("body", "reason", "detail"),
+    [
+        (
+            b'{"event_id": "ev-0000000a", "user_age": 31, "income": 1e400}\n',
+            ContractReason.NON_FINITE,
+            "column income: row 1 has 1e400, which is not finite; expected finite numbers",
+        ),
+        (
+            b'{"event_id": "ev-0000000a", "user_age": 31}\n{"event_id": "ev-0000000b", "user_age": 3, "zip": "x"}\n',
+            ContractReason.UNEXPECTED_COLUMN,
+            "column(s) ['zip'] (row 2) are not in contract events v1",
+        ),
+        (
+            b'{"event_id": "ev-0000000a", "user_age": 31}\n{"event_id": "ev-0000000a", "user_age": 32}\n',
+            ContractReason.DUPLICATE_KEY,
+            "column event_id must be unique; 1 row(s) repeat an earlier row's value: 'ev-0000000a' at rows [1, 2]",
+        ),
+    ],
+    ids=["1e400", "undeclared", "unique"],
+)
+def test_json_lines_uploads_are_refused_naming_the_field_and_row(
+    ingest_env, tmp_path, monkeypatch, body, reason, detail
+):
+    task_root(tmp_path, monkeypatch, datasets=("events",))
+    _, rec = push(ingest_env, body, "producers/acme/events/e.jsonl")
+    assert (rec.status, rec.attributes["reason"], rec.attributes["detail"]) == ("REJECTED", reason, detail)
+
+
+# --- issue 11, item 5: label flips on loans; the rolling screen of small batches ---------------------------
+
+LOANS_KEY = "producers/acme/loans/batch.csv"
+
+
+def test_loans_with_a_fifth_of_labels_flipped_are_held_by_the_label_conditional_view(ingest_env, tmp_path, monkeypatch):
+    task_root(tmp_path, monkeypatch, datasets=("loans",))
+    for seed in range(10):  # the loans contract learns a baseline of 10,000 rows
+        _, rec = push(ingest_env, loans_csv(1000, 1000 + seed), LOANS_KEY)
+        assert (rec.status, "learning" in rec.attributes["screen"]) == ("ACCEPTED", True)
+    _, clean = push(ingest_env, loans_csv(1000, 2000), LOANS_KEY)
+    assert clean.attributes["screen"].startswith("no shift (baseline: learned from 10000 rows of 10 accepted")
+    _, held = push(ingest_env, loans_csv(1000, 2001, flip=0.2), LOANS_KEY)
+    assert (held.status, held.attributes["reason"]) == ("HELD", ContractReason.POISONING_SUSPECTED)
+    assert "label_flip income: " in held.attributes["detail"]
+
+
+def _loans_gate(env, tmp_path, **screening):
+    """A content gate over the moto ledger, with a pinned loans baseline (the verify function's gate, given the
+    producer and the batch's key#version)."""
+    from mlvault.contracts.gate import ContentGate
+    from mlvault.contracts.schema import load_contract
+    from mlvault.contracts.screen import build_profile
+    from mlvault_tools.samples import loans_batch
+
+    contracts = tmp_path / "contracts"
+    shutil.copytree(ROOT / "contracts", contracts)
+    loans = json.loads((contracts / "loans.json").read_text())
+    loans["screening"].update(baseline="baselines/loans-v1.json", **screening)
+    (contracts / "baselines").mkdir()
+    pinned = build_profile([loans_batch(10_000, 7)], load_contract(ROOT / "contracts", "loans"))
+    (contracts / "baselines/loans-v1.json").write_text(json.dumps(pinned.to_json()))
+    (contracts / "loans.json").write_text(json.dumps(loans))
+    return ContentGate(contracts, Ledger(env["ddb"], "ledger"))
+
+
+def _small(gate, body: bytes, source: str, producer: str = "acme"):
+    return gate.inspect(
+        dataset="loans",
+        contract_version="1",
+        size=len(body),
+        open_body=lambda: io.BytesIO(body),
+        producer=producer,
+        source=source,
+    )
+
+
+def test_poison_split_into_small_batches_is_held_when_the_window_fills(ingest_env, tmp_path):
+    gate = _loans_gate(ingest_env, tmp_path, min_rows=400)
+    sources = [f"producers/acme/loans/b{i}.csv#v{i}" for i in range(8)]
+    for i, source in enumerate(sources[:7]):  # 7 x 50 rows: under min_rows, each accepted, counted in the window
+        inspection = _small(gate, loans_csv(50, 500 + i, flip=0.3), source)
+        assert (inspection.action, inspection.findings) == ("accept", ())
+        assert inspection.summary().endswith(
+            f"not screened: 50 rows, fewer than min_rows 400; in rolling window 1 of producer acme: "
+            f"{50 * (i + 1)} of 400 rows in {i + 1} batches)"
+        )
+    held = _small(gate, loans_csv(50, 507, flip=0.3), sources[7])  # the window reaches 400 rows: screened
+    assert held.action == "hold"
+    assert "label_flip" in {f.check for f in held.findings}
+    assert held.summary().endswith(
+        "completes rolling window 1 of producer acme, screened as one batch of 400 rows (flagged); its 8 batches: "
+        + ", ".join(sources)
+        + ")"
+    )
+    retry = _small(gate, loans_csv(50, 507, flip=0.3), sources[7])  # a retry of the batch that closed the window
+    assert (retry.action, retry.findings) == ("hold", held.findings)
+    again = _small(gate, loans_csv(50, 500, flip=0.3), sources[0])  # a retry of a batch of the closed window
+    assert (again.action, "in rolling window 1 of producer acme, screened with it" in again.summary()) == (
+        "accept",
+        True,
+    )
+    stored = Ledger(ingest_env["ddb"], "ledger").small_batches("loans", "1", "acme")
+    assert (stored.number, stored.batches, stored.rows) == (2, (), 0)
+    assert json.loads(stored.last)["batches"] == sources
+
+
+def test_clean_small_batches_fill_windows_without_false_alarms_and_each_producer_has_its_own(ingest_env, tmp_path):
+    gate = _loans_gate(ingest_env, tmp_path, min_rows=200)
+    for i in range(12):  # 3 windows of 4 x 50 rows
+        inspection = _small(gate, loans_csv(50, 600 + i), f"producers/acme/loans/c{i}.csv#v1")
+        assert inspection.findings == (), inspection.summary()
+    other = _small(gate, loans_csv(50, 700), "producers/globex/loans/c0.csv#v1", producer="globex")
+    assert "in rolling window 1 of producer globex: 50 of 200 rows in 1 batches" in other.summary()
+    assert Ledger(ingest_env["ddb"], "ledger").small_batches("loans", "1", "acme").number == 4
+    again = _small(gate, loans_csv(50, 700), "producers/globex/loans/c0.csv#v1", producer="globex")
+    assert "in rolling window 1 of producer globex: 50 of 200 rows" in again.summary()  # a retry counts once
+
+
+def test_concurrent_verifications_never_lose_a_small_batch(ingest_env, tmp_path):
+    """Another verification writes the window between this one's read and write: the conditional write fails,
+    the gate reads again and adds its batch to the other's."""
+    gate = _loans_gate(ingest_env, tmp_path, min_rows=400)
+    ledger = gate._ledger
+    real_put = ledger.put_small_batches
+    raced = []
+
+    def racing_put(dataset, version, producer, window, *, after):
+        if not raced:
+            raced.append(True)
+            _small(_loans_gate(ingest_env, tmp_path / "other", min_rows=400), loans_csv(50, 801), "other.csv#v1")
+        return real_put(dataset, version, producer, window, after=after)
+
+    ledger.put_small_batches = racing_put
+    inspection = _small(gate, loans_csv(50, 800), "mine.csv#v1")
+    assert "in rolling window 1 of producer acme: 100 of 400 rows in 2 batches" in inspection.summary()
+    assert Ledger(ingest_env["ddb"], "ledger").small_batches("loans", "1", "acme").batches == (
+        "other.csv#v1",
+        "mine.csv#v1",
+    )
+
+
+def test_without_the_producer_a_small_batch_is_accepted_unscreened_as_before(ingest_env, tmp_path):
+    gate = _loans_gate(ingest_env, tmp_path, min_rows=400)
+    body = loans_csv(50, 900, flip=0.3)
+    inspection = gate.inspect(dataset="loans", contract_version="1", size=len(body), open_body=lambda: io.BytesIO(body))
+    assert inspection.summary().endswith("not screened: 50 rows, fewer than min_rows 400)")
+    assert Ledger(ingest_env["ddb"], "ledger").small_batches("loans", "1", "acme") is None

@@ -54,14 +54,17 @@ CSV_CASES = {
     ContractReason.NO_ROWS: (HEADER, "header but no rows"),
     ContractReason.BAD_ENCODING: (HEADER.encode() + b"4,5.0,3.0,1.0,0.1,fr-01,caf\xe9,setosa\n", "expected UTF-8"),
     ContractReason.WRONG_DELIMITER: (HEADER.replace(",", ";") + GOOD_ROWS[0].replace(",", ";"), "seems to use ';'"),
-    ContractReason.RAGGED_ROW: (with_row("4,5.0,3.0,1.0\n"), "expected 8 fields, got 4"),
+    ContractReason.RAGGED_ROW: (with_row("4,5.0,3.0,1.0\n"), "row 4 has 4 fields, expected 8"),
     ContractReason.DUPLICATE_COLUMN: (HEADER.replace("notes", "site") + GOOD_ROWS[0], "['site']"),
     ContractReason.MISSING_COLUMN: (HEADER.replace(",species", "") + "1,5.1,3.5,1.4,0.2,fr-01,\n", "['species']"),
     ContractReason.UNEXPECTED_COLUMN: (
         HEADER.replace("notes", "email") + GOOD_ROWS[0],
         "forbidden column(s) ['email']",
     ),
-    ContractReason.TYPE_MISMATCH: (with_row("4,five,3.0,1.0,0.1,fr-01,,setosa\n"), "column sepal_length: value 'five'"),
+    ContractReason.TYPE_MISMATCH: (
+        with_row("4,five,3.0,1.0,0.1,fr-01,,setosa\n"),
+        "column sepal_length: row 4 has 'five'; expected float64",
+    ),
     ContractReason.NULL_VALUE: (with_row("4,5.0,3.0,1.0,0.1,,,setosa\n"), "column site"),
     ContractReason.NON_FINITE: (with_row("4,1e400,3.0,1.0,0.1,fr-01,,setosa\n"), "column sepal_length"),
     ContractReason.OUT_OF_RANGE: (with_row("4,25.0,3.0,1.0,0.1,fr-01,,setosa\n"), "first rows [4] with values [25.0]"),
@@ -245,6 +248,7 @@ def test_every_contract_reason_has_a_test():
         ContractReason.SCHEMA_MISMATCH,
         ContractReason.CORRUPT_FILE,
         ContractReason.POISONING_SUSPECTED,  # tests/unit/test_screen.py
+        ContractReason.LINE_TOO_LONG,  # tests/unit/test_content_checks.py
     }
     assert tested == set(tuple(ContractReason))
 

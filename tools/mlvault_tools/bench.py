@@ -305,3 +305,274 @@ def contracts_main(rows: int, contracts_dir: Path, peers_python: str | None = No
                 )
     print(json.dumps(report))
     return 0
+
+
+# --- unique: true memory --------------------------------------------------------------------------------------
+
+_UNIQUE_CHILD = """
+import re, sys
+sys.path.insert(0, {library!r})
+from mlvault.contracts.schema import parse_contract
+from mlvault.contracts.validate import validate_file
+rows = validate_file({path!r}, parse_contract({contract!r}, check_memory=False)).rows
+hwm = re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)
+print(rows, hwm)
+"""
+UNIQUE_TYPES = ("int32", "int64", "float32", "float64", "date32", "timestamp[ms]", "string")
+
+
+def _unique_file(folder: Path, fmt: str, type_: str, rows: int, text_bytes: int) -> Path:
+    """One column of `rows` distinct values of a type (strings of `text_bytes` bytes), written in chunks."""
+    import pyarrow as pa
+    import pyarrow.csv as csv
+
+    path = folder / f"unique-{type_.replace('[', '').replace(']', '')}-{text_bytes}.{fmt}"
+    chunk = 500_000
+    with path.open("wb") as out:
+        for start in range(0, rows, chunk):
+            ids = range(start + 1, min(rows, start + chunk) + 1)
+            if type_ == "string":
+                values = pa.array([f"{i:0{text_bytes}d}" for i in ids])
+            elif type_ in ("float32", "float64"):
+                values = pa.array([i + 0.5 for i in ids], pa.float64())
+            elif type_ == "date32":
+                values = pa.array(ids, pa.int32()).cast(pa.date32())
+            elif type_ == "timestamp[ms]":
+                values = pa.array(ids, pa.int64()).cast(pa.timestamp("ms"))
+            else:
+                values = pa.array(ids, pa.int64())
+            if fmt == "csv":
+                sink = pa.BufferOutputStream()
+                table = pa.table({"key": values})
+                csv.write_csv(table, sink, csv.WriteOptions(include_header=start == 0, quoting_style="none"))
+                out.write(sink.getvalue().to_pybytes())
+            else:  # JSON Lines: strings only (numbers are stored as in CSV)
+                out.write("".join(json.dumps({"key": v}) + "\n" for v in values.to_pylist()).encode())
+    return path
+
+
+def _unique_peak(path: Path, contract: dict) -> float:
+    library = str(Path(__file__).resolve().parents[1])
+    out = subprocess.run(
+        [sys.executable, "-c", _UNIQUE_CHILD.format(library=library, path=str(path), contract=contract)],
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode:
+        raise RuntimeError(f"validation of {path.name} failed:\n{out.stderr[-2000:]}")
+    return int(out.stdout.split()[1]) * 1024
+
+
+def unique_memory(*, rows: int, text_bytes: tuple[int, ...] = (8, 40)) -> dict:
+    """Peak RSS of validating a file whose one column is `unique: true`, minus the same file validated with
+    `unique: false`, per row: what the verifier holds per row of a unique column (all values until the end)."""
+    report: dict = {"rows": rows, "runs": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for type_ in UNIQUE_TYPES:
+            for fmt in ("csv", "jsonl") if type_ == "string" else ("csv",):
+                for size in text_bytes if type_ == "string" else (0,):
+                    n = min(rows, 2_500_000) if type_ == "date32" else rows  # dates end in year 9999
+                    path = _unique_file(Path(tmp), fmt, type_, n, size)
+                    contract = {"dataset": "bench", "version": "1", "format": fmt, "rows": {"max": n}}
+                    column = {"name": "key", "type": type_}
+                    plain = _unique_peak(path, {**contract, "columns": [column]})
+                    unique = _unique_peak(path, {**contract, "columns": [{**column, "unique": True}]})
+                    report["runs"].append(
+                        {
+                            "type": type_,
+                            "rows": n,
+                            "format": fmt,
+                            "text_bytes": size,
+                            "file_mib": round(path.stat().st_size / 2**20, 1),
+                            "peak_mib": round(unique / 2**20, 1),
+                            "without_unique_mib": round(plain / 2**20, 1),
+                            "bytes_per_row": round((unique - plain) / n, 1),
+                        }
+                    )
+                    path.unlink()
+    return report
+
+
+def unique_main(rows: int) -> int:
+    from mlvault.contracts.schema import UNIQUE_BYTES_PER_ROW, UNIQUE_BYTES_PER_TEXT_BYTE
+
+    report = unique_memory(rows=rows)
+    print(f"memory per row of a unique: true column ({rows:,} rows; peak RSS with unique minus without):")
+    for run in report["runs"]:
+        text = f", {run['text_bytes']}-byte values" if run["type"] == "string" else ""
+        print(
+            f"  {run['type']:14s} {run['format']:6s}{text:18s} {run['bytes_per_row']:7.1f} B/row   "
+            f"(peak {run['peak_mib']} MiB, {run['without_unique_mib']} MiB without)"
+        )
+    print(
+        f"the contract module charges: {UNIQUE_BYTES_PER_ROW} bytes per row, "
+        f"strings + {UNIQUE_BYTES_PER_TEXT_BYTE} per byte of text"
+    )
+    print(json.dumps(report))
+    return 0
+
+
+# --- the poisoning screen -----------------------------------------------------------------------------------
+
+
+class _MemoryLedger:
+    """The two ledger items the content gate uses (learned baseline, rolling window), in memory, with the same
+    revision checks: the benchmark runs the real gate without DynamoDB."""
+
+    def __init__(self) -> None:
+        self._items: dict[tuple, object] = {}
+
+    def baseline(self, dataset: str, version: str):
+        return self._items.get(("baseline", dataset, version))
+
+    def put_baseline(self, dataset: str, version: str, baseline, *, after: int) -> bool:
+        return self._put(("baseline", dataset, version), baseline, after)
+
+    def small_batches(self, dataset: str, version: str, producer: str):
+        return self._items.get(("window", dataset, version, producer))
+
+    def put_small_batches(self, dataset: str, version: str, producer: str, window, *, after: int) -> bool:
+        return self._put(("window", dataset, version, producer), window, after)
+
+    def _put(self, key: tuple, value, after: int) -> bool:
+        import dataclasses
+
+        current = self._items.get(key)
+        if (current.revision if current else 0) != after:
+            return False
+        self._items[key] = dataclasses.replace(value, revision=after + 1)
+        return True
+
+
+SCREEN_RATES = (0.05, 0.1, 0.2, 0.3)
+
+
+def _gate_run(gate, dataset: str, body: bytes, *, producer: str | None = None, source: str | None = None):
+    import io
+
+    return gate.inspect(
+        dataset=dataset,
+        contract_version="1",
+        size=len(body),
+        open_body=lambda: io.BytesIO(body),
+        producer=producer,
+        source=source,
+    )
+
+
+def screen_table(
+    *,
+    contracts_dir: Path,
+    dataset: str = "loans",
+    batch_rows: int = 1000,
+    clean: int = 100,
+    poisoned: int = 20,
+    rates: tuple[float, ...] = SCREEN_RATES,
+    small_rows: int = 50,
+    small_batches: int = 40,
+    baseline_rows: int | None = None,
+) -> dict:
+    """Batches of generated data through the real content gate (validation, profile, screen, rolling window),
+    against a baseline the gate learns from clean batches first, as the verifier does: how many clean batches
+    are held (false alarms) and how many with a share of flipped labels are (detection); then the same poison
+    split into batches under min_rows, screened by the rolling window. `baseline_rows` overrides the contract's
+    (a copy of the contracts directory is changed)."""
+    import shutil as _shutil
+    import tempfile as _tempfile
+
+    from mlvault.contracts.gate import ContentGate
+    from mlvault.contracts.schema import load_contract
+    from mlvault_tools.samples import iris_csv, loans_csv
+
+    make = {"loans": loans_csv, "iris": iris_csv}[dataset]
+    workdir = Path(_tempfile.mkdtemp())
+    if baseline_rows is not None:
+        contracts_dir = Path(_shutil.copytree(contracts_dir, workdir / "contracts"))
+        raw = json.loads((contracts_dir / f"{dataset}.json").read_text())
+        raw.setdefault("screening", {})["baseline_rows"] = baseline_rows
+        (contracts_dir / f"{dataset}.json").write_text(json.dumps(raw))
+    contract = load_contract(contracts_dir, dataset)
+    s = contract.screening
+    report: dict = {
+        "dataset": dataset,
+        "batch_rows": batch_rows,
+        "baseline_rows": s.baseline_rows,
+        "min_rows": s.min_rows,
+        "thresholds": {
+            "feature_psi": s.feature_psi,
+            "label_psi": s.label_psi,
+            "parity_increase": s.parity_increase,
+            "label_flip": s.label_flip,
+        },
+        "rows": [],
+    }
+    try:
+        gate = ContentGate(Path(contracts_dir), _MemoryLedger(), spool_dir=str(workdir))  # type: ignore[arg-type]
+        seed = 1_000_000
+        while True:  # learn the baseline from clean batches, as the verifier does
+            inspection = _gate_run(gate, dataset, make(batch_rows, seed))
+            seed += 1
+            if not inspection.learning:
+                break
+            gate.learn(inspection)
+        report["baseline"] = inspection.baseline
+
+        def run(label: str, batches: list[bytes], **window) -> None:
+            held, checks = 0, {}
+            for body in batches:
+                found = _gate_run(gate, dataset, body, **window).findings
+                held += bool(found)
+                for check in {f.check for f in found}:
+                    checks[check] = checks.get(check, 0) + 1
+            report["rows"].append({"batches": label, "n": len(batches), "held": held, "checks": checks})
+
+        run(f"clean, {batch_rows} rows", [make(batch_rows, 2_000_000 + i) for i in range(clean)])
+        for rate in rates:
+            seeds = range(3_000_000 + int(rate * 1000) * 1000, 3_000_000 + int(rate * 1000) * 1000 + poisoned)
+            run(f"{rate:.0%} flipped, {batch_rows} rows", [make(batch_rows, i, flip=rate) for i in seeds])
+        # the rolling screen: small batches (under min_rows) of one producer, screened per window of min_rows rows
+        windows = -(-s.min_rows // small_rows)
+        for rate in (0.0, 0.2):
+            bodies = [
+                make(small_rows, 4_000_000 + int(rate * 100) * 10_000 + i, flip=rate) for i in range(small_batches)
+            ]
+            held, done = 0, 0
+            for i, body in enumerate(bodies):
+                found = _gate_run(gate, dataset, body, producer=f"bench-{rate}", source=f"small-{i}.csv#v1").findings
+                held += bool(found)
+                done += (i + 1) % windows == 0
+            report["rows"].append(
+                {
+                    "batches": f"{'clean' if not rate else f'{rate:.0%} flipped'}, {small_batches} x {small_rows} rows "
+                    f"(windows of {windows} batches)",
+                    "n": done,
+                    "held": held,
+                    "checks": {},
+                    "unit": "windows",
+                }
+            )
+    finally:
+        _shutil.rmtree(workdir, ignore_errors=True)
+    return report
+
+
+def screen_main(
+    contracts_dir: Path, datasets: tuple[str, ...] = ("loans", "iris"), baseline_rows: int | None = None
+) -> int:
+    reports = [screen_table(contracts_dir=contracts_dir, dataset=d, baseline_rows=baseline_rows) for d in datasets]
+    for report in reports:
+        t = report["thresholds"]
+        print(
+            f"{report['dataset']}: {report['batch_rows']}-row batches through the content gate, against the baseline "
+            f"it learned ({report['baseline']}); thresholds feature_psi {t['feature_psi']}, label_psi "
+            f"{t['label_psi']}, parity_increase {t['parity_increase']}, label_flip {t['label_flip']}, each plus "
+            "its sampling noise"
+        )
+        print(f"  {'batches':58s} {'held':>12s}  by check")
+        for row in report["rows"]:
+            unit = row.get("unit", "batches")
+            share = f"{row['held']}/{row['n']}" + (f" {row['held'] / row['n']:.0%}" if row["n"] else "")
+            checks = ", ".join(f"{k} {v}" for k, v in sorted(row["checks"].items())) or "-"
+            print(f"  {row['batches']:58s} {share:>12s}  {checks if unit == 'batches' else 'per window'}")
+    print(json.dumps(reports))
+    return 0

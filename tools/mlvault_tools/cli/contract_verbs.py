@@ -1,9 +1,11 @@
-"""`mlvault contract check`: a file against its dataset's data contract (and a baseline), before it is pushed."""
+"""`mlvault contract check`: a file against its dataset's data contract (and a baseline), before it is pushed;
+`import` / `export`: the contract as an ODCS v3 document and back; `init`: a draft contract from a sample file."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from mlvault.errors import ContractReason, VerificationError
@@ -12,7 +14,7 @@ from mlvault_tools.cli.base import refusal_answers
 
 def _check(args: argparse.Namespace) -> int:
     from mlvault.contracts.schema import load_contract
-    from mlvault.contracts.screen import Profile, ProfileBuilder, compare
+    from mlvault.contracts.screen import Profile, ProfileBuilder, screen
     from mlvault.contracts.validate import check
 
     profiling = args.baseline or args.profile_out
@@ -35,13 +37,7 @@ def _check(args: argparse.Namespace) -> int:
         print(f"profile written to {args.profile_out}")
     if args.baseline:
         screening = builder.contract.screening
-        findings = compare(
-            builder.profile,
-            Profile.from_json(json.loads(args.baseline.read_text())),
-            feature_psi=screening.feature_psi,
-            label_psi=screening.label_psi,
-            parity_increase=screening.parity_increase,
-        )
+        findings = screen(builder.profile, Profile.from_json(json.loads(args.baseline.read_text())), screening)
         if findings:
             print(f"{screening.action.upper()} {ContractReason.POISONING_SUSPECTED}: " + "; ".join(map(str, findings)))
             return 1
@@ -49,8 +45,92 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    from mlvault_tools.contract_file import column_summary, contract_path, contract_text, write_new
+    from mlvault_tools.odcs_import import import_odcs, read_document
+    from mlvault_tools.odcs_map import dump_yaml, metadata_header, metadata_path
+
+    imported = import_odcs(
+        read_document(Path(args.file)),
+        dataset=args.dataset,
+        source=args.file,
+        format_=args.format,
+        object_name=args.object,
+        null_values=args.null_value,
+        contracts_dir=args.contracts,
+    )
+    target, kept = contract_path(args.contracts, args.dataset), metadata_path(args.contracts, args.dataset)
+    write_new(target, contract_text(imported.document), force=args.force)
+    contract = imported.contract
+    print(f"imported {args.file} as {target}: {contract.format}, {len(contract.columns)} columns, " + "rows "
+          f"{contract.min_rows} to {contract.max_rows if contract.max_rows is not None else 'any'}")  # fmt: skip
+    for column in contract.columns:
+        print(f"  {column_summary(column)}")
+    if imported.metadata:
+        kept.write_text(metadata_header(target, args.file) + dump_yaml(imported.metadata))
+        print(f"kept as metadata in {kept} (export merges it back): {', '.join(imported.metadata_summary())}")
+    elif kept.exists():
+        kept.unlink()
+        print(f"removed {kept}: the document has no metadata beyond the contract")
+    for note in imported.notes:
+        print(f"note: {note}")
+    print(f"next: review {target}, then `mlvault contract check FILE --dataset {args.dataset}` on a real file")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from mlvault_tools.contract_file import contract_path, read_contract, write_new
+    from mlvault_tools.odcs_export import export_odcs, export_text
+    from mlvault_tools.odcs_map import EXPORT_VERSION, load_metadata, metadata_path
+
+    contract, descriptions = read_contract(args.contracts, args.dataset)
+    kept = metadata_path(args.contracts, args.dataset)
+    metadata = load_metadata(kept) if kept.is_file() else None
+    doc, warnings = export_odcs(contract, descriptions, metadata)
+    source = f"{contract_path(args.contracts, args.dataset)}" + (f" and {kept}" if metadata else "")
+    text = export_text(doc, f"ODCS {EXPORT_VERSION} data contract of mlvault dataset {args.dataset}, exported by "
+                            f"`mlvault contract export` from {source}")  # fmt: skip
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        write_new(args.out, text, force=args.force)
+        print(f"wrote {args.out} (ODCS {EXPORT_VERSION}) from {source}")
+    return 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    from mlvault_tools.contract_draft import draft
+    from mlvault_tools.contract_file import contract_path, contract_text, write_new
+
+    drafted = draft(
+        Path(args.file),
+        dataset=args.dataset,
+        format_=args.format,
+        delimiter=args.delimiter,
+        null_values=args.null_value,
+        max_allowed=args.max_allowed,
+    )
+    target = contract_path(args.contracts, args.dataset)
+    write_new(target, contract_text(drafted.document), force=args.force)
+    print(f"drafted {target} from {args.file} ({drafted.rows} rows, one pass); each guess and why, to review:")
+    for line in drafted.lines:
+        print(f"  {line}")
+    print(f"next: tighten {target}, then `mlvault contract check {args.file} --dataset {args.dataset}`")
+    return 0
+
+
+def _contracts_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--contracts", type=Path, default=Path("contracts"), help="the contracts directory (default: contracts)"
+    )
+
+
 def register(verbs) -> None:
-    contract = verbs.add_parser("contract", help="data contracts: check a file before you push it")
+    contract = verbs.add_parser(
+        "contract", help="data contracts: check a file before you push it; ODCS import and export; draft one"
+    )
     actions = contract.add_subparsers(title="contract commands", metavar="ACTION", required=True)
     check = actions.add_parser("check", help="validate a file against its dataset's contract")
     check.add_argument("file")
@@ -63,3 +143,42 @@ def register(verbs) -> None:
     check.add_argument("--profile-out", type=Path, help="write the file's profile (e.g. to make a baseline)")
     refusal_answers(check, VerificationError, "REJECT")
     check.set_defaults(func=_check)
+    _register_odcs(actions)
+
+
+def _register_odcs(actions) -> None:
+    from mlvault_tools.contract_draft import DraftError
+    from mlvault_tools.odcs_map import OdcsError
+
+    formats = ("csv", "parquet", "jsonl")
+    odcs = actions.add_parser("import", help="write contracts/D.json from an ODCS v3 document (YAML or JSON)")
+    odcs.add_argument("file", help="the ODCS document (apiVersion v3.0.2 or v3.1.0)")
+    odcs.add_argument("--dataset", required=True, help="the mlvault dataset it becomes")
+    odcs.add_argument("--object", help="the schema object to import, when the document has several")
+    odcs.add_argument("--format", choices=formats, help="the file format, when the document does not say")
+    odcs.add_argument(
+        "--null-value", action="append", help="a CSV null token (repeatable), when the document does not say"
+    )
+    odcs.add_argument("--force", action="store_true", help="overwrite an existing contract")
+    _contracts_option(odcs)
+    refusal_answers(odcs, OdcsError, "REFUSED")
+    odcs.set_defaults(func=_import)
+    export = actions.add_parser("export", help="a dataset's contract as an ODCS v3.1.0 document")
+    export.add_argument("dataset")
+    export.add_argument("--out", type=Path, help="write it to this file (default: standard output)")
+    export.add_argument("--force", action="store_true", help="overwrite --out")
+    _contracts_option(export)
+    export.set_defaults(func=_export)
+    init = actions.add_parser("init", help="draft contracts/D.json from a sample file, in one streaming pass")
+    init.add_argument("file", help="a sample file: CSV, Parquet or JSON Lines")
+    init.add_argument("--dataset", required=True)
+    init.add_argument("--format", choices=formats, help="default: from the file name")
+    init.add_argument("--delimiter", help="CSV: the delimiter (default: guessed from the header)")
+    init.add_argument("--null-value", action="append", help="CSV: a null token, repeatable (default: the empty cell)")
+    init.add_argument(
+        "--max-allowed", type=int, default=20, help="the most distinct values drafted as `allowed` (default: 20)"
+    )
+    init.add_argument("--force", action="store_true", help="overwrite an existing contract")
+    _contracts_option(init)
+    refusal_answers(init, DraftError, "REFUSED")
+    init.set_defaults(func=_init)

@@ -69,6 +69,7 @@ class ContractReason(StrEnum):
     DUPLICATE_KEY = "DUPLICATE_KEY"
     FORMULA_INJECTION = "FORMULA_INJECTION"
     POISONING_SUSPECTED = "POISONING_SUSPECTED"  # the poisoning screen: held or rejected, as the contract says
+    LINE_TOO_LONG = "LINE_TOO_LONG"  # a CSV or JSON Lines line (the header included) longer than the reader's block
 
 
 class ReviewReason(StrEnum):
@@ -167,6 +168,29 @@ class ServeReason(StrEnum):
     SIGNING_KEY_UNUSABLE = "SIGNING_KEY_UNUSABLE"  # deleted, disabled, pending deletion, or not ECC_NIST_P256
 
 
+class AnchorReason(StrEnum):
+    """Why the trust anchors bundled with a function's code (mlvault.trust.anchors) refuse: the file, or the
+    model-signing key it names."""
+
+    ANCHORS_MISSING = "ANCHORS_MISSING"  # no trust/anchors.json in the function's bundle
+    ANCHORS_MALFORMED = "ANCHORS_MALFORMED"  # not the documented shape (the detail names the field)
+    ANCHORS_WRONG_STAGE = "ANCHORS_WRONG_STAGE"  # anchors of another stage than the function's
+    SIGNING_KEY_NOT_TRUSTED = "SIGNING_KEY_NOT_TRUSTED"  # the KMS key's public key is not the bundled fingerprint
+
+
+class RequestReason(StrEnum):
+    """Why the serving function refuses a caller's request (a client error: answered, never a function error)."""
+
+    MALFORMED_REQUEST = "MALFORMED_REQUEST"  # not a JSON object with exactly the field "rows"
+    ROWS_NOT_A_LIST = "ROWS_NOT_A_LIST"
+    TOO_MANY_ROWS = "TOO_MANY_ROWS"
+    ROW_NOT_AN_OBJECT = "ROW_NOT_AN_OBJECT"
+    MISSING_FEATURE = "MISSING_FEATURE"
+    NOT_A_NUMBER = "NOT_A_NUMBER"  # a numeric feature given a string, a list, an object...
+    NOT_FINITE = "NOT_FINITE"  # NaN, an infinity, or a number too large for a float
+    NOT_A_STRING = "NOT_A_STRING"  # a categorical feature given something else than a string
+
+
 class MlvaultError(Exception):
     """A refusal: `reason` is a stable code of one of the class's `reasons` enums, `detail` says expected X,
     got Y. The message is "REASON: detail"."""
@@ -197,6 +221,11 @@ class TransientError(Exception):
     """Could not reach a verdict now (throttling, a service error): retry, never reject."""
 
 
+class AnnouncementPending(TransientError):
+    """A record stands but its announcement (event, alert) could not be published now: it stays pending on the
+    record (mlvault.outbox) and is delivered by a retry or the reconciler's sweep; never a second record."""
+
+
 class VerificationError(MlvaultError):
     """An upload's permanent verdict: it is rejected (or held) with this code."""
 
@@ -224,7 +253,16 @@ class TrainingError(MlvaultError):
 class PipelineFailed(MlvaultError):
     """A run that cannot go on (recorded in the registry first). Step Functions sees the class name."""
 
-    reasons = (PipelineReason, ManifestReason, TrainingReason, IngestReason, ContractReason, RegistryReason)
+    reasons = (
+        PipelineReason,
+        ManifestReason,
+        TrainingReason,
+        IngestReason,
+        ContractReason,
+        RegistryReason,
+        AnchorReason,  # the sign step: the bundled anchors, or a key that is not the anchored one
+        ServeReason,  # the sign step: SIGNING_KEY_UNUSABLE (disabled, pending deletion)
+    )
 
 
 class GatesFailed(PipelineFailed):
@@ -250,14 +288,14 @@ class ModelVerificationError(MlvaultError):
 class RolloutRefused(MlvaultError):
     """The model must not be deployed (or is not a rollback target)."""
 
-    reasons = (RolloutReason, ModelReason, ServeReason)
+    reasons = (RolloutReason, ModelReason, ServeReason, AnchorReason)
 
 
 class AttestationError(MlvaultError):
     """Serving refuses its pinned model; `stage`, `model_id` and `model_version` say which pin (for the metric and
     the log)."""
 
-    reasons = (ModelReason, ServeReason)
+    reasons = (ModelReason, ServeReason, AnchorReason)
 
     def __init__(
         self, reason: str, detail: str, *, stage: str = "", model_id: str = "", model_version: str = ""
@@ -266,3 +304,21 @@ class AttestationError(MlvaultError):
         self.stage = stage
         self.model_id = model_id
         self.model_version = model_version
+
+
+class TrustAnchorError(MlvaultError):
+    """The trust anchors bundled with the function's code are missing, malformed or of another stage: nothing that
+    depends on them may proceed (fail closed)."""
+
+    reasons = (AnchorReason, ServeReason)  # ServeReason: SIGNING_KEY_NOT_PINNED (an alias instead of a key ARN)
+
+
+class InvalidRequest(MlvaultError):
+    """A serving request that does not fit the model's feature schema: the caller's error. `field` names where
+    (e.g. "rows[3].petal_length"; "" for the request as a whole)."""
+
+    reasons = (RequestReason,)
+
+    def __init__(self, reason: str, detail: str, *, field: str = "") -> None:
+        super().__init__(reason, detail)
+        self.field = field

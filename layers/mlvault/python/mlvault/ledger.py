@@ -1,6 +1,7 @@
 """The ingest ledger: one item per ingest object version (DynamoDB, pk/sk).
 
-Writes are conditional so that duplicate and re-delivered events cannot create a second record.
+Writes are conditional so that duplicate and re-delivered events cannot create a second record. A verdict or a
+review decision is written together with its pending announcement (mlvault.outbox), in the same request.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from mlvault.outbox import Announcement, Outbox, stage
 
 STATUS_RECEIVED = "RECEIVED"
 STATUS_ACCEPTED = "ACCEPTED"
@@ -26,6 +29,11 @@ def version_sk(version_id: str) -> str:
     return f"V#{version_id}"
 
 
+def version_key(bucket: str, key: str, version_id: str) -> dict[str, dict[str, str]]:
+    """The primary key of a version's item."""
+    return {"pk": {"S": version_pk(bucket, key)}, "sk": {"S": version_sk(version_id)}}
+
+
 @dataclass(frozen=True)
 class LedgerRecord:
     bucket: str
@@ -41,6 +49,10 @@ class Ledger:
     def __init__(self, dynamodb: Any, table: str) -> None:
         self._db = dynamodb
         self._table = table
+
+    def outbox(self, *, events: Any, sns: Any) -> Outbox:
+        """The announcements pending on this table's records, delivered through these clients."""
+        return Outbox(self._db, self._table, events=events, sns=sns)
 
     def record_received(self, *, bucket: str, key: str, version_id: str, size: int, attributes: dict[str, str]) -> bool:
         """Record that a version reached the verifier. False when it was already recorded (a duplicate)."""
@@ -71,9 +83,10 @@ class Ledger:
         size: int,
         attributes: dict[str, str],
         profile: bytes | None = None,
+        announcement: Announcement | None = None,
     ) -> bool:
-        """Write the one terminal record of a version (with its content profile, if it has one). False when it
-        already has one (nothing changes)."""
+        """Write the one terminal record of a version (with its content profile, if it has one, and its pending
+        announcement). False when it already has one (nothing changes)."""
         if status not in TERMINAL:
             raise ValueError(f"{status!r} is not a terminal status")
         return self._set_status(
@@ -84,13 +97,25 @@ class Ledger:
             attributes={"size": str(size), **attributes},
             unless=TERMINAL,
             profile=profile,
+            announcement=announcement,
         )
 
     def review(
-        self, *, bucket: str, key: str, version_id: str, status: str, reviewed_by: str, reason: str, **extra: str
+        self,
+        *,
+        bucket: str,
+        key: str,
+        version_id: str,
+        status: str,
+        reviewed_by: str,
+        reason: str,
+        reviewed_at: str | None = None,
+        announcement: Announcement | None = None,
+        **extra: str,
     ) -> bool:
-        """A human's decision on a HELD version: ACCEPTED (released) or REJECTED. False when the version is not
-        held (already decided, or never held): the first decision stands."""
+        """A human's decision on a HELD version: ACCEPTED (released) or REJECTED, with its pending announcement.
+        False when the version is not held (already decided, or never held: the first decision stands) or still
+        has an announcement pending (deliver it first)."""
         if status not in FINAL:
             raise ValueError(f"a review decides {FINAL}, not {status!r}")
         return self._set_status(
@@ -101,10 +126,11 @@ class Ledger:
             attributes={
                 "reviewed_by": reviewed_by,
                 "review_reason": reason,
-                "reviewed_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "reviewed_at": reviewed_at or datetime.now(UTC).isoformat(timespec="milliseconds"),
                 **extra,
             },
             only_if=STATUS_HELD,
+            announcement=announcement,
         )
 
     def _set_status(
@@ -118,6 +144,7 @@ class Ledger:
         unless: tuple[str, ...] = (),
         only_if: str | None = None,
         profile: bytes | None = None,
+        announcement: Announcement | None = None,
     ) -> bool:
         values = {
             "status": status,
@@ -148,6 +175,12 @@ class Ledger:
                 f"attribute_not_exists(#status) OR NOT #status IN ({', '.join(f':u{i}' for i in range(len(unless)))})"
             )
             attribute_values.update({f":u{i}": {"S": s} for i, s in enumerate(unless)})
+        if announcement is not None:
+            staged = stage(announcement)
+            expression += f", {staged.update}"
+            names.update(staged.names)
+            attribute_values.update(staged.values)
+            condition = f"({condition}) AND {staged.condition}"
         try:
             self._db.update_item(
                 TableName=self._table,
@@ -283,6 +316,50 @@ class Ledger:
             return False
         return True
 
+    def small_batches(self, dataset: str, contract_version: str, producer: str) -> SmallBatches | None:
+        """The rolling screen's window of a producer's small batches of a dataset (contracts.gate)."""
+        item = self._db.get_item(
+            TableName=self._table, ConsistentRead=True, Key=_window_key(dataset, contract_version, producer)
+        ).get("Item")
+        if item is None:
+            return None
+        return SmallBatches(
+            number=int(item["number"]["N"]),
+            batches=tuple(b["S"] for b in item.get("batches", {}).get("L", [])),
+            rows=int(item["rows"]["N"]),
+            profile=item["profile"]["B"] if "profile" in item else b"",
+            last=item["last"]["S"] if "last" in item else "",
+            revision=int(item["revision"]["N"]),
+        )
+
+    def put_small_batches(
+        self, dataset: str, contract_version: str, producer: str, window: SmallBatches, *, after: int
+    ) -> bool:
+        """Replace the window if it is still at revision `after` (0: none yet). False on a race."""
+        item: dict[str, Any] = {
+            **_window_key(dataset, contract_version, producer),
+            "number": {"N": str(window.number)},
+            "batches": {"L": [{"S": b} for b in window.batches]},
+            "rows": {"N": str(window.rows)},
+            "revision": {"N": str(after + 1)},
+            "updated_at": {"S": datetime.now(UTC).isoformat(timespec="milliseconds")},
+        }
+        if window.profile:
+            item["profile"] = {"B": window.profile}
+        if window.last:
+            item["last"] = {"S": window.last}
+        condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+        if after:
+            condition = {
+                "ConditionExpression": "revision = :after",
+                "ExpressionAttributeValues": {":after": {"N": str(after)}},
+            }
+        try:
+            self._db.put_item(TableName=self._table, Item=item, **condition)
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
     def accepted(self, dataset: str, *, page_size: int | None = None) -> Iterator[LedgerRecord]:
         """Every ACCEPTED record of a dataset that no key revocation tainted since (`tainted_by`): a paginated,
         consistent Scan (the ledger is small next to the data it describes; a dataset index can replace it)."""
@@ -357,6 +434,24 @@ class LearnedBaseline:
 
 def _baseline_key(dataset: str, contract_version: str) -> dict[str, dict[str, str]]:
     return {"pk": {"S": f"BASELINE#{dataset}#{contract_version}"}, "sk": {"S": "PROFILE"}}
+
+
+@dataclass(frozen=True)
+class SmallBatches:
+    """The rolling screen's state for one producer and dataset version (contracts.gate): the batches under
+    `screening.min_rows` accumulated since the last screen of a window, and how the last window ended (so that
+    a retry of a batch it held gets the same verdict)."""
+
+    number: int  # the window's sequence number, from 1
+    batches: tuple[str, ...]  # "key#version" of each batch in the window, in arrival order
+    rows: int
+    profile: bytes  # gzip JSON of the window's merged profile (contracts.screen.Profile), b"" when empty
+    last: str = ""  # JSON: the last closed window (number, batches, rows, closed_by, findings)
+    revision: int = 0
+
+
+def _window_key(dataset: str, contract_version: str, producer: str) -> dict[str, dict[str, str]]:
+    return {"pk": {"S": f"WINDOW#{dataset}#{contract_version}#{producer}"}, "sk": {"S": "SMALL_BATCHES"}}
 
 
 _CORE = {"pk", "sk", "bucket", "key", "version_id", "status", "size", "received_at"}

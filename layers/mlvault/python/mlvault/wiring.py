@@ -30,13 +30,13 @@ class Env:
     # models
     MODEL_BUCKET = "MLVAULT_MODEL_BUCKET"
     REGISTRY_TABLE = "MLVAULT_REGISTRY_TABLE"
-    SIGNING_KEY_ARN = "MLVAULT_SIGNING_KEY_ARN"
+    SIGNING_KEY_ARN = "MLVAULT_SIGNING_KEY_ARN"  # not read by the library: the key is in Bundle.ANCHORS
     MODEL_GATES = "MLVAULT_MODEL_GATES"
     TRAINING_PARAMS = "MLVAULT_TRAINING_PARAMS"
     SERVE_FUNCTION = "MLVAULT_SERVE_FUNCTION"
     SERVE_ALIAS = "MLVAULT_SERVE_ALIAS"
     CANARY_STEPS = "MLVAULT_CANARY_STEPS"
-    SERVING_ALARMS = "MLVAULT_SERVING_ALARMS"
+    SERVING_ALARMS = "MLVAULT_SERVING_ALARMS"  # not read by the library: the alarms are in Bundle.ANCHORS
     STATE_MACHINE_ARN = "MLVAULT_STATE_MACHINE_ARN"
     TRAIN_DATASETS = "MLVAULT_TRAIN_DATASETS"
     TRAIN_DEBOUNCE_SECONDS = "MLVAULT_TRAIN_DEBOUNCE_SECONDS"
@@ -61,6 +61,7 @@ class Metric:
 
     VERDICTS = "Verdicts"  # one per ingest verdict; dimensions [Stage], [Stage, Status], [Stage, Reason]
     UNACCOUNTED = "Unaccounted"  # ingest versions past the deadline without a verdict
+    UNANNOUNCED = "Unannounced"  # ledger records whose announcement is still pending after the reconciler's sweep
     MODEL_ATTESTATION_FAILED = "ModelAttestationFailed"  # serving refused its pinned model
     PREDICTIONS = "Predictions"
     MAX_FEATURE_DRIFT = "MaxFeatureDrift"  # the drift alarm's metric: the worst feature's PSI per window
@@ -68,6 +69,7 @@ class Metric:
     FEATURE_DRIFT = "FeatureDrift"
     CANARY_WEIGHT = "CanaryWeight"
     ROLLBACKS = "Rollbacks"
+    CLIENT_ERRORS = "ClientErrors"  # requests refused as the caller's error; dimensions [Stage], [Stage, Reason]
 
 
 class Dimension:
@@ -91,6 +93,8 @@ class DetailType:
     UPLOAD_HELD = "Upload Held"
     MODEL_ROLLED_BACK = "Model Rolled Back"
     ROLLBACK_NOT_DONE = "Rollback Not Done"
+    KEY_REVOKED = "Key Revoked"  # a producer key's revocation and its blast radius (mlvault producers revoke)
+    PIPELINE_BLOCKED = "Model Pipeline Blocked"  # the model-signing key refused: signing or deployment stopped
     ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"  # AWS's own (source aws.cloudwatch)
 
 
@@ -112,6 +116,32 @@ class Bundle:
 
     TRUST_FILE = "trust/producers.json"
     CONTRACTS_DIR = "contracts"
+    # The model-signing key (ARN and public key SHA-256) and mlvault's own alarm names, written into each signed
+    # bundle at deploy time (mlvault.trust.anchors): {"stage", "model_signing_key": {"arn", "public_key_sha256"},
+    # "alarms": {"rollback": [...], "canary": [...]}}
+    ANCHORS = "trust/anchors.json"
+
+
+class Anchor:
+    """The keys of the trust anchors document (Bundle.ANCHORS), as infra asks the signer to write it:
+
+        {"stage": "<stage>",
+         "model_signing_key": {"arn": "<KMS key ARN>",
+                               "public_key_sha256": "<hex SHA-256 of the key's SubjectPublicKeyInfo PEM>"},
+         "alarms": {"rollback": ["<alarm name>", ...], "canary": ["<alarm name>", ...]}}
+
+    `public_key_sha256` is added by the signer (it reads the public key from KMS when it signs the code), over the
+    PEM as mlvault.attestation.openssf.kms_public_key_pem renders it. `rollback`: the alarms whose ALARM rolls
+    serving back; `canary`: the alarms the deploy step checks between canary steps.
+    """
+
+    STAGE = "stage"
+    MODEL_SIGNING_KEY = "model_signing_key"
+    KEY_ARN = "arn"
+    PUBLIC_KEY_SHA256 = "public_key_sha256"
+    ALARMS = "alarms"
+    ROLLBACK_ALARMS = "rollback"
+    CANARY_ALARMS = "canary"
 
 
 SERVE_ALIAS = "live"  # the serving function's alias that callers invoke

@@ -5,10 +5,19 @@ The baseline is the one the contract pins (`screening.baseline`, reviewed like c
 profile learned from the first accepted batches until it holds `screening.baseline_rows` rows; then it is
 frozen, so that slow poisoning cannot drag it along. Batches that complete a learned baseline are not screened
 (there is nothing to compare them with yet): pin a baseline where that matters.
+
+The rolling screen: a batch under `screening.min_rows` is too small to be screened alone. Given the producer (and
+the batch's "key#version"), the gate adds it to that producer's window of small batches for the dataset version
+(a ledger item, conditional writes: concurrent verifications cannot lose a batch), and once the window holds
+`min_rows` rows (or MAX_WINDOW_BATCHES batches) screens the window's merged profile against the baseline. The
+batch that completes a flagged window is held (or rejected, as the contract says), its summary naming the
+window's batches (the earlier ones were accepted when they came, and stay so: a reviewer decides about them);
+then a new window starts. Each small batch's record says which window it is in.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -17,14 +26,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mlvault.contracts.schema import Contract
-from mlvault.contracts.screen import Finding, Profile, ProfileBuilder, compare, load_baseline
+from mlvault.contracts.screen import Finding, Profile, ProfileBuilder, load_baseline, screen
 from mlvault.contracts.validate import ValidationReport, resolve_contract, validate_file, validate_stream
 from mlvault.errors import TransientError
-from mlvault.ledger import LearnedBaseline, Ledger
+from mlvault.ledger import LearnedBaseline, Ledger, SmallBatches
 
 ACCEPT, HOLD, REJECT = "accept", "hold", "reject"
 _RACE_RETRIES = 10
 SPOOL_CHUNK = 1 << 20
+MAX_WINDOW_BATCHES = 100  # a window of small batches is screened at min_rows rows or this many batches (item size)
 
 
 @dataclass(frozen=True)
@@ -53,9 +63,19 @@ class ContentGate:
         self._frozen: dict[tuple[str, str], tuple[Profile, str]] = {}
 
     def inspect(
-        self, *, dataset: str, contract_version: str, size: int, open_body: Callable[[], BinaryIO]
+        self,
+        *,
+        dataset: str,
+        contract_version: str,
+        size: int,
+        open_body: Callable[[], BinaryIO],
+        producer: str | None = None,
+        source: str | None = None,
     ) -> Inspection:
-        """Validate the content (raises VerificationError with the contract's reason code) and screen it."""
+        """Validate the content (raises VerificationError with the contract's reason code) and screen it. With
+        the producer and the batch's "key#version", a batch under min_rows joins the producer's rolling window
+        (module docstring); without them it is accepted unscreened. Identical bytes under another name count
+        again: the manifest trains on each accepted object, so repeated poison must add up here too."""
         contract = resolve_contract(self._dir, dataset, contract_version)
         builder = ProfileBuilder(contract)
         body = open_body()
@@ -70,17 +90,11 @@ class ContentGate:
         findings: tuple[Finding, ...] = ()
         if baseline is not None and report.rows < contract.screening.min_rows:
             described += f"; not screened: {report.rows} rows, fewer than min_rows {contract.screening.min_rows}"
+            if producer and source:
+                findings, window = self._rolling(contract, producer, source, builder.profile, baseline)
+                described += f"; {window}"
         elif baseline is not None:
-            s = contract.screening
-            findings = tuple(
-                compare(
-                    builder.profile,
-                    baseline,
-                    feature_psi=s.feature_psi,
-                    label_psi=s.label_psi,
-                    parity_increase=s.parity_increase,
-                )
-            )
+            findings = tuple(screen(builder.profile, baseline, contract.screening))
         return Inspection(contract, report, builder.profile, findings, described, learning=baseline is None)
 
     def _validate_spooled(self, body: BinaryIO, contract: Contract, builder: ProfileBuilder) -> ValidationReport:
@@ -106,6 +120,47 @@ class ContentGate:
         rows = learned.rows if learned else 0
         return None, f"none yet: learning, {rows} of {s.baseline_rows} rows (not screened)"
 
+    def _rolling(
+        self, contract: Contract, producer: str, source: str, profile: Profile, baseline: Profile
+    ) -> tuple[tuple[Finding, ...], str]:
+        """Add a small batch to its producer's window; screen the window once it is full (optimistic, retried on
+        a race). Returns the findings (of the window, when this batch completes it) and what happened."""
+        key = (contract.dataset, contract.version, producer)
+        min_rows = contract.screening.min_rows
+        for _ in range(_RACE_RETRIES):
+            current = self._ledger.small_batches(*key) or SmallBatches(number=1, batches=(), rows=0, profile=b"")
+            last = json.loads(current.last) if current.last else None
+            if last is not None and source in last["batches"]:  # a retry, after its window was screened
+                findings = tuple(map(Finding.from_json, last["findings"])) if last["closed_by"] == source else ()
+                return findings, _window_text(producer, last, closed=last["closed_by"] == source)
+            if source in current.batches:  # a retry: already in the window
+                return (
+                    (),
+                    f"in rolling window {current.number} of producer {producer}: {current.rows} of {min_rows} rows",
+                )
+            merged = Profile.from_bytes(current.profile).merged(profile) if current.profile else profile
+            batches = (*current.batches, source)
+            if merged.rows < min_rows and len(batches) < MAX_WINDOW_BATCHES:
+                grown = SmallBatches(current.number, batches, merged.rows, merged.to_bytes(), current.last)
+                if self._ledger.put_small_batches(*key, grown, after=current.revision):
+                    return (), (
+                        f"in rolling window {current.number} of producer {producer}: {merged.rows} of {min_rows} rows "
+                        f"in {len(batches)} batches"
+                    )
+                continue
+            findings = tuple(screen(merged, baseline, contract.screening))
+            closed = {
+                "number": current.number,
+                "batches": list(batches),
+                "rows": merged.rows,
+                "closed_by": source,
+                "findings": [f.to_json() for f in findings],
+            }
+            fresh = SmallBatches(current.number + 1, (), 0, b"", json.dumps(closed, separators=(",", ":")))
+            if self._ledger.put_small_batches(*key, fresh, after=current.revision):
+                return findings, _window_text(producer, closed, closed=True)
+        raise TransientError(f"the {contract.dataset} window of {producer} kept changing under {_RACE_RETRIES} updates")
+
     def learn(self, inspection: Inspection) -> None:
         """Add an accepted batch to its dataset's learned baseline (optimistic, retried on a race)."""
         contract = inspection.contract
@@ -127,3 +182,13 @@ class ContentGate:
             ):
                 return
         raise TransientError(f"the {contract.dataset} baseline kept changing under {_RACE_RETRIES} updates")
+
+
+def _window_text(producer: str, window: dict, *, closed: bool) -> str:
+    if not closed:
+        return f"in rolling window {window['number']} of producer {producer}, screened with it"
+    outcome = "flagged" if window["findings"] else "no shift"
+    return (
+        f"completes rolling window {window['number']} of producer {producer}, screened as one batch of "
+        f"{window['rows']} rows ({outcome}); its {len(window['batches'])} batches: {', '.join(window['batches'])}"
+    )

@@ -15,6 +15,31 @@ NUMERIC = ("int32", "int64", "float32", "float64")
 FORMATS = ("csv", "parquet", "jsonl")
 FORMULA_POLICIES = ("reject", "allow")
 
+# `unique: true` keeps every value of the column until the end of the file (duplicates can be anywhere), so a
+# contract must bound it: rows.max (and, for text, max_bytes) times what a row costs must fit the verifier's
+# memory. The verify function runs with VERIFIER_MEMORY_MB (one vCPU; infra's ONE_VCPU_MB must not be smaller);
+# VERIFIER_RESERVED_MB of it is left to the runtime, boto3, pyarrow's streaming buffers (a 4-million-row
+# validation peaks at ~130 MiB) and the profile; the rest is the budget of the unique columns' values.
+VERIFIER_MEMORY_MB = 1769
+VERIFIER_RESERVED_MB = 512
+UNIQUE_MEMORY_BUDGET = (VERIFIER_MEMORY_MB - VERIFIER_RESERVED_MB) * 2**20  # bytes
+# Peak memory per row of a `unique: true` column, measured with `mlvault bench unique` (peak RSS of validating a
+# one-column file with `unique: true` minus the same file with `unique: false`, 2 and 4 million rows, pyarrow 26,
+# x86_64; validate.py keeps the values, then sorts and compares neighbours): 4-byte types (int32, float32,
+# date32) 16.8-20.2 bytes; 8-byte types (int64, float64, timestamp[ms]) 22.4-38.3; strings of 8 bytes 24.0-26.4
+# (CSV) and 39.2-44.7 (JSON Lines), of 40 bytes 96.1-133.4: about 22 per row plus 2.2-2.8 per byte of text.
+# Charged with a margin (a row of several unique columns pays for each):
+UNIQUE_BYTES_PER_ROW = {
+    "int32": 24,
+    "float32": 24,
+    "date32": 24,
+    "int64": 40,
+    "float64": 40,
+    "timestamp[ms]": 40,
+    "string": 24,
+}
+UNIQUE_BYTES_PER_TEXT_BYTE = 3  # strings, on top of UNIQUE_BYTES_PER_ROW; the text kept is bounded by max_bytes
+
 
 class ContractError(ValueError):
     """A contract file is invalid; the message names the file, the entry and the field."""
@@ -49,10 +74,11 @@ class Screening:
     feature_psi: float = 0.2
     label_psi: float = 0.1
     parity_increase: float = 0.1
+    label_flip: float = 0.03  # the share of labels that may look flipped (label-conditional view) before a finding
     action: str = "hold"  # "hold": kept out of training until a human reviews it; "reject": quarantined
     baseline: str | None = None  # a pinned baseline profile, relative to the contracts directory
     baseline_rows: int = 1000  # without a pinned one: accepted rows the learned baseline needs before screening
-    min_rows: int = 100  # smaller batches are too small for the statistics: accepted unscreened, and recorded so
+    min_rows: int = 100  # smaller batches are screened together, per producer, once they add up to it (gate.py)
 
 
 @dataclass(frozen=True)
@@ -126,6 +152,8 @@ def _column(where: str, raw: Any) -> Column:
         raise _fail(where, 'unique must be true, false or "increasing" (strictly increasing: constant memory)')
     if data.get("unique") == "increasing" and type_ not in (*NUMERIC, "date32", "timestamp[ms]"):
         raise _fail(where, 'unique "increasing" needs an ordered (numeric or time) column')
+    if data.get("unique") is True and type_ == "bool":
+        raise _fail(where, "unique: true on a bool column allows two rows at most")
     return Column(
         name=name,
         type=type_,
@@ -139,7 +167,9 @@ def _column(where: str, raw: Any) -> Column:
     )
 
 
-def parse_contract(data: Any, source: str = "contract") -> Contract:
+def parse_contract(data: Any, source: str = "contract", *, check_memory: bool = True) -> Contract:
+    """A contract from its JSON; ContractError naming the field. `check_memory` (off only for the benchmark that
+    measures it): refuse `unique: true` columns whose values may not fit the verifier's memory."""
     data = _only(
         source,
         data,
@@ -226,7 +256,7 @@ def parse_contract(data: Any, source: str = "contract") -> Contract:
     if max_bytes is not None and (not isinstance(max_bytes, int) or max_bytes < 1):
         raise _fail(source, f"max_bytes must be a positive integer, got {max_bytes!r}")
     screening = _screening(f"{source} screening", data.get("screening", {}))
-    return Contract(
+    contract = Contract(
         dataset=dataset,
         version=version,
         format=format_,
@@ -241,19 +271,85 @@ def parse_contract(data: Any, source: str = "contract") -> Contract:
         protected_attributes=protected,
         screening=screening,
     )
+    if check_memory:
+        _check_unique_memory(source, contract)
+    return contract
+
+
+def unique_memory(contract: Contract) -> int | None:
+    """Bytes the verifier may hold for the contract's `unique: true` columns (None: unbounded, as rows.max or,
+    for a text column, max_bytes is missing)."""
+    unique = [c for c in contract.columns if c.unique is True]
+    if not unique:
+        return 0
+    if contract.max_rows is None:
+        return None
+    total = 0
+    for column in unique:
+        total += contract.max_rows * UNIQUE_BYTES_PER_ROW[column.type]
+        if column.type == "string":
+            if contract.max_bytes is None:
+                return None
+            total += int(contract.max_bytes * UNIQUE_BYTES_PER_TEXT_BYTE)
+    return total
+
+
+def _check_unique_memory(source: str, contract: Contract) -> None:
+    unique = [c for c in contract.columns if c.unique is True]
+    if not unique:
+        return
+    names = [c.name for c in unique]
+    costs = ", ".join(
+        f"{c.name} ({c.type}) {UNIQUE_BYTES_PER_ROW[c.type]} bytes per row"
+        + (f" + {UNIQUE_BYTES_PER_TEXT_BYTE} per byte of text" if c.type == "string" else "")
+        for c in unique
+    )
+    need = unique_memory(contract)
+    budget = f"the verifier's budget for them is {UNIQUE_MEMORY_BUDGET // 2**20} MiB of its {VERIFIER_MEMORY_MB} MB"
+    if need is None:
+        bound = "rows.max" if contract.max_rows is None else "max_bytes (it bounds the text kept)"
+        raise _fail(
+            source,
+            f"unique: true column(s) {names} keep every value until the end of the file ({costs}): "
+            f'the contract needs {bound} to bound that memory; {budget} (or use unique "increasing": constant '
+            "memory)",
+        )
+    if need > UNIQUE_MEMORY_BUDGET:
+        per_row = sum(UNIQUE_BYTES_PER_ROW[c.type] for c in unique)
+        text = sum(int((contract.max_bytes or 0) * UNIQUE_BYTES_PER_TEXT_BYTE) for c in unique if c.type == "string")
+        fits = max(0, (UNIQUE_MEMORY_BUDGET - text) // per_row)
+        raise _fail(
+            source,
+            f"unique: true column(s) {names} may need {need // 2**20} MiB for rows.max {contract.max_rows}"
+            + (f" and max_bytes {contract.max_bytes}" if text else "")
+            + f" ({costs}); {budget}: lower rows.max (at most {fits} rows fit)"
+            + (" or max_bytes" if text else "")
+            + ', or use unique "increasing" (constant memory)',
+        )
 
 
 def _screening(where: str, raw: Any) -> Screening:
     data = _only(
         where,
         raw,
-        {"feature_psi", "label_psi", "parity_increase", "action", "baseline", "baseline_rows", "min_rows"},
+        {
+            "feature_psi",
+            "label_psi",
+            "parity_increase",
+            "label_flip",
+            "action",
+            "baseline",
+            "baseline_rows",
+            "min_rows",
+        },
     )
-    for name in ("feature_psi", "label_psi", "parity_increase"):
+    for name in ("feature_psi", "label_psi", "parity_increase", "label_flip"):
         if name in data and (
             isinstance(data[name], bool) or not isinstance(data[name], int | float) or data[name] <= 0
         ):
             raise _fail(where, f"{name} must be a positive number, got {data[name]!r}")
+    if data.get("label_flip", 0) >= 1:
+        raise _fail(where, f"label_flip is a share of labels, below 1, got {data['label_flip']!r}")
     if data.get("action", "hold") not in ("hold", "reject"):
         raise _fail(where, f"action must be hold or reject, got {data['action']!r}")
     for name in ("baseline_rows", "min_rows"):

@@ -1,15 +1,23 @@
 """The poisoning screen: a profile of each batch, compared with the dataset's baseline.
 
 A profile is built in one streaming pass (memory constant in rows): for numeric features, counts over fine
-fixed-width bins across the contract's range; for text features and the label, value counts; per protected
-attribute, label counts per group. The comparison bins numeric features at the *baseline's* quantiles (GUIDE.md
-section 7: fixed-width bins over the contract range can miss real shifts) and computes:
+fixed-width bins across the contract's range; for text features and the label, value counts (at most
+MAX_VALUES values per feature, the rest counted together); each feature's counts per label; per protected
+attribute, label counts per group. A column the file lacks (`required: false`) is profiled as nulls. The
+comparison bins numeric features at the *baseline's* quantiles (GUIDE.md section 7: fixed-width bins over the
+contract range can miss real shifts) and computes:
 
 - PSI per feature (population stability index),
-- PSI of the label distribution (flipped labels move it),
+- PSI of a numeric feature within each label,
+- the label-conditional view: the label's rate within each of the baseline's bins of a feature, against the
+  baseline's rate there, as an estimate of the share of labels flipped (uniformly to another label, or into one
+  label) -- flipped labels leave the features and often the label counts unchanged, but not this,
+- PSI of the label distribution,
 - statistical parity: the largest gap, over labels, between groups' label rates, against the baseline's gap.
 
-Thresholds come from the contract's `screening` section.
+Each statistic is compared with the contract's threshold (`screening`) plus the sampling noise of the two sample
+sizes. Pure functions: the rolling screen over small batches (`RollingWindow`) keeps its state in the ledger
+(mlvault.contracts.gate).
 """
 
 from __future__ import annotations
@@ -27,11 +35,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlvault.contracts.schema import NUMERIC, Contract, ContractError
-from mlvault.drift import SMOOTHING, psi  # noqa: F401 - one PSI for the screen and serving (pure Python)
+from mlvault.contracts.schema import NUMERIC, Contract, ContractError, Screening
+from mlvault.drift import SMOOTHING, psi  # one PSI for the screen and serving (pure Python)
 
 FINE_BINS = 512
 QUANTILE_BINS = 10
+FLIP_NOISE_SE = 3  # the label-conditional view's noise: standard errors (several features and directions at once)
+MAX_VALUES = 100  # text values counted per feature; the others are counted together under OTHER
+OTHER = "\x1fother"  # not a value a file can hold in a text feature (\x1f is the key separator)
 _SEP = "\x1f"
 
 
@@ -43,7 +54,9 @@ class Profile:
     nulls: Counter = field(default_factory=Counter)
     label: Counter = field(default_factory=Counter)
     groups: dict[str, Counter] = field(default_factory=dict)  # attribute -> Counter of "group\x1flabel"
-    conditional: dict[str, Counter] = field(default_factory=dict)  # feature -> Counter of "label\x1fbin"
+    conditional: dict[str, Counter] = field(default_factory=dict)  # numeric feature -> Counter of "label\x1fbin"
+    # text feature -> Counter of "label\x1fvalue" (profiles written before it have none: the view skips them)
+    categorical_conditional: dict[str, Counter] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -54,11 +67,12 @@ class Profile:
             "label": dict(self.label),
             "groups": {k: dict(v) for k, v in self.groups.items()},
             "conditional": {k: dict(v) for k, v in self.conditional.items()},
+            "categorical_conditional": {k: dict(v) for k, v in self.categorical_conditional.items()},
         }
 
     def merged(self, other: Profile) -> Profile:
-        """The profile of both batches together (a learned baseline grows this way)."""
-        return Profile(
+        """The profile of both batches together (a learned baseline and a rolling window grow this way)."""
+        merged = Profile(
             rows=self.rows + other.rows,
             numeric={
                 name: [a + b for a, b in zip(self.numeric.get(name, [0] * len(bins)), bins, strict=True)]
@@ -69,7 +83,13 @@ class Profile:
             label=self.label + other.label,
             groups={k: self.groups.get(k, Counter()) + v for k, v in other.groups.items()},
             conditional={k: self.conditional.get(k, Counter()) + v for k, v in other.conditional.items()},
+            categorical_conditional={
+                k: self.categorical_conditional.get(k, Counter()) + v for k, v in other.categorical_conditional.items()
+            },
         )
+        for name in merged.categorical:
+            _bound_values(merged, name)
+        return merged
 
     def to_bytes(self) -> bytes:
         """Compact, for a ledger record (DynamoDB items are capped at 400 KB)."""
@@ -89,7 +109,29 @@ class Profile:
             label=Counter(data["label"]),
             groups={k: Counter(v) for k, v in data["groups"].items()},
             conditional={k: Counter(v) for k, v in data.get("conditional", {}).items()},
+            categorical_conditional={k: Counter(v) for k, v in data.get("categorical_conditional", {}).items()},
         )
+
+
+def _bound_values(profile: Profile, name: str) -> None:
+    """At most MAX_VALUES values of a text feature (the most frequent; ties by value), the rest under OTHER:
+    a profile stays small (a ledger item is capped at 400 KB) and a builder's memory constant, whatever the
+    feature's cardinality."""
+    counts = profile.categorical[name]
+    if len(counts) <= MAX_VALUES:
+        return
+    ranked = sorted((k for k in counts if k != OTHER), key=lambda k: (-counts[k], k))
+    folded = set(ranked[MAX_VALUES - 1 :])
+    kept = Counter({k: v for k, v in counts.items() if k not in folded and k != OTHER})
+    kept[OTHER] = counts[OTHER] + sum(counts[k] for k in folded)
+    profile.categorical[name] = kept
+    pairs = profile.categorical_conditional.get(name)
+    if pairs:
+        bounded: Counter = Counter()
+        for key, count in pairs.items():
+            label, value = key.split(_SEP, 1)
+            bounded[f"{label}{_SEP}{OTHER if value in folded else value}"] += count
+        profile.categorical_conditional[name] = bounded
 
 
 def features(contract: Contract) -> tuple[list[str], list[str]]:
@@ -123,9 +165,11 @@ class ProfileBuilder:
         contract, profile = self.contract, self.profile
         profile.rows += batch.num_rows
         label = _text(_column(batch, contract.label)) if contract.label else None
+        if label is not None and label.null_count == len(label):
+            label = None  # no labels in this batch (an absent optional label column): nothing per label
         for name in self.numeric_features:
             column = contract.column(name)
-            values = _column(batch, name)
+            values = _column(batch, name, pa.float64())
             profile.nulls[name] += values.null_count
             width = (column.max - column.min) / FINE_BINS
             index = pc.cast(
@@ -138,9 +182,13 @@ class ProfileBuilder:
                 pairs = pc.binary_join_element_wise(label, pc.cast(index, pa.string()), _SEP)
                 profile.conditional.setdefault(name, Counter()).update(_counts(pairs))
         for name in self.categorical_features:
-            values = _column(batch, name)
+            values = _text(_column(batch, name))
             profile.nulls[name] += values.null_count
             profile.categorical[name].update(_counts(values))
+            if label is not None and values.null_count < len(values):  # the label's rate per value
+                pairs = pc.binary_join_element_wise(label, values, _SEP)
+                profile.categorical_conditional.setdefault(name, Counter()).update(_counts(pairs))
+            _bound_values(profile, name)
         if label is not None:
             profile.label.update(_counts(label))
             for attribute in contract.protected_attributes:
@@ -155,8 +203,12 @@ def build_profile(batches: Iterable[pa.RecordBatch], contract: Contract) -> Prof
     return builder.profile
 
 
-def _column(batch: pa.RecordBatch, name: str) -> pa.Array:
-    values = batch.column(batch.schema.get_field_index(name))
+def _column(batch: pa.RecordBatch, name: str, absent: pa.DataType | None = None) -> pa.Array:
+    """A column of the batch; all nulls when the file lacks it (a column the contract does not require)."""
+    index = batch.schema.get_field_index(name)
+    if index < 0:
+        return pa.nulls(batch.num_rows, absent or pa.string())
+    values = batch.column(index)
     return values.dictionary_decode() if pa.types.is_dictionary(values.type) else values
 
 
@@ -220,6 +272,96 @@ def _worst_conditional_psi(batch: Counter, baseline: Counter) -> tuple[str, floa
     return worst
 
 
+def _per_label_bins(pairs: Counter, bins: list[str] | None) -> dict[str, list[int]]:
+    """Counter of "label\x1fbin" -> label -> counts per bin: fine-bin indices (bins None) or the given values."""
+    out: dict[str, list[int]] = {}
+    position = None if bins is None else {b: i for i, b in enumerate(bins)}
+    size = FINE_BINS + 2 if bins is None else len(bins)
+    for key, count in pairs.items():
+        label, where = key.rsplit(_SEP, 1) if bins is None else key.split(_SEP, 1)
+        index = int(where) if position is None else position.get(where)
+        if index is not None:
+            out.setdefault(label, [0] * size)[index] += count
+    return out
+
+
+def flip_estimate(batch: dict[str, list[int]], baseline: dict[str, list[int]]) -> tuple[str, float, float] | None:
+    """The label-conditional view of one feature: from the label counts per bin of the batch and of the baseline
+    (label -> counts, over the same bins), the share of the batch's labels that look flipped, as
+    (direction, estimate, noise) for the direction that stands out most; None without two labels.
+
+    In a bin where the label rates are r, a share f of labels flipped uniformly to another label moves them to
+    r + f D with D = (1 - K r) / (K - 1) over K labels; flipped into one label t, D = 1 - r for t and -r for the
+    others. For each direction the estimate is the two-sample score of that one-parameter model at f = 0, summed
+    over the bins: f = sum h (k/n - c/m) D / r / sum h D^2 / r, with k, n the batch's label counts and rows in the
+    bin, c, m the baseline's, h = n m / (n + m), and r the two samples' pooled, Laplace-smoothed rates (pooled,
+    the weights are uncorrelated with the difference of rates: no bias from a small baseline). Its standard
+    error is 1 / sqrt(sum h D^2 / r); the noise is FLIP_NOISE_SE of them."""
+    labels = sorted(baseline)
+    k = len(labels)
+    if k < 2:
+        return None
+    directions: list[str] = ["", *labels]  # "": uniformly to another label; t: into label t
+    sums = {d: [0.0, 0.0] for d in directions}  # score, information
+    for b in range(len(baseline[labels[0]])):
+        counts = [baseline[y][b] for y in labels]
+        observed = [batch[y][b] if y in batch else 0 for y in labels]
+        m, n = sum(counts), sum(observed)
+        if n == 0 or m == 0:
+            continue
+        h = n * m / (n + m)
+        rates = [(c + o + SMOOTHING) / (m + n + SMOOTHING * k) for c, o in zip(counts, observed, strict=True)]
+        differences = [o / n - c / m for c, o in zip(counts, observed, strict=True)]
+        for d in directions:
+            if d:
+                t = labels.index(d)
+                shift = [(1 - rates[t]) if i == t else -r for i, r in enumerate(rates)]
+            else:
+                shift = [(1 - k * r) / (k - 1) for r in rates]
+            total = sums[d]
+            total[0] += h * sum(x * s / r for x, r, s in zip(differences, rates, shift, strict=True))
+            total[1] += h * sum(s * s / r for r, s in zip(rates, shift, strict=True))
+    worst = None
+    for d, (score, information) in sums.items():
+        if information <= 0:
+            continue
+        estimate, noise = score / information, FLIP_NOISE_SE / math.sqrt(information)
+        if worst is None or estimate - noise > worst[1] - worst[2]:
+            worst = (d, estimate, noise)
+    return worst
+
+
+def _flip_findings(batch: Profile, baseline: Profile, threshold: float) -> list[Finding]:
+    """The label-conditional view of every feature the batch and the baseline both profile per label."""
+    found = []
+    views: list[tuple[str, dict[str, list[int]], dict[str, list[int]]]] = []
+    for name, pairs in batch.conditional.items():
+        if name in baseline.conditional and name in baseline.numeric:
+            cuts = quantile_bins(baseline.numeric[name])
+            new, old = _per_label_bins(pairs, None), _per_label_bins(baseline.conditional[name], None)
+            views.append(
+                (
+                    name,
+                    {y: _regroup(c, cuts) for y, c in new.items()},
+                    {y: _regroup(c, cuts) for y, c in old.items()},
+                )
+            )
+    for name, pairs in batch.categorical_conditional.items():
+        if name in baseline.categorical_conditional:
+            values = sorted(baseline.categorical.get(name, {}))
+            views.append(
+                (name, _per_label_bins(pairs, values), _per_label_bins(baseline.categorical_conditional[name], values))
+            )
+    for name, new, old in views:
+        estimate = flip_estimate(new, old)
+        if estimate is not None and estimate[1] > threshold + estimate[2]:
+            direction, value, noise = estimate
+            found.append(
+                Finding("label_flip", f"{name}|to {direction}" if direction else name, value, threshold, noise)
+            )
+    return found
+
+
 def parity_gap(groups: Counter) -> float:
     """The largest difference, over labels, between two groups' rates of that label."""
     per_group: dict[str, Counter] = {}
@@ -237,7 +379,7 @@ def parity_gap(groups: Counter) -> float:
 
 @dataclass(frozen=True)
 class Finding:
-    check: str  # "feature_psi" | "label_feature_psi" | "label_psi" | "parity"
+    check: str  # "feature_psi" | "label_feature_psi" | "label_flip" | "label_psi" | "parity"
     name: str
     value: float
     threshold: float
@@ -245,6 +387,19 @@ class Finding:
 
     def __str__(self) -> str:
         return f"{self.check} {self.name}: {self.value:.3f} > {self.threshold} + {self.noise:.3f} sampling noise"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "name": self.name,
+            "value": self.value,
+            "threshold": self.threshold,
+            "noise": self.noise,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Finding:
+        return cls(data["check"], data["name"], data["value"], data["threshold"], data.get("noise", 0.0))
 
 
 def _parity_noise(groups: Counter) -> float:
@@ -258,8 +413,26 @@ def _parity_noise(groups: Counter) -> float:
     return 2 * math.sqrt(0.25 * (1 / max(smallest[0], 1) + 1 / max(smallest[1], 1)))
 
 
+def screen(batch: Profile, baseline: Profile, screening: Screening) -> list[Finding]:
+    """`compare` with a contract's screening thresholds."""
+    return compare(
+        batch,
+        baseline,
+        feature_psi=screening.feature_psi,
+        label_psi=screening.label_psi,
+        parity_increase=screening.parity_increase,
+        label_flip=screening.label_flip,
+    )
+
+
 def compare(
-    batch: Profile, baseline: Profile, *, feature_psi: float, label_psi: float, parity_increase: float
+    batch: Profile,
+    baseline: Profile,
+    *,
+    feature_psi: float,
+    label_psi: float,
+    parity_increase: float,
+    label_flip: float = Screening.label_flip,
 ) -> list[Finding]:
     """What makes the batch look poisoned against the baseline (empty when it does not)."""
     findings = []
@@ -269,10 +442,14 @@ def compare(
             findings.append(Finding(kind, name, value, threshold, noise))
 
     for name, counts in batch.numeric.items():
+        if name not in baseline.numeric:
+            continue
         cuts = quantile_bins(baseline.numeric[name])
         value = psi(_regroup(baseline.numeric[name], cuts), _regroup(counts, cuts))
         check("feature_psi", name, value, feature_psi, sampling_noise(len(cuts) + 1, sum(counts), baseline.rows))
     for name, counts in batch.categorical.items():
+        if name not in baseline.categorical:
+            continue
         keys = sorted(set(counts) | set(baseline.categorical[name]))
         value = psi([baseline.categorical[name][k] for k in keys], [counts[k] for k in keys])
         check("feature_psi", name, value, feature_psi, sampling_noise(len(keys), batch.rows, baseline.rows))
@@ -280,6 +457,7 @@ def compare(
         worst = _worst_conditional_psi(pairs, baseline.conditional.get(name, Counter()))
         if worst is not None:
             check("label_feature_psi", f"{name}|{worst[0]}", worst[1], feature_psi, worst[2])
+    findings += _flip_findings(batch, baseline, label_flip)
     if batch.label:
         keys = sorted(set(batch.label) | set(baseline.label))
         value = psi([baseline.label[k] for k in keys], [batch.label[k] for k in keys])

@@ -8,7 +8,6 @@ envelope travels in the object's user metadata under `mlvault-envelope`, base64u
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 import secrets
@@ -18,9 +17,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mlvault.errors import IngestReason, VerificationError
-from mlvault.signing.dsse import PAYLOAD_TYPE, Envelope, pae, parse_envelope
+from mlvault.ingest.naming import parse_ingest_key
+from mlvault.signing.dsse import PAYLOAD_TYPE, URL_SAFE, Envelope, b64decode_strict, json_object, pae, parse_envelope
 from mlvault.signing.keys import Signer, verify_signature
-from mlvault.trust.producers import ID_PATTERN, ProducerKey, ProducerRegistry
+from mlvault.trust.producers import Producer, ProducerKey, ProducerRegistry
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://mlvault.dev/attestations/upload/v1"
@@ -29,8 +29,6 @@ S3_USER_METADATA_LIMIT = 2048  # bytes of all user metadata keys and values, S3'
 MAX_ENVELOPE_BYTES = 1800  # the encoded envelope, leaving room for other metadata below S3's limit
 MAX_VALIDITY = timedelta(hours=24)
 CLOCK_SKEW = timedelta(minutes=5)
-_ID = ID_PATTERN.pattern.strip("^$")
-KEY_PATTERN = re.compile(rf"^producers/(?P<producer>{_ID})/(?P<dataset>{_ID})/(?P<name>[^/].*)$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -55,7 +53,9 @@ class Claim:
             "predicateType": PREDICATE_TYPE,
             "predicate": {k: v for k, v in asdict(self).items() if k not in ("object_key", "sha256")},
         }
-        return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+        # UTF-8, not \u escapes: a non-ASCII file name costs its UTF-8 bytes in the envelope's size limit, not 6 per
+        # character (any valid serialization verifies: the signature is over these exact bytes)
+        return json.dumps(body, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
 
 
 def new_claim(
@@ -124,11 +124,7 @@ def verify_envelope(
     Order matters (GUIDE.md 3): bound sizes, then identity from the key and registry, then the signature,
     and only then parse what was signed.
     """
-    layout = KEY_PATTERN.match(object_key)
-    if not layout:
-        raise VerificationError(
-            IngestReason.INVALID_OBJECT_KEY, f"object key {object_key!r} is not producers/<producer>/<dataset>/<file>"
-        )
+    layout = parse_ingest_key(object_key)
     encoded = metadata.get(METADATA_KEY)
     if encoded is None:
         raise VerificationError(IngestReason.MISSING_SIGNATURE, f"no {METADATA_KEY} in the object's user metadata")
@@ -139,35 +135,29 @@ def verify_envelope(
             f"limits {MAX_ENVELOPE_BYTES} and {S3_USER_METADATA_LIMIT}",
         )
     try:
-        text = base64.urlsafe_b64decode(encoded.encode("ascii")).decode("utf-8")
-    except (binascii.Error, ValueError, UnicodeError):
-        raise VerificationError(IngestReason.MALFORMED_ENVELOPE, f"{METADATA_KEY} is not base64url of UTF-8") from None
+        text = b64decode_strict(encoded, URL_SAFE).decode("utf-8")
+    except ValueError as err:  # UnicodeDecodeError is a ValueError
+        raise VerificationError(
+            IngestReason.MALFORMED_ENVELOPE, f"{METADATA_KEY} is not RFC 4648 base64url of UTF-8 ({err})"
+        ) from None
     envelope = parse_envelope(text)
 
-    producer = registry.producers.get(layout["producer"])
+    producer = registry.producers.get(layout.producer)
     if producer is None:
-        raise VerificationError(
-            IngestReason.UNKNOWN_PRODUCER, f"producer {layout['producer']!r} is not in the registry"
+        raise VerificationError(IngestReason.UNKNOWN_PRODUCER, f"producer {layout.producer!r} is not in the registry")
+    if envelope.keyid:
+        key = producer.keys.get(envelope.keyid)
+        if key is None:
+            raise VerificationError(
+                IngestReason.UNKNOWN_KEY, f"key {envelope.keyid!r} is not a registered key of producer {producer.id!r}"
+            )
+        _check_key(key, upload_time, revoked_at)
+        verify_signature(
+            key.algorithm, public_key(key), envelope.signature, pae(envelope.payload_type, envelope.payload)
         )
-    key = producer.keys.get(envelope.keyid)
-    if key is None:
-        raise VerificationError(
-            IngestReason.UNKNOWN_KEY, f"key {envelope.keyid!r} is not a registered key of producer {producer.id!r}"
-        )
-    if not key.not_before <= upload_time <= key.not_after:
-        raise VerificationError(
-            IngestReason.KEY_EXPIRED,
-            f"key {key.id!r} is valid {iso(key.not_before)} to "
-            f"{iso(key.not_after)}; the upload was at {iso(upload_time)}",
-        )
-    revoked = revoked_at(key.id)
-    # S3 records upload times to the second: an upload in the same second as the revocation is refused.
-    if revoked is not None and revoked.replace(microsecond=0) <= upload_time:
-        raise VerificationError(
-            IngestReason.KEY_REVOKED,
-            f"key {key.id!r} was revoked at {iso(revoked)}; the upload was at {iso(upload_time)}",
-        )
-    verify_signature(key.algorithm, public_key(key), envelope.signature, pae(envelope.payload_type, envelope.payload))
+    else:  # DSSE: keyid is optional; without it, every registered key of the producer is tried
+        key = _signing_key(envelope, producer, public_key)
+        _check_key(key, upload_time, revoked_at)
 
     claim = _parse_statement(envelope.payload)
     if claim.object_key != object_key:
@@ -178,9 +168,9 @@ def verify_envelope(
         raise VerificationError(
             IngestReason.PRODUCER_MISMATCH, f"signed producer {claim.producer!r}, uploaded under {producer.id!r}"
         )
-    if claim.dataset != layout["dataset"]:
+    if claim.dataset != layout.dataset:
         raise VerificationError(
-            IngestReason.DATASET_MISMATCH, f"signed dataset {claim.dataset!r}, uploaded under {layout['dataset']!r}"
+            IngestReason.DATASET_MISMATCH, f"signed dataset {claim.dataset!r}, uploaded under {layout.dataset!r}"
         )
     if claim.dataset not in producer.datasets:
         raise VerificationError(
@@ -205,6 +195,39 @@ def verify_envelope(
     return VerifiedClaim(claim=claim, key=key)
 
 
+def _check_key(key: ProducerKey, upload_time: datetime, revoked_at: Callable[[str], datetime | None]) -> None:
+    """The key was valid and not revoked at upload time."""
+    if not key.not_before <= upload_time <= key.not_after:
+        raise VerificationError(
+            IngestReason.KEY_EXPIRED,
+            f"key {key.id!r} is valid {iso(key.not_before)} to "
+            f"{iso(key.not_after)}; the upload was at {iso(upload_time)}",
+        )
+    revoked = revoked_at(key.id)
+    # S3 records upload times to the second: an upload in the same second as the revocation is refused.
+    if revoked is not None and revoked.replace(microsecond=0) <= upload_time:
+        raise VerificationError(
+            IngestReason.KEY_REVOKED,
+            f"key {key.id!r} was revoked at {iso(revoked)}; the upload was at {iso(upload_time)}",
+        )
+
+
+def _signing_key(envelope: Envelope, producer: Producer, public_key: Callable[[ProducerKey], Any]) -> ProducerKey:
+    """The registered key of the producer whose signature this is (an envelope without keyid)."""
+    message = pae(envelope.payload_type, envelope.payload)
+    for key_id in sorted(producer.keys):
+        key = producer.keys[key_id]
+        try:
+            verify_signature(key.algorithm, public_key(key), envelope.signature, message)
+        except VerificationError:
+            continue
+        return key
+    raise VerificationError(
+        IngestReason.INVALID_SIGNATURE,
+        f"the envelope names no keyid and the signature verifies with none of producer {producer.id!r}'s keys",
+    )
+
+
 def check_content(claim: Claim, *, sha256: str, size: int) -> None:
     """The bytes are exactly what was signed: same size, same SHA-256."""
     if size != claim.size:
@@ -220,9 +243,9 @@ def _parse_statement(payload: bytes) -> Claim:
         return VerificationError(IngestReason.MALFORMED_STATEMENT, detail)
 
     try:
-        body = json.loads(payload)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise bad("payload is not JSON") from None
+        body = json_object(payload)
+    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise bad(f"payload is not JSON ({err})") from None
     if not isinstance(body, dict) or body.get("_type") != STATEMENT_TYPE:
         raise bad(f"payload is not an in-toto {STATEMENT_TYPE}")
     if body.get("predicateType") != PREDICATE_TYPE:

@@ -9,27 +9,41 @@ shift and the contract says hold): copied into the quarantine's held/ prefix unt
 (mlvault.ingest.review). Either way: one terminal ledger record (with the batch's profile when the content was
 read), the verdict tag on the ingest version, an EventBridge event, and (rejected, held) an SNS alert.
 
-Transient failures (throttling, 5xx) raise TransientError and the message is retried; they never become a
-verdict. A crash at any point is safe to retry: every step is idempotent or checks what is already there.
+The record carries its announcement (mlvault.outbox): the event and the alert are written with the verdict and
+published after it, each marked sent; a retry, a re-delivered message or the reconciler's sweep publishes what is
+still pending. Consumers de-duplicate on the detail's `event_id` (delivery is at least once).
+
+Transient failures (throttling, 5xx, connection errors) raise TransientError and the message is retried; they
+never become a verdict. A crash at any point is safe to retry: every step is idempotent or checks what is
+already there.
 """
 
 from __future__ import annotations
 
 import base64
-import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
+from mlvault.canonical import ObjectVersion
 from mlvault.errors import ContractReason, IngestReason, TransientError, VerificationError
 from mlvault.ingest.digest import sha256_stream
 from mlvault.ingest.events import ObjectVersionRef
-from mlvault.ingest.protocol import KEY_PATTERN, VerifiedClaim, check_content, verify_envelope
-from mlvault.ledger import STATUS_ACCEPTED, STATUS_HELD, STATUS_REJECTED, Ledger, LedgerRecord, is_terminal
+from mlvault.ingest.naming import lake_key_of, metadata_value, producer_of, quarantine_key_of
+from mlvault.ingest.protocol import VerifiedClaim, check_content, verify_envelope
+from mlvault.ingest.transient import is_transient, transient_errors
+from mlvault.ledger import (
+    STATUS_ACCEPTED,
+    STATUS_HELD,
+    STATUS_REJECTED,
+    Ledger,
+    LedgerRecord,
+    is_terminal,
+    version_key,
+)
+from mlvault.outbox import Alert, Announcement, Event, Outbox
 from mlvault.signing.keys import load_public_key
 from mlvault.trust.producers import ProducerKey, ProducerRegistry
 from mlvault.wiring import DetailType, Source, Tag
@@ -39,23 +53,6 @@ if TYPE_CHECKING:  # pyarrow: only the functions that verify load it (the review
 
 VERDICT_TAG = {"Key": Tag.VERDICT, "Value": Tag.VERDICT_RECORDED}
 COPY_LIMIT = 5 * 1024**3  # CopyObject's limit; larger rejected versions stay (retained) in the ingest bucket
-_TRANSIENT_CODES = {
-    "Throttling",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "SlowDown",
-    "ServiceUnavailable",
-    "InternalError",
-    "InternalFailure",
-    "ProvisionedThroughputExceededException",
-    "RequestTimeout",
-    "KMSInternalException",
-    "TooManyRequestsException",
-    "LimitExceededException",
-    "TransactionConflictException",
-    "KeyUnavailableException",
-    "DependencyTimeoutException",
-}
 _MISSING_CODES = {"NoSuchVersion", "NoSuchKey", "404", "InvalidArgument", "MethodNotAllowed"}
 DETAIL_TYPES = {
     STATUS_ACCEPTED: DetailType.UPLOAD_ACCEPTED,
@@ -82,6 +79,8 @@ class Verdict:
     detail: str = ""
     attributes: dict[str, str] = field(default_factory=dict)
     duplicate: bool = False
+    announced: bool = False  # this call finished the verdict's announcement (count the verdict once, here)
+    pending: bool = False  # its announcement could not be published yet: the reconciler's sweep will
 
     @classmethod
     def recorded(cls, ref: ObjectVersionRef, record: LedgerRecord) -> Verdict:
@@ -89,27 +88,6 @@ class Verdict:
         return cls(
             record.status, ref, record.attributes.get("reason", ""), duplicate=True, attributes=record.attributes
         )
-
-
-def is_transient(err: Exception) -> bool:
-    if isinstance(err, BotoCoreError):
-        return True
-    if isinstance(err, ClientError):
-        code = err.response.get("Error", {}).get("Code", "")
-        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return code in _TRANSIENT_CODES or status >= 500
-    return False
-
-
-@contextmanager
-def transient_errors(ref: ObjectVersionRef) -> Iterator[None]:
-    """Throttling and service errors become TransientError (retry); anything else propagates unchanged."""
-    try:
-        yield
-    except (ClientError, BotoCoreError) as err:
-        if is_transient(err):
-            raise TransientError(f"{ref.key}#{ref.version_id}: {err}") from err
-        raise
 
 
 class Verifier:
@@ -134,17 +112,23 @@ class Verifier:
         self._registry = registry
         self._to = destinations
         self._public_keys: dict[str, Any] = {}
+        self._outbox = ledger.outbox(events=events, sns=sns)
+
+    @property
+    def outbox(self) -> Outbox:
+        """The ledger's pending announcements, published through this verifier's clients."""
+        return self._outbox
 
     def verify(self, ref: ObjectVersionRef) -> Verdict:
         with transient_errors(ref):
-            return self._verify(ref)
+            return self._finish(self._verify(ref))
 
     # --- steps ----------------------------------------------------------------------------------------
 
     def _verify(self, ref: ObjectVersionRef) -> Verdict:
+        """The version's recorded verdict: reached now, or already there (then it is a duplicate)."""
         existing = self._ledger.get(ref.bucket, ref.key, ref.version_id)
-        if is_terminal(existing):
-            self._tag(ref)  # a crash may have come between the verdict and the tag
+        if is_terminal(existing):  # a crash or a failed publish may have left its announcement pending
             return Verdict.recorded(ref, existing)
         head = self._head(ref)
         if head is None:
@@ -198,6 +182,8 @@ class Verifier:
                 contract_version=claim.contract_version,
                 size=size,
                 open_body=lambda: self._open(ref),
+                producer=claim.producer,
+                source=f"{ref.key}#{ref.version_id}",
             )
             if inspection.action == "hold":
                 return self._hold(ref, size, verified, digest, upload_time, inspection)
@@ -267,8 +253,8 @@ class Verifier:
             source,
             digest,
             {
-                "mlvault-ingest-key": ref.key[:512],
-                "mlvault-ingest-version": ref.version_id,
+                "mlvault-ingest-key": metadata_value(ref.key),
+                "mlvault-ingest-version": metadata_value(ref.version_id, 256),
                 "mlvault-producer": verified.claim.producer,
                 "mlvault-key-id": verified.key.id,
             },
@@ -295,7 +281,9 @@ class Verifier:
         attributes = {
             "reason": ContractReason.POISONING_SUSPECTED,
             "detail": detail[:1000],
-            **self._quarantine(ref, f"held/{ref.key}/{ref.version_id}", ContractReason.POISONING_SUSPECTED),
+            **self._quarantine(
+                ref, quarantine_key_of("held", ref.key, ref.version_id), ContractReason.POISONING_SUSPECTED
+            ),
             **_verified_attributes(verified, digest, upload_time, inspection),
         }
         verdict = Verdict(STATUS_HELD, ref, ContractReason.POISONING_SUSPECTED, detail, attributes)
@@ -319,7 +307,7 @@ class Verifier:
     def reject(self, ref: ObjectVersionRef, size: int, err: VerificationError) -> Verdict:
         """A verdict reached outside verification (the reconciler's UNVERIFIED_TIMEOUT)."""
         with transient_errors(ref):
-            return self._reject(ref, size, err)
+            return self._finish(self._reject(ref, size, err))
 
     def _reject(
         self,
@@ -332,13 +320,13 @@ class Verifier:
         attributes = {"reason": err.reason, "detail": err.detail[:1000]}
         if upload_time is not None:
             attributes["uploaded_at"] = upload_time.isoformat()
-        layout = KEY_PATTERN.match(ref.key)
-        if layout:
-            attributes["producer"] = layout["producer"]
+        producer = producer_of(ref.key)
+        if producer:
+            attributes["producer"] = producer
         if inspection is not None:
             attributes.update(_inspection_attributes(inspection))
         if err.reason != IngestReason.SOURCE_MISSING and size <= COPY_LIMIT:
-            attributes.update(self._quarantine(ref, f"rejected/{ref.key}/{ref.version_id}", err.reason))
+            attributes.update(self._quarantine(ref, quarantine_key_of("rejected", ref.key, ref.version_id), err.reason))
         return self._record(Verdict(STATUS_REJECTED, ref, err.reason, err.detail, attributes), size, inspection)
 
     def _record(self, verdict: Verdict, size: int, inspection: Inspection | None = None) -> Verdict:
@@ -351,12 +339,18 @@ class Verifier:
             size=size,
             attributes=verdict.attributes,
             profile=None if inspection is None else inspection.profile.to_bytes(),
+            announcement=verdict_announcement(self._to, verdict, kind=VERDICT),
         )
         if not written:  # a concurrent verification of the same version won: its record stands
-            existing = self._ledger.get(ref.bucket, ref.key, ref.version_id)
-            return Verdict.recorded(ref, existing)
+            return Verdict.recorded(ref, self._ledger.get(ref.bucket, ref.key, ref.version_id))
+        return verdict
+
+    def _finish(self, verdict: Verdict) -> Verdict:
+        """After the record (new or found): publish what is pending of its announcement (AnnouncementPending when
+        it cannot be now: the message is retried), then tag the ingest version with its verdict."""
+        ref = verdict.ref
+        verdict.announced = bool(self._outbox.deliver(version_key(ref.bucket, ref.key, ref.version_id)))
         self._tag(ref)
-        self._announce(verdict)
         return verdict
 
     def _tag(self, ref: ObjectVersionRef) -> None:
@@ -368,37 +362,30 @@ class Verifier:
             if err.response.get("Error", {}).get("Code") not in _MISSING_CODES:
                 raise
 
-    def _announce(self, verdict: Verdict) -> None:
-        announce(self._events, self._sns, self._to, verdict)
+
+VERDICT, REVIEW = "ingest-verdict", "ingest-review"  # announcement kinds: one of each per ingest version at most
 
 
-def announce(events: Any, sns: Any, to: Destinations, verdict: Verdict) -> None:
-    """The EventBridge event of a verdict and, unless accepted, an SNS alert."""
+def verdict_announcement(to: Destinations, verdict: Verdict, *, kind: str) -> Announcement:
+    """The EventBridge event of a verdict (or a review decision) and, unless accepted, an SNS alert. Its id is
+    derived from the kind and the exact ingest version (mlvault.outbox)."""
     ref = verdict.ref
     detail = {"bucket": ref.bucket, "key": ref.key, "version_id": ref.version_id, "status": verdict.status}
     detail.update(verdict.attributes)
-    events.put_events(
-        Entries=[
-            {
-                "Source": Source.INGEST,
-                "DetailType": DETAIL_TYPES[verdict.status],
-                "Detail": json.dumps(detail),
-                "EventBusName": to.event_bus,
-            }
-        ]
-    )
+    alert = None
     if verdict.status != STATUS_ACCEPTED:
-        sns.publish(
-            TopicArn=to.alert_topic_arn,
-            Subject=f"mlvault: upload {verdict.status.lower()} ({verdict.reason})"[:100],
-            Message=json.dumps(detail, indent=2),
-            MessageAttributes={"reason": {"DataType": "String", "StringValue": verdict.reason}},
+        alert = Alert(
+            topic_arn=to.alert_topic_arn,
+            subject=f"mlvault: upload {verdict.status.lower()} ({verdict.reason})",
+            message=detail,
+            attributes={"reason": verdict.reason},
         )
-
-
-def lake_key_of(ingest_key: str, dataset: str, producer: str, digest: str) -> str:
-    """Content-addressed: a lake key never holds two different contents."""
-    return f"datasets/{dataset}/{producer}/sha256={digest}/{KEY_PATTERN.match(ingest_key)['name']}"
+    return Announcement.of(
+        kind=kind,
+        subject=ObjectVersion(ref.bucket, ref.key, ref.version_id).uri,
+        event=Event(source=Source.INGEST, detail_type=DETAIL_TYPES[verdict.status], detail=detail, bus=to.event_bus),
+        alert=alert,
+    )
 
 
 def lake_write(s3: Any, lake_bucket: str, lake_key: str, source: dict[str, str], digest: str, metadata: dict) -> str:
