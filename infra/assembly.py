@@ -10,6 +10,7 @@ from infra.policy.nag import register_packs
 from infra.settings import CONTRACTS_DIR, ConfigError, StageSettings, load_settings
 from infra.stacks.ingest_stack import IngestStack
 from infra.stacks.models_stack import ModelsStack
+from infra.stacks.signing_stack import SigningStack
 from infra.stacks.storage_stack import StorageStack
 from mlvault.wiring import Tag
 
@@ -19,6 +20,7 @@ class MlvaultApp:
     app: App
     settings: StageSettings
     storage: StorageStack
+    signing: SigningStack
     ingest: IngestStack
     models: ModelsStack
 
@@ -45,11 +47,21 @@ def build(app: App) -> MlvaultApp:
         env=env,
         description=f"mlvault {settings.stage}: stateful resources (RETAIN)",
     )
+    signing = SigningStack(
+        app,
+        f"{settings.prefix}-signing",
+        settings=settings,
+        data_key=storage.data_key,
+        pinned_keys=[storage.signing_key],
+        env=env,
+        description=f"mlvault {settings.stage}: the signing profile and the signer of every function's code",
+    )
     ingest = IngestStack(
         app,
         f"{settings.prefix}-ingest",
         settings=settings,
         storage=storage,
+        signing=signing,
         env=env,
         description=f"mlvault {settings.stage}: zero-trust ingest",
     )
@@ -58,10 +70,11 @@ def build(app: App) -> MlvaultApp:
         f"{settings.prefix}-models",
         settings=settings,
         storage=storage,
+        signing=signing,
         alerts=ingest.alerts,
         env=env,
         description=f"mlvault {settings.stage}: model pipeline, signing, serving",
     )
     Tags.of(app).add(Tag.STAGE, settings.stage)
     register_packs(app)
-    return MlvaultApp(app=app, settings=settings, storage=storage, ingest=ingest, models=models)
+    return MlvaultApp(app=app, settings=settings, storage=storage, signing=signing, ingest=ingest, models=models)

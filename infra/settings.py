@@ -26,6 +26,8 @@ STAGES_CONTEXT_KEY = "mlvault:stages"
 # Object Lock retention may be raised per stage in cdk.json but never configured below this floor.
 RETENTION_FLOOR_DAYS = 7
 
+# Enforce: Lambda refuses code no signing job of the stage's profile produced (every stage's default). Warn only
+# records a warning: for a sandbox, never a default.
 CODE_SIGNING_POLICIES = ("Warn", "Enforce")
 
 _REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
@@ -291,16 +293,24 @@ def parse_stage(stage: str, raw: Any) -> StageSettings:
         raise ConfigError(f"context key '{base}' is missing setting(s): {', '.join(missing)}")
     values = {field: parse(f"{base}.{key}", raw.get(key)) for key, (field, parse) in _FIELDS.items()}
     settings = StageSettings(stage=stage, **values)
-    if settings.code_signing_policy == "Enforce":
-        # Enforce makes Lambda refuse unsigned code. cdk deploy uploads unsigned assets, and mlvault has no
-        # signed-artifact publishing step yet, so Enforce would be a stage under which `cdk deploy` fails.
-        raise ConfigError(
-            f"context key '{base}.codeSigningPolicy' is 'Enforce', but this version of mlvault deploys "
-            "unsigned Lambda assets (cdk deploy would be refused by Lambda). Allowed: Warn. "
-            "See README 'Code signing' for the status of signed deployments."
-        )
+    _check_canary_sees_drift(base, settings)
     _check_trust_file(f"{base}.trustFile", settings.trust_file)
     return settings
+
+
+def _check_canary_sees_drift(base: str, settings: StageSettings) -> None:
+    """Each canary step must wait at least the drift alarm's evaluation window (periodSeconds x evaluationPeriods):
+    the alarms are checked after the wait, and an alarm cannot have seen drift in less time than it evaluates."""
+    drift = settings.drift_alarm
+    window = drift.period_seconds * drift.evaluation_periods
+    for index, step in enumerate(settings.canary_steps):
+        if step.wait_seconds < window:
+            raise ConfigError(
+                f"context key '{base}.canarySteps[{index}].waitSeconds' is {step.wait_seconds} s, shorter than the "
+                f"drift alarm's evaluation window ('{base}.driftAlarm.periodSeconds' {drift.period_seconds} s x "
+                f"'{base}.driftAlarm.evaluationPeriods' {drift.evaluation_periods} = {window} s): the alarms checked "
+                f"after that wait could never have seen drift. Wait at least {window} s."
+            )
 
 
 def _check_trust_file(key: str, relative: str) -> None:

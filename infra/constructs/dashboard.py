@@ -1,5 +1,6 @@
 """The stage's overview dashboard: ingest verdicts and reason codes, unaccounted ingest versions, drift per model
-version and feature, canary weight, rollbacks and refused models, and the serving alarms."""
+version and feature, canary weight, rollbacks and refused models, serving's client errors by reason code (no alarm
+watches them: a bad request never rolls a good model back), and the serving alarms."""
 
 from __future__ import annotations
 
@@ -55,4 +56,10 @@ class OverviewDashboard(Concern):
                 stage_metric(stage, Metric.MODEL_ATTESTATION_FAILED, statistic="Sum"),
             ),
         )
-        dashboard.add_widgets(cloudwatch.AlarmStatusWidget(alarms=alarms.all, title="Serving alarms", width=24))
+        client_errors = stage_search(stage, Metric.CLIENT_ERRORS, dimensions=[Dimension.REASON], label="reason")
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Serving: client errors by reason code (not alarmed)", left=[client_errors], width=8
+            ),
+            cloudwatch.AlarmStatusWidget(alarms=alarms.all, title="Serving alarms", width=16),
+        )

@@ -1,8 +1,11 @@
 """Lambda functions with mlvault's required properties, built one way for every function:
 
-code signing config (AWS Signer profile), a dead-letter queue, JSON structured logging into an encrypted
-log group with retention, a role of its own with no managed policies, and the shared layers. pyarrow comes in a
-layer of its own, only for the functions that ask for it (GUIDE.md section 2: mind the 250 MB unzipped limit).
+code and layers signed by the stage's signer and a code signing config (AWS Signer profile, the stage's policy:
+Enforce by default), a dead-letter queue, JSON structured logging into an encrypted log group with retention,
+environment variables encrypted with the stage's data key, a role of its own with no managed policies, and the
+shared layers. pyarrow comes in a layer of its own, only for the functions that ask for it (GUIDE.md section 2:
+mind the 250 MB unzipped limit). Functions that decide whom to trust get the stage's trust anchors bundled into
+their signed code (infra/constructs/trust_anchors.py).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import hashlib
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import jsii
 from aws_cdk import AssetHashType, BundlingOptions, DockerImage, Duration, ILocalBundling, RemovalPolicy, Size, Stack
@@ -18,11 +22,12 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_signer as signer
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.constructs.signed_code import SignedCode, SigningProvider
 from infra.constructs.storage import bucket_arn_ack, bucket_name
+from infra.constructs.trust_anchors import TrustAnchors
 from infra.policy.nag import acknowledge
 from infra.settings import CONTRACTS_DIR, ROOT, StageSettings
 from mlvault.wiring import NAMESPACE, Bundle, Env
@@ -69,23 +74,24 @@ def _bundle_hash(source: Path, extra_files: dict[str, Path]) -> str:
     return digest.hexdigest()
 
 
-def function_code(source: Path, extra_files: dict[str, Path] | None = None) -> lambda_.Code:
-    """A function's code asset: its handler directory, plus extra files bundled locally when given."""
+def function_asset(source: Path, extra_files: dict[str, Path] | None = None) -> dict[str, Any]:
+    """The options of a function's code asset (aws_s3_assets.Asset): its handler directory, plus extra files
+    bundled locally when given."""
     if not extra_files:
-        return lambda_.Code.from_asset(str(source), exclude=ASSET_EXCLUDES)
+        return {"path": str(source), "exclude": ASSET_EXCLUDES}
     missing = [str(p) for p in extra_files.values() if not p.is_file()]
     if missing:
         raise AssetMissingError(f"files to bundle with {source.name} are missing: {missing}")
-    return lambda_.Code.from_asset(
-        str(source),
+    return {
+        "path": str(source),
         # Hash what is bundled, not only the handler directory: a changed registry or contract must change the
         # asset (with the source hash, cdk reused a stale bundle of the same hash: the old policy files).
-        asset_hash_type=AssetHashType.CUSTOM,
-        asset_hash=_bundle_hash(source, extra_files),
-        bundling=BundlingOptions(
+        "asset_hash_type": AssetHashType.CUSTOM,
+        "asset_hash": _bundle_hash(source, extra_files),
+        "bundling": BundlingOptions(
             image=DockerImage.from_registry("mlvault/no-docker"), local=_CopyTree(source, extra_files)
         ),
-    )
+    }
 
 
 def contract_files() -> dict[str, Path]:
@@ -125,54 +131,124 @@ def log_retention(days: int) -> logs.RetentionDays:
     return allowed[days]
 
 
-class FunctionPlatform(Construct):
-    """What every function of a stateless stack shares: code signing, layers and settings."""
+def stage_log_group(
+    scope: Construct, construct_id: str, *, settings: StageSettings, data_key: kms.IKey, name: str
+) -> logs.LogGroup:
+    """A log group of the stage (`<log group prefix><name>`): encrypted with the data key, the stage's retention,
+    retained when its stack is deleted."""
+    return logs.LogGroup(
+        scope,
+        construct_id,
+        log_group_name=f"{settings.log_group_prefix}{name}",
+        retention=log_retention(settings.log_retention_days),
+        encryption_key=data_key,
+        removal_policy=RemovalPolicy.RETAIN,
+    )
 
-    def __init__(self, scope: Construct, construct_id: str, *, settings: StageSettings, data_key: kms.IKey) -> None:
+
+def function_role(scope: Construct, *, settings: StageSettings, name: str, log_group: logs.ILogGroup) -> iam.Role:
+    """A function's own role: assumed by Lambda, no managed policies, allowed to write its own log group."""
+    role = iam.Role(
+        scope,
+        "Role",
+        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        description=f"mlvault {settings.stage} {name} function",
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=[log_group.log_group_arn],
+        )
+    )
+    acknowledge(
+        role,
+        "NIST.800.53.R5-IAMNoInlinePolicy",
+        f"The policy is attached to the {name} function's own role only and lists exact actions and "
+        "resources; a customer-managed policy would grant the same.",
+    )
+    return role
+
+
+def function_dlq(scope: Construct, *, data_key: kms.IKey, name: str) -> sqs.Queue:
+    dlq = sqs.Queue(
+        scope,
+        "Dlq",
+        encryption=sqs.QueueEncryption.KMS,
+        encryption_master_key=data_key,
+        enforce_ssl=True,
+        retention_period=Duration.days(14),
+    )
+    acknowledge(dlq, "AwsSolutions-SQS3", f"This queue is the dead-letter queue of the {name} function.")
+    return dlq
+
+
+def acknowledge_function(function: lambda_.Function, settings: StageSettings) -> None:
+    """The NIST findings every mlvault function shares, with their reasons."""
+    acknowledge(
+        function,
+        "NIST.800.53.R5-LambdaInsideVPC",
+        "The function only calls AWS APIs (S3, SQS, DynamoDB, KMS) over TLS with IAM auth; a VPC would "
+        "add NAT or endpoints without reducing what the role may reach.",
+    )
+    if settings.reserved_concurrency is None:
+        acknowledge(
+            function,
+            "NIST.800.53.R5-LambdaConcurrency",
+            f"Stage {settings.stage} sets no reservedConcurrency: new accounts have too little "
+            "unreserved concurrency for a reservation to deploy. Set it in cdk.json for larger accounts.",
+        )
+
+
+class FunctionPlatform(Construct):
+    """What every function of a stateless stack shares: the code signing config (the stage's signing profile and
+    policy), the signer that signs their code, the layers (signed too) and settings."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: StageSettings,
+        data_key: kms.IKey,
+        signing: SigningProvider,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.settings = settings
         self.data_key = data_key
-        profile = signer.SigningProfile(self, "SigningProfile", platform=signer.Platform.AWS_LAMBDA_SHA384_ECDSA)
-        self.code_signing = lambda_.CodeSigningConfig(
+        self.signing = signing
+        self.code_signing = signing.code_signing_config(
             self,
             "CodeSigning",
-            signing_profiles=[profile],
-            untrusted_artifact_on_deployment=lambda_.UntrustedArtifactOnDeployment(
-                settings.code_signing_policy.upper()
-            ),
-            description=f"mlvault {settings.stage}: {settings.code_signing_policy} on unsigned code",
+            policy=settings.code_signing_policy,
+            description=f"mlvault {settings.stage}: {settings.code_signing_policy} on code its signer did not sign",
         )
         if not (DEPS_LAYER_DIR / "python").is_dir():
             raise AssetMissingError(
                 f"the Lambda dependency layer is not built ({DEPS_LAYER_DIR}/python is missing): run `make setup`"
             )
-        self.deps_layer = lambda_.LayerVersion(
-            self,
+        self.deps_layer = self._layer(
             "DepsLayer",
-            code=lambda_.Code.from_asset(str(DEPS_LAYER_DIR), exclude=THIRD_PARTY_EXCLUDES),
-            compatible_runtimes=[RUNTIME],
-            description="mlvault third-party dependencies (layers/deps/requirements.txt)",
+            DEPS_LAYER_DIR,
+            THIRD_PARTY_EXCLUDES,
+            "mlvault third-party dependencies (layers/deps/requirements.txt)",
         )
-        self.library_layer = lambda_.LayerVersion(
-            self,
-            "LibraryLayer",
-            code=lambda_.Code.from_asset(str(LIBRARY_LAYER_DIR), exclude=ASSET_EXCLUDES),
-            compatible_runtimes=[RUNTIME],
-            description="mlvault shared library (layers/mlvault)",
+        self.library_layer = self._layer(
+            "LibraryLayer", LIBRARY_LAYER_DIR, ASSET_EXCLUDES, "mlvault shared library (layers/mlvault)"
         )
         self._arrow_layer: lambda_.LayerVersion | None = None
 
-    def log_group(self, scope: Construct, construct_id: str, *, name: str) -> logs.LogGroup:
-        """A log group of the stage (`<log group prefix><name>`): encrypted with the data key, the stage's
-        retention, retained when its stack is deleted."""
-        return logs.LogGroup(
-            scope,
-            construct_id,
-            log_group_name=f"{self.settings.log_group_prefix}{name}",
-            retention=log_retention(self.settings.log_retention_days),
-            encryption_key=self.data_key,
-            removal_policy=RemovalPolicy.RETAIN,
+    def _layer(self, construct_id: str, path: Path, exclude: list[str], description: str) -> lambda_.LayerVersion:
+        """A layer deployed from its signed asset."""
+        signed = SignedCode(
+            self, f"{construct_id}Code", provider=self.signing, asset={"path": str(path), "exclude": exclude}
         )
+        return lambda_.LayerVersion(
+            self, construct_id, code=signed.code, compatible_runtimes=[RUNTIME], description=description
+        )
+
+    def log_group(self, scope: Construct, construct_id: str, *, name: str) -> logs.LogGroup:
+        """A log group of the stage (stage_log_group)."""
+        return stage_log_group(scope, construct_id, settings=self.settings, data_key=self.data_key, name=name)
 
     @property
     def arrow_layer(self) -> lambda_.LayerVersion:
@@ -183,12 +259,11 @@ class FunctionPlatform(Construct):
                 raise AssetMissingError(
                     f"the pyarrow layer is not built ({ARROW_LAYER_DIR}/python/pyarrow is missing): run `make setup`"
                 )
-            self._arrow_layer = lambda_.LayerVersion(
-                self,
+            self._arrow_layer = self._layer(
                 "ArrowLayer",
-                code=lambda_.Code.from_asset(str(ARROW_LAYER_DIR), exclude=THIRD_PARTY_EXCLUDES),
-                compatible_runtimes=[RUNTIME],
-                description="pyarrow, trimmed to CSV, JSON, Parquet and compute (layers/arrow/requirements.txt)",
+                ARROW_LAYER_DIR,
+                THIRD_PARTY_EXCLUDES,
+                "pyarrow, trimmed to CSV, JSON, Parquet and compute (layers/arrow/requirements.txt)",
             )
         return self._arrow_layer
 
@@ -210,6 +285,7 @@ class SecureFunction(Construct):
         ephemeral_storage_mib: int | None = None,
         with_arrow: bool = False,
         extra_files: dict[str, Path] | None = None,
+        anchors: TrustAnchors | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         settings = platform.settings
@@ -218,28 +294,19 @@ class SecureFunction(Construct):
             raise AssetMissingError(f"no handler at {source / 'handler.py'}")
         self.platform = platform
         self.log_group = platform.log_group(self, "Logs", name=name)
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"mlvault {settings.stage} {name} function",
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[self.log_group.log_group_arn],
-            )
-        )
-        self.dlq = sqs.Queue(
-            self,
-            "Dlq",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=platform.data_key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(self.dlq, "AwsSolutions-SQS3", f"This queue is the dead-letter queue of the {name} function.")
+        self.role = function_role(self, settings=settings, name=name, log_group=self.log_group)
+        self.dlq = function_dlq(self, data_key=platform.data_key, name=name)
         layers = [platform.deps_layer, *([platform.arrow_layer] if with_arrow else []), platform.library_layer]
+        # The code as deployed: the handler directory (and its bundled policy files) plus, for a function that
+        # decides whom to trust, the stage's trust anchors, all signed by the stage's signer.
+        self.code = SignedCode(
+            self,
+            "Code",
+            provider=platform.signing,
+            asset=function_asset(source, extra_files),
+            bundle=anchors.bundle if anchors else None,
+            pin_keys=anchors.pin_keys if anchors else None,
+        )
         self.function = lambda_.Function(
             self,
             "Function",
@@ -247,7 +314,7 @@ class SecureFunction(Construct):
             runtime=RUNTIME,
             architecture=lambda_.Architecture.X86_64,
             handler="handler.handler",
-            code=function_code(source, extra_files),
+            code=self.code.code,
             layers=layers,
             environment={
                 Env.STAGE: settings.stage,
@@ -255,6 +322,7 @@ class SecureFunction(Construct):
                 Env.POWERTOOLS_METRICS_NAMESPACE: NAMESPACE,
                 **environment,
             },
+            environment_encryption=platform.data_key,
             role=self.role,
             code_signing_config=platform.code_signing,
             dead_letter_queue=self.dlq,
@@ -265,25 +333,9 @@ class SecureFunction(Construct):
             ephemeral_storage_size=Size.mebibytes(ephemeral_storage_mib) if ephemeral_storage_mib else None,
             reserved_concurrent_executions=settings.reserved_concurrency,
         )
-        acknowledge(
-            self.function,
-            "NIST.800.53.R5-LambdaInsideVPC",
-            "The function only calls AWS APIs (S3, SQS, DynamoDB, KMS) over TLS with IAM auth; a VPC would "
-            "add NAT or endpoints without reducing what the role may reach.",
-        )
-        if settings.reserved_concurrency is None:
-            acknowledge(
-                self.function,
-                "NIST.800.53.R5-LambdaConcurrency",
-                f"Stage {settings.stage} sets no reservedConcurrency: new accounts have too little "
-                "unreserved concurrency for a reservation to deploy. Set it in cdk.json for larger accounts.",
-            )
-        acknowledge(
-            self.role,
-            "NIST.800.53.R5-IAMNoInlinePolicy",
-            f"The policy is attached to the {name} function's own role only and lists exact actions and "
-            "resources; a customer-managed policy would grant the same.",
-        )
+        # Lambda decrypts the environment with the execution role when the function starts.
+        self.allow(["kms:Decrypt"], [platform.data_key.key_arn])
+        acknowledge_function(self.function, settings)
 
     def allow(self, actions: list[str], resources: list[str]) -> None:
         """Grant exact actions (no wildcards) on exact resources to this function's role."""

@@ -5,6 +5,8 @@ pipeline (train, evaluate, register), sign and deploy."""
 from __future__ import annotations
 
 from aws_cdk import Duration, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
@@ -14,8 +16,9 @@ from infra.constructs.functions import ONE_VCPU_MB, FunctionPlatform, SecureFunc
 from infra.constructs.model_resources import ModelResources
 from infra.constructs.serving import Serving
 from infra.constructs.serving_alarms import ServingAlarms
+from infra.constructs.trust_anchors import TrustAnchors
 from infra.policy.nag import acknowledge
-from infra.policy.spec import BucketRole
+from infra.policy.spec import GRANT_FOR_AWS_RESOURCE_CONDITION_KEY, BucketRole
 from mlvault.wiring import Bundle, Env
 
 TIMEOUT = Duration.hours(6)
@@ -41,22 +44,31 @@ class ModelPipeline(Concern):
         models: ModelResources,
         serving: Serving,
         alarms: ServingAlarms,
+        anchors: TrustAnchors,
+        alerts: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
         settings = platform.settings
+        # The model-signing key and the alarms to check are not configuration: they are the bundled anchors.
+        self.anchors = anchors
+        self.alerts = alerts
         self.state_machine_name = f"{settings.prefix}-model-pipeline"
         steps = {
             Env.MODEL_BUCKET: models.model_bucket,
             Env.LEDGER_TABLE: models.ledger.table_name,
             Env.REGISTRY_TABLE: models.registry.table_name,
             Env.CONTRACTS_DIR: Bundle.CONTRACTS_DIR,
-            Env.SIGNING_KEY_ARN: models.signing_key.key_arn,
             Env.MODEL_GATES: settings.model_gates_json,
             Env.TRAINING_PARAMS: settings.training_json,
+            Env.ALERT_TOPIC_ARN: alerts.topic_arn,  # a refused signing key is announced
         }
         self.pipeline = self._pipeline_function(platform, models, steps)
         self.sign = self._sign_function(platform, models, steps)
         self.deploy = self._deploy_function(platform, models, serving, alarms)
+        for fn in (self.pipeline, self.sign, self.deploy):
+            fn.allow(["sns:Publish"], [alerts.topic_arn])
+        for fn in (self.sign, self.deploy):  # a refused signing key: a `Model Pipeline Blocked` event too
+            fn.allow_events()
 
         self.state_machine = sfn.StateMachine(
             self,
@@ -105,6 +117,7 @@ class ModelPipeline(Concern):
             memory_size=ONE_VCPU_MB,
             with_arrow=True,
             extra_files=contract_files(),
+            anchors=self.anchors,
         )
         fn.allow(["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:Query"], [models.ledger.table_arn])
         fn.allow_objects(
@@ -136,6 +149,7 @@ class ModelPipeline(Concern):
             description="Signs a registered model with the KMS model signing key (OpenSSF model-signing format)",
             environment=environment,
             timeout=Duration.minutes(2),
+            anchors=self.anchors,
         )
         why = "reads artifacts, writes signatures"
         fn.allow(["kms:Sign", "kms:GetPublicKey"], [models.signing_key.key_arn])
@@ -157,12 +171,12 @@ class ModelPipeline(Concern):
             description="Verifies a signed model, pins it to a serving version and promotes it in canary steps",
             environment={
                 **serving.environment,
-                Env.SIGNING_KEY_ARN: models.signing_key.key_arn,
                 Env.CANARY_STEPS: settings.canary_steps_json,
-                **alarms.environment,
                 Env.REGISTRY_TABLE: models.registry.table_name,
+                Env.ALERT_TOPIC_ARN: self.alerts.topic_arn,
             },
             timeout=Duration.minutes(2),
+            anchors=self.anchors,
         )
         serving.allow_routing(
             fn,
@@ -184,20 +198,31 @@ class ModelPipeline(Concern):
         models.allow_verification(fn, "re-verifies the artifact and signature")
         models.allow_registry(fn)
         fn.allow_data_key()
+        # Publishing a serving version with its pins sets the serving function's environment, which is encrypted
+        # with the data key: Lambda encrypts it and grants the function's role its use, on the caller's behalf.
+        fn.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kms:CreateGrant"],
+                resources=[platform.data_key.key_arn],
+                conditions={"Bool": {GRANT_FOR_AWS_RESOURCE_CONDITION_KEY: "true"}},
+            )
+        )
         return fn
 
     def _definition(self, *, manual_approval: bool) -> sfn.IChainable:
         """debounce -> train -> evaluate -> register -> sign [-> approval] -> prepare -> (advance -> bake -> check
-        alarms)* -> promote; an alarm or a failed step during the rollout rolls back."""
+        alarms)* -> promote; an alarm or a failed step during the rollout rolls back. Any other failed step ends
+        its run (RecordFailure: the run record names the step and the reason) before the execution fails with the
+        step's own error."""
 
-        def step(fn: SecureFunction, name: str, payload: dict) -> tasks.LambdaInvoke:
+        def step(fn: SecureFunction, name: str, payload: dict, result_path: str = "$.state") -> tasks.LambdaInvoke:
             return tasks.LambdaInvoke(
                 self,
                 name,
                 lambda_function=fn.function,
                 payload=sfn.TaskInput.from_object(payload),
                 payload_response_only=True,
-                result_path="$.state",
+                result_path=result_path,
                 retry_on_service_exceptions=True,
             )
 
@@ -220,9 +245,35 @@ class ModelPipeline(Concern):
         rollback = step(self.deploy, "Rollback", {"action": "rollback", **state, **execution})
         bake = sfn.Wait(self, "Bake", time=sfn.WaitTime.seconds_path("$.state.rollout.wait_seconds"))
         rolled_back = sfn.Fail(self, "RolledBack", error="RolledBack", cause="a serving alarm fired during the canary")
-        for task in (advance, check, promote):
-            task.add_catch(rollback, errors=["States.ALL"], result_path="$.error")
+        for task in (advance, check, promote):  # the error travels with the state: the rollback records it
+            task.add_catch(rollback, errors=["States.ALL"], result_path="$.state.error")
         rollback.next(rolled_back)
+        run_failed = sfn.Fail(self, "RunFailed", error_path="$.error.Error", cause_path="$.error.Cause")
+        record_failure = step(
+            self.pipeline,
+            "RecordFailure",
+            {
+                "step": "fail",
+                "state": {"dataset.$": "$.dataset", "run_id.$": "$$.Execution.Name"},
+                "failed_step.$": "$.failed_step",
+                "error.$": "$.error",
+            },
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        record_failure.add_catch(run_failed, errors=["States.ALL"], result_path="$.record_error")
+        record_failure.next(run_failed)
+
+        def ends_the_run(task: sfn.TaskStateBase, name: str) -> None:
+            mark = sfn.Pass(
+                self, f"{task.node.id}Failed", result=sfn.Result.from_string(name), result_path="$.failed_step"
+            )
+            task.add_catch(mark, errors=["States.ALL"], result_path="$.error")
+            mark.next(record_failure)
+
+        for task, name in ((train, "train"), (evaluate, "evaluate"), (register, "register"), (sign, "sign")):
+            ends_the_run(task, name)
+        ends_the_run(prepare, "deploy")
+        ends_the_run(rollback, "rollback")
         alarm = sfn.Choice(self, "AlarmFired?")
         alarm.when(sfn.Condition.is_not_null("$.state.rollout.alarm"), rollback).otherwise(advance)
         done = sfn.Choice(self, "FullyShifted?")
@@ -242,6 +293,7 @@ class ModelPipeline(Concern):
                 result_path="$.state",
                 task_timeout=sfn.Timeout.duration(APPROVAL_TIMEOUT),
             )
+            ends_the_run(approval, "approval")
             chain = chain.next(approval)
         definition = chain.next(prepare).next(advance).next(done)
         promote.next(sfn.Succeed(self, "Deployed"))

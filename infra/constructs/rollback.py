@@ -1,6 +1,8 @@
 """The automated rollback: a rolling-back serving alarm's change to ALARM reaches the rollback function through
-EventBridge, which re-verifies the last good model and moves the serving alias back to it (also called by
-`mlvault producers revoke` for models trained on revoked data)."""
+EventBridge; the function reads the alarm's real state and history from CloudWatch (it acts for the stage's own
+alarms only, from its bundled anchors), re-verifies the last good model and moves the serving alias back to it. A
+schedule delivers the announcements its reports left pending. Key revocations have their own function
+(infra/constructs/key_revocation.py): permission to revoke is not permission to roll back."""
 
 from __future__ import annotations
 
@@ -15,10 +17,12 @@ from infra.constructs.functions import FunctionPlatform, SecureFunction
 from infra.constructs.model_resources import ModelResources
 from infra.constructs.serving import Serving
 from infra.constructs.serving_alarms import ServingAlarms
+from infra.constructs.trust_anchors import TrustAnchors
 from mlvault.wiring import DetailType, Env
 
 CLOUDWATCH_SOURCE = "aws.cloudwatch"  # AWS's source of DetailType.ALARM_STATE_CHANGE
 ALARM_STATE = "ALARM"
+SWEEP_EVERY = Duration.minutes(15)  # pending rollback and revocation announcements (mlvault.outbox)
 
 
 class AutomatedRollback(Concern):
@@ -32,6 +36,7 @@ class AutomatedRollback(Concern):
         serving: Serving,
         alarms: ServingAlarms,
         alerts: sns.ITopic,
+        anchors: TrustAnchors,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = fn = SecureFunction(
@@ -39,16 +44,15 @@ class AutomatedRollback(Concern):
             "AutoRollback",
             platform=platform,
             name="rollback",
-            description="Rolls serving back to the last verified good model on an alarm or a key revocation",
+            description="Rolls serving back to the last verified good model when one of the stage's alarms fires",
             environment={
                 **serving.environment,
-                Env.SIGNING_KEY_ARN: models.signing_key.key_arn,
                 Env.REGISTRY_TABLE: models.registry.table_name,
-                Env.LEDGER_TABLE: models.ledger.table_name,
                 Env.ALERT_TOPIC_ARN: alerts.topic_arn,
                 Env.ROLLBACK_COOLDOWN_SECONDS: str(platform.settings.rollback_cooldown_seconds),
             },
             timeout=Duration.minutes(5),
+            anchors=anchors,
         )
         serving.allow_routing(
             fn,
@@ -57,8 +61,11 @@ class AutomatedRollback(Concern):
         )
         models.allow_verification(fn, "re-verifies the rollback target")
         models.allow_registry(fn)
-        fn.allow(["dynamodb:Scan", "dynamodb:UpdateItem"], [models.ledger.table_arn])
         fn.allow(["sns:Publish"], [alerts.topic_arn])
+        # It believes no event: it reads the alarm's real state and history from CloudWatch, for its own alarms only.
+        fn.allow(
+            ["cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmHistory"], [a.alarm_arn for a in alarms.rolling_back]
+        )
         fn.allow_events()
         fn.allow_data_key()
         events.Rule(
@@ -72,5 +79,11 @@ class AutomatedRollback(Concern):
                     "state": {"value": [ALARM_STATE]},
                 },
             ),
+            targets=[targets.LambdaFunction(fn.function)],
+        )
+        events.Rule(
+            self,
+            "RollbackOutboxSweep",
+            schedule=events.Schedule.rate(SWEEP_EVERY),
             targets=[targets.LambdaFunction(fn.function)],
         )

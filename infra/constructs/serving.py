@@ -9,13 +9,20 @@ from constructs import Construct
 from infra.constructs.concern import Concern
 from infra.constructs.functions import FunctionPlatform, SecureFunction
 from infra.constructs.model_resources import ModelResources
+from infra.constructs.trust_anchors import TrustAnchors
 from infra.policy.nag import acknowledge
 from mlvault.wiring import SERVE_ALIAS, Env
 
 
 class Serving(Concern):
     def __init__(
-        self, scope: Construct, construct_id: str, *, platform: FunctionPlatform, models: ModelResources
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        platform: FunctionPlatform,
+        models: ModelResources,
+        anchors: TrustAnchors,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = fn = SecureFunction(
@@ -28,6 +35,7 @@ class Serving(Concern):
                 Env.REGISTRY_TABLE: models.registry.table_name,
                 Env.DRIFT_WINDOW_ROWS: str(platform.settings.drift_alarm.window_rows),
             },
+            anchors=anchors,
         )
         models.allow_verification(fn, "reads the pinned model and signature")
         fn.allow(["dynamodb:GetItem"], [models.registry.table_arn])

@@ -1,6 +1,12 @@
 """The serving alarms: errors, refused models and feature drift. A refused model pages a human; errors and drift
-roll back automatically (their state changes reach EventBridge), and the deploy step reads all of them between
-canary steps."""
+roll back automatically (their state changes reach EventBridge), and the deploy step reads all of them (their
+history over the whole canary) between canary steps.
+
+The errors alarm counts the function errors of invocations through the `live` alias only (Lambda's Errors metric
+with the Resource dimension `<function>:live`), which are server errors only: a caller's bad request is answered
+as a client error (the ClientErrors metric, watched by no alarm) and a refused model as its own alarm's metric;
+and invoking some other published version (say, one an insider published with other pins) counts nowhere here,
+so it cannot roll production back."""
 
 from __future__ import annotations
 
@@ -16,7 +22,21 @@ from infra.constructs.functions import SecureFunction
 from infra.constructs.metrics import stage_metric
 from infra.policy.nag import acknowledge
 from infra.settings import StageSettings
-from mlvault.wiring import Env, Metric
+from mlvault.wiring import SERVE_ALIAS, Metric
+
+
+def alarm_names(settings: StageSettings) -> dict[str, str]:
+    """The serving alarms' fixed names, by role (errors, refused, drift): known before the alarms exist, so that
+    the trust anchors of the functions that act on them can name them."""
+    return {
+        "errors": f"{settings.prefix}-serving-errors",
+        "refused": f"{settings.prefix}-model-attestation-failed",
+        "drift": f"{settings.prefix}-feature-drift",
+    }
+
+
+ROLLING_BACK = ("errors", "drift")  # the alarms that roll serving back automatically
+CHECKED_BY_CANARY = ("errors", "refused", "drift")  # the alarms the deploy step reads between canary steps
 
 
 class ServingAlarms(Concern):
@@ -31,15 +51,25 @@ class ServingAlarms(Concern):
     ) -> None:
         super().__init__(scope, construct_id)
         drift = settings.drift_alarm
+        names = alarm_names(settings)
         self.errors = self._on_any(
             "ServingErrors",
-            name=f"{settings.prefix}-serving-errors",
-            metric=serve.metric_errors(period=Duration.minutes(1)),
-            description="The serving function failed (a refused model included)",
+            name=names["errors"],
+            metric=cloudwatch.Metric(
+                namespace="AWS/Lambda",
+                metric_name="Errors",
+                dimensions_map={
+                    "FunctionName": serve.function_name,
+                    "Resource": f"{serve.function_name}:{SERVE_ALIAS}",
+                },
+                statistic="Sum",
+                period=Duration.minutes(1),
+            ),
+            description="The serving function failed through its live alias (server errors; not client errors)",
         )
         self.refused = self._on_any(
             "ModelRefused",
-            name=f"{settings.prefix}-model-attestation-failed",
+            name=names["refused"],
             metric=stage_metric(
                 settings.stage, Metric.MODEL_ATTESTATION_FAILED, statistic="Sum", period=Duration.minutes(1)
             ),
@@ -48,7 +78,7 @@ class ServingAlarms(Concern):
         self.drift = cloudwatch.Alarm(
             self,
             "FeatureDriftAlarm",
-            alarm_name=f"{settings.prefix}-feature-drift",
+            alarm_name=names["drift"],
             metric=stage_metric(
                 settings.stage,
                 Metric.MAX_FEATURE_DRIFT,
@@ -88,18 +118,18 @@ class ServingAlarms(Concern):
         )
 
     @property
+    def _by_role(self) -> dict[str, cloudwatch.Alarm]:
+        return {"errors": self.errors, "refused": self.refused, "drift": self.drift}
+
+    @property
     def all(self) -> list[cloudwatch.Alarm]:
-        return [self.errors, self.refused, self.drift]
+        return [self._by_role[r] for r in CHECKED_BY_CANARY]
 
     @property
     def rolling_back(self) -> list[cloudwatch.Alarm]:
         """The alarms that roll serving back automatically."""
-        return [self.errors, self.drift]
-
-    @property
-    def environment(self) -> dict[str, str]:
-        """How the deploy step names the alarms it checks between canary steps."""
-        return {Env.SERVING_ALARMS: ",".join(a.alarm_name for a in self.all)}
+        return [self._by_role[r] for r in ROLLING_BACK]
 
     def allow_reading(self, fn: SecureFunction) -> None:
-        fn.allow(["cloudwatch:DescribeAlarms"], [a.alarm_arn for a in self.all])
+        """The state and the history of the alarms a canary is judged by."""
+        fn.allow(["cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmHistory"], [a.alarm_arn for a in self.all])

@@ -14,7 +14,11 @@ from constructs import Construct
 
 from infra.policy.nag import acknowledge
 from infra.policy.spec import (
+    GRANT_FOR_AWS_RESOURCE_CONDITION_KEY,
     INGEST_PRODUCER_PREFIX,
+    KEY_DESTRUCTION_ACTIONS,
+    KEY_GRANT_ACTIONS,
+    KEY_POLICY_ACTIONS,
     PROTECTED_BUCKET_ACTIONS,
     PROTECTED_OBJECT_ACTIONS,
     RETENTION_DAYS_CONDITION_KEY,
@@ -23,13 +27,6 @@ from infra.policy.spec import (
 )
 from infra.settings import StageSettings
 from mlvault.wiring import Tag
-
-KEY_GUARDED_ACTIONS = (
-    "kms:ScheduleKeyDeletion",
-    "kms:DisableKey",
-    "kms:DisableKeyRotation",
-    "kms:DeleteImportedKeyMaterial",
-)
 
 
 def role_arn(scope: Construct, role_name: str) -> str:
@@ -60,16 +57,42 @@ def bucket_arn_ack(settings: StageSettings, role: str, suffix: str) -> str:
     return f"arn:aws:s3:::{settings.prefix}-{role}-<AWS::AccountId>-{settings.region}{suffix}"
 
 
-def guard_key(key: kms.Key, break_glass_arn: str) -> None:
-    """Deny key deletion and disabling to every principal except the break-glass role."""
+def guard_key(key: kms.Key, break_glass_arn: str, deployer_arn: str) -> None:
+    """Guards in the key's own policy, which no IAM policy can override (an explicit Deny wins): no principal but
+    break-glass may schedule the key's deletion, disable it, stop its rotation or create grants on it (except the
+    grants AWS services create for their resources); its policy changes only by break-glass or a `cdk deploy`
+    (CloudFormation, as the CDK deployment role, updates the KeyPolicy). Checked by MLV-KMS-GUARDS."""
     key.add_to_resource_policy(
         iam.PolicyStatement(
             sid="DenyKeyDestructionExceptBreakGlass",
             effect=iam.Effect.DENY,
             principals=[iam.AnyPrincipal()],
-            actions=list(KEY_GUARDED_ACTIONS),
+            actions=list(KEY_DESTRUCTION_ACTIONS),
             resources=["*"],
             conditions={"ArnNotEquals": {"aws:PrincipalArn": break_glass_arn}},
+        )
+    )
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="DenyKeyPolicyChangesExceptBreakGlassAndDeployer",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=list(KEY_POLICY_ACTIONS),
+            resources=["*"],
+            conditions={"ArnNotEquals": {"aws:PrincipalArn": [break_glass_arn, deployer_arn]}},
+        )
+    )
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="DenyGrantsExceptBreakGlass",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=list(KEY_GRANT_ACTIONS),
+            resources=["*"],
+            conditions={
+                "ArnNotEquals": {"aws:PrincipalArn": break_glass_arn},
+                "Bool": {GRANT_FOR_AWS_RESOURCE_CONDITION_KEY: "false"},
+            },
         )
     )
 
@@ -247,3 +270,56 @@ def locked_bucket(
     )
     _acknowledge_no_replication(bucket)
     return bucket
+
+
+def signed_code_bucket(
+    scope: Construct, construct_id: str, *, bucket_name: str, key: kms.IKey, logs: s3.IBucket, break_glass_arn: str
+) -> s3.Bucket:
+    """The signer's bucket: the zips it stages (unsigned/) and the signed code AWS Signer writes (signed/), from
+    which every function and layer is deployed by object version. Signed code is evidence of what ran: versioned,
+    never expired, and no principal but break-glass may delete a version."""
+    bucket = s3.Bucket(
+        scope,
+        construct_id,
+        bucket_name=bucket_name,
+        encryption=s3.BucketEncryption.KMS,
+        encryption_key=key,
+        bucket_key_enabled=True,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        enforce_ssl=True,
+        versioned=True,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        server_access_logs_bucket=logs,
+        server_access_logs_prefix=f"{BucketRole.SIGNED_CODE}/",
+        removal_policy=RemovalPolicy.RETAIN,
+    )
+    mark_role(bucket, BucketRole.SIGNED_CODE)
+    bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="DenyDeletingSignedCodeExceptBreakGlass",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["s3:DeleteObject", "s3:DeleteObjectVersion"],
+            resources=[bucket.arn_for_objects("*")],
+            conditions={"ArnNotEquals": {"aws:PrincipalArn": break_glass_arn}},
+        )
+    )
+    _acknowledge_no_replication(bucket)
+    return bucket
+
+
+def allow_access_logs_from(logs: s3.Bucket, *, source_bucket: str, prefix: str) -> None:
+    """Let S3 deliver the server access logs of a bucket of another stack (by its fixed name, so that neither stack
+    refers to the other's resources) under `prefix` of the access-log bucket."""
+    stack = Stack.of(logs)
+    logs.add_to_resource_policy(
+        iam.PolicyStatement(
+            principals=[iam.ServicePrincipal("logging.s3.amazonaws.com")],
+            actions=["s3:PutObject"],
+            resources=[logs.arn_for_objects(f"{prefix}*")],
+            conditions={
+                "ArnLike": {"aws:SourceArn": f"arn:{stack.partition}:s3:::{source_bucket}"},
+                "StringEquals": {"aws:SourceAccount": stack.account},
+            },
+        )
+    )

@@ -7,32 +7,53 @@ exits 1). Each rule has a stable id; tests build broken stacks and assert it fir
 
 from __future__ import annotations
 
-import fnmatch
 import json
-import os
 import re
 import sys
-import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from infra.policy.kms_rules import check_keys
+from infra.policy.lambda_rules import (
+    LAMBDA_UNZIPPED_LIMIT_BYTES,
+    assembly_assets,
+    check_function_sizes,
+    check_functions,
+    unzipped_bytes,
+)
 from infra.policy.spec import (
     PROTECTED_OBJECT_ACTIONS,
     ROLE_METADATA_KEY,
     BucketRole,
 )
+from infra.policy.template_refs import Violation
+from infra.policy.template_refs import action_matches as _action_matches
+from infra.policy.template_refs import as_list as _as_list
+from infra.policy.template_refs import is_everyone as _is_everyone
+from infra.policy.template_refs import mentions as _mentions
+from infra.policy.template_refs import props as _props
+from infra.policy.template_refs import refers_to as _refers_to
+from infra.policy.template_refs import resources as _resources
+from infra.policy.template_refs import statements as _statements
 from infra.settings import RETENTION_FLOOR_DAYS, StageSettings
 from mlvault.wiring import Tag
 
+__all__ = [
+    "LAMBDA_UNZIPPED_LIMIT_BYTES",
+    "RuleContext",
+    "Violation",
+    "assembly_assets",
+    "assembly_templates",
+    "check_assembly",
+    "check_function_sizes",
+    "check_templates",
+    "enforce",
+    "unzipped_bytes",
+]
+
 BUCKET = "AWS::S3::Bucket"
 BUCKET_POLICY = "AWS::S3::BucketPolicy"
-FUNCTION = "AWS::Lambda::Function"
-LAYER_VERSION = "AWS::Lambda::LayerVersion"
-CODE_SIGNING_CONFIG = "AWS::Lambda::CodeSigningConfig"
-SIGNING_PROFILE = "AWS::Signer::SigningProfile"
-EVENT_INVOKE_CONFIG = "AWS::Lambda::EventInvokeConfig"
 IDENTITY_POLICIES = (
     "AWS::IAM::Policy",
     "AWS::IAM::ManagedPolicy",
@@ -41,78 +62,18 @@ IDENTITY_POLICIES = (
     "AWS::IAM::Group",
 )
 SSE_ALGORITHMS = ("aws:kms", "aws:kms:dsse", "AES256")
-# Lambda's hard limit on a function's code plus all its layers, unzipped: "250 MB", which Lambda enforces as
-# "must be smaller than 262144000 bytes" (250 MiB).
-LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Violation:
-    rule: str
-    stack: str
-    resource: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"[{self.rule}] {self.stack}/{self.resource}: {self.message}"
 
 
 @dataclass(frozen=True)
 class RuleContext:
     break_glass_role_name: str
     code_signing_policy: str
+    cdk_qualifier: str = "hnb659fds"
     retention_floor_days: int = RETENTION_FLOOR_DAYS
 
     @classmethod
     def of(cls, settings: StageSettings) -> RuleContext:
-        return cls(settings.break_glass_role_name, settings.code_signing_policy)
-
-
-# --- template helpers -------------------------------------------------------------------------------------
-
-
-def _resources(template: Mapping[str, Any], type_: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    for logical_id, resource in template.get("Resources", {}).items():
-        if resource.get("Type") == type_:
-            yield logical_id, resource
-
-
-def _props(resource: Mapping[str, Any]) -> Mapping[str, Any]:
-    return resource.get("Properties") or {}
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _refers_to(value: Any, logical_id: str) -> bool:
-    """True when a CloudFormation value is Ref / GetAtt of the logical id."""
-    if isinstance(value, Mapping):
-        if value.get("Ref") == logical_id:
-            return True
-        att = value.get("Fn::GetAtt")
-        if isinstance(att, list) and att and att[0] == logical_id:
-            return True
-    return False
-
-
-def _mentions(value: Any, logical_id: str) -> bool:
-    """True when a value refers to the logical id anywhere, including through a cross-stack export name."""
-    return logical_id in json.dumps(value)
-
-
-def _action_matches(pattern: str, action: str) -> bool:
-    return fnmatch.fnmatchcase(action.lower(), str(pattern).lower())
-
-
-def _statements(document: Any) -> list[Mapping[str, Any]]:
-    if not isinstance(document, Mapping):
-        return []
-    return [s for s in _as_list(document.get("Statement", [])) if isinstance(s, Mapping)]
-
-
-def _is_everyone(principal: Any) -> bool:
-    return principal == "*" or (isinstance(principal, Mapping) and principal.get("AWS") == "*")
+        return cls(settings.break_glass_role_name, settings.code_signing_policy, settings.cdk_qualifier)
 
 
 def _bucket_policies(template: Mapping[str, Any], bucket_id: str) -> list[Mapping[str, Any]]:
@@ -308,156 +269,6 @@ def _check_identity_grants(stack: str, template: Mapping[str, Any], locked_ids: 
                         )
 
 
-def _check_functions(stack: str, template: Mapping[str, Any], ctx: RuleContext) -> Iterator[Violation]:
-    resources = template.get("Resources", {})
-    invoke_configs = [_props(r) for _, r in _resources(template, EVENT_INVOKE_CONFIG)]
-    for fn_id, fn in _resources(template, FUNCTION):
-        props = _props(fn)
-        yield from _check_code_signing(stack, fn_id, props.get("CodeSigningConfigArn"), resources, ctx)
-        has_dlq = bool((props.get("DeadLetterConfig") or {}).get("TargetArn"))
-        has_destination = any(
-            _refers_to(c.get("FunctionName"), fn_id)
-            and ((c.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
-            for c in invoke_configs
-        )
-        if not (has_dlq or has_destination):
-            yield Violation(
-                "MLV-LAMBDA-FAILURE-DESTINATION",
-                stack,
-                fn_id,
-                "function needs a DeadLetterConfig or an on-failure destination",
-            )
-        log_format = (props.get("LoggingConfig") or {}).get("LogFormat")
-        if log_format != "JSON":
-            yield Violation(
-                "MLV-LAMBDA-STRUCTURED-LOGS",
-                stack,
-                fn_id,
-                f"function must log in JSON (LoggingConfig.LogFormat), got {log_format!r}",
-            )
-
-
-def _check_code_signing(
-    stack: str, fn_id: str, arn: Any, resources: Mapping[str, Any], ctx: RuleContext
-) -> Iterator[Violation]:
-    config_id = next((lid for lid in resources if _refers_to(arn, lid)), None)
-    config = resources.get(config_id) if config_id else None
-    if not config or config.get("Type") != CODE_SIGNING_CONFIG:
-        yield Violation(
-            "MLV-LAMBDA-CODE-SIGNING",
-            stack,
-            fn_id,
-            "function needs a CodeSigningConfigArn referring to a code signing config of its stack",
-        )
-        return
-    props = _props(config)
-    profiles = ((props.get("AllowedPublishers") or {}).get("SigningProfileVersionArns")) or []
-    signer_backed = profiles and all(
-        any(_refers_to(p, lid) and r.get("Type") == SIGNING_PROFILE for lid, r in resources.items()) for p in profiles
-    )
-    if not signer_backed:
-        yield Violation(
-            "MLV-LAMBDA-CODE-SIGNING",
-            stack,
-            fn_id,
-            f"code signing config {config_id} must be backed by AWS Signer profiles of the stack",
-        )
-    policy = (props.get("CodeSigningPolicies") or {}).get("UntrustedArtifactOnDeployment")
-    if policy != ctx.code_signing_policy:
-        yield Violation(
-            "MLV-LAMBDA-CODE-SIGNING",
-            stack,
-            fn_id,
-            f"code signing policy must be the stage's {ctx.code_signing_policy!r}, got {policy!r}",
-        )
-
-
-# --- Lambda's unzipped size limit, measured on the assets of the cloud assembly ----------------------------
-
-
-def assembly_assets(outdir: str | Path) -> dict[str, Path]:
-    """Asset object key (as in Code.S3Key / Content.S3Key) -> its file or directory in the cloud assembly."""
-    outdir = Path(outdir)
-    manifest = json.loads((outdir / "manifest.json").read_text())
-    assets: dict[str, Path] = {}
-    for artifact in manifest.get("artifacts", {}).values():
-        if artifact.get("type") != "cdk:asset-manifest":
-            continue
-        files = json.loads((outdir / artifact["properties"]["file"]).read_text()).get("files", {})
-        for entry in files.values():
-            for destination in entry.get("destinations", {}).values():
-                assets[destination["objectKey"]] = outdir / entry["source"]["path"]
-    return assets
-
-
-def unzipped_bytes(asset: Path) -> int:
-    """What an asset occupies once Lambda unzips it: a directory's files, a zip's members, or a plain file."""
-    if asset.is_dir():
-        return sum(os.stat(os.path.join(root, name)).st_size for root, _, names in os.walk(asset) for name in names)
-    if zipfile.is_zipfile(asset):
-        with zipfile.ZipFile(asset) as archive:
-            return sum(member.file_size for member in archive.infolist())
-    return asset.stat().st_size
-
-
-def _asset_key(key: Any, assets: Mapping[str, Path]) -> bool:
-    return isinstance(key, str) and key in assets
-
-
-def _check_function_sizes(
-    stack: str, template: Mapping[str, Any], assets: Mapping[str, Path], limit: int
-) -> Iterator[Violation]:
-    resources = template.get("Resources", {})
-    mib = 1024 * 1024
-    for fn_id, fn in _resources(template, FUNCTION):
-        props = _props(fn)
-        code = props.get("Code") or {}
-        if "ImageUri" in code:
-            continue  # container images have their own (10 GB) limit
-        parts: list[tuple[str, int]] = []
-        unknown: list[str] = []
-        if isinstance(code.get("ZipFile"), str):
-            parts.append(("inline code", len(code["ZipFile"].encode())))
-        elif _asset_key(code.get("S3Key"), assets):
-            parts.append(("code", unzipped_bytes(assets[code["S3Key"]])))
-        else:
-            unknown.append(f"code {code.get('S3Key')!r}")
-        for layer in _as_list(props.get("Layers") or []):
-            layer_id = next((lid for lid in resources if _refers_to(layer, lid)), None)
-            key = _props(resources[layer_id]).get("Content", {}).get("S3Key") if layer_id else None
-            if layer_id and resources[layer_id].get("Type") == LAYER_VERSION and _asset_key(key, assets):
-                parts.append((layer_id, unzipped_bytes(assets[key])))
-            else:
-                unknown.append(f"layer {layer!r}")
-        if unknown:
-            yield Violation(
-                "MLV-LAMBDA-SIZE",
-                stack,
-                fn_id,
-                f"cannot check the unzipped size against Lambda's {limit / mib:.0f} MiB limit: "
-                f"{', '.join(unknown)} not an asset of this cloud assembly",
-            )
-        total = sum(size for _, size in parts)
-        if total >= limit:
-            detail = ", ".join(f"{name} {size / mib:.1f} MiB" for name, size in parts)
-            yield Violation(
-                "MLV-LAMBDA-SIZE",
-                stack,
-                fn_id,
-                f"code and layers unzip to {total} bytes ({detail}); Lambda needs less than {limit} "
-                f"({limit / mib:.0f} MiB)",
-            )
-
-
-def check_function_sizes(
-    templates: Mapping[str, Mapping[str, Any]],
-    assets: Mapping[str, Path],
-    limit: int = LAMBDA_UNZIPPED_LIMIT_BYTES,
-) -> list[Violation]:
-    """Every function whose code and layers, unzipped, reach Lambda's limit (or cannot be measured)."""
-    return [v for stack, template in templates.items() for v in _check_function_sizes(stack, template, assets, limit)]
-
-
 def check_templates(templates: Mapping[str, Mapping[str, Any]], ctx: RuleContext) -> list[Violation]:
     """Every violation of mlvault's own rules in a set of templates (stack name -> template)."""
     violations: list[Violation] = []
@@ -470,7 +281,10 @@ def check_templates(templates: Mapping[str, Mapping[str, Any]], ctx: RuleContext
     for stack, template in templates.items():
         violations.extend(_check_buckets(stack, template, ctx))
         violations.extend(_check_identity_grants(stack, template, locked_ids))
-        violations.extend(_check_functions(stack, template, ctx))
+        violations.extend(
+            check_keys(stack, template, break_glass_role=ctx.break_glass_role_name, cdk_qualifier=ctx.cdk_qualifier)
+        )
+    violations.extend(check_functions(templates, ctx.code_signing_policy))
     return violations
 
 

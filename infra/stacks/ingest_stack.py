@@ -15,17 +15,27 @@ from infra.constructs.reconciler import Reconciler
 from infra.constructs.reviewer import Reviewer
 from infra.constructs.verifier import Verifier
 from infra.settings import ROOT, StageSettings
+from infra.stacks.signing_stack import SigningStack
 from infra.stacks.storage_stack import StorageStack
 from mlvault.trust.producers import load_registry
 
 
 class IngestStack(ComposedStack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, settings: StageSettings, storage: StorageStack, **kwargs
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: StageSettings,
+        storage: StorageStack,
+        signing: SigningStack,
+        **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         registry = load_registry(ROOT / settings.trust_file)
-        self.platform = FunctionPlatform(self, "Platform", settings=settings, data_key=storage.data_key)
+        self.platform = FunctionPlatform(
+            self, "Platform", settings=settings, data_key=storage.data_key, signing=signing.provider(self)
+        )
         self.alerts = sns.Topic(
             self,
             "Alerts",

@@ -13,6 +13,7 @@ from constructs import Construct
 from infra.constructs.parameters import publish
 from infra.constructs.storage import (
     access_log_bucket,
+    allow_access_logs_from,
     bucket_name,
     deployment_role_arn,
     guard_key,
@@ -40,7 +41,7 @@ class StorageStack(Stack):
             enable_key_rotation=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
-        guard_key(self.data_key, break_glass)
+        guard_key(self.data_key, break_glass, deployer)
         self.data_key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowS3ToSendEncryptedNotifications",
@@ -80,7 +81,7 @@ class StorageStack(Stack):
             key_usage=kms.KeyUsage.SIGN_VERIFY,
             removal_policy=RemovalPolicy.RETAIN,
         )
-        guard_key(self.signing_key, break_glass)
+        guard_key(self.signing_key, break_glass, deployer)
         for rule in ("AwsSolutions-KMS5", "NIST.800.53.R5-KMSBackingKeyRotationEnabled"):
             acknowledge(
                 self.signing_key,
@@ -95,6 +96,12 @@ class StorageStack(Stack):
             "AccessLogBucket",
             bucket_name=bucket_name(self, settings, BucketRole.ACCESS_LOGS),
             expiration_days=settings.access_log_expiration_days,
+        )
+        # the signing stack's bucket logs here too (by name: the signing stack is deployed after this one)
+        allow_access_logs_from(
+            self.access_logs,
+            source_bucket=bucket_name(self, settings, BucketRole.SIGNED_CODE),
+            prefix=f"{BucketRole.SIGNED_CODE}/",
         )
         ingest_name = bucket_name(self, settings, BucketRole.INGEST)
         self.ingest_bucket = ingest_bucket(

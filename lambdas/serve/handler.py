@@ -1,10 +1,15 @@
 """Serve function: {"rows": [{feature: value, ...}, ...]}
--> {"predictions": [...], "model": {"id", "digest", "version"}}.
+-> {"predictions": [...], "model": {"id", "digest", "version"}}, or {"error": {"code", "field", "message", "kind"}}
+(the format: mlvault.serving.request_schema; docs/models.md).
 
 Thin adapter (GUIDE.md section 2): the library attests the pinned model before anything is served
 (mlvault.serving.loader). A refused model is loud on every invocation: the metric ModelAttestationFailed (namespace
-"mlvault", dimension sets [Stage] and [Stage, Reason]) as EMF, an error log line with the reason code, and the
-invocation fails. Nothing is served until the model checks out.
+"mlvault", dimension sets [Stage] and [Stage, Reason]) as EMF, an error log line with the reason code, and an
+error answer of kind "model". Nothing is served until the model checks out.
+
+A request that does not fit the model (the caller's error) is answered with an error of kind "client" and counted
+in ClientErrors ([Stage], [Stage, Reason]); it is not a function error, so it never reaches the serving-errors
+alarm (which rolls back): only unexpected failures do.
 
 Served requests emit, as EMF in namespace "mlvault", with ModelVersion = the Lambda function version serving
 (each published version pins one model, so each deployed model has its own metrics):
@@ -16,7 +21,7 @@ Served requests emit, as EMF in namespace "mlvault", with ModelVersion = the Lam
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from mlvault.observability import logger
+from mlvault.observability import emit, logger
 from mlvault.observability import metrics as _metrics
 from mlvault.serving import loader as serving
 from mlvault.wiring import Dimension, Metric
@@ -40,6 +45,11 @@ def _refused(err: serving.AttestationError) -> None:
     metrics.add_metadata(key="model_id", value=err.model_id)
     metrics.add_metadata(key="model_version", value=err.model_version)
     metrics.flush_metrics()
+
+
+def _client_error(err: serving.InvalidRequest) -> None:
+    logger.warning("request refused", extra={"reason": err.reason, "field": err.field, "detail": err.detail})
+    emit(Metric.CLIENT_ERRORS, 1, {Dimension.REASON: err.reason})
 
 
 def _observed(server: serving.Server, served: serving.ServedModel, outcome: serving.Outcome, version: str) -> None:
@@ -78,7 +88,11 @@ def handler(event, context):
         served = server.model()
     except serving.AttestationError as err:
         _refused(err)
-        raise
-    outcome = serving.serve_observed(server, served, serving.parse_rows(event))
+        return serving.refusal_response(err)
+    try:
+        outcome = serving.serve_observed(server, served, serving.parse_rows(event))
+    except serving.InvalidRequest as err:
+        _client_error(err)
+        return serving.error_response(err)
     _observed(server, served, outcome, context.function_version)
     return outcome.response

@@ -148,8 +148,9 @@ def test_an_artifact_swapped_after_signing_is_refused_at_deploy_and_at_serve(clo
     models.lam.update_function_configuration(FunctionName=models.serve, Environment={"Variables": env})
     version = models.lam.publish_version(FunctionName=models.serve)["Version"]
     answer, error = serve(models, {"rows": ROWS}, qualifier=version)
-    assert error
-    assert "MODEL_DIGEST_MISMATCH" in json.dumps(answer)
+    assert error is None  # a refusal is an answer (kind "model"), not a function error with a traceback
+    assert (answer["error"]["code"], answer["error"]["kind"]) == ("MODEL_DIGEST_MISMATCH", "model")
+    assert "predictions" not in answer
     # At deploy: a registry record rewritten (with a matching digest) to name the swapped version is refused.
     item = {"pk": {"S": f"MODEL#{model['model_id']}"}, "sk": {"S": "RECORD"}}
     record = {**model["record"], "artifact": {**artifact, "version_id": new}}

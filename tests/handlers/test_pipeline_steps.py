@@ -1,7 +1,11 @@
 """The model pipeline's steps on moto, from accepted uploads (through the verify handler) to a signed model
-that the independent `model_signing` verifier accepts; every run recorded, a failing gate stops the run."""
+that the independent `model_signing` verifier accepts; every run recorded to its outcome, a failing gate stops
+the run; the sign step signs with the bundled anchor's key only, and a refused key stops the run with an alert."""
 
 from __future__ import annotations
+
+import hashlib
+import json
 
 import boto3
 import pytest
@@ -36,17 +40,30 @@ def pipeline_env(ingest_env):
     return {**ingest_env, "kms": kms, "key": key}
 
 
-def pipeline(env, gates: Gates = GATES) -> Pipeline:
+def pipeline(env, gates: Gates = GATES, *, key_arn: str | None = None) -> Pipeline:
+    from mlvault.attestation.openssf import kms_public_key_pem
+    from mlvault.trust.anchors import SigningKey
+
+    arn = key_arn or env["key"]
     config = PipelineConfig(
         model_bucket="models",
         ledger_table="ledger",
         registry_table="registry",
         contracts_dir=ROOT / "contracts",
-        signing_key_arn=env["key"],
         gates=gates,
         params=TrainingParams(seed=1),
+        signing_key=SigningKey(arn, hashlib.sha256(kms_public_key_pem(env["kms"], env["key"])).hexdigest()),
+        stage="test",
+        alert_topic_arn=boto3.client("sns").list_topics()["Topics"][0]["TopicArn"],
     )
-    return Pipeline(s3=env["s3"], dynamodb=env["ddb"], kms=env["kms"], config=config)
+    return Pipeline(
+        s3=env["s3"],
+        dynamodb=env["ddb"],
+        kms=env["kms"],
+        config=config,
+        events=boto3.client("events"),
+        sns=boto3.client("sns"),
+    )
 
 
 def accepted_data(env, batches: int = 3) -> None:
@@ -121,3 +138,144 @@ def test_a_deployment_lock_left_by_an_ended_execution_is_taken_over(pipeline_env
     assert registry.acquire_lock("serving", "second", is_stale=lambda holder: False) == stopped  # still running
     assert registry.acquire_lock("serving", "second", is_stale=lambda holder: holder == stopped) == "second"
     assert registry.acquire_lock("serving", "third", is_stale=lambda holder: False) == "second"
+
+
+# --- runs end in their outcome ---------------------------------------------------------------------------------
+
+
+def _lambda_error(error: str, message: str) -> dict:
+    """A Step Functions Catch of a failed Lambda task: {"Error", "Cause"} (the Lambda error as JSON)."""
+    return {"Error": error, "Cause": json.dumps({"errorMessage": message, "errorType": error, "stackTrace": []})}
+
+
+def test_every_step_records_where_the_run_is_and_a_failed_step_ends_it_with_step_and_reason(pipeline_env):
+    accepted_data(pipeline_env)
+    p = pipeline(pipeline_env)
+    state = p.train("run-1", "iris")
+    assert p.registry.run("run-1")["status"] == "TRAINED"
+    state = p.evaluate(state)
+    assert p.registry.run("run-1")["status"] == "GATES_PASSED"
+    state = p.register(state)
+    assert (p.registry.run("run-1")["status"], p.registry.run("run-1")["model_id"]) == ("REGISTERED", "iris/1")
+    assert p.register(state)["model_id"] == "iris/1"  # a retried register step: the same model
+    state = p.sign(state)
+    assert p.registry.run("run-1")["status"] == "SIGNED"
+    ended = p.record_failure("run-1", "iris", "deploy", _lambda_error("RolloutRefused", "RECORD_TAMPERED: changed"))
+    assert ended == {
+        "run_id": "run-1",
+        "status": "REFUSED",
+        "step": "deploy",
+        "reason": "RECORD_TAMPERED",
+        "detail": "changed",
+        "error": "RolloutRefused",
+    }
+    run = p.registry.run("run-1")
+    assert run["status"] == "REFUSED"
+    assert {k: run["outcome"][k] for k in ("status", "step", "reason", "detail")} == {
+        "status": "REFUSED",
+        "step": "deploy",
+        "reason": "RECORD_TAMPERED",
+        "detail": "changed",
+    }
+    assert run["metrics"]
+    assert run["model_id"] == "iris/1"
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "reason"),
+    [
+        (_lambda_error("NotApproved", "alice: no"), "REJECTED", "NotApproved"),
+        ({"Error": "States.Timeout", "Cause": ""}, "FAILED", "States.Timeout"),
+        (_lambda_error("KeyError", "'state'"), "FAILED", "KeyError"),
+    ],
+)
+def test_a_failure_of_any_kind_ends_the_run(pipeline_env, error, status, reason):
+    p = pipeline(pipeline_env)
+    p.record_failure("run-x", "iris", "approval", error)
+    run = p.registry.run("run-x")  # recorded even though no step wrote it before
+    assert (run["status"], run["dataset"], run["outcome"]["step"], run["outcome"]["reason"]) == (
+        status,
+        "iris",
+        "approval",
+        reason,
+    )
+
+
+def test_a_step_that_recorded_its_own_failure_keeps_its_account(pipeline_env):
+    p = pipeline(pipeline_env)
+    with pytest.raises(PipelineFailed):
+        p.train("run-empty", "iris")
+    p.record_failure("run-empty", "iris", "train", _lambda_error("PipelineFailed", "NO_ACCEPTED_DATA: nothing"))
+    run = p.registry.run("run-empty")
+    assert (run["status"], run["outcome"]["step"], run["outcome"]["reason"]) == ("FAILED", "train", "NO_ACCEPTED_DATA")
+    assert "has no ACCEPTED ledger records" in run["outcome"]["detail"]
+
+
+# --- the sign step signs with the bundled key only ----------------------------------------------------------
+
+
+def _signature_objects(env) -> list[str]:
+    listed = env["s3"].list_object_versions(Bucket="models", Prefix="signatures/")
+    return [v["Key"] for v in listed.get("Versions", [])]
+
+
+def _alerts(env) -> list[dict]:
+    received = env["sqs"].receive_message(QueueUrl=env["alerts"], MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"]) for m in received]
+
+
+def _registered(env, p: Pipeline, run_id: str) -> dict:
+    accepted_data(env)
+    state = p.train(run_id, "iris")
+    return p.register(p.evaluate(state))
+
+
+def test_a_kms_key_whose_public_key_is_not_the_anchored_one_signs_nothing(pipeline_env):
+    other = pipeline_env["kms"].create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+    p = pipeline(pipeline_env, key_arn=other)  # the anchor's fingerprint is the stage key's, the ARN another key's
+    state = _registered(pipeline_env, p, "run-untrusted")
+    with pytest.raises(PipelineFailed) as caught:
+        p.sign(state)
+    assert caught.value.reason == "SIGNING_KEY_NOT_TRUSTED"
+    assert p.registry.model(state["model_id"])["status"] == REGISTERED  # nothing signed
+    assert _signature_objects(pipeline_env) == []
+    run = p.registry.run("run-untrusted")
+    assert (run["status"], run["outcome"]["step"], run["outcome"]["reason"]) == (
+        "FAILED",
+        "sign",
+        "SIGNING_KEY_NOT_TRUSTED",
+    )
+    [alert] = [a for a in _alerts(pipeline_env) if a.get("step") == "sign"]
+    assert (alert["reason"], alert["run_id"], alert["model_id"]) == (
+        "SIGNING_KEY_NOT_TRUSTED",
+        "run-untrusted",
+        "iris/1",
+    )
+
+
+@pytest.mark.parametrize(
+    ("state", "code"), [("Disabled", "DisabledException"), ("PendingDeletion", "KMSInvalidStateException")]
+)
+def test_a_disabled_or_pending_deletion_key_blocks_signing_with_an_alert(pipeline_env, monkeypatch, state, code):
+    from botocore.exceptions import ClientError
+
+    from mlvault.attestation import openssf
+
+    p = pipeline(pipeline_env)
+    registered = _registered(pipeline_env, p, "run-disabled")
+
+    def as_aws(kms, key_arn):  # what AWS answers for a key in that state (moto answers anyway)
+        raise ClientError({"Error": {"Code": code, "Message": f"{key_arn} is {state}."}}, "GetPublicKey")
+
+    monkeypatch.setattr(openssf, "kms_public_key_pem", as_aws)
+    for _ in range(2):  # a retried step: refused again, announced once
+        with pytest.raises(PipelineFailed) as caught:
+            p.sign(registered)
+        assert caught.value.reason == "SIGNING_KEY_UNUSABLE"
+    assert code in caught.value.detail
+    assert p.registry.model(registered["model_id"])["status"] == REGISTERED
+    assert _signature_objects(pipeline_env) == []
+    assert p.registry.run("run-disabled")["outcome"]["reason"] == "SIGNING_KEY_UNUSABLE"
+    alerts = [a for a in _alerts(pipeline_env) if a.get("step") == "sign"]
+    assert [a["reason"] for a in alerts] == ["SIGNING_KEY_UNUSABLE"]
+    assert alerts[0]["event_id"]  # consumers de-duplicate on it

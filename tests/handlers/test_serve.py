@@ -1,6 +1,8 @@
-"""The serve handler on moto: the pinned model is attested before anything is served, and every refusal is loud
-(the ModelAttestationFailed EMF metric and an error log line with the reason code) and serves nothing. Served
-traffic is counted and compared with the model's training baseline (drift EMF metrics per function version)."""
+"""The serve handler on moto: the pinned model is attested, with the key of the bundled trust anchors, before
+anything is served, and every refusal is loud (the ModelAttestationFailed EMF metric and an error log line with
+the reason code), answered with a structured error and serves nothing. A bad request is the caller's error: a
+structured answer (code, field, message), a ClientErrors metric, never a function error. Served traffic is counted
+and compared with the model's training baseline (drift EMF metrics per function version)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
+from types import SimpleNamespace
 
 import boto3
 import pytest
@@ -20,15 +24,16 @@ from botocore.exceptions import ClientError
 
 from mlvault.attestation import openssf as attest
 from mlvault.attestation.openssf import kms_public_key_pem, sign_model
-from mlvault.config import ServeSettings, SettingsError, SigningKeyNotPinnedError
+from mlvault.config import ServeSettings, SettingsError
 from mlvault.observability import logger
 from mlvault.registry.records import ModelRegistry
 from mlvault.serving import loader as serving
-from mlvault.serving.loader import AttestationError, InvalidRequest, ModelLoader, Server
+from mlvault.serving.loader import AttestationError, ModelLoader, Server
 from mlvault.signing.keys import KmsSigner
 from mlvault.training.artifact import Feature, Model
 from mlvault.training.params import TrainingParams
 from mlvault.training.trainer import LambdaTrainer
+from mlvault.trust.anchors import SigningKey
 from mlvault_tools import samples
 from tests.handlers.conftest import REGION, ROOT, LambdaContext, load_handler
 from tests.unit.test_models_trainer import IRIS, VersionedS3, iris_manifest
@@ -102,6 +107,38 @@ class Env:
             self.monkeypatch.setenv(name, value)
         clear_caches()
 
+    def signing_key(self, key_arn: str | None = None) -> SigningKey:
+        arn = key_arn or self.key_arn
+        return SigningKey(arn, hashlib.sha256(kms_public_key_pem(self.kms, arn)).hexdigest())
+
+    def anchor(self, key_arn: str | None = None, **changes) -> dict:
+        """Bundle trust anchors naming this key (the signer writes them into the function's code at deploy time)."""
+        arn = key_arn or self.key_arn
+        try:
+            fingerprint = self.signing_key(arn).public_key_sha256
+        except (ClientError, ValueError):  # a key KMS cannot show (tests of refused keys)
+            fingerprint = "0" * 64
+        document = {
+            "stage": "test",
+            "model_signing_key": {"arn": arn, "public_key_sha256": fingerprint},
+            "alarms": {"rollback": ["mlvault-test-serving-errors"], "canary": ["mlvault-test-serving-errors"]},
+            **changes,
+        }
+        write_anchors(self.task_root, document)
+        clear_caches()
+        return document
+
+    def loader(self, **kwargs) -> ModelLoader:
+        return ModelLoader(self.s3, self.kms, ModelRegistry(self.ddb, TABLE), signing_key=self.signing_key(), **kwargs)
+
+    task_root: Path = Path(".")
+
+
+def write_anchors(task_root: Path, document: dict | str) -> None:
+    path = task_root / "trust" / "anchors.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(document if isinstance(document, str) else json.dumps(document))
+
 
 def clear_caches() -> None:
     serving.settings.cache_clear()
@@ -126,6 +163,9 @@ def env(aws, monkeypatch, tmp_path):
     )
     keys = [kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"] for _ in "ab"]
     e = Env(s3, kms, ddb, keys[0], keys[1], tmp_path, monkeypatch)
+    e.task_root = tmp_path / "task"
+    monkeypatch.setenv("LAMBDA_TASK_ROOT", str(e.task_root))
+    e.anchor()
     e.versions["a"] = e.put(MODEL_KEY, MODEL_A)
     e.versions["sig"] = e.put(SIGNATURE_KEY, e.signature(MODEL_A))
     e.status("SIGNED")
@@ -138,7 +178,6 @@ def env(aws, monkeypatch, tmp_path):
         MLVAULT_MODEL_DIGEST=sha256(MODEL_A),
         MLVAULT_SIGNATURE_KEY=SIGNATURE_KEY,
         MLVAULT_SIGNATURE_VERSION=e.versions["sig"],
-        MLVAULT_SIGNING_KEY_ARN=e.key_arn,
         MLVAULT_REGISTRY_TABLE=TABLE,
         MLVAULT_MODEL_ID=MODEL_ID,
     )
@@ -181,23 +220,26 @@ def metrics(lines: list[dict]) -> list[dict]:
     return [line for line in lines if "_aws" in line]
 
 
-def refused(out, reason: str) -> AttestationError:
-    """Invoke: it must raise with `reason`, emit exactly one ModelAttestationFailed metric and log the reason."""
+def refused(out, reason: str) -> SimpleNamespace:
+    """Invoke: it must answer a structured refusal with `reason` (not a function error, no traceback), emit exactly
+    one ModelAttestationFailed metric and log the reason with its detail."""
     out()  # what earlier invocations wrote (their Predictions counts) is not this refusal's
-    with pytest.raises(AttestationError) as caught:
-        invoke()
-    assert caught.value.reason == reason, caught.value.detail
+    answer = invoke()
     lines = out()
+    [log] = [line for line in lines if line.get("level") == "ERROR"]
+    assert set(answer) == {"error"}, answer
+    assert answer["error"]["code"] == reason, log.get("detail")
+    assert (answer["error"]["kind"], answer["error"]["field"]) == ("model", "")
+    assert "Traceback" not in json.dumps(answer)
     [metric] = metrics(lines)
     [definition] = metric["_aws"]["CloudWatchMetrics"]
     assert definition["Namespace"] == "mlvault"
     assert definition["Metrics"] == [{"Name": "ModelAttestationFailed", "Unit": "Count"}]
     assert definition["Dimensions"] == [["Stage"], ["Stage", "Reason"]]
     assert (metric["Stage"], metric["Reason"], metric["ModelAttestationFailed"]) == ("test", reason, [1.0])
-    [log] = [line for line in lines if line.get("level") == "ERROR"]
     assert (log["reason"], log["stage"]) == (reason, "test")
-    assert log["detail"] == caught.value.detail
-    return caught.value
+    assert log["detail"] not in answer["error"]["message"]  # internal resources stay in the log
+    return SimpleNamespace(reason=log["reason"], detail=log["detail"], model_version=log["model_version"])
 
 
 # --- (1) serving ---------------------------------------------------------------------------------------------
@@ -289,12 +331,12 @@ def test_a_signature_of_another_model_id_is_refused(env, out, model_id):
 
 def test_a_signing_key_that_is_not_p256_is_refused(env, out):
     rsa = env.kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
-    env.pin(MLVAULT_SIGNING_KEY_ARN=rsa)
+    env.anchor(rsa)
     refused(out, "SIGNING_KEY_UNUSABLE")
 
 
 def test_a_signing_key_that_does_not_exist_is_refused(env, out):
-    env.pin(MLVAULT_SIGNING_KEY_ARN=env.key_arn.rsplit("/", 1)[0] + "/11111111-1111-1111-1111-111111111111")
+    env.anchor(env.key_arn.rsplit("/", 1)[0] + "/11111111-1111-1111-1111-111111111111")
     refused(out, "SIGNING_KEY_UNUSABLE")
 
 
@@ -325,8 +367,7 @@ def test_the_registry_statuses_that_serve(env, out, status):
 def test_a_model_revoked_after_it_was_loaded_stops_being_served(env):
     now = [0.0]
     pin = ServeSettings.from_env()
-    loader = ModelLoader(env.s3, env.kms, ModelRegistry(env.ddb, TABLE))
-    server = Server(loader, pin, recheck_seconds=60, clock=lambda: now[0])
+    server = Server(env.loader(), pin, recheck_seconds=60, clock=lambda: now[0])
     assert server.model().digest == sha256(MODEL_A)
     env.status("REVOKED")
     now[0] = 59.0
@@ -340,25 +381,132 @@ def test_a_model_revoked_after_it_was_loaded_stops_being_served(env):
     assert server.model().digest == sha256(MODEL_A)
 
 
-# --- (6) the signing key must be a key ARN -----------------------------------------------------------------------
+@pytest.fixture
+def aws_key_states(env, monkeypatch):
+    """KMS GetPublicKey as AWS answers it for a key that is not Enabled (moto answers it whatever the state):
+    DisabledException for a Disabled key, KMSInvalidStateException for one PendingDeletion."""
+    real = attest.kms_public_key_pem
+
+    def get_public_key(kms, key_arn):
+        state = kms.describe_key(KeyId=key_arn.rsplit("/", 1)[1])["KeyMetadata"]["KeyState"]
+        if state == "Disabled":
+            raise ClientError(
+                {"Error": {"Code": "DisabledException", "Message": f"{key_arn} is disabled."}}, "GetPublicKey"
+            )
+        if state == "PendingDeletion":
+            error = {"Code": "KMSInvalidStateException", "Message": f"{key_arn} is pending deletion."}
+            raise ClientError({"Error": error}, "GetPublicKey")
+        return real(kms, key_arn)
+
+    monkeypatch.setattr(attest, "kms_public_key_pem", get_public_key)
+    return env
+
+
+@pytest.mark.parametrize("disable", ["disable_key", "schedule_key_deletion"])
+def test_a_disabled_signing_key_stops_serving_new_and_warm_environments_alike(aws_key_states, out, disable):
+    env = aws_key_states
+    now = [0.0]
+    warm = Server(env.loader(), ServeSettings.from_env(), recheck_seconds=60, clock=lambda: now[0])
+    assert warm.model().digest == sha256(MODEL_A)
+    key_id = env.key_arn.rsplit("/", 1)[1]  # moto's state changes take the key id
+    getattr(env.kms, disable)(KeyId=key_id)
+    refused(out, "SIGNING_KEY_UNUSABLE")  # a new execution environment: GetPublicKey fails as on AWS
+    now[0] = 59.0
+    assert warm.model().digest == sha256(MODEL_A)  # a warm one until its re-check...
+    now[0] = 60.0
+    with pytest.raises(AttestationError, match="SIGNING_KEY_UNUSABLE"):  # ...then not either
+        warm.model()
+    if disable == "schedule_key_deletion":
+        env.kms.cancel_key_deletion(KeyId=key_id)
+    env.kms.enable_key(KeyId=key_id)
+    assert warm.model().digest == sha256(MODEL_A)  # enabled again: served again
+    assert invoke()["predictions"] == ["setosa", "virginica"]
+
+
+def test_a_transient_error_of_the_re_check_keeps_the_verified_model_serving(env, monkeypatch):
+    now = [0.0]
+    server = Server(env.loader(), ServeSettings.from_env(), recheck_seconds=60, clock=lambda: now[0])
+    assert server.model().digest == sha256(MODEL_A)
+    real = attest.kms_public_key_pem
+    calls = []
+
+    def throttled_once(kms, key_arn):
+        calls.append(key_arn)
+        if len(calls) == 1:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "GetPublicKey")
+        return real(kms, key_arn)
+
+    monkeypatch.setattr(attest, "kms_public_key_pem", throttled_once)
+    now[0] = 61.0
+    assert server.model().digest == sha256(MODEL_A)  # not a verdict: still served
+    assert server.model().digest == sha256(MODEL_A)  # re-checked on the next call, fine
+    assert len(calls) == 2
+
+
+# --- (6) the signing key is the bundled anchor, never the environment's -------------------------------------------
+
+
+def test_a_key_named_in_the_environment_decides_nothing(env, out):
+    """The re-pin attack: a model signed by another KMS key, that key named in the environment (as the deploy step
+    once pinned it) and the version's pins pointing at its signature: not served."""
+    forged = env.put(SIGNATURE_KEY, env.signature(MODEL_A, key_arn=env.other_key_arn))
+    env.pin(MLVAULT_SIGNING_KEY_ARN=env.other_key_arn, MLVAULT_SIGNATURE_VERSION=forged)
+    error = refused(out, "MODEL_SIGNATURE_INVALID")
+    assert "does not verify" in error.detail
+
+
+def test_a_kms_key_whose_public_key_is_not_the_anchored_one_is_refused(env, out):
+    env.anchor(
+        model_signing_key={
+            "arn": env.key_arn,
+            "public_key_sha256": env.signing_key(env.other_key_arn).public_key_sha256,
+        }
+    )
+    error = refused(out, "SIGNING_KEY_NOT_TRUSTED")
+    assert env.key_arn in error.detail
 
 
 @pytest.mark.parametrize(
     "key",
+    ["arn:aws:kms:eu-west-1:123456789012:alias/mlvault-model-signing", "alias/mlvault-model-signing"],
+)
+def test_anchors_naming_an_alias_are_refused(env, out, key):
+    env.anchor(model_signing_key={"arn": key, "public_key_sha256": "0" * 64})
+    error = refused(out, "SIGNING_KEY_NOT_PINNED")
+    assert "an alias can be repointed" in error.detail
+
+
+@pytest.mark.parametrize(
+    ("anchors", "reason", "detail"),
     [
-        "arn:aws:kms:eu-west-1:123456789012:alias/mlvault-model-signing",
-        "alias/mlvault-model-signing",
-        "11111111-1111-1111-1111-111111111111",
-        "arn:aws:kms:eu-west-1:123456789012:key/",
+        (None, "ANCHORS_MISSING", "no trust anchors"),
+        ("{not json", "ANCHORS_MALFORMED", "expected a JSON object"),
+        ({"stage": "test"}, "ANCHORS_MALFORMED", "missing ['alarms', 'model_signing_key']"),
+        (
+            {"stage": "prod", "model_signing_key": {"arn": "x", "public_key_sha256": "x"}, "alarms": {}},
+            "ANCHORS_WRONG_STAGE",
+            "of stage 'prod'",
+        ),
+        (
+            {
+                "stage": "test",
+                "model_signing_key": {"arn": "11111111-1111-1111-1111-111111111111", "public_key_sha256": "0" * 64},
+                "alarms": {"rollback": ["a"], "canary": ["a"]},
+            },
+            "ANCHORS_MALFORMED",
+            "expected a KMS key ARN",
+        ),
     ],
 )
-def test_a_signing_key_that_is_not_a_key_arn_is_refused_at_settings_load(env, out, key):
-    env.pin(MLVAULT_SIGNING_KEY_ARN=key)
-    with pytest.raises(SigningKeyNotPinnedError) as caught:
-        ServeSettings.from_env()
-    assert caught.value.stage == "test"
-    assert "expected a KMS key ARN" in caught.value.detail
-    refused(out, "SIGNING_KEY_NOT_PINNED")
+def test_missing_or_malformed_anchors_are_refused(env, out, anchors, reason, detail):
+    path = env.task_root / "trust" / "anchors.json"
+    if anchors is None:
+        path.unlink()
+    else:
+        write_anchors(env.task_root, anchors)
+    clear_caches()
+    error = refused(out, reason)
+    assert detail in error.detail
 
 
 def test_settings_refuse_an_unversioned_pin_and_a_malformed_digest(env):
@@ -403,7 +551,7 @@ def test_a_transient_error_is_not_a_verdict(env, out, monkeypatch):
 
 
 def test_a_model_over_the_size_cap_is_refused_before_it_is_read(env):
-    loader = ModelLoader(env.s3, env.kms, ModelRegistry(env.ddb, TABLE), max_model_bytes=len(MODEL_A) - 1)
+    loader = env.loader(max_model_bytes=len(MODEL_A) - 1)
     with pytest.raises(AttestationError, match="MODEL_TOO_LARGE") as caught:
         loader.load(ServeSettings.from_env())
     assert str(len(MODEL_A)) in caught.value.detail
@@ -420,7 +568,13 @@ def test_a_model_longer_than_announced_is_cut_at_the_cap(env):
                 response["Body"] = io.BytesIO(MODEL_A * 1000)
             return response
 
-    loader = ModelLoader(LyingS3(), env.kms, ModelRegistry(env.ddb, TABLE), max_model_bytes=2 * len(MODEL_A))
+    loader = ModelLoader(
+        LyingS3(),
+        env.kms,
+        ModelRegistry(env.ddb, TABLE),
+        signing_key=env.signing_key(),
+        max_model_bytes=2 * len(MODEL_A),
+    )
     with pytest.raises(AttestationError, match="MODEL_TOO_LARGE"):
         loader.load(ServeSettings.from_env())
 
@@ -440,26 +594,45 @@ def test_a_signed_artifact_that_is_not_a_model_is_refused(env, out):
 
 
 @pytest.mark.parametrize(
-    ("event", "message"),
+    ("event", "code", "where", "message"),
     [
-        ([SETOSA], "expected a request"),
-        ({}, "expected exactly the field 'rows'"),
-        ({"row": [SETOSA]}, "expected exactly the field 'rows'"),
-        ({"rows": [SETOSA], "extra": 1}, "expected exactly the field 'rows'"),
-        ({"rows": SETOSA}, "rows: expected a list of objects, got dict"),
-        ({"rows": [SETOSA, [1.0, "north"]]}, r"rows\[1\]: expected an object"),
-        ({"rows": [SETOSA] * 1001}, "at most 1000 rows, got 1001"),
-        ({"rows": [{"site": "north"}]}, r"rows\[0\]: missing feature 'petal_length'"),
-        ({"rows": [{**SETOSA, "petal_length": "1.0"}]}, r"rows\[0\].petal_length: expected a finite number"),
-        ({"rows": [{**SETOSA, "petal_length": float("nan")}]}, "expected a finite number"),
-        ({"rows": [{**SETOSA, "petal_length": 10**400}]}, "expected a finite number"),
-        ({"rows": [{**SETOSA, "site": 3}]}, r"rows\[0\].site: expected a string or null"),
+        ([SETOSA], "MALFORMED_REQUEST", "", "expected a request"),
+        ({}, "MALFORMED_REQUEST", "", "expected exactly the field 'rows'"),
+        ({"row": [SETOSA]}, "MALFORMED_REQUEST", "", "expected exactly the field 'rows'"),
+        ({"rows": [SETOSA], "extra": 1}, "MALFORMED_REQUEST", "", "expected exactly the field 'rows'"),
+        ({"rows": SETOSA}, "ROWS_NOT_A_LIST", "rows", "rows: expected a list of objects, got dict"),
+        ({"rows": [SETOSA, [1.0, "north"]]}, "ROW_NOT_AN_OBJECT", "rows[1]", "rows[1]: expected an object"),
+        ({"rows": [SETOSA] * 1001}, "TOO_MANY_ROWS", "rows", "at most 1000 rows, got 1001"),
+        ({"rows": [SETOSA] * 10_000}, "TOO_MANY_ROWS", "rows", "at most 1000 rows, got 10000"),
+        ({"rows": [{"site": "north"}]}, "MISSING_FEATURE", "rows[0].petal_length", "rows[0]: missing feature"),
+        (
+            {"rows": [SETOSA, {**SETOSA, "petal_length": "1.0"}]},
+            "NOT_A_NUMBER",
+            "rows[1].petal_length",
+            "rows[1].petal_length: expected a finite number or null, got '1.0'",
+        ),
+        ({"rows": [{**SETOSA, "petal_length": [1]}]}, "NOT_A_NUMBER", "rows[0].petal_length", "got [1]"),
+        ({"rows": [{**SETOSA, "petal_length": float("nan")}]}, "NOT_FINITE", "rows[0].petal_length", "got nan"),
+        ({"rows": [{**SETOSA, "petal_length": 10**400}]}, "NOT_FINITE", "rows[0].petal_length", "characters)"),
+        ({"rows": [{**SETOSA, "site": 3}]}, "NOT_A_STRING", "rows[0].site", "rows[0].site: expected a string or null"),
     ],
 )
-def test_a_bad_request_is_a_clear_error(env, out, event, message):
-    with pytest.raises(InvalidRequest, match=message):
-        invoke(event)
-    assert metrics(out()) == []
+def test_a_bad_request_is_answered_with_what_was_wrong_never_a_function_error(env, out, event, code, where, message):
+    out()
+    answer = invoke(event)  # returns: a client error is not a function error (no traceback, no Errors metric)
+    assert set(answer) == {"error"}
+    error = answer["error"]
+    assert (error["code"], error["field"], error["kind"]) == (code, where, "client")
+    assert message in error["message"]
+    assert "Traceback" not in json.dumps(answer)
+    assert "/" not in error["message"].replace("rows[", "")
+    lines = out()
+    [metric] = metrics(lines)  # one ClientErrors count per refused request, per reason code
+    [definition] = metric["_aws"]["CloudWatchMetrics"]
+    assert definition["Metrics"] == [{"Name": "ClientErrors", "Unit": "Count"}]
+    assert definition["Dimensions"] == [["Stage"], ["Stage", "Reason"]]
+    assert (metric["Stage"], metric["Reason"], metric["ClientErrors"]) == ("test", code, [1.0])
+    assert not [line for line in lines if line.get("level") == "ERROR"]  # not a server error either
 
 
 def test_requests_at_the_limits_are_served(env):
@@ -600,9 +773,9 @@ def test_a_refused_request_feeds_no_window(iris, out, monkeypatch):
     monkeypatch.setenv("MLVAULT_DRIFT_WINDOW_ROWS", "20")
     clear_caches()
     rows = samples.iris_batch(20, 3).to_pylist()
-    with pytest.raises(InvalidRequest):
-        invoke({"rows": [*rows[:19], {**rows[19], "site": 3}]})
-    assert metrics(out()) == []
+    out()
+    assert invoke({"rows": [*rows[:19], {**rows[19], "site": 3}]})["error"]["code"] == "NOT_A_STRING"
+    assert [m["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"] for m in metrics(out())] == ["ClientErrors"]
     lines = serve_traffic(out, 1, 19)
     assert named(lines, "MaxFeatureDrift") == []  # 19 rows held: the refused request counted none
     lines = serve_traffic(out, 1, 1, seed=4)

@@ -115,7 +115,9 @@ def test_infra_spells_no_name_it_shares_with_the_functions():
         for name, value in vars(holder).items()
         if name.isupper() and isinstance(value, str)
     }
-    shared |= {wiring.SERVE_ALIAS, wiring.Bundle.TRUST_FILE, wiring.parameter_prefix("dev")}
+    shared |= {wiring.SERVE_ALIAS, wiring.Bundle.TRUST_FILE, wiring.Bundle.ANCHORS, wiring.parameter_prefix("dev")}
+    # the anchors document's distinctive keys (its other keys, "stage", "arn", "alarms"..., are plain words)
+    shared |= {wiring.Anchor.MODEL_SIGNING_KEY, wiring.Anchor.PUBLIC_KEY_SHA256}
     shared -= {wiring.Tag.VERDICT_RECORDED}  # "recorded" is a plain word; the tag key is checked
     found = [
         f"{path.relative_to(ROOT)}: {value!r}"

@@ -23,6 +23,16 @@ def function(template, name):
     return fn["Properties"]
 
 
+def source_key(template, name):
+    """The asset a function's code is signed from: its signed-code resource's SourceKey."""
+    code = function(template, name)["Code"]
+    (resource, attribute) = code["S3Key"]["Fn::GetAtt"]
+    assert attribute == "Key"
+    signed = template["Resources"][resource]
+    assert signed["Type"] == "Custom::MlvaultSignedCode"
+    return signed["Properties"]["SourceKey"]
+
+
 def role_statements(template, role_prefix):
     """Statements of the policies attached to the role whose logical id starts with role_prefix."""
     return [
@@ -62,7 +72,7 @@ def test_verify_function(ingest):
 def test_the_verifier_bundles_the_registry_and_every_contract(synthesized, ingest):
     from pathlib import Path
 
-    code = function(ingest, "VerifyFunction")["Code"]["S3Key"]
+    code = source_key(ingest, "VerifyFunction")
     asset = Path(synthesized.outdir) / f"asset.{code.removesuffix('.zip')}"
     bundled = sorted(str(p.relative_to(asset / "contracts")) for p in (asset / "contracts").rglob("*.json"))
     repo = Path(__file__).resolve().parents[2] / "contracts"
@@ -115,18 +125,18 @@ def test_the_trust_registry_ships_with_the_verifier(synthesized):
     from tests.conftest import ROOT
 
     (stack,) = [s for s in load_assembly(synthesized.outdir) if s.name.endswith("-ingest")]
-    code = function(stack.template, "VerifyFunction")["Code"]["S3Key"]
-    asset = stack.assets[code]
+    asset = stack.assets[source_key(stack.template, "VerifyFunction")]
     assert json.loads((asset / "trust/producers.json").read_text()) == json.loads((ROOT / "trust/dev.json").read_text())
     assert (asset / "handler.py").is_file()
     assert not list(asset.rglob("__pycache__"))
 
 
-def test_code_signing_config_is_signer_backed_with_the_stage_policy(ingest):
+def test_code_signing_config_trusts_the_stages_profile_and_enforces(ingest):
     (csc,) = of_type(ingest, "AWS::Lambda::CodeSigningConfig").values()
-    assert csc["Properties"]["CodeSigningPolicies"] == {"UntrustedArtifactOnDeployment": "Warn"}
-    (profile,) = of_type(ingest, "AWS::Signer::SigningProfile").values()
-    assert profile["Properties"]["PlatformId"] == "AWSLambda-SHA384-ECDSA"
+    assert csc["Properties"]["CodeSigningPolicies"] == {"UntrustedArtifactOnDeployment": "Enforce"}
+    (profile,) = csc["Properties"]["AllowedPublishers"]["SigningProfileVersionArns"]
+    assert profile["Fn::ImportValue"].startswith("mlvault-dev-signing:")  # the stage's one profile
+    assert not of_type(ingest, "AWS::Signer::SigningProfile")
 
 
 def test_queue_feeds_the_verifier_in_batches_with_partial_failures(ingest):
@@ -207,25 +217,16 @@ def test_a_changed_policy_file_changes_the_function_asset(tmp_path):
     """The bundle's hash is its content: with the handler directory's hash, cdk reused a stale bundle of the same
     hash and a registry or contract change would not have reached the function."""
     from aws_cdk import App, Stack
+    from aws_cdk import aws_s3_assets as assets
 
-    from infra.constructs.functions import function_code
+    from infra.constructs.functions import function_asset
     from infra.settings import ROOT
 
     def s3_key(content: str) -> str:
         (tmp_path / "trust.json").write_text(content)
         app = App(outdir=str(tmp_path / "out"))
         stack = Stack(app, "S")
-        from aws_cdk import aws_lambda as lambda_
-
-        lambda_.Function(
-            stack,
-            "F",
-            runtime=lambda_.Runtime.PYTHON_3_12,
-            handler="handler.handler",
-            code=function_code(ROOT / "lambdas" / "verify", {"trust/producers.json": tmp_path / "trust.json"}),
-        )
-        template = app.synth().get_stack_by_name("S").template
-        (fn,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
-        return fn["Properties"]["Code"]["S3Key"]
+        options = function_asset(ROOT / "lambdas" / "verify", {"trust/producers.json": tmp_path / "trust.json"})
+        return assets.Asset(stack, "Code", **options).s3_object_key
 
     assert s3_key('{"producers": {}}') != s3_key('{"producers": {"x": {}}}')

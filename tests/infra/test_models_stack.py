@@ -77,7 +77,8 @@ def test_canary_steps_gates_and_training_come_from_cdk_json(models, synthesized)
     env = function(models, "DeployFunction")["Environment"]["Variables"]
     steps = [(s["percent"], s["waitSeconds"]) for s in json.loads(env["MLVAULT_CANARY_STEPS"])]
     assert tuple(steps) == synthesized.settings.canary_steps
-    assert "MLVAULT_SERVING_ALARMS" in env
+    # whom to trust is not configuration: the signing key and the alarms are the bundled anchors
+    assert not {"MLVAULT_SERVING_ALARMS", "MLVAULT_SIGNING_KEY_ARN"} & set(env)
     pipeline = function(models, "PipelineFunction")["Environment"]["Variables"]
     # parsed back as the pipeline function does (mlvault.composition): the stage's values, nothing else
     assert Gates.from_config(json.loads(pipeline["MLVAULT_MODEL_GATES"])) == synthesized.settings.model_gates

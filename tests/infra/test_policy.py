@@ -13,8 +13,11 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_signer as signer
 
-from infra.constructs.storage import ingest_bucket, locked_bucket, mark_role, role_arn
+from infra.constructs.code_signer import CodeSigner
+from infra.constructs.signed_code import SignedCode, SigningProvider
+from infra.constructs.storage import deployment_role_arn, guard_key, ingest_bucket, locked_bucket, mark_role, role_arn
 from infra.policy.nag import acknowledge
 from infra.policy.rules import (
     LAMBDA_UNZIPPED_LIMIT_BYTES,
@@ -25,7 +28,8 @@ from infra.policy.rules import (
     check_templates,
     enforce,
 )
-from infra.policy.spec import BucketRole
+from infra.policy.spec import CODE_SIGNING_EXCEPTION_METADATA_KEY, BucketRole
+from infra.settings import load_settings
 from tests.conftest import cdk_context
 
 CTX = RuleContext(break_glass_role_name="mlvault-break-glass", code_signing_policy="Warn")
@@ -68,9 +72,15 @@ def stack() -> Stack:
     return Stack(app, "Broken")
 
 
+def guarded_key(stack: Stack, construct_id: str = "Key") -> kms.Key:
+    key = kms.Key(stack, construct_id, enable_key_rotation=True)
+    guard_key(key, role_arn(stack, "mlvault-break-glass"), deployment_role_arn(stack, "hnb659fds"))
+    return key
+
+
 @pytest.fixture
 def parts(stack):
-    key = kms.Key(stack, "Key", enable_key_rotation=True)
+    key = guarded_key(stack)
     logs = s3.Bucket(stack, "Logs", encryption=s3.BucketEncryption.S3_MANAGED, enforce_ssl=True)
     mark_role(logs, BucketRole.ACCESS_LOGS)
     return {
@@ -160,75 +170,212 @@ def test_rule_ingest_lifecycle_fires_on_expiry_without_a_verdict_tag(stack, part
     assert fired(stack) == {"MLV-INGEST-LIFECYCLE"}
 
 
-def _function(stack, **kwargs):
+# --- code signing: a signer in its own stack, functions whose code it signs -----------------------------------
+
+
+@pytest.fixture
+def provider(stack) -> SigningProvider:
+    """The stage's signing provider, built as the signing stack builds it, in a stack of its own."""
+    signing = Stack(App.of(stack), "Signing")
+    profile = signer.SigningProfile(signing, "Profile", platform=signer.Platform.AWS_LAMBDA_SHA384_ECDSA)
+    code_signer = CodeSigner(
+        signing,
+        "Signer",
+        settings=load_settings(cdk_context()),
+        data_key=guarded_key(signing),
+        profile=profile,
+        signed_bucket="signed-code",
+        pinned_keys=[],
+    )
+    return SigningProvider(function=code_signer.function, profile=profile, bucket_name="signed-code")
+
+
+@pytest.fixture
+def code_dir(tmp_path) -> str:
+    return _asset_dir(tmp_path, "code", {"handler.py": "def handler(e, c): return e"})
+
+
+def _signed(stack, provider, policy: str = "Warn", construct_id: str = "Csc"):
+    return provider.code_signing_config(stack, construct_id, policy=policy, description="test")
+
+
+def _code(stack, provider, code_dir, construct_id: str = "FnCode"):
+    return SignedCode(stack, construct_id, provider=provider, asset={"path": code_dir}).code
+
+
+def _function(stack, provider, code_dir, *, code=None, construct_id="Fn", **kwargs):
+    kwargs.setdefault("logging_format", lambda_.LoggingFormat.JSON)
+    if "on_failure" not in kwargs:
+        kwargs.setdefault("dead_letter_queue_enabled", True)
     return lambda_.Function(
         stack,
-        "Fn",
+        construct_id,
         runtime=lambda_.Runtime.PYTHON_3_14,
-        handler="index.handler",
-        code=lambda_.Code.from_inline("def handler(e, c): return e"),
+        handler="handler.handler",
+        code=code or _code(stack, provider, code_dir, f"{construct_id}Code"),
         **kwargs,
     )
 
 
-def test_rule_lambda_code_signing_fires_without_a_signing_config(stack):
-    _function(stack, logging_format=lambda_.LoggingFormat.JSON, dead_letter_queue_enabled=True)
+def test_a_function_with_signed_code_and_the_stages_config_passes(stack, provider, code_dir):
+    _function(stack, provider, code_dir, code_signing_config=_signed(stack, provider))
+    assert fired(stack) == set()
+
+
+def test_rule_lambda_code_signing_fires_without_a_signing_config(stack, provider, code_dir):
+    _function(stack, provider, code_dir)
     assert fired(stack) == {"MLV-LAMBDA-CODE-SIGNING"}
 
 
-def test_rule_lambda_code_signing_fires_when_policy_differs_from_the_stage(stack):
-    from aws_cdk import aws_signer as signer
-
-    profile = signer.SigningProfile(stack, "Profile", platform=signer.Platform.AWS_LAMBDA_SHA384_ECDSA)
-    csc = lambda_.CodeSigningConfig(
-        stack,
-        "Csc",
-        signing_profiles=[profile],
-        untrusted_artifact_on_deployment=lambda_.UntrustedArtifactOnDeployment.ENFORCE,
-    )
-    _function(stack, code_signing_config=csc, logging_format=lambda_.LoggingFormat.JSON, dead_letter_queue_enabled=True)
+def test_rule_lambda_code_signing_fires_when_policy_differs_from_the_stage(stack, provider, code_dir):
+    _function(stack, provider, code_dir, code_signing_config=_signed(stack, provider, "Enforce"))
     assert fired(stack) == {"MLV-LAMBDA-CODE-SIGNING"}
     assert fired(stack, RuleContext("mlvault-break-glass", "Enforce")) == set()
 
 
-def _signed(stack):
-    from aws_cdk import aws_signer as signer
+@pytest.mark.parametrize("unsigned", ["asset", "inline", "bucket"])
+def test_rule_lambda_code_signing_fires_on_unsigned_code(stack, provider, code_dir, unsigned):
+    """Code that no signed-code resource produced: the asset as cdk deploy publishes it, inline code, or an object
+    named by hand in the signed-code bucket (a signature alone proves nothing about which code it covers)."""
+    code = {
+        "asset": lambda: lambda_.Code.from_asset(code_dir),
+        "inline": lambda: lambda_.Code.from_inline("def handler(e, c): return e"),
+        "bucket": lambda: lambda_.Code.from_bucket(
+            s3.Bucket.from_bucket_name(stack, "Signed", "signed-code"), "signed/x.zip", "v1"
+        ),
+    }[unsigned]()
+    _function(stack, provider, code_dir, code=code, code_signing_config=_signed(stack, provider))
+    assert fired(stack) - {"MLV-LAMBDA-SIZE"} == {"MLV-LAMBDA-CODE-SIGNING"}  # an object by hand: not measurable
 
-    profile = signer.SigningProfile(stack, "Profile", platform=signer.Platform.AWS_LAMBDA_SHA384_ECDSA)
-    return lambda_.CodeSigningConfig(
-        stack,
-        "Csc",
-        signing_profiles=[profile],
-        untrusted_artifact_on_deployment=lambda_.UntrustedArtifactOnDeployment.WARN,
+
+def test_rule_lambda_code_signing_fires_on_code_signed_with_a_profile_the_config_does_not_trust(
+    stack, provider, code_dir
+):
+    other = signer.SigningProfile(stack, "Other", platform=signer.Platform.AWS_LAMBDA_SHA384_ECDSA)
+    foreign = SigningProvider(function=provider.function, profile=other, bucket_name=provider.bucket_name)
+    _function(
+        stack, provider, code_dir, code=_code(stack, foreign, code_dir), code_signing_config=_signed(stack, provider)
     )
+    assert fired(stack) == {"MLV-LAMBDA-CODE-SIGNING"}
 
 
-def test_rule_lambda_failure_destination_fires_without_dlq_or_destination(stack):
-    _function(stack, code_signing_config=_signed(stack), logging_format=lambda_.LoggingFormat.JSON)
+def test_rule_lambda_code_signing_fires_on_a_signed_code_resource_another_function_provides(stack, provider, code_dir):
+    config = _signed(stack, provider)
+    impostor = _function(stack, provider, code_dir, construct_id="Impostor", code_signing_config=config)
+    forged = SigningProvider(function=impostor, profile=provider.profile, bucket_name=provider.bucket_name)
+    _function(stack, provider, code_dir, code=_code(stack, forged, code_dir), code_signing_config=config)
+    assert fired(stack) == {"MLV-LAMBDA-CODE-SIGNING"}
+
+
+def test_rule_lambda_code_signing_fires_on_an_unsigned_layer(stack, provider, code_dir):
+    layer = lambda_.LayerVersion(stack, "Layer", code=lambda_.Code.from_asset(code_dir))
+    _function(stack, provider, code_dir, layers=[layer], code_signing_config=_signed(stack, provider))
+    violations = [v for v in check_assembly(App.of(stack).synth(), CTX) if v.rule == "MLV-LAMBDA-CODE-SIGNING"]
+    assert {v.resource for v in violations} == {stack.get_logical_id(layer.node.default_child)}
+
+
+def test_rule_lambda_code_signing_accepts_a_signed_layer(stack, provider, code_dir):
+    layer = lambda_.LayerVersion(stack, "Layer", code=_code(stack, provider, code_dir, "LayerCode"))
+    _function(stack, provider, code_dir, layers=[layer], code_signing_config=_signed(stack, provider))
+    assert fired(stack) == set()
+
+
+def test_rule_lambda_code_signing_allows_exactly_one_exception(stack, provider, code_dir):
+    """A second function marked as the code signing exception is refused, the signer included: the mark is not a
+    way to run unsigned code."""
+    second = _function(stack, provider, code_dir, code=lambda_.Code.from_asset(code_dir))
+    second.node.default_child.add_metadata(CODE_SIGNING_EXCEPTION_METADATA_KEY, "signer")
+    violations = [v for v in check_assembly(App.of(stack).synth(), CTX) if v.rule == "MLV-LAMBDA-CODE-SIGNING"]
+    assert {v.stack for v in violations} == {"Signing", "Broken"}
+    assert any("2 functions are marked" in v.message for v in violations)
+
+
+def test_rule_lambda_code_signing_fires_when_the_signer_has_company_or_layers(stack, provider, code_dir):
+    signing = Stack.of(provider.function)
+    _function(signing, provider, code_dir, construct_id="Neighbour", code_signing_config=_signed(signing, provider))
+    provider.function.add_layers(lambda_.LayerVersion(signing, "Layer", code=lambda_.Code.from_asset(code_dir)))
+    guarded_key(stack)  # a stack must not be empty
+    messages = [v.message for v in check_assembly(App.of(stack).synth(), CTX) if v.rule == "MLV-LAMBDA-CODE-SIGNING"]
+    assert any("alone in its stack" in m for m in messages)
+    assert any("may have no layers" in m for m in messages)
+
+
+def test_rule_lambda_failure_destination_fires_without_dlq_or_destination(stack, provider, code_dir):
+    _function(stack, provider, code_dir, code_signing_config=_signed(stack, provider), dead_letter_queue_enabled=False)
     assert fired(stack) == {"MLV-LAMBDA-FAILURE-DESTINATION"}
 
 
-def test_rule_lambda_failure_destination_accepts_an_on_failure_destination(stack):
+def test_rule_lambda_failure_destination_accepts_an_on_failure_destination(stack, provider, code_dir):
     from aws_cdk import aws_lambda_destinations as destinations
     from aws_cdk import aws_sqs as sqs
 
     _function(
         stack,
-        code_signing_config=_signed(stack),
-        logging_format=lambda_.LoggingFormat.JSON,
+        provider,
+        code_dir,
+        code_signing_config=_signed(stack, provider),
         on_failure=destinations.SqsDestination(sqs.Queue(stack, "Failures")),
     )
     assert fired(stack) == set()
 
 
-def test_rule_lambda_structured_logs_fires_on_text_logs(stack):
+def test_rule_lambda_structured_logs_fires_on_text_logs(stack, provider, code_dir):
     _function(
         stack,
-        code_signing_config=_signed(stack),
+        provider,
+        code_dir,
+        code_signing_config=_signed(stack, provider),
         logging_format=lambda_.LoggingFormat.TEXT,
-        dead_letter_queue_enabled=True,
     )
     assert fired(stack) == {"MLV-LAMBDA-STRUCTURED-LOGS"}
+
+
+# --- KMS key guards ------------------------------------------------------------------------------------------
+
+
+def test_rule_kms_guards_accepts_a_guarded_key(stack):
+    guarded_key(stack)
+    assert fired(stack) == set()
+
+
+def test_rule_kms_guards_fires_on_an_unguarded_key(stack):
+    kms.Key(stack, "Plain", enable_key_rotation=True)
+    violations = check_assembly(App.of(stack).synth(), CTX)
+    assert {v.rule for v in violations} == {"MLV-KMS-GUARDS"}
+    assert {m.split(" to ")[0] for m in (v.message for v in violations)} == {
+        f"key policy must deny {a}"
+        for a in (
+            "kms:ScheduleKeyDeletion",
+            "kms:DisableKey",
+            "kms:DisableKeyRotation",
+            "kms:DeleteImportedKeyMaterial",
+            "kms:PutKeyPolicy",
+            "kms:CreateGrant",
+        )
+    }
+
+
+@pytest.mark.parametrize(
+    ("exempt", "fires_for"),
+    [
+        ("someone-else", {"kms:ScheduleKeyDeletion", "kms:PutKeyPolicy", "kms:CreateGrant"}),
+        ("deployer", {"kms:ScheduleKeyDeletion", "kms:CreateGrant"}),  # the deployer may only change the policy
+    ],
+)
+def test_rule_kms_guards_fires_when_another_principal_is_exempt(stack, exempt, fires_for):
+    key = kms.Key(stack, "Key", enable_key_rotation=True)
+    other = deployment_role_arn(stack, "hnb659fds") if exempt == "deployer" else role_arn(stack, exempt)
+    guard_key(key, other, other)
+    messages = [v.message for v in check_assembly(App.of(stack).synth(), CTX) if v.rule == "MLV-KMS-GUARDS"]
+    assert all(any(action in m for m in messages) for action in fires_for), messages
+
+
+def test_rule_kms_guards_fires_when_a_condition_narrows_the_deny(stack):
+    key = guarded_key(stack)
+    key.node.default_child.add_property_override(
+        "KeyPolicy.Statement.1.Condition.StringEquals", {"aws:RequestedRegion": "eu-west-1"}
+    )
+    assert fired(stack) == {"MLV-KMS-GUARDS"}
 
 
 def _asset_dir(tmp_path: Path, name: str, files: dict[str, str]) -> str:
@@ -239,29 +386,21 @@ def _asset_dir(tmp_path: Path, name: str, files: dict[str, str]) -> str:
     return str(directory)
 
 
-def test_rule_lambda_size_fires_when_code_and_layers_unzip_to_250_mib(stack, tmp_path):
-    layer = lambda_.LayerVersion(
-        stack, "Wheels", code=lambda_.Code.from_asset(_asset_dir(tmp_path, "layer", {"python/big.so": "x"}))
-    )
-    lambda_.Function(
-        stack,
-        "Fn",
-        runtime=lambda_.Runtime.PYTHON_3_14,
-        handler="handler.handler",
-        code=lambda_.Code.from_asset(_asset_dir(tmp_path, "code", {"handler.py": "def handler(e, c): ..."})),
-        layers=[layer],
-        code_signing_config=_signed(stack),
-        logging_format=lambda_.LoggingFormat.JSON,
-        dead_letter_queue_enabled=True,
-    )
+def test_rule_lambda_size_fires_when_code_and_layers_unzip_to_250_mib(stack, provider, tmp_path):
+    layer_dir = _asset_dir(tmp_path, "layer", {"python/big.so": "x"})
+    layer = lambda_.LayerVersion(stack, "Wheels", code=_code(stack, provider, layer_dir, "WheelsCode"))
+    code_dir = _asset_dir(tmp_path, "code", {"handler.py": "def handler(e, c): ..."})
+    _function(stack, provider, code_dir, layers=[layer], code_signing_config=_signed(stack, provider))
     assembly = App.of(stack).synth()
     assert {v.rule for v in check_assembly(assembly, CTX)} == set()
     # The synthesized layer asset grows (a sparse file: no bytes written) until code + layer exceed the limit.
     template = assembly.get_stack_by_name(stack.stack_name).template
     (layer_id,) = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::Lambda::LayerVersion"]
-    key = template["Resources"][layer_id]["Properties"]["Content"]["S3Key"]
+    signed = template["Resources"][layer_id]["Properties"]["Content"]["S3Key"]["Fn::GetAtt"][0]
+    key = template["Resources"][signed]["Properties"]["SourceKey"]  # signed from this asset
     big = assembly_assets(assembly.directory)[key] / "python" / "big.so"
     code_bytes = sum(f.stat().st_size for f in Path(assembly.directory).glob("asset.*/handler.py"))
+    code_bytes -= Path("lambdas/signer/handler.py").stat().st_size  # the signer's own code is not this function's
     try:
         os.truncate(big, LAMBDA_UNZIPPED_LIMIT_BYTES - code_bytes - 1)
         assert {v.rule for v in check_assembly(assembly, CTX)} == set()  # one byte below the limit
@@ -274,19 +413,20 @@ def test_rule_lambda_size_fires_when_code_and_layers_unzip_to_250_mib(stack, tmp
     assert layer_id in violation.message
 
 
-def test_rule_lambda_size_fires_on_a_layer_it_cannot_measure(stack):
+def test_rule_lambda_size_fires_on_a_layer_it_cannot_measure(stack, provider, code_dir):
+    """A layer of another account: neither measurable nor known to be signed by the stage's profile."""
     _function(
         stack,
+        provider,
+        code_dir,
         layers=[
             lambda_.LayerVersion.from_layer_version_arn(
                 stack, "Foreign", "arn:aws:lambda:eu-west-1:123456789012:layer:x:1"
             )
         ],
-        code_signing_config=_signed(stack),
-        logging_format=lambda_.LoggingFormat.JSON,
-        dead_letter_queue_enabled=True,
+        code_signing_config=_signed(stack, provider),
     )
-    assert fired(stack) == {"MLV-LAMBDA-SIZE"}
+    assert fired(stack) == {"MLV-LAMBDA-SIZE", "MLV-LAMBDA-CODE-SIGNING"}
 
 
 def test_own_rules_cannot_be_acknowledged_and_fail_synth(stack):
@@ -298,6 +438,7 @@ def test_own_rules_cannot_be_acknowledged_and_fail_synth(stack):
     class Settings:
         break_glass_role_name = "mlvault-break-glass"
         code_signing_policy = "Warn"
+        cdk_qualifier = "hnb659fds"
 
     out = io.StringIO()
     assert enforce(assembly, Settings, out=out) == 1

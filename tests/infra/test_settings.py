@@ -59,7 +59,12 @@ def test_selects_a_stage_with_context_stage():
         (with_dev(modelRetentionDays="30"), "'mlvault:stages.dev.modelRetentionDays' must be an integer >= 7"),
         (with_dev(region="Europe"), "'mlvault:stages.dev.region' must be an AWS region name"),
         (with_dev(codeSigningPolicy="Audit"), "'mlvault:stages.dev.codeSigningPolicy' must be one of Warn, Enforce"),
-        (with_dev(codeSigningPolicy="Enforce"), "codeSigningPolicy' is 'Enforce'"),
+        (
+            with_dev(canarySteps=[{"percent": 10, "waitSeconds": 120}, {"percent": 50, "waitSeconds": 2}]),
+            "'mlvault:stages.dev.canarySteps[1].waitSeconds' is 2 s, shorter than the drift alarm's evaluation "
+            "window ('mlvault:stages.dev.driftAlarm.periodSeconds' 60 s x "
+            "'mlvault:stages.dev.driftAlarm.evaluationPeriods' 2 = 120 s)",
+        ),
         (with_dev(lakeRetentionDay=30), "unknown setting(s) lakeRetentionDay"),
         (with_dev(reservedConcurrency=0), "'mlvault:stages.dev.reservedConcurrency' must be an integer >= 1"),
         (with_dev(maxUploadBytes=6 * 1024**3), "maxUploadBytes' must be an integer from 1 to 5368709120"),
@@ -107,3 +112,34 @@ def test_a_typo_in_a_data_contract_fails_synth(tmp_path, monkeypatch):
     monkeypatch.setattr(infra.assembly, "CONTRACTS_DIR", tmp_path / "contracts")
     with pytest.raises(ConfigError, match=r"data contract: .*iris.json: unknown field\(s\) \['colums'\]"):
         infra.assembly.check_contracts()
+
+
+def test_enforce_is_every_stages_code_signing_policy_and_warn_is_never_a_default():
+    """Enforce in every stage of cdk.json; Warn stays selectable (a sandbox) but only by saying so: the setting has
+    no default, a stage without it fails synth."""
+    stages = cdk_context()["mlvault:stages"]
+    assert {name: stage["codeSigningPolicy"] for name, stage in stages.items()} == {n: "Enforce" for n in stages}
+    for stage in stages:
+        assert load_settings(cdk_context(stage=stage)).code_signing_policy == "Enforce"
+    assert load_settings(with_dev(codeSigningPolicy="Warn")).code_signing_policy == "Warn"
+    context = cdk_context()
+    del context["mlvault:stages"]["dev"]["codeSigningPolicy"]
+    with pytest.raises(ConfigError, match="missing setting\\(s\\): codeSigningPolicy"):
+        load_settings(context)
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_every_canary_wait_covers_the_drift_alarms_window(stage):
+    settings = load_settings(cdk_context(stage=stage))
+    window = settings.drift_alarm.period_seconds * settings.drift_alarm.evaluation_periods
+    assert all(step.wait_seconds >= window for step in settings.canary_steps)
+
+
+def test_a_canary_shorter_than_the_drift_window_fails_synth_naming_the_keys():
+    context = with_dev(driftAlarm={"threshold": 0.2, "periodSeconds": 300, "evaluationPeriods": 2, "windowRows": 200})
+    with pytest.raises(ConfigError) as err:
+        load_settings(context)
+    message = str(err.value)
+    assert "'mlvault:stages.dev.canarySteps[0].waitSeconds' is 120 s" in message
+    assert "driftAlarm.periodSeconds' 300 s" in message
+    assert "= 600 s" in message

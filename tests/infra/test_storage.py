@@ -178,12 +178,26 @@ def test_keys(storage):
     assert len(signing) == 1
     assert signing[0]["Properties"]["KeyUsage"] == "SIGN_VERIFY"
     for key in (data[0], signing[0]):
-        (deny,) = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if s["Effect"] == "Deny"]
-        assert deny["Principal"] == {"AWS": "*"}
-        assert {"kms:ScheduleKeyDeletion", "kms:DisableKey"} <= set(deny["Action"])
-        assert json.dumps(deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]).endswith(
+        denies = {s["Sid"]: s for s in key["Properties"]["KeyPolicy"]["Statement"] if s["Effect"] == "Deny"}
+        assert set(denies) == {
+            "DenyKeyDestructionExceptBreakGlass",
+            "DenyKeyPolicyChangesExceptBreakGlassAndDeployer",
+            "DenyGrantsExceptBreakGlass",
+        }
+        assert all(d["Principal"] == {"AWS": "*"} and d["Resource"] == "*" for d in denies.values())
+        destruction = denies["DenyKeyDestructionExceptBreakGlass"]
+        assert {"kms:ScheduleKeyDeletion", "kms:DisableKey"} <= set(destruction["Action"])
+        assert json.dumps(destruction["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]).endswith(
             ':role/mlvault-break-glass"]]}'
         )
+        policy = denies["DenyKeyPolicyChangesExceptBreakGlassAndDeployer"]
+        assert policy["Action"] == "kms:PutKeyPolicy"
+        exempt = json.dumps(policy["Condition"]["ArnNotEquals"]["aws:PrincipalArn"])
+        assert ":role/mlvault-break-glass" in exempt
+        assert ":role/cdk-hnb659fds-cfn-exec-role-" in exempt
+        grants = denies["DenyGrantsExceptBreakGlass"]
+        assert grants["Action"] == "kms:CreateGrant"
+        assert grants["Condition"]["Bool"] == {"kms:GrantIsForAWSResource": "false"}
 
 
 def test_tables(storage):

@@ -1,4 +1,5 @@
-"""`mlvault producers revoke`: revoke a producer key from a time on, and handle the blast radius."""
+"""`mlvault producers revoke`: revoke a producer key from a time on, and handle the blast radius (the stage's revoke
+function does both, as the caller's identity: permission to invoke it is permission to revoke)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from mlvault_tools.cli.base import Cloud, cloud_options, trust_file
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    import getpass
     from datetime import UTC, datetime
 
     cloud = Cloud(args)
@@ -25,20 +25,29 @@ def _revoke(args: argparse.Namespace) -> int:
 
         if load_registry(registry).key(args.key_id) is None:
             raise ValueError(f"key {args.key_id!r} is not in {registry}")
-    written = cloud.ledger().revoke(
-        args.key_id, effective_at=effective, reason=args.reason, revoked_by=args.revoked_by or getpass.getuser()
-    )
-    if not written:
-        print(f"key {args.key_id} was already revoked; the first revocation stands")
-        return 1
-    print(f"key {args.key_id} revoked from {effective.isoformat()} (judged by upload time): {args.reason}")
-    # The blast radius: data the key signed from then on, models trained on it, a live one rolled back.
-    event = {"action": "revoke", "key_id": args.key_id, "effective_at": effective.isoformat()}
-    response = cloud.client("lambda").invoke(FunctionName=cloud.name("rollback-function"), Payload=json.dumps(event))
+    event = {
+        "key_id": args.key_id,
+        "effective_at": effective.isoformat(),
+        "reason": args.reason,
+        "revoked_by": cloud.client("sts").get_caller_identity()["Arn"],  # who: what these credentials prove
+    }
+    response = cloud.client("lambda").invoke(FunctionName=cloud.name("revoke-function"), Payload=json.dumps(event))
     report = json.loads(response["Payload"].read() or b"{}")
     if response.get("FunctionError"):
-        print(f"blast radius NOT handled: {report.get('errorMessage', report)}")
+        print(f"revocation NOT handled: {report.get('errorMessage', report)}")
         return 1
+    revocation = report.get("revocation", {})
+    first = revocation.get("recorded") != "ALREADY_REVOKED"
+    if first:
+        print(
+            f"key {args.key_id} revoked from {revocation.get('effective_at')} (judged by upload time) by "
+            f"{revocation.get('revoked_by')}: {revocation.get('reason')}"
+        )
+    else:
+        print(
+            f"key {args.key_id} was already revoked (from {revocation.get('effective_at')} by "
+            f"{revocation.get('revoked_by')}); the first revocation stands; its blast radius, checked again:"
+        )
     print(f"  {len(report.get('tainted_files', []))} accepted file(s) it signed since then, marked tainted")
     for uri in report.get("tainted_files", []):
         print(f"    {uri}")
@@ -47,7 +56,7 @@ def _revoke(args: argparse.Namespace) -> int:
         f"{', '.join(report.get('revoked_models', [])) or '-'}"
     )
     print(f"  serving: {report['status']} ({report['reason']})")
-    return 0
+    return 0 if first else 1
 
 
 def register(verbs) -> None:
@@ -57,7 +66,6 @@ def register(verbs) -> None:
     revoke.add_argument("key_id")
     revoke.add_argument("--reason", required=True)
     revoke.add_argument("--effective-at", help="ISO time from which uploads signed by it are refused (default: now)")
-    revoke.add_argument("--revoked-by", help="who revokes (default: the current user)")
     revoke.add_argument(
         "--registry", help="registry to check the key id against (default: the stage's trustFile in cdk.json)"
     )

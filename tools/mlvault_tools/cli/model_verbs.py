@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -45,16 +46,28 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    for run in Cloud(args).registry().runs(args.dataset):
+    runs = Cloud(args).registry().runs(args.dataset)
+    if args.json:
+        print(json.dumps(runs, indent=2, default=str))
+        return 0
+    for run in runs:
         accuracy = run.get("metrics", {}).get("heldout_accuracy")
-        failure = run.get("failure", {}).get("reason", "")
+        outcome = run.get("outcome") or {}
+        failure = "" if outcome else run.get("failure", {}).get("reason", "")
         failed = [r["name"] for r in run.get("gates", {}).get("results", []) if not r["passed"]]
+        ended = ""
+        if outcome:
+            why = f" {outcome['reason']}" if outcome.get("reason") else ""
+            detail = f": {outcome['detail'][:160]}" if outcome.get("detail") else ""
+            ended = f", at {outcome.get('step', '?')}{why}{detail}"
         print(
             f"{run['run_id']}: {run['status']}"
+            + (f", model {run['model_id']}" if run.get("model_id") else "")
             + (f", accuracy {accuracy:.3f}" if isinstance(accuracy, float) else "")
             + (f", artifact {run['artifact_digest'][:16]}..." if run.get("artifact_digest") else "")
             + (f", failed gates {', '.join(failed)}" if failed else "")
             + (f", {failure}" if failure else "")
+            + ended
         )
     return 0
 
@@ -90,6 +103,11 @@ def _models_show(args: argparse.Namespace) -> int:
         f"  code: sha256 {r['code']['sha256']}",
         "  gates: " + ", ".join(f"{g['name']} {g['value']} (limit {g['threshold']})" for g in r["gates"]["results"]),
         f"  signature: {model.get('signature_key', 'none')} by {model.get('signing_key_arn', '-')}",
+        f"  lineage: {len(r['lineage'])} lake version(s)",
+        *(
+            f"    {e['lake_uri']}\n      sha256 {e['sha256']}, producer {e['producer']}, key {e['key_id']}"
+            for e in r["lineage"]
+        ),
         "  history:",
         *(f"    {h}" for h in model["history"]),
     ]
@@ -137,18 +155,23 @@ def _lineage(args: argparse.Namespace) -> int:
 
 
 def _verify_model(args: argparse.Namespace) -> int:
+    from mlvault.attestation.openssf import kms_public_key_pem
     from mlvault.attestation.pinned import attest_registered
+    from mlvault.trust.anchors import SigningKey
 
     cloud = Cloud(args)
     model = cloud.registry().model(args.model_id)
     folder = Path(args.out)
     folder.mkdir(parents=True, exist_ok=True)
+    arn = cloud.name("model-signing-key")
+    pem = kms_public_key_pem(cloud.client("kms"), arn)
+    expected = args.public_key_sha256 or hashlib.sha256(pem).hexdigest()  # compare it with the bundled anchor
     verified = attest_registered(
-        cloud.client("s3"), cloud.client("kms"), model, cloud.name("model-signing-key"), folder=folder
+        cloud.client("s3"), cloud.client("kms"), model, SigningKey(arn, expected), folder=folder
     )
     print(
-        f"VERIFIED {args.model_id} ({model['status']}): sha256 {verified.digests['.']}, signed by the pinned key, "
-        "record intact\n"
+        f"VERIFIED {args.model_id} ({model['status']}): sha256 {verified.digests['.']}, signed by the stage's key "
+        f"{arn} (public key sha256 {expected}), record intact\n"
         f"  files in {folder}; verify independently: model_signing verify key {folder / 'model.json'} "
         f"--signature {folder / 'model.sig'} --public_key {folder / 'signing-key.pem'}"
     )
@@ -162,8 +185,9 @@ def register(verbs) -> None:
     cloud_options(train)
     train.set_defaults(func=_train)
 
-    runs = verbs.add_parser("runs", help="every training run, winners and losers")
+    runs = verbs.add_parser("runs", help="every training run, winners and losers, and how each ended")
     runs.add_argument("--dataset")
+    runs.add_argument("--json", action="store_true")
     cloud_options(runs)
     runs.set_defaults(func=_runs)
 
@@ -200,6 +224,10 @@ def register(verbs) -> None:
     verify = verbs.add_parser("verify-model", help="verify a model's artifact, signature and record, offline")
     verify.add_argument("model_id")
     verify.add_argument("--out", default="model-check", help="where to keep the verified files")
+    verify.add_argument(
+        "--public-key-sha256",
+        help="the SHA-256 the key's public key must have (the functions' bundled anchor); default: as KMS shows it",
+    )
     cloud_options(verify)
     refusal_answers(verify, RolloutRefused, "REFUSED")
     verify.set_defaults(func=_verify_model)

@@ -1,6 +1,7 @@
 """The composition root: each function's domain objects, wired once per execution environment from its frozen
-settings (mlvault.config) and the files bundled with its code. The only place boto3 clients are made for the
-library; handlers call one builder and one method."""
+settings (mlvault.config) and the files bundled with its code (the trust anchors: whom the model functions trust,
+mlvault.trust.anchors). The only place boto3 clients are made for the library; handlers call one builder and one
+method."""
 
 from __future__ import annotations
 
@@ -14,18 +15,22 @@ from mlvault.config import (
     IngestSettings,
     PipelineSettings,
     ReconcileSettings,
+    RevokeSettings,
     RollbackSettings,
     RolloutSettings,
     TriggerSettings,
     bundled,
 )
 from mlvault.ledger import Ledger
+from mlvault.trust.anchors import TrustAnchors, load_anchors
+from mlvault.wiring import Bundle
 
 if TYPE_CHECKING:  # each builder imports its own domain: a function loads only what it runs (lean cold starts)
     from mlvault.ingest.reconcile import Reconciler
     from mlvault.ingest.review import Reviewer
     from mlvault.ingest.verify import Destinations, Verifier
     from mlvault.rollback.responder import Rollback
+    from mlvault.rollback.revocation import Revocation
     from mlvault.rollout.canary import Rollout
     from mlvault.training.pipeline import Pipeline
 
@@ -103,8 +108,13 @@ def default_reconciler() -> Reconciler:
 # --- models ----------------------------------------------------------------------------------------------
 
 
-@cache
-def default_pipeline() -> Pipeline:
+def anchors(stage: str) -> TrustAnchors:
+    """The trust anchors bundled with this function's code (TrustAnchorError when missing, malformed or of another
+    stage: fail closed)."""
+    return load_anchors(bundled(Bundle.ANCHORS), stage=stage)
+
+
+def _pipeline(*, signing: bool) -> Pipeline:
     from mlvault.training.gates import Gates
     from mlvault.training.params import TrainingParams
     from mlvault.training.pipeline import Pipeline, PipelineConfig
@@ -115,11 +125,33 @@ def default_pipeline() -> Pipeline:
         ledger_table=s.ledger_table,
         registry_table=s.registry_table,
         contracts_dir=bundled(s.contracts_dir),
-        signing_key_arn=s.signing_key_arn,
         gates=Gates.from_config(json.loads(s.gates_json)),
         params=TrainingParams(**json.loads(s.training_json)),
+        signing_key=anchors(s.stage).model_signing_key if signing else None,
+        stage=s.stage,
+        alert_topic_arn=s.alert_topic_arn,
     )
-    return Pipeline(s3=boto3.client("s3"), dynamodb=boto3.client("dynamodb"), kms=boto3.client("kms"), config=config)
+    kms = boto3.client("kms", region_name=config.signing_key.region) if config.signing_key else boto3.client("kms")
+    return Pipeline(
+        s3=boto3.client("s3"),
+        dynamodb=boto3.client("dynamodb"),
+        kms=kms,
+        config=config,
+        events=boto3.client("events"),
+        sns=boto3.client("sns"),
+    )
+
+
+@cache
+def default_pipeline() -> Pipeline:
+    """The pipeline function's steps (train, evaluate, register, the end of a failed run): no signing key."""
+    return _pipeline(signing=False)
+
+
+@cache
+def default_sign_step() -> Pipeline:
+    """The sign function's step: signs with the bundled model-signing key only."""
+    return _pipeline(signing=True)
 
 
 @cache
@@ -127,48 +159,96 @@ def default_rollout() -> Rollout:
     from mlvault.rollout.canary import Rollout, RolloutConfig, canary_from_json
 
     s = RolloutSettings.from_env()
+    trusted = anchors(s.stage)
     config = RolloutConfig(
         function_name=s.serve_function,
         alias=s.serve_alias,
-        signing_key_arn=s.signing_key_arn,
+        signing_key=trusted.model_signing_key,
         canary=canary_from_json(s.canary_json),
-        alarms=tuple(a for a in s.alarms.split(",") if a),
+        alarms=trusted.canary_alarms,
         registry_table=s.registry_table,
+        stage=s.stage,
+        alert_topic_arn=s.alert_topic_arn,
     )
     return Rollout(
         s3=boto3.client("s3"),
-        kms=boto3.client("kms"),
+        kms=boto3.client("kms", region_name=trusted.model_signing_key.region),
         lambda_client=boto3.client("lambda"),
         cloudwatch=boto3.client("cloudwatch"),
         dynamodb=boto3.client("dynamodb"),
         config=config,
         stepfunctions=boto3.client("stepfunctions"),
+        events=boto3.client("events"),
+        sns=boto3.client("sns"),
     )
 
 
-@cache
-def default_rollback() -> Rollback:
+def _rollback(
+    *,
+    stage: str,
+    serve_function: str,
+    serve_alias: str,
+    registry_table: str,
+    alert_topic_arn: str,
+    cooldown_seconds: int,
+    with_alarms: bool,
+) -> Rollback:
     from mlvault.rollback.responder import Rollback, RollbackConfig
 
-    s = RollbackSettings.from_env()
+    trusted = anchors(stage)
     config = RollbackConfig(
-        function_name=s.serve_function,
-        alias=s.serve_alias,
-        signing_key_arn=s.signing_key_arn,
-        registry_table=s.registry_table,
-        ledger_table=s.ledger_table,
-        alert_topic_arn=s.alert_topic_arn,
-        cooldown_seconds=s.cooldown_seconds,
+        function_name=serve_function,
+        alias=serve_alias,
+        signing_key=trusted.model_signing_key,
+        registry_table=registry_table,
+        alert_topic_arn=alert_topic_arn,
+        cooldown_seconds=cooldown_seconds,
+        rollback_alarms=trusted.rollback_alarms,
+        stage=stage,
     )
     return Rollback(
         s3=boto3.client("s3"),
-        kms=boto3.client("kms"),
+        kms=boto3.client("kms", region_name=trusted.model_signing_key.region),
         lambda_client=boto3.client("lambda"),
         events=boto3.client("events"),
         sns=boto3.client("sns"),
         dynamodb=boto3.client("dynamodb"),
         config=config,
+        cloudwatch=boto3.client("cloudwatch") if with_alarms else None,
     )
+
+
+@cache
+def default_rollback() -> Rollback:
+    """The rollback function: the stage's own alarms, judged by CloudWatch."""
+    s = RollbackSettings.from_env()
+    return _rollback(
+        stage=s.stage,
+        serve_function=s.serve_function,
+        serve_alias=s.serve_alias,
+        registry_table=s.registry_table,
+        alert_topic_arn=s.alert_topic_arn,
+        cooldown_seconds=s.cooldown_seconds,
+        with_alarms=True,
+    )
+
+
+@cache
+def default_revocation() -> Revocation:
+    """The revoke function: a key's revocation and its blast radius (rolls back only what it revoked)."""
+    from mlvault.rollback.revocation import Revocation
+
+    s = RevokeSettings.from_env()
+    rollback = _rollback(
+        stage=s.stage,
+        serve_function=s.serve_function,
+        serve_alias=s.serve_alias,
+        registry_table=s.registry_table,
+        alert_topic_arn=s.alert_topic_arn,
+        cooldown_seconds=0,
+        with_alarms=False,
+    )
+    return Revocation(rollback=rollback, ledger=Ledger(boto3.client("dynamodb"), s.ledger_table))
 
 
 @cache

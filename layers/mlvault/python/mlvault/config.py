@@ -1,6 +1,8 @@
 """Frozen runtime settings of a Lambda function, read once from its environment (set by infra/ from cdk.json).
 
 The last step of the one settings path: cdk.json -> typed settings -> construct props -> env vars -> here.
+Settings name resources and tune behaviour; they never decide whom to trust: the model-signing key and mlvault's
+own alarms come from the trust anchors bundled with the code (mlvault.trust.anchors).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from functools import cache
 from pathlib import Path
 from typing import ClassVar
 
-from mlvault.errors import ServeReason
 from mlvault.wiring import Env
 
 
@@ -111,9 +112,9 @@ class PipelineSettings(_FromEnv):
     ledger_table: str
     registry_table: str
     contracts_dir: str
-    signing_key_arn: str
     gates_json: str
     training_json: str
+    alert_topic_arn: str  # where a refused signing key is announced
 
     ENV: ClassVar[dict[str, str]] = {
         "stage": Env.STAGE,
@@ -121,9 +122,9 @@ class PipelineSettings(_FromEnv):
         "ledger_table": Env.LEDGER_TABLE,
         "registry_table": Env.REGISTRY_TABLE,
         "contracts_dir": Env.CONTRACTS_DIR,
-        "signing_key_arn": Env.SIGNING_KEY_ARN,
         "gates_json": Env.MODEL_GATES,
         "training_json": Env.TRAINING_PARAMS,
+        "alert_topic_arn": Env.ALERT_TOPIC_ARN,
     }
 
 
@@ -132,19 +133,17 @@ class RolloutSettings(_FromEnv):
     stage: str
     serve_function: str
     serve_alias: str
-    signing_key_arn: str
     canary_json: str
-    alarms: str  # comma-separated alarm names checked between canary steps
     registry_table: str
+    alert_topic_arn: str  # where a refused signing key is announced
 
     ENV: ClassVar[dict[str, str]] = {
         "stage": Env.STAGE,
         "serve_function": Env.SERVE_FUNCTION,
         "serve_alias": Env.SERVE_ALIAS,
-        "signing_key_arn": Env.SIGNING_KEY_ARN,
         "canary_json": Env.CANARY_STEPS,
-        "alarms": Env.SERVING_ALARMS,
         "registry_table": Env.REGISTRY_TABLE,
+        "alert_topic_arn": Env.ALERT_TOPIC_ARN,
     }
 
 
@@ -163,29 +162,14 @@ class TriggerSettings(_FromEnv):
     }
 
 
-class SigningKeyNotPinnedError(SettingsError):
-    """The model-signing key is not named by a KMS key ARN (an alias, an alias ARN or a bare key id): an alias can
-    be repointed to another key, so it pins nothing. `stage` names the function's stage for the refusal metric."""
-
-    reason = ServeReason.SIGNING_KEY_NOT_PINNED
-
-    def __init__(self, detail: str, *, stage: str) -> None:
-        super().__init__(f"{self.reason}: {detail}")
-        self.detail = detail
-        self.stage = stage
-
-
-_KMS_KEY_ARN = re.compile(
-    r"arn:aws(?:-[a-z]+)*:kms:[a-z]{2}(?:-[a-z]+)+-\d:\d{12}:key/(?:mrk-[0-9a-f]{32}|[0-9a-f-]{36})"
-)
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
 class ServeSettings(_FromEnv):
     """The serving function's published version, pinned to one model (set by the deploy step before it publishes
-    the version): the model object's exact S3 version and SHA-256, its signature's exact version, the KMS key that
-    signed it (a key ARN) and its registry id (for the revocation check)."""
+    the version): the model object's exact S3 version and SHA-256, its signature's exact version and its registry
+    id (for the revocation check). The key that must have signed it is not a setting: it is the bundled anchor."""
 
     stage: str
     model_bucket: str
@@ -194,7 +178,6 @@ class ServeSettings(_FromEnv):
     model_digest: str
     signature_key: str
     signature_version: str
-    signing_key_arn: str
     registry_table: str
     model_id: str
 
@@ -206,25 +189,12 @@ class ServeSettings(_FromEnv):
         "model_digest": Env.MODEL_DIGEST,
         "signature_key": Env.SIGNATURE_KEY,
         "signature_version": Env.SIGNATURE_VERSION,
-        "signing_key_arn": Env.SIGNING_KEY_ARN,
         "registry_table": Env.REGISTRY_TABLE,
         "model_id": Env.MODEL_ID,
     }
 
     def __post_init__(self) -> None:
-        arn, env = self.signing_key_arn, self.ENV
-        if not _KMS_KEY_ARN.fullmatch(arn):
-            if arn.startswith("alias/") or ":alias/" in arn:
-                got = f"the alias {arn!r}: an alias can be repointed to another key"
-            elif arn.startswith("arn:"):
-                got = f"{arn!r}"
-            else:
-                got = f"{arn!r}, a key id without region and account"
-            raise SigningKeyNotPinnedError(
-                f"{env['signing_key_arn']}: expected a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>), "
-                f"got {got}",
-                stage=self.stage,
-            )
+        env = self.ENV
         if not _SHA256_HEX.fullmatch(self.model_digest):
             raise SettingsError(
                 f"{env['model_digest']}: expected 64 lowercase hex digits (SHA-256), got {self.model_digest!r}"
@@ -242,9 +212,7 @@ class RollbackSettings(_FromEnv):
     stage: str
     serve_function: str
     serve_alias: str
-    signing_key_arn: str
     registry_table: str
-    ledger_table: str
     alert_topic_arn: str
     cooldown_seconds: int
 
@@ -252,11 +220,31 @@ class RollbackSettings(_FromEnv):
         "stage": Env.STAGE,
         "serve_function": Env.SERVE_FUNCTION,
         "serve_alias": Env.SERVE_ALIAS,
-        "signing_key_arn": Env.SIGNING_KEY_ARN,
+        "registry_table": Env.REGISTRY_TABLE,
+        "alert_topic_arn": Env.ALERT_TOPIC_ARN,
+        "cooldown_seconds": Env.ROLLBACK_COOLDOWN_SECONDS,
+    }
+
+
+@dataclass(frozen=True)
+class RevokeSettings(_FromEnv):
+    """The revoke function: records a producer key's revocation and handles its blast radius (the ledger's
+    accepted files, the registry's models, the serving alias)."""
+
+    stage: str
+    serve_function: str
+    serve_alias: str
+    registry_table: str
+    ledger_table: str
+    alert_topic_arn: str
+
+    ENV: ClassVar[dict[str, str]] = {
+        "stage": Env.STAGE,
+        "serve_function": Env.SERVE_FUNCTION,
+        "serve_alias": Env.SERVE_ALIAS,
         "registry_table": Env.REGISTRY_TABLE,
         "ledger_table": Env.LEDGER_TABLE,
         "alert_topic_arn": Env.ALERT_TOPIC_ARN,
-        "cooldown_seconds": Env.ROLLBACK_COOLDOWN_SECONDS,
     }
 
 

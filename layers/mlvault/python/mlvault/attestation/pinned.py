@@ -4,13 +4,15 @@
 record must be intact, signed with the pinned key and covered by the signature, and in an allowed status.
 
 A `ModelPin` names a model exactly: the artifact's S3 object version and SHA-256, its signature's object version,
-the KMS key that must have signed it and its registry id. `attest` fails closed, in this order (bound, then
+the KMS key that must have signed it (the bundled anchor, mlvault.trust.anchors: its ARN and the SHA-256 of its
+public key) and its registry id. `attest` fails closed, in this order (bound, then
 verify, then parse; GUIDE.md section 3):
   the signature's pinned version (absent: MODEL_UNSIGNED), at most openssf.MAX_SIGNATURE_BYTES
   -> the artifact's pinned version, streamed into the caller's folder through SHA-256, at most `max_model_bytes`,
      compared with the pinned digest (S3 returning another version: MODEL_VERSION_MISMATCH)
-  -> the pinned KMS key's public key (deleted, disabled, pending deletion or not ECC_NIST_P256:
-     SIGNING_KEY_UNUSABLE) -> openssf.verify_model (its reason codes pass through unchanged)
+  -> the anchored KMS key's public key (`trusted_public_key`: deleted, disabled, pending deletion or not
+     ECC_NIST_P256: SIGNING_KEY_UNUSABLE; a public key whose SHA-256 is not the anchored one:
+     SIGNING_KEY_NOT_TRUSTED) -> openssf.verify_model (its reason codes pass through unchanged)
   -> the signature covers exactly the pinned digest, and its signed statement names the pinned model id (the sign
      step signs {"mlvault": {"model_id": ...}}: a signed artifact cannot pass for another model, whose registry
      record and revocation would then not apply).
@@ -32,6 +34,7 @@ from botocore.exceptions import ClientError
 
 from mlvault.attestation import openssf
 from mlvault.errors import (
+    AnchorReason,
     AttestationError,
     ModelReason,
     ModelVerificationError,
@@ -39,6 +42,7 @@ from mlvault.errors import (
     RolloutRefused,
     ServeReason,
 )
+from mlvault.trust.anchors import SigningKey
 
 MAX_MODEL_BYTES = 50 * 1024 * 1024
 CHUNK_BYTES = 1024 * 1024
@@ -56,7 +60,11 @@ class ModelPin:
     artifact_digest: str
     signature_key: str
     signature_version: str
-    signing_key_arn: str
+    signing_key: SigningKey
+
+    @property
+    def signing_key_arn(self) -> str:
+        return self.signing_key.arn
 
 
 @dataclass(frozen=True)
@@ -109,13 +117,13 @@ def attest_registered(
     s3: Any,
     kms: Any,
     model: dict[str, Any] | None,
-    signing_key_arn: str,
+    signing_key: SigningKey,
     *,
     statuses: tuple[str, ...] | None = None,
     folder: Path | None = None,
 ) -> Attested:
     """Verify a registered, signed model (`ModelRegistry.model`): the registry record intact, signed with the
-    pinned key, in one of `statuses` if given, then `attest` of the exact versions it names, whose signature must
+    anchored key, in one of `statuses` if given, then `attest` of the exact versions it names, whose signature must
     cover this very record. With `folder`, the verified artifact, its signature and the public key are left there
     (model.json, model.sig, signing-key.pem) for an independent verifier. Raises RolloutRefused."""
     if model is None:
@@ -129,9 +137,10 @@ def attest_registered(
         raise RolloutRefused(
             RolloutReason.RECORD_TAMPERED, f"{model_id}'s registry record changed after it was written"
         )
-    if model.get("signing_key_arn") != signing_key_arn:
+    if model.get("signing_key_arn") != signing_key.arn:
         raise RolloutRefused(
-            RolloutReason.WRONG_SIGNING_KEY, f"signed by {model.get('signing_key_arn')}, pinned {signing_key_arn}"
+            RolloutReason.WRONG_SIGNING_KEY,
+            f"signed by {model.get('signing_key_arn')}, the bundled anchors trust {signing_key.arn}",
         )
     artifact = model["record"]["artifact"]
     pin = ModelPin(
@@ -142,7 +151,7 @@ def attest_registered(
         artifact_digest=artifact["sha256"],
         signature_key=model["signature_key"],
         signature_version=model["signature_version"],
-        signing_key_arn=signing_key_arn,
+        signing_key=signing_key,
     )
     with tempfile.TemporaryDirectory() as scratch:
         try:
@@ -159,6 +168,30 @@ def attest_registered(
     if signed_mlvault(attested.verified.extra).get("record_sha256") != model["record_sha256"]:
         raise RolloutRefused(RolloutReason.RECORD_TAMPERED, "the signed statement does not cover this registry record")
     return attested
+
+
+def trusted_public_key(kms: Any, key: SigningKey, *, refuse: Any = None) -> bytes:
+    """The PEM public key of the anchored model-signing key, as KMS GetPublicKey returns it, once its SHA-256 is
+    the anchored one. Refused (AttestationError, or what `refuse(reason, detail)` builds): SIGNING_KEY_UNUSABLE
+    when KMS refuses the key (not found, Disabled: DisabledException, PendingDeletion: KMSInvalidStateException)
+    or it is not an ECC_NIST_P256 SIGN_VERIFY key; SIGNING_KEY_NOT_TRUSTED when its public key is another than
+    the anchored one. Transient and access errors propagate unchanged (not verdicts)."""
+    refuse = refuse or AttestationError
+    try:
+        pem = openssf.kms_public_key_pem(kms, key.arn)
+    except ClientError as err:
+        if _error_code(err) in _KEY_UNUSABLE:
+            raise refuse(ServeReason.SIGNING_KEY_UNUSABLE, f"{key.arn}: {_error_code(err)}") from err
+        raise
+    except ValueError as err:  # kms_public_key_pem: not an ECC_NIST_P256 SIGN_VERIFY key
+        raise refuse(ServeReason.SIGNING_KEY_UNUSABLE, f"{key.arn}: {err}") from err
+    if not key.trusts(pem):
+        raise refuse(
+            AnchorReason.SIGNING_KEY_NOT_TRUSTED,
+            f"{key.arn}: its public key has SHA-256 {key.fingerprint_of(pem)}, the bundled anchors trust "
+            f"{key.public_key_sha256}",
+        )
+    return pem
 
 
 def signed_mlvault(extra: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -244,12 +277,4 @@ class _Check:
             )
 
     def public_key(self) -> bytes:
-        arn = self.pin.signing_key_arn
-        try:
-            return openssf.kms_public_key_pem(self._kms, arn)
-        except ClientError as err:
-            if _error_code(err) in _KEY_UNUSABLE:
-                raise self.refuse(ServeReason.SIGNING_KEY_UNUSABLE, f"{arn}: {_error_code(err)}") from err
-            raise
-        except ValueError as err:  # kms_public_key_pem: not an ECC_NIST_P256 SIGN_VERIFY key
-            raise self.refuse(ServeReason.SIGNING_KEY_UNUSABLE, f"{arn}: {err}") from err
+        return trusted_public_key(self._kms, self.pin.signing_key, refuse=self.refuse)

@@ -1,12 +1,16 @@
 """The model registry (DynamoDB, pk/sk): every training run, every registered model, deployment locks.
 
 - `RUN#<run_id>` / `RUN`: every run, winners and losers alike (parameters, manifest and code digests, metrics,
-  artifact digest, gate report, failure).
+  artifact digest, gate report, the model it registered), ending in its outcome: the step it ended at, the
+  reason code and detail (RUN_STATUSES; FINAL_RUN_STATUSES are where a run ends).
 - `MODEL#<dataset>/<n>` / `RECORD`: a registered model. Its `record` is validated against
   model_record.schema.json before it is written (a bad record is refused) and stored as canonical JSON with its
   SHA-256, which the model's signature covers: a record edited after signing no longer matches.
 - `RUNMODEL#<run_id>`: registering is idempotent per run. `COUNTER#<dataset>`: model numbers.
 - `LOCK#<name>`: one deployment at a time, owned by a Step Functions execution (idempotent for its owner).
+- `ONCE#<key>` / `ONCE`: an action done at most once (an alarm's transition rolled back, a revocation handled, a
+  run blocked), with its report and its announcement (mlvault.outbox: written with the report, delivered after
+  it, swept if its writer died in between).
 Status changes are conditional on the statuses they may come from.
 """
 
@@ -22,9 +26,45 @@ from typing import Any
 
 from mlvault.canonical import canonical_json
 from mlvault.errors import ModelRegistryError, RegistryReason
+from mlvault.outbox import Announcement, Outbox, stage
 
 REGISTERED, SIGNED, DEPLOYED = "REGISTERED", "SIGNED", "DEPLOYED"
 ROLLED_BACK, REVOKED, SUPERSEDED = "ROLLED_BACK", "REVOKED", "SUPERSEDED"
+# A run's statuses, in the order a run goes through them; the final ones say how it ended.
+RUN_STARTED, RUN_TRAINED, RUN_GATES_PASSED = "STARTED", "TRAINED", "GATES_PASSED"
+RUN_REGISTERED, RUN_SIGNED, RUN_AWAITING_APPROVAL, RUN_DEPLOYING = (
+    "REGISTERED",
+    "SIGNED",
+    "AWAITING_APPROVAL",
+    "DEPLOYING",
+)
+RUN_DEPLOYED, RUN_ROLLED_BACK, RUN_REVOKED = "DEPLOYED", "ROLLED_BACK", "REVOKED"
+RUN_FAILED, RUN_GATES_FAILED, RUN_REFUSED, RUN_REJECTED = "FAILED", "GATES_FAILED", "REFUSED", "REJECTED"
+RUN_STATUSES = (
+    RUN_STARTED,
+    RUN_TRAINED,
+    RUN_GATES_FAILED,
+    RUN_GATES_PASSED,
+    RUN_REGISTERED,
+    RUN_SIGNED,
+    RUN_AWAITING_APPROVAL,
+    RUN_DEPLOYING,
+    RUN_DEPLOYED,
+    RUN_ROLLED_BACK,
+    RUN_REVOKED,
+    RUN_REFUSED,
+    RUN_REJECTED,
+    RUN_FAILED,
+)
+FINAL_RUN_STATUSES = (
+    RUN_DEPLOYED,
+    RUN_ROLLED_BACK,
+    RUN_REVOKED,
+    RUN_REFUSED,
+    RUN_REJECTED,
+    RUN_FAILED,
+    RUN_GATES_FAILED,
+)
 RECORD_FORMAT = "mlvault.model/v1"
 SCHEMA_FILE = Path(__file__).with_name("model_record.schema.json")
 
@@ -48,6 +88,11 @@ def validate_record(record: dict[str, Any]) -> None:
 
 def record_digest(record: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(record)).hexdigest()
+
+
+def once_key(key: str) -> dict[str, dict[str, str]]:
+    """The primary key of the item of an action done at most once (`claim_once`)."""
+    return {"pk": _s(f"ONCE#{key}"), "sk": _s("ONCE")}
 
 
 def _now() -> str:
@@ -79,6 +124,19 @@ class ModelRegistry:
                 "updated_at": _s(_now()),
             },
         )
+
+    def update_run(
+        self, run_id: str, status: str, *, dataset: str = "", outcome: dict[str, str] | None = None, **fields: Any
+    ) -> None:
+        """Move a run to `status`, merging `fields` into its record; with `outcome` (step, reason, detail), the
+        outcome it ended in (stamped with the time). A run not recorded yet (its first step failed before it
+        wrote) is recorded with `dataset`."""
+        run = self.run(run_id) or {"dataset": dataset}
+        body = {k: v for k, v in run.items() if k not in ("run_id", "status")}
+        body.update(fields)
+        if outcome is not None:
+            body["outcome"] = {"status": status, **outcome, "at": _now()}
+        self.record_run(run_id, dataset=body.get("dataset", dataset), status=status, body=body)
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         item = self._get(f"RUN#{run_id}", "RUN")
@@ -237,6 +295,57 @@ class ModelRegistry:
         except self._db.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    def settle_once(self, key: str, report: dict[str, Any], announcement: Announcement | None = None) -> bool:
+        """Store the report of a claimed action (`claim_once`) and its announcement, in one write. False when the
+        action already has a report (the first one stands)."""
+        update, names, values = "SET #report = :report", {"#report": "report"}, {":report": _s(json.dumps(report))}
+        condition = "attribute_not_exists(#report)"
+        if announcement is not None:
+            staged = stage(announcement)
+            update += f", {staged.update}"
+            names |= staged.names
+            values |= staged.values
+            condition += f" AND {staged.condition}"
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=once_key(key),
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def report_once(self, key: str, report: dict[str, Any], announcement: Announcement, outbox: Outbox) -> bool:
+        """Claim and settle an action whose report is known at once, then deliver its announcement. False when it
+        was claimed before: its first report stands (settled now if its writer died before it could), and what is
+        still pending of its announcement is delivered."""
+        first = self.claim_once(key)
+        if first or self.once_report(key) is None:
+            self.settle_once(key, report, announcement)
+        outbox.deliver(once_key(key))
+        return first
+
+    def once_report(self, key: str) -> dict[str, Any] | None:
+        """The report of a claimed action, None while it has none (claimed, not settled: interrupted or running)."""
+        claim = self.once(key)
+        return None if claim is None else claim["report"]
+
+    def once(self, key: str) -> dict[str, Any] | None:
+        """A claimed action: when it was claimed ("at") and its report (None until settled); None if unclaimed."""
+        item = self._get(f"ONCE#{key}", "ONCE")
+        if item is None:
+            return None
+        report = json.loads(item["report"]["S"]) if "report" in item else None
+        return {"at": item.get("at", {}).get("S", ""), "report": report}
+
+    def outbox(self, *, events: Any, sns: Any) -> Outbox:
+        """The announcements pending on this table's items (reports of actions), delivered through these clients."""
+        return Outbox(self._db, self._table, events=events, sns=sns)
 
     def cooldown(self, name: str, now: datetime, seconds: int) -> bool:
         """Record an action on `name` now unless the last one was less than `seconds` ago (True: go ahead)."""

@@ -1,47 +1,72 @@
-"""Automated rollback: a serving alarm (EventBridge "CloudWatch Alarm State Change" to ALARM) or a key
-revocation takes serving back to the last known good model, without a human.
+"""Automated rollback: a serving alarm's change to ALARM takes serving back to the last known good model, without
+a human. The rollback function believes no event: an event only names an alarm to look at.
 
-- The target is re-verified first (artifact, signature with the pinned key, registry record intact, status
-  SUPERSEDED or DEPLOYED, and the serving version really pins it). With no verified target, serving is left
-  as it is and the alert says so: nothing unverified is ever deployed.
-- Exactly one rollback per alarm event (a conditional write keyed by alarm and state-change time) and at most
-  one per cooldown for a flapping alarm. An alarm during a canary removes the canary's weight at once (the
-  pipeline's own check then stops that deployment: its model is ROLLED_BACK and cannot be promoted).
-- Revocation blast radius: every accepted dataset version signed by the key at or after the revocation's
-  effective time is marked, every model trained on one of them is REVOKED, and a live one is rolled back.
+- Only the stage's own rolling-back alarms act (the bundled anchors' `alarms.rollback`, mlvault.trust.anchors):
+  an event for any other alarm (another application's, or a forged name) is IGNORED and nothing moves.
+- The alarm's real state and history are read from CloudWatch (mlvault.rollout.alarm_history): it acts when the
+  alarm is in ALARM now, or went to ALARM within RECENT_ALARM_SECONDS (a brief alarm); otherwise the event is
+  IGNORED, whatever it claims.
+- Exactly one rollback per real change into ALARM: the once-guard is keyed on the alarm name and the timestamp of
+  that change as CloudWatch reports it, never on the event's fields; and at most one per cooldown for a flapping
+  alarm, except during a canary: removing a canary's weight is never held back by the cooldown.
+- The target is re-verified first (artifact, signature with the anchored key, registry record intact, status
+  SUPERSEDED or DEPLOYED, and the serving version really pins it). With no verified target, serving is left as it
+  is and the alert says so: nothing unverified is ever deployed. An alarm during a canary removes the canary's
+  weight at once (the pipeline's own judgement then stops that deployment).
+- Every outcome is a report stored with its announcement (a `Model Rolled Back` / `Rollback Not Done` event and
+  an SNS alert, mlvault.outbox) on the alarm's once-item of the registry: a failed publish is retried (the
+  function's retry delivers what is pending) or swept (`sweep`, on the function's schedule); never lost.
+
+Key revocations (mlvault.rollback.revocation) use the same rollback, from their own entry point.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mlvault.attestation.pinned import attest_registered
-from mlvault.canonical import ObjectVersion
 from mlvault.errors import RolloutReason, RolloutRefused
-from mlvault.ledger import Ledger
-from mlvault.registry.records import DEPLOYED, REGISTERED, REVOKED, ROLLED_BACK, SIGNED, SUPERSEDED, ModelRegistry
+from mlvault.outbox import Alert, Announcement, Event
+from mlvault.registry.records import (
+    DEPLOYED,
+    REVOKED,
+    ROLLED_BACK,
+    RUN_ROLLED_BACK,
+    SIGNED,
+    SUPERSEDED,
+    ModelRegistry,
+    once_key,
+)
+from mlvault.rollout.alarm_history import ALARM, AlarmHistory
 from mlvault.rollout.canary import model_of_version, serving_alias
+from mlvault.trust.anchors import SigningKey
 from mlvault.wiring import DetailType, Source
+
+RECENT_ALARM_SECONDS = 900  # an alarm back to OK acts if it went to ALARM this recently (CloudWatch's history)
+IN_PROGRESS_SECONDS = 330  # a claim younger than the function's timeout (5 min) may still be running
+SWEEP_GRACE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
 class RollbackConfig:
     function_name: str
     alias: str
-    signing_key_arn: str
+    signing_key: SigningKey  # the bundled anchor
     registry_table: str
-    ledger_table: str
     alert_topic_arn: str
     cooldown_seconds: int
+    rollback_alarms: tuple[str, ...] = ()  # the bundled anchors' alarms.rollback: the only alarms acted on
+    stage: str = ""
     event_bus: str = "default"
 
 
 @dataclass
 class RollbackReport:
-    status: str  # ROLLED_BACK | NO_VERIFIED_TARGET | DUPLICATE | COOLDOWN | NOTHING_LIVE | NOT_LIVE
+    # ROLLED_BACK | NO_VERIFIED_TARGET | DUPLICATE | COOLDOWN | NOTHING_LIVE | NOT_LIVE | IGNORED | INTERRUPTED
+    status: str
     reason: str
     from_model: str | None = None
     from_version: str | None = None
@@ -50,94 +75,115 @@ class RollbackReport:
     refused_targets: dict[str, str] = field(default_factory=dict)
     tainted_files: list[str] = field(default_factory=list)
     revoked_models: list[str] = field(default_factory=list)
+    alarm: str | None = None
+    alarm_at: str | None = None  # the change into ALARM acted on, as CloudWatch reports it
+    revocation: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v not in (None, [], {})}
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RollbackReport:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
 
 class Rollback:
     def __init__(
-        self, *, s3: Any, kms: Any, lambda_client: Any, events: Any, sns: Any, dynamodb: Any, config: RollbackConfig
+        self,
+        *,
+        s3: Any,
+        kms: Any,
+        lambda_client: Any,
+        events: Any,
+        sns: Any,
+        dynamodb: Any,
+        config: RollbackConfig,
+        cloudwatch: Any = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._s3 = s3
         self._kms = kms
         self._lambda = lambda_client
-        self._events = events
-        self._sns = sns
         self._c = config
+        self._clock = clock or (lambda: datetime.now(UTC))
         self.registry = ModelRegistry(dynamodb, config.registry_table)
-        self._ledger = Ledger(dynamodb, config.ledger_table)
+        self.outbox = self.registry.outbox(events=events, sns=sns)
+        self._alarms = AlarmHistory(cloudwatch) if cloudwatch is not None else None
 
     # --- alarms -------------------------------------------------------------------------------------------
 
-    def on_alarm(self, event: dict[str, Any], now: datetime | None = None) -> RollbackReport:
-        detail = event["detail"]
-        if detail["state"]["value"] != "ALARM":
-            return RollbackReport("IGNORED", f"{detail['alarmName']} is {detail['state']['value']}")
-        alarm = detail["alarmName"]
-        reason = f"alarm {alarm}: {detail['state'].get('reason', '')}"[:500]
-        once = f"{alarm}@{detail['state'].get('timestamp') or event.get('time')}"
-        if not self.registry.claim_once(f"ALARM#{once}"):
-            return RollbackReport("DUPLICATE", f"{once} was already handled")
-        now = now or datetime.now(UTC)
-        if not self.registry.cooldown(self._c.alias, now, self._c.cooldown_seconds):
-            report = RollbackReport("COOLDOWN", f"{reason}; a rollback ran less than {self._c.cooldown_seconds}s ago")
-            self._announce(report)
-            return report
-        return self._roll_back(reason)
-
-    # --- revocation ---------------------------------------------------------------------------------------
-
-    def on_revocation(self, key_id: str, effective_at: str) -> RollbackReport:
-        tainted = self._taint_files(key_id, effective_at)
-        versions = {v for f in tainted for v in f["versions"]}
-        revoked = []
-        live_model, _, _ = self._live()
-        for model in self.registry.models():
-            if model["status"] == REVOKED or not any(
-                _lineage_versions(e) & versions for e in model["record"]["lineage"]
-            ):
-                continue
-            revoked.append(model["model_id"])
-            self.registry.set_status(
-                model["model_id"],
-                REVOKED,
-                allowed_from=(REGISTERED, SIGNED, DEPLOYED, SUPERSEDED, ROLLED_BACK),
-                note=f"trained on data signed by revoked key {key_id}",
-                revoked_reason=f"key {key_id} revoked from {effective_at}",
-            )
-        reason = f"key {key_id} revoked from {effective_at}"
-        if live_model in revoked:
-            report = self._roll_back(reason, already_revoked=True)
+    def on_alarm(self, event: Any) -> RollbackReport:
+        """Act on an alarm event, judged by CloudWatch's own account of the alarm (the event only names it)."""
+        detail = event.get("detail") if isinstance(event, dict) else None
+        name = detail.get("alarmName") if isinstance(detail, dict) else None
+        if not isinstance(name, str) or name not in self._c.rollback_alarms:
+            return RollbackReport("IGNORED", f"{name!r} is not one of this stage's rolling-back alarms", alarm=name)
+        if self._alarms is None:
+            raise ValueError("judging an alarm needs a CloudWatch client")
+        real = self._alarms.latest_alarm(name)
+        if real is None:
+            return RollbackReport("IGNORED", f"CloudWatch has no alarm {name!r}", alarm=name)
+        now = self._clock()
+        last = real.last_alarm
+        if real.state == ALARM:
+            at = last.at if last is not None else real.updated_at
+        elif last is not None and now - last.at <= timedelta(seconds=RECENT_ALARM_SECONDS):
+            at = last.at  # a brief alarm, over by now: still acted on
         else:
-            report = RollbackReport("NOT_LIVE", f"{reason}; no live model was trained on its data")
-            self._announce(report)
-        report.tainted_files = sorted(f["lake_uri"] for f in tainted)
-        report.revoked_models = revoked
+            when = f"last at {last.at.isoformat()}" if last else "never"
+            return RollbackReport(
+                "IGNORED", f"CloudWatch has {name} in {real.state}, in ALARM {when}: nothing to act on", alarm=name
+            )
+        once = f"ALARM#{name}@{at.isoformat()}"
+        context = {"alarm": name, "alarm_at": at.isoformat()}
+        if not self.registry.claim_once(once):
+            return self._again(once, now, **context)
+        reason = f"alarm {name} (in ALARM at {at.isoformat()}, per CloudWatch)"
+        _, _, canary = self._live()
+        if canary is None and not self.registry.cooldown(self._c.alias, now, self._c.cooldown_seconds):
+            report = RollbackReport(
+                "COOLDOWN", f"{reason}; a rollback ran less than {self._c.cooldown_seconds}s ago", **context
+            )
+        else:
+            report = self.roll_back(reason)
+            report.alarm, report.alarm_at = name, at.isoformat()
+        self._settle(once, report)
         return report
 
-    def _taint_files(self, key_id: str, effective_at: str) -> list[dict[str, Any]]:
-        """Mark the accepted dataset versions the key signed at or after the effective time."""
-        cutoff = datetime.fromisoformat(effective_at.replace("Z", "+00:00"))
-        tainted = []
-        for record in list(self._ledger.accepted_signed_by(key_id)):
-            a = record.attributes
-            if datetime.fromisoformat(a["uploaded_at"]) < cutoff:
-                continue
-            lake = ObjectVersion(a["lake_bucket"], a["lake_key"], a["lake_version"])
-            self._ledger.taint(record, by=f"{key_id} (revoked from {effective_at})")
-            ingest = ObjectVersion(record.bucket, record.key, record.version_id)
-            tainted.append({"lake_uri": lake.uri, "versions": {lake, ingest}})
-        return tainted
+    def _again(self, once: str, now: datetime, **context: Any) -> RollbackReport:
+        """The alarm's change was claimed before: its report stands (what is pending of it is delivered now); a
+        claim left without a report by an attempt that died is reported INTERRUPTED."""
+        claim = self.registry.once(once) or {"at": "", "report": None}
+        if claim["report"] is not None:
+            self.outbox.deliver(once_key(once))
+            return RollbackReport(
+                "DUPLICATE", f"{once} was already handled: {claim['report'].get('status')}", **context
+            )
+        claimed = datetime.fromisoformat(claim["at"]) if claim["at"] else now
+        if now - claimed < timedelta(seconds=IN_PROGRESS_SECONDS):
+            return RollbackReport("DUPLICATE", f"{once} is being handled", **context)
+        live_model, live_version, canary = self._live()
+        report = RollbackReport(
+            "INTERRUPTED",
+            f"{once}: an earlier attempt claimed it and did not finish; serving is now version {live_version} "
+            f"({live_model}){', canary ' + canary if canary else ''}: check it",
+            **context,
+        )
+        self._settle(once, report)
+        return report
+
+    def sweep(self) -> dict[str, list[str]]:
+        """Deliver every announcement of the registry still pending after SWEEP_GRACE (its writer died)."""
+        swept = self.outbox.sweep(grace=SWEEP_GRACE)
+        return {"delivered": swept.delivered, "pending": swept.pending}
 
     # --- the rollback itself ------------------------------------------------------------------------------
 
-    def _roll_back(self, reason: str, *, already_revoked: bool = False) -> RollbackReport:
+    def roll_back(self, reason: str, *, already_revoked: bool = False) -> RollbackReport:
+        """Move serving back to the newest verified good model (during a canary: drop the canary's weight)."""
         live_model, live_version, canary_version = self._live()
         if live_model is None:
-            report = RollbackReport("NOTHING_LIVE", f"{reason}; nothing is serving")
-            self._announce(report)
-            return report
+            return RollbackReport("NOTHING_LIVE", f"{reason}; nothing is serving")
         bad_version = canary_version or live_version
         bad_model = self._model_of(bad_version)
         refused: dict[str, str] = {}
@@ -150,15 +196,13 @@ class Rollback:
                 if target:
                     break
         if target is None:
-            report = RollbackReport(
+            return RollbackReport(
                 "NO_VERIFIED_TARGET",
                 f"{reason}; no verified good model to roll back to: serving left as is",
                 from_model=bad_model,
                 from_version=bad_version,
                 refused_targets=refused,
             )
-            self._announce(report)
-            return report
         to_model, to_version = target
         self._lambda.update_alias(
             FunctionName=self._c.function_name,
@@ -175,13 +219,15 @@ class Rollback:
                 note=reason,
                 rollback_reason=reason,
             )
+            self._run_of(bad_model, reason)
         if to_model != live_model or canary_version is None:
             self.registry.set_status(
                 to_model, DEPLOYED, allowed_from=(SUPERSEDED, DEPLOYED), note=f"rollback: {reason}"
             )
-        report = RollbackReport("ROLLED_BACK", reason, bad_model, bad_version, to_model, to_version, refused)
-        self._announce(report)
-        return report
+        return RollbackReport("ROLLED_BACK", reason, bad_model, bad_version, to_model, to_version, refused)
+
+    def live(self) -> tuple[str | None, str | None, str | None]:
+        return self._live()
 
     def _live(self) -> tuple[str | None, str | None, str | None]:
         """(model id of the stable version, stable version, canary version or None)."""
@@ -194,6 +240,18 @@ class Rollback:
 
     def _model_of(self, version: str | None) -> str | None:
         return model_of_version(self._lambda, self._c.function_name, version)
+
+    def _run_of(self, model_id: str, reason: str) -> None:
+        """The run that produced a model rolled back after it deployed ends ROLLED_BACK (once it was DEPLOYED)."""
+        model = self.registry.model(model_id) or {}
+        run = self.registry.run(model.get("run_id", "")) if model.get("run_id") else None
+        if run is not None and run["status"] in ("DEPLOYED", "DEPLOYING"):
+            outcome = {
+                "step": "serving" if run["status"] == "DEPLOYED" else "canary",
+                "reason": "ALARM",
+                "detail": reason,
+            }
+            self.registry.update_run(run["run_id"], RUN_ROLLED_BACK, outcome=outcome)
 
     def _candidates(self, exclude: str | None) -> list[dict[str, Any]]:
         """Earlier good models, the most recently served first (by serving version): deployed once, not rolled
@@ -213,7 +271,7 @@ class Rollback:
                 self._s3,
                 self._kms,
                 self.registry.model(model_id),
-                self._c.signing_key_arn,
+                self._c.signing_key,
                 statuses=(SUPERSEDED, DEPLOYED),
             )
         except RolloutRefused as err:
@@ -224,26 +282,30 @@ class Rollback:
             return None
         return model_id, version
 
-    def _announce(self, report: RollbackReport) -> None:
-        detail = report.to_json()
+    # --- announcing ---------------------------------------------------------------------------------------
+
+    def _settle(self, once: str, report: RollbackReport) -> None:
+        """Store the report with its announcement, then deliver it (AnnouncementPending: retried, or swept)."""
+        self.registry.settle_once(once, report.to_json(), self.announcement(once, report))
+        self.outbox.deliver(once_key(once))
+
+    def announcement(self, once: str, report: RollbackReport, detail_type: str | None = None) -> Announcement:
+        detail = {"stage": self._c.stage, **report.to_json()}
         rolled_back = report.status == "ROLLED_BACK"
-        self._events.put_events(
-            Entries=[
-                {
-                    "Source": Source.MODELS,
-                    "DetailType": DetailType.MODEL_ROLLED_BACK if rolled_back else DetailType.ROLLBACK_NOT_DONE,
-                    "Detail": json.dumps(detail),
-                    "EventBusName": self._c.event_bus,
-                }
-            ]
+        return Announcement.of(
+            kind="rollback",
+            subject=once,
+            event=Event(
+                source=Source.MODELS,
+                detail_type=detail_type
+                or (DetailType.MODEL_ROLLED_BACK if rolled_back else DetailType.ROLLBACK_NOT_DONE),
+                detail=detail,
+                bus=self._c.event_bus,
+            ),
+            alert=Alert(
+                topic_arn=self._c.alert_topic_arn,
+                subject=f"mlvault {self._c.stage}: rollback {report.status}",
+                message=detail,
+                attributes={"stage": self._c.stage, "status": report.status},
+            ),
         )
-        self._sns.publish(
-            TopicArn=self._c.alert_topic_arn,
-            Subject=f"mlvault: rollback {report.status}"[:100],
-            Message=json.dumps(detail, indent=2),
-        )
-
-
-def _lineage_versions(entry: dict[str, Any]) -> set[ObjectVersion]:
-    """The object versions a lineage entry names (its lake version and the ingest versions it was accepted from)."""
-    return {ObjectVersion.parse(uri) for uri in [entry["lake_uri"], *entry["ingest"]]}

@@ -3,20 +3,44 @@ in canary steps; rolled back on any serving alarm. One deployment at a time (a r
 Step Functions execution, so a retried step is harmless).
 
 The serving function's *version* carries the pins (environment variables naming the artifact's version id and
-digest, the signature object and the pinned KMS key ARN), and the serving function attests them itself before
-it serves (mlvault.serving.loader). Here, before anything is published, the artifact and its signature are
-verified with the pinned key, and the registry record must still hash to the digest the signature covers.
+digest and the signature object), and the serving function attests them itself before it serves
+(mlvault.serving.loader), with the key of its own bundled anchors. Here, before anything is published, the
+artifact and its signature are verified with the anchored key (mlvault.trust.anchors: whatever the environment
+says), and the registry record must still hash to the digest the signature covers.
+
+The canary's judgement: each step is judged by the history of the anchored canary alarms over the whole canary,
+from the moment it first took traffic to the check (mlvault.rollout.alarm_history): an alarm that went to ALARM
+and back to OK during a bake still rolls the candidate back, and so does an anchored alarm that does not exist.
+Promotion judges once more, up to the moment it moves the alias. The run record follows (DEPLOYING, DEPLOYED,
+ROLLED_BACK, REFUSED, each with its step and reason).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from mlvault.attestation.key_alerts import blocked, is_key_refusal
 from mlvault.attestation.pinned import attest_registered
 from mlvault.errors import ModelRegistryError, RolloutReason, RolloutRefused
-from mlvault.registry.records import DEPLOYED, REVOKED, ROLLED_BACK, SIGNED, SUPERSEDED, ModelRegistry
+from mlvault.registry.records import (
+    DEPLOYED,
+    REVOKED,
+    ROLLED_BACK,
+    RUN_AWAITING_APPROVAL,
+    RUN_DEPLOYED,
+    RUN_DEPLOYING,
+    RUN_REFUSED,
+    RUN_REJECTED,
+    RUN_ROLLED_BACK,
+    SIGNED,
+    SUPERSEDED,
+    ModelRegistry,
+)
+from mlvault.rollout.alarm_history import AlarmHistory
+from mlvault.trust.anchors import SigningKey
 from mlvault.wiring import Env
 
 LOCK = "serving"
@@ -26,14 +50,20 @@ class DeploymentLocked(Exception):
     """Another deployment holds the lock (Step Functions retries on this name)."""
 
 
+class CanaryAlarmed(Exception):
+    """An anchored alarm was in ALARM during the canary, seen when promoting: the state machine rolls back."""
+
+
 @dataclass(frozen=True)
 class RolloutConfig:
     function_name: str
     alias: str
-    signing_key_arn: str
+    signing_key: SigningKey  # the bundled anchor (mlvault.trust.anchors)
     canary: tuple[tuple[int, int], ...]  # (percent, wait seconds) per step before 100%
-    alarms: tuple[str, ...]
+    alarms: tuple[str, ...]  # the bundled canary alarms
     registry_table: str
+    stage: str = ""
+    alert_topic_arn: str = ""  # where a refused signing key is announced
 
 
 class Rollout:
@@ -47,6 +77,9 @@ class Rollout:
         dynamodb: Any,
         config: RolloutConfig,
         stepfunctions: Any = None,
+        events: Any = None,
+        sns: Any = None,
+        clock: Any = None,
     ):
         self._s3 = s3
         self._kms = kms
@@ -54,7 +87,10 @@ class Rollout:
         self._cw = cloudwatch
         self._sfn = stepfunctions
         self._c = config
+        self._clock = clock or (lambda: datetime.now(UTC))
         self.registry = ModelRegistry(dynamodb, config.registry_table)
+        self._outbox = self.registry.outbox(events=events, sns=sns)
+        self._alarms = AlarmHistory(cloudwatch)
 
     def prepare(self, state: dict[str, Any], owner: str) -> dict[str, Any]:
         holder = self.registry.acquire_lock(LOCK, owner, is_stale=self._ended)
@@ -63,8 +99,9 @@ class Rollout:
         model = self.registry.model(state["model_id"])
         try:
             self._attest(model)
-        except RolloutRefused:
+        except RolloutRefused as err:
             self.registry.release_lock(LOCK, owner)
+            self._refused(state, model, err)
             raise
         record = model["record"]
         pins = {
@@ -75,10 +112,10 @@ class Rollout:
             Env.MODEL_DIGEST: record["artifact"]["sha256"],
             Env.SIGNATURE_KEY: model["signature_key"],
             Env.SIGNATURE_VERSION: model["signature_version"],
-            Env.SIGNING_KEY_ARN: self._c.signing_key_arn,
         }
         current = self._lambda.get_function_configuration(FunctionName=self._c.function_name)
         env = {**current.get("Environment", {}).get("Variables", {}), **pins}
+        env.pop(Env.SIGNING_KEY_ARN, None)  # serving trusts its bundled anchor; a key named here would mislead
         self._lambda.update_function_configuration(FunctionName=self._c.function_name, Environment={"Variables": env})
         self._lambda.get_waiter("function_updated_v2").wait(FunctionName=self._c.function_name)
         version = self._lambda.publish_version(FunctionName=self._c.function_name, Description=model["model_id"])[
@@ -87,12 +124,18 @@ class Rollout:
         previous = self._live_version()
         if previous is None:
             self._lambda.create_alias(FunctionName=self._c.function_name, Name=self._c.alias, FunctionVersion=version)
+        self._run(model, RUN_DEPLOYING, model_id=model["model_id"], serving_version=version)
         return {**state, "rollout": {"version": version, "previous": previous, "step": 0, "done": False}}
 
     def request_approval(self, state: dict[str, Any], token: str) -> dict[str, Any]:
         """Park a signed model for a human (the execution waits on `token`); `mlvault models approve` resumes."""
         model = self.registry.model(state["model_id"])
-        attest_registered(self._s3, self._kms, model, self._c.signing_key_arn, statuses=(SIGNED,))
+        try:
+            attest_registered(self._s3, self._kms, model, self._c.signing_key, statuses=(SIGNED,))
+        except RolloutRefused as err:
+            self._refused(state, model, err, step="approval")
+            raise
+        self._run(model, RUN_AWAITING_APPROVAL)
         self.registry.set_status(
             state["model_id"],
             SIGNED,
@@ -110,21 +153,27 @@ class Rollout:
         percent, wait = self._c.canary[r["step"]]
         note = f"canary {percent}% on version {r['version']}"
         self._still_deployable(state["model_id"], SIGNED, allowed_from=(SIGNED,), note=note)
+        since = r.get("since") or self._clock().isoformat()  # judged from before its first traffic
         self._lambda.update_alias(
             FunctionName=self._c.function_name,
             Name=self._c.alias,
             FunctionVersion=r["previous"],
             RoutingConfig={"AdditionalVersionWeights": {r["version"]: percent / 100}},
         )
-        return {**state, "rollout": {**r, "step": r["step"] + 1, "percent": percent, "wait_seconds": wait}}
+        step = {"step": r["step"] + 1, "percent": percent, "wait_seconds": wait, "since": since}
+        return {**state, "rollout": {**r, **step}}
 
     def check(self, state: dict[str, Any]) -> dict[str, Any]:
-        alarms = self._cw.describe_alarms(AlarmNames=list(self._c.alarms)).get("MetricAlarms", [])
-        firing = sorted(a["AlarmName"] for a in alarms if a["StateValue"] == "ALARM")
-        return {**state, "rollout": {**state["rollout"], "alarm": firing[0] if firing else None}}
+        """Judge the canary by the anchored alarms' history since it first took traffic (not their state now)."""
+        fired = self._fired(state["rollout"])
+        alarm, detail = fired[0] if fired else (None, None)
+        return {**state, "rollout": {**state["rollout"], "alarm": alarm, "alarm_detail": detail}}
 
     def promote(self, state: dict[str, Any], owner: str) -> dict[str, Any]:
         r = state["rollout"]
+        fired = self._fired(r)  # a last look, up to the moment the alias moves
+        if fired:
+            raise CanaryAlarmed("; ".join(f"{name}: {detail}" for name, detail in fired))
         previous_model = self._model_of(r["previous"]) if r["previous"] not in (None, r["version"]) else None
         self._still_deployable(
             state["model_id"],
@@ -148,11 +197,15 @@ class Rollout:
                 note=f"by {state['model_id']}",
             )
         self.registry.release_lock(LOCK, owner)
+        model = self.registry.model(state["model_id"])
+        self._run(model, RUN_DEPLOYED, outcome={"step": "promote", "reason": "", "detail": f"100% on {r['version']}"})
         return {**state, "rollout": {**r, "done": True, "percent": 100}}
 
     def rollback(self, state: dict[str, Any], owner: str) -> dict[str, Any]:
-        r = state["rollout"]
-        reason = r.get("alarm") or "deployment failed"
+        r = state.get("rollout") or {"version": None, "previous": None}
+        error = state.get("error") or {}
+        reason = r.get("alarm") or _error_name(error) or "deployment failed"
+        detail = r.get("alarm_detail") or _cause(error)
         if r["previous"] not in (None, r["version"]):
             self._lambda.update_alias(
                 FunctionName=self._c.function_name,
@@ -165,10 +218,12 @@ class Rollout:
             ROLLED_BACK,
             allowed_from=(SIGNED, DEPLOYED),
             settled=(ROLLED_BACK, REVOKED),
-            note=f"alarm {reason}",
+            note=f"alarm {reason}" if r.get("alarm") else f"deployment failed: {reason}",
             rollback_reason=reason,
         )
         self.registry.release_lock(LOCK, owner)
+        outcome = {"step": "canary", "reason": "ALARM" if r.get("alarm") else reason, "detail": detail or reason}
+        self._run(self.registry.model(state["model_id"]), RUN_ROLLED_BACK, outcome=outcome, alarm=r.get("alarm") or "")
         return {**state, "rollout": {**r, "rolled_back": True}}
 
     # --- helpers ------------------------------------------------------------------------------------------
@@ -182,7 +237,37 @@ class Rollout:
             raise RolloutRefused(RolloutReason.MODEL_NOT_DEPLOYABLE, err.detail) from None
 
     def _attest(self, model: dict[str, Any] | None) -> None:
-        attest_registered(self._s3, self._kms, model, self._c.signing_key_arn, statuses=(SIGNED,))
+        attest_registered(self._s3, self._kms, model, self._c.signing_key, statuses=(SIGNED,))
+
+    def _fired(self, rollout: dict[str, Any]) -> list[tuple[str, str]]:
+        """The anchored alarms that were in ALARM since the canary first took traffic (none before it did)."""
+        if not rollout.get("since"):
+            return []
+        since = datetime.fromisoformat(rollout["since"])
+        return self._alarms.fired_since(self._c.alarms, since, self._clock())
+
+    def _run(self, model: dict[str, Any] | None, status: str, **fields: Any) -> None:
+        """Record where the run of this model is (the registry's run record; nothing for a model of no run)."""
+        run_id = (model or {}).get("run_id")
+        if run_id and self.registry.run(run_id) is not None:
+            self.registry.update_run(run_id, status, **fields)
+
+    def _refused(self, state: dict[str, Any], model: dict[str, Any] | None, err: RolloutRefused, step: str = "deploy"):
+        """A refused deployment ends its run REFUSED (step and reason); a refused signing key is announced."""
+        self._run(model, RUN_REFUSED, outcome={"step": step, "reason": str(err.reason), "detail": err.detail})
+        if is_key_refusal(err) and self._c.alert_topic_arn:
+            run_id = (model or {}).get("run_id") or state["model_id"]
+            announcement = blocked(
+                stage=self._c.stage,
+                step=step,
+                run_id=run_id,
+                model_id=state["model_id"],
+                err=err,
+                topic_arn=self._c.alert_topic_arn,
+            )
+            self.registry.report_once(
+                f"BLOCKED#{run_id}#{step}", {"reason": str(err.reason)}, announcement, self._outbox
+            )
 
     def _ended(self, execution_arn: str) -> bool:
         """A lock holder (an execution ARN) that is no longer running: stopped, failed or timed out before it
@@ -242,4 +327,25 @@ def decide_approval(sfn: Any, registry: ModelRegistry, model_id: str, *, approve
         sfn.send_task_success(taskToken=token, output=model["approval_state"])
     else:
         sfn.send_task_failure(taskToken=token, error="NotApproved", cause=f"{by}: {reason}"[:256])
+        run_id = model.get("run_id")
+        if run_id and registry.run(run_id) is not None:
+            outcome = {"step": "approval", "reason": "NotApproved", "detail": f"rejected by {by}: {reason}"}
+            registry.update_run(run_id, RUN_REJECTED, outcome=outcome)
     return verdict
+
+
+def _error_name(error: dict[str, Any]) -> str:
+    """The error a failed step raised (a Step Functions Catch's Error), with its reason code when it has one."""
+    name = str(error.get("Error", ""))
+    code = _cause(error).partition(": ")[0]
+    return f"{name} {code}".strip() if code.isupper() and "_" in code else name
+
+
+def _cause(error: dict[str, Any]) -> str:
+    """The message of a failed step's error (a Lambda error's errorMessage inside the Catch's Cause)."""
+    cause = error.get("Cause", "")
+    try:
+        parsed = json.loads(cause)
+    except (TypeError, ValueError):
+        return str(cause)[:1000]
+    return str(parsed.get("errorMessage", cause) if isinstance(parsed, dict) else cause)[:1000]

@@ -3,7 +3,9 @@ the model's bytes, signature and registry status check out.
 
 The pin (`mlvault.config.ServeSettings`, set by the deploy step before it publishes the function's version) names
 the model object's exact S3 version and SHA-256, the exact version of its signature (a Sigstore bundle in the
-OpenSSF model-signing format, `mlvault.attestation.openssf`), the KMS key ARN that signed it and its registry id.
+OpenSSF model-signing format, `mlvault.attestation.openssf`) and its registry id. The key that must have signed
+it is not in the environment: it is the model-signing key of the trust anchors bundled with the code
+(`mlvault.trust.anchors`: its ARN and the SHA-256 of its public key), whatever the environment says.
 
 `ModelLoader.load(pin)` fails closed: the registry status first (REVOKED, ROLLED_BACK, missing, or anything but
 SIGNED/DEPLOYED/SUPERSEDED is refused), then the one attestation every deployment path shares
@@ -12,9 +14,12 @@ with the pinned key, covering the pinned digest and model id), then `load_model(
 a `ServedModel` or raises `AttestationError(reason, detail)` with a stable reason code (ServeReason, ModelReason).
 Transient AWS errors (throttling, 5xx, timeouts) and access errors are not verdicts: they propagate unchanged.
 
-`Server` keeps the loaded model for the life of the execution environment and re-reads its registry status every
-`recheck_seconds`: a model revoked or rolled back after it was loaded stops being served within that time. Only
-successes are kept: after a refusal every call tries again (and refuses again) until the model checks out.
+`Server` keeps the loaded model for the life of the execution environment and, every `recheck_seconds`, re-reads
+its registry status and the anchored key's public key: a model revoked or rolled back after it was loaded, or a
+signing key disabled or scheduled for deletion (KMS GetPublicKey then fails: DisabledException,
+KMSInvalidStateException), stops being served within that time, in every execution environment alike. A
+transient error of that re-check is not a verdict: the verified model keeps serving and the next call re-checks.
+Only successes are kept: after a refusal every call tries again (and refuses again) until the model checks out.
 
 Drift: `Server.observe` feeds every served row and its prediction to the execution environment's
 `DriftWindow` (mlvault.drift) built from the training baseline the model carries (`Model.drift`, covered by
@@ -28,8 +33,7 @@ Standard library, cryptography and boto3 only: no pyarrow on this path (the serv
 from __future__ import annotations
 
 import hashlib
-import math
-import sys
+import logging
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -38,23 +42,43 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from mlvault.attestation.pinned import MAX_MODEL_BYTES, ModelPin, attest
-from mlvault.config import DriftSettings, ServeSettings, SigningKeyNotPinnedError
-from mlvault.drift import DriftSnapshot, DriftWindow
-from mlvault.errors import AttestationError, ModelReason, ServeReason
-from mlvault.registry.records import ModelRegistry
-from mlvault.training.artifact import Model, load_model, predict
+from botocore.exceptions import BotoCoreError, ClientError
 
-MAX_ROWS = 1000  # rows per request
-RECHECK_SECONDS = 60.0  # how long a loaded model is served before its registry status is read again
+from mlvault.attestation.pinned import MAX_MODEL_BYTES, ModelPin, attest, trusted_public_key
+from mlvault.config import DriftSettings, ServeSettings, bundled
+from mlvault.drift import DriftSnapshot, DriftWindow
+from mlvault.errors import AttestationError, InvalidRequest, ModelReason, ServeReason, TrustAnchorError
+from mlvault.registry.records import ModelRegistry
+from mlvault.serving.request_schema import (  # the request and response format
+    MAX_ROWS,
+    check_rows,
+    error_response,
+    parse_rows,
+    refusal_response,
+)
+from mlvault.training.artifact import Model, load_model, predict
+from mlvault.trust.anchors import SigningKey, TrustAnchors, load_anchors
+from mlvault.wiring import Bundle
+
+__all__ = [
+    "MAX_ROWS",
+    "AttestationError",
+    "InvalidRequest",
+    "ModelLoader",
+    "ServedModel",
+    "Server",
+    "error_response",
+    "parse_rows",
+    "refusal_response",
+    "serve",
+    "serve_observed",
+]
+
+RECHECK_SECONDS = 60.0  # how long a loaded model is served before its status and key are checked again
 # SIGNED: being deployed (canary); DEPLOYED: live; SUPERSEDED: replaced by a newer model, still good (a rollback
 # may shift the alias back to it). REGISTERED (not signed yet), ROLLED_BACK, REVOKED and anything else: refused.
 SERVABLE = frozenset({"SIGNED", "DEPLOYED", "SUPERSEDED"})
-_MAX_FLOAT_INT = int(sys.float_info.max)
-
-
-class InvalidRequest(ValueError):
-    """The request is not {"rows": [{feature: value, ...}, ...]} for this model: the caller's error."""
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -94,12 +118,14 @@ class ModelLoader:
         kms: Any,
         registry: RegistryReader,
         *,
+        signing_key: SigningKey,
         max_model_bytes: int = MAX_MODEL_BYTES,
         tmp_dir: str | None = None,
     ) -> None:
         self._s3 = s3
         self._kms = kms
         self._registry = registry
+        self.signing_key = signing_key
         self._max_model_bytes = max_model_bytes
         self._tmp_dir = tmp_dir
 
@@ -107,7 +133,12 @@ class ModelLoader:
         self.check_status(pin)
         with tempfile.TemporaryDirectory(prefix="mlvault-serve-", dir=self._tmp_dir) as tmp:  # mode 0700
             attested = attest(
-                self._s3, self._kms, model_pin(pin), Path(tmp), max_model_bytes=self._max_model_bytes, stage=pin.stage
+                self._s3,
+                self._kms,
+                model_pin(pin, self.signing_key),
+                Path(tmp),
+                max_model_bytes=self._max_model_bytes,
+                stage=pin.stage,
             )
             data = attested.path.read_bytes()  # at most max_model_bytes, from our own directory
         got = hashlib.sha256(data).hexdigest()
@@ -123,9 +154,13 @@ class ModelLoader:
             digest=pin.model_digest,
             version=pin.model_version,
             signature_version=pin.signature_version,
-            signing_key_arn=pin.signing_key_arn,
+            signing_key_arn=self.signing_key.arn,
             signed_extra=attested.signed_extra,
         )
+
+    def check_key(self, pin: ServeSettings) -> None:
+        """Refuse when the anchored key can no longer be used (disabled, pending deletion, not the anchored one)."""
+        trusted_public_key(self._kms, self.signing_key, refuse=lambda reason, detail: _refuse(pin, reason, detail))
 
     def check_status(self, pin: ServeSettings) -> None:
         """Refuse a model the registry does not list as SIGNED or DEPLOYED."""
@@ -144,8 +179,8 @@ class ModelLoader:
             )
 
 
-def model_pin(pin: ServeSettings) -> ModelPin:
-    """The model a published serving version is pinned to."""
+def model_pin(pin: ServeSettings, signing_key: SigningKey) -> ModelPin:
+    """The model a published serving version is pinned to, signed by the anchored key."""
     return ModelPin(
         model_id=pin.model_id,
         bucket=pin.model_bucket,
@@ -154,7 +189,7 @@ def model_pin(pin: ServeSettings) -> ModelPin:
         artifact_digest=pin.model_digest,
         signature_key=pin.signature_key,
         signature_version=pin.signature_version,
-        signing_key_arn=pin.signing_key_arn,
+        signing_key=signing_key,
     )
 
 
@@ -196,9 +231,13 @@ class Server:
         elif now - self._checked >= self._recheck:
             try:
                 self._loader.check_status(self.pin)
+                self._loader.check_key(self.pin)
             except AttestationError:
                 self._served = None
                 raise
+            except (ClientError, BotoCoreError) as err:  # not a verdict: keep the verified model, re-check next call
+                _log.warning("re-check of the served model failed, serving it meanwhile: %s", err)
+                return self._served
             self._checked = now
         return self._served
 
@@ -218,24 +257,30 @@ class Server:
 
 @cache
 def settings() -> ServeSettings:
-    """The function's pin, read once; an unpinned signing key is a refusal like any other (with its stage)."""
+    """The function's pin, read once."""
+    return ServeSettings.from_env()
+
+
+def anchors(stage: str) -> TrustAnchors:
+    """The trust anchors bundled with the function's code; refused ones are a refusal like any other."""
     try:
-        return ServeSettings.from_env()
-    except SigningKeyNotPinnedError as err:
-        raise AttestationError(err.reason, err.detail, stage=err.stage) from err
+        return load_anchors(bundled(Bundle.ANCHORS), stage=stage)
+    except TrustAnchorError as err:
+        raise AttestationError(err.reason, err.detail, stage=stage) from err
 
 
 @cache
 def default_server() -> Server:
-    """The execution environment's server, from its environment; not kept when the settings are refused."""
+    """The execution environment's server, from its environment and its bundled anchors; not kept when refused."""
     import boto3
 
     pin = settings()
-    region = pin.signing_key_arn.split(":")[3]  # the key's own region (a key ARN: checked by ServeSettings)
+    key = anchors(pin.stage).model_signing_key
     loader = ModelLoader(
         s3=boto3.client("s3"),
-        kms=boto3.client("kms", region_name=region),
+        kms=boto3.client("kms", region_name=key.region),  # the key's own region
         registry=ModelRegistry(boto3.client("dynamodb"), pin.registry_table),
+        signing_key=key,
     )
     return Server(loader, pin, drift_window_rows=DriftSettings.from_env().window_rows)
 
@@ -243,49 +288,10 @@ def default_server() -> Server:
 # -------------------------------------------------------------------------------------------------------- requests
 
 
-def parse_rows(event: Any, *, max_rows: int = MAX_ROWS) -> list[Mapping[str, Any]]:
-    """The rows of a request {"rows": [{feature: value, ...}, ...]}: at most `max_rows` JSON objects."""
-    if not isinstance(event, Mapping):
-        raise InvalidRequest(f'expected a request {{"rows": [...]}}, got {type(event).__name__}')
-    if set(event) != {"rows"}:
-        raise InvalidRequest(f"expected exactly the field 'rows', got {sorted(map(str, event))}")
-    rows = event["rows"]
-    if not isinstance(rows, list):
-        raise InvalidRequest(f"rows: expected a list of objects, got {type(rows).__name__}")
-    if len(rows) > max_rows:
-        raise InvalidRequest(f"rows: expected at most {max_rows} rows, got {len(rows)}")
-    for index, row in enumerate(rows):
-        if not isinstance(row, Mapping):
-            raise InvalidRequest(f"rows[{index}]: expected an object of feature values, got {type(row).__name__}")
-    return rows
-
-
-def _finite_number(value: Any) -> bool:
-    if isinstance(value, bool):
-        return True
-    if isinstance(value, int):
-        return abs(value) <= _MAX_FLOAT_INT  # float(10**400) overflows
-    return isinstance(value, float) and math.isfinite(value)
-
-
-def _check_row(model: Model, row: Mapping[str, Any], index: int) -> None:
-    for feature in model.features:
-        if feature.name not in row:
-            raise InvalidRequest(f"rows[{index}]: missing feature {feature.name!r}")
-        value = row[feature.name]
-        if value is None:
-            continue
-        if feature.kind == "numeric":
-            if not _finite_number(value):
-                raise InvalidRequest(f"rows[{index}].{feature.name}: expected a finite number or null, got {value!r}")
-        elif not isinstance(value, str):
-            raise InvalidRequest(f"rows[{index}].{feature.name}: expected a string or null, got {value!r}")
-
-
 def serve(served: ServedModel, rows: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """The response: one predicted class per row, and the provenance of the model that predicted them."""
-    for index, row in enumerate(rows):
-        _check_row(served.model, row, index)
+    """The response: one predicted class per row, and the provenance of the model that predicted them (rows that
+    do not fit the model's feature schema: InvalidRequest)."""
+    check_rows(served.model, rows)
     return {"predictions": predict(served.model, rows), "model": served.provenance()}
 
 

@@ -1,8 +1,14 @@
 """The model pipeline's steps (each a Step Functions task over a thin handler): train -> evaluate ->
 register -> sign. Deployment is mlvault.rollout.canary.
 
-Every run is recorded in the registry (RUN#<execution name>), failed ones included, before the step fails.
-Steps pass each other only pins: object keys with version ids and SHA-256 digests, re-checked when read.
+Every run is recorded in the registry (RUN#<execution name>), failed ones included, before the step fails, and
+ends in its outcome: the deployment's (mlvault.rollout.canary), or the step it failed at with the reason
+(`record_failure`, the state machine's catch of every step). Steps pass each other only pins: object keys with
+version ids and SHA-256 digests, re-checked when read.
+
+The sign step signs only with the model-signing key of the bundled trust anchors (mlvault.trust.anchors), once
+KMS shows that key's public key to be the anchored one; a disabled, pending-deletion or untrusted key stops the
+run (FAILED at sign, with its code) and is announced (mlvault.attestation.key_alerts).
 """
 
 from __future__ import annotations
@@ -16,27 +22,46 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from mlvault.canonical import versioned_uri
 from mlvault.contracts.validate import resolve_contract
 from mlvault.errors import (
+    AttestationError,
     GatesFailed,
     ManifestError,
+    MlvaultError,
     PipelineFailed,
     PipelineReason,
+    ServeReason,
     TrainingError,
     VerificationError,
 )
 from mlvault.ledger import Ledger
-from mlvault.registry.records import REGISTERED, SIGNED, ModelRegistry
+from mlvault.registry.records import (
+    REGISTERED,
+    RUN_FAILED,
+    RUN_GATES_FAILED,
+    RUN_REFUSED,
+    RUN_REGISTERED,
+    RUN_REJECTED,
+    RUN_SIGNED,
+    SIGNED,
+    ModelRegistry,
+)
 from mlvault.training.artifact import load_model
 from mlvault.training.data import read_split
 from mlvault.training.gates import Gates, evaluate
 from mlvault.training.manifest import build_manifest, load_manifest, store_manifest
 from mlvault.training.params import TrainingParams
 from mlvault.training.trainer import LambdaTrainer
+from mlvault.trust.anchors import SigningKey
 
 MAX_ARTIFACT_BYTES = 50 * 1024 * 1024
 PROVENANCE_TYPE = "https://mlvault.dev/provenance/model/v1"
+_KEY_STATES = frozenset({"DisabledException", "KMSInvalidStateException", "NotFoundException"})
+# How a failed step's error ends its run (the error names Step Functions reports; anything else: FAILED).
+_FAILURE_STATUS = {"GatesFailed": RUN_GATES_FAILED, "RolloutRefused": RUN_REFUSED, "NotApproved": RUN_REJECTED}
 
 
 @dataclass(frozen=True)
@@ -45,9 +70,11 @@ class PipelineConfig:
     ledger_table: str
     registry_table: str
     contracts_dir: Path
-    signing_key_arn: str
     gates: Gates
     params: TrainingParams
+    signing_key: SigningKey | None = None  # the bundled anchor: only the sign step needs it
+    stage: str = ""
+    alert_topic_arn: str = ""  # where a refused signing key is announced
 
 
 def artifact_key(dataset: str, digest: str) -> str:
@@ -55,12 +82,15 @@ def artifact_key(dataset: str, digest: str) -> str:
 
 
 class Pipeline:
-    def __init__(self, *, s3: Any, dynamodb: Any, kms: Any, config: PipelineConfig) -> None:
+    def __init__(
+        self, *, s3: Any, dynamodb: Any, kms: Any, config: PipelineConfig, events: Any = None, sns: Any = None
+    ) -> None:
         self._s3 = s3
         self._db = dynamodb
         self._kms = kms
         self._c = config
         self.registry = ModelRegistry(dynamodb, config.registry_table)
+        self._outbox = self.registry.outbox(events=events, sns=sns)
 
     # --- train ------------------------------------------------------------------------------------------
 
@@ -76,8 +106,9 @@ class Pipeline:
             result = LambdaTrainer(self._s3).train(manifest, contract, self._c.params)
         except (ManifestError, TrainingError, VerificationError) as err:
             failure = {"reason": err.reason, "detail": str(err)}
-            body = {"dataset": dataset, "started_at": started, "failure": failure}
-            self.registry.record_run(run_id, dataset=dataset, status="FAILED", body=body)
+            outcome = {"status": RUN_FAILED, "step": "train", "reason": str(err.reason), "detail": err.detail}
+            body = {"dataset": dataset, "started_at": started, "failure": failure, "outcome": outcome}
+            self.registry.record_run(run_id, dataset=dataset, status=RUN_FAILED, body=body)
             raise PipelineFailed(err.reason, str(err)) from None
         data = result.model.to_bytes()
         key = artifact_key(dataset, result.model.digest)
@@ -125,12 +156,13 @@ class Pipeline:
         run = self.registry.run(state["run_id"]) or {}
         run.pop("run_id", None)
         run.pop("status", None)
-        status = "GATES_PASSED" if report.passed else "GATES_FAILED"
-        self.registry.record_run(
-            state["run_id"], dataset=state["dataset"], status=status, body={**run, "gates": report.to_json()}
-        )
+        status = "GATES_PASSED" if report.passed else RUN_GATES_FAILED
+        body = {**run, "gates": report.to_json()}
+        failed = "; ".join(f"{r.name} {r.value} (limit {r.threshold})" for r in report.results if not r.passed)
         if not report.passed:
-            failed = "; ".join(f"{r.name} {r.value} (limit {r.threshold})" for r in report.results if not r.passed)
+            body["outcome"] = {"status": status, "step": "evaluate", "reason": "GATES_FAILED", "detail": failed}
+        self.registry.record_run(state["run_id"], dataset=state["dataset"], status=status, body=body)
+        if not report.passed:
             raise GatesFailed(failed, report.failures)
         return {**state, "gates": {"passed": True, "failures": []}}
 
@@ -138,7 +170,7 @@ class Pipeline:
 
     def register(self, state: dict[str, Any]) -> dict[str, Any]:
         run = self.registry.run(state["run_id"])
-        if run is None or run["status"] != "GATES_PASSED":
+        if run is None or not run.get("gates", {}).get("passed"):
             raise PipelineFailed(PipelineReason.NOT_EVALUATED, f"run {state['run_id']} has not passed its gates")
         manifest = self._manifest(state)
         lineage = [
@@ -166,12 +198,14 @@ class Pipeline:
             "registered_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         model = self.registry.register(record)
+        self.registry.update_run(state["run_id"], RUN_REGISTERED, model_id=model["model_id"])
         return {**state, "model_id": model["model_id"]}
 
     # --- sign -------------------------------------------------------------------------------------------
 
     def sign(self, state: dict[str, Any]) -> dict[str, Any]:
-        from mlvault.attestation.openssf import kms_public_key_pem, sign_model
+        from mlvault.attestation.openssf import sign_model
+        from mlvault.attestation.pinned import trusted_public_key
         from mlvault.signing.keys import KmsSigner
 
         model = self.registry.model(state["model_id"])
@@ -190,28 +224,80 @@ class Pipeline:
                 "run_id": model["record"]["run_id"],
             }
         }
-        signer = KmsSigner(self._kms, self._c.signing_key_arn, self._c.signing_key_arn)
-        pem = kms_public_key_pem(self._kms, self._c.signing_key_arn)
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "model.json"
-            path.write_bytes(self._artifact_bytes(artifact))
-            bundle = sign_model(path, signer, statement_extra=extra, public_key_pem=pem)
+        key = self._c.signing_key
+        if key is None:
+            raise ValueError("the sign step needs the bundled model-signing key (PipelineConfig.signing_key)")
+        signer = KmsSigner(self._kms, key.arn, key.arn)
+        try:
+            pem = trusted_public_key(self._kms, key)  # the anchored key, enabled, with the anchored public key
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / "model.json"
+                path.write_bytes(self._artifact_bytes(artifact))
+                bundle = sign_model(path, signer, statement_extra=extra, public_key_pem=pem)
+            provenance = self._provenance(state["model_id"], model["record"], signer)
+        except AttestationError as err:
+            raise self._blocked(state, err) from None
+        except ClientError as err:  # KMS refused Sign itself (the key was disabled in between)
+            if err.response.get("Error", {}).get("Code") not in _KEY_STATES:
+                raise
+            refusal = PipelineFailed(ServeReason.SIGNING_KEY_UNUSABLE, f"{key.arn}: {err.response['Error']['Code']}")
+            raise self._blocked(state, refusal) from None
         prefix = f"signatures/{state['model_id']}"
         signature = self._put(f"{prefix}/model.sig", bundle, "application/vnd.dev.sigstore.bundle.v0.3+json")
-        provenance = self._provenance(state["model_id"], model["record"], signer)
         statement = self._put(f"{prefix}/provenance.dsse.json", provenance, "application/json")
         self.registry.set_status(
             state["model_id"],
             SIGNED,
             allowed_from=(REGISTERED, SIGNED),
-            note=f"by {self._c.signing_key_arn}",
+            note=f"by {key.arn}",
             signature_key=f"{prefix}/model.sig",
             signature_version=signature,
             provenance_key=f"{prefix}/provenance.dsse.json",
             provenance_version=statement,
-            signing_key_arn=self._c.signing_key_arn,
+            signing_key_arn=key.arn,
         )
+        self.registry.update_run(state["run_id"], RUN_SIGNED)
         return {**state, "signature": {"key": f"{prefix}/model.sig", "version_id": signature}}
+
+    def _blocked(self, state: dict[str, Any], err: MlvaultError) -> PipelineFailed:
+        """Signing refused by the key: the run ends FAILED at sign, the refusal is announced once."""
+        from mlvault.attestation.key_alerts import blocked
+
+        outcome = {"step": "sign", "reason": str(err.reason), "detail": err.detail}
+        self.registry.update_run(state["run_id"], RUN_FAILED, outcome=outcome)
+        if self._c.alert_topic_arn:
+            announcement = blocked(
+                stage=self._c.stage,
+                step="sign",
+                run_id=state["run_id"],
+                model_id=state["model_id"],
+                err=err,
+                topic_arn=self._c.alert_topic_arn,
+            )
+            key = f"BLOCKED#{state['run_id']}#sign"
+            self.registry.report_once(key, {"reason": str(err.reason)}, announcement, self._outbox)
+        return PipelineFailed(err.reason, err.detail)
+
+    # --- the end of a failed run ------------------------------------------------------------------------
+
+    def record_failure(self, run_id: str, dataset: str, step: str, error: dict[str, Any]) -> dict[str, Any]:
+        """A step failed (the state machine's catch): the run ends in FAILED at that step with the error's reason
+        code and detail, or GATES_FAILED / REFUSED / REJECTED for those errors. A step that recorded its own
+        outcome keeps its status and detail; the step is added. Returns the run's outcome."""
+        name = str(error.get("Error", "")) or "Failed"
+        message = _error_message(error.get("Cause", ""))
+        code, _, detail = message.partition(": ")
+        reason = code if code.isupper() and "_" in code.strip("_") else name
+        run = self.registry.run(run_id)
+        status = _FAILURE_STATUS.get(name, RUN_FAILED)
+        recorded = (run or {}).get("outcome") or {}
+        if recorded.get("status") == status and recorded.get("reason"):  # its own account of it stands
+            outcome = {"step": step, "reason": recorded["reason"], "detail": recorded.get("detail", "")}
+        else:
+            outcome = {"step": step, "reason": reason, "detail": (detail if reason == code else message)[:1000]}
+        outcome["error"] = name
+        self.registry.update_run(run_id, status, dataset=dataset, outcome=outcome)
+        return {"run_id": run_id, "status": status, **outcome}
 
     def _provenance(self, model_id: str, record: dict[str, Any], signer: Any) -> bytes:
         """An in-toto statement of what the model was trained from, DSSE-signed with the model signing key."""
@@ -267,3 +353,12 @@ class Pipeline:
             ChecksumAlgorithm="SHA256",  # Object Lock buckets require a checksum header
             ChecksumSHA256=base64.b64encode(hashlib.sha256(data).digest()).decode(),
         )["VersionId"]
+
+
+def _error_message(cause: Any) -> str:
+    """A failed Lambda task's error message (the Catch's Cause is the Lambda error as JSON)."""
+    try:
+        parsed = json.loads(cause)
+    except (TypeError, ValueError):
+        return str(cause)
+    return str(parsed.get("errorMessage", cause)) if isinstance(parsed, dict) else str(cause)

@@ -1,0 +1,124 @@
+"""A producer key's revocation and its blast radius: the revoke function's entry point (`mlvault producers revoke`),
+separate from the alarm-driven rollback so that permission to revoke is not permission to roll back at will.
+
+`Revocation.revoke(key_id, effective_at, reason, revoked_by)`:
+1. records the revocation in the ledger (who: the caller's identity as the CLI proves it with
+   sts:GetCallerIdentity; the first revocation of a key stands, a second one re-runs the blast radius with the
+   first one's effective time and is reported `ALREADY_REVOKED`);
+2. marks every accepted dataset version the key signed at or after the effective time (`tainted_by`: no later
+   manifest takes it);
+3. REVOKES every registered model trained on one of them (`revoked_by_key` names the key);
+4. rolls back a live model only if it is one this revocation REVOKED (mlvault.rollback.responder's rollback:
+   verified target, or serving left as is and said so) — a live model revoked for any other reason, or not
+   revoked, is left to its own process;
+5. announces the report (a `Key Revoked` event and an SNS alert, mlvault.outbox, once per key).
+Every step is idempotent: re-running after an interruption finishes what the first run did not.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from mlvault.canonical import ObjectVersion
+from mlvault.errors import RolloutReason, RolloutRefused
+from mlvault.ledger import Ledger
+from mlvault.registry.records import (
+    DEPLOYED,
+    REGISTERED,
+    REVOKED,
+    ROLLED_BACK,
+    RUN_REVOKED,
+    SIGNED,
+    SUPERSEDED,
+)
+from mlvault.rollback.responder import Rollback, RollbackReport
+from mlvault.wiring import DetailType
+
+
+class Revocation:
+    def __init__(self, *, rollback: Rollback, ledger: Ledger) -> None:
+        self._rollback = rollback
+        self.registry = rollback.registry
+        self._ledger = ledger
+
+    def revoke(self, key_id: str, *, effective_at: str, reason: str, revoked_by: str) -> RollbackReport:
+        if not reason.strip():
+            raise RolloutRefused(RolloutReason.NO_REASON, "a revocation needs a reason")
+        if not revoked_by.strip():
+            raise RolloutRefused(RolloutReason.NO_REASON, "a revocation needs who revokes (the caller's identity)")
+        effective = _aware(effective_at)
+        recorded = self._ledger.revoke(key_id, effective_at=effective, reason=reason, revoked_by=revoked_by)
+        first = self._ledger.revocation(key_id) or {}
+        effective_at = first.get("effective_at", effective.isoformat())
+        tainted = self._taint_files(key_id, effective_at)
+        versions = {v for f in tainted for v in f["versions"]}
+        self._revoke_models(key_id, effective_at, versions)
+        by_this = sorted(m["model_id"] for m in self.registry.models() if m.get("revoked_by_key") == key_id)
+        why = f"key {key_id} revoked from {effective_at}"
+        live_model, _, _ = self._rollback.live()
+        if live_model in by_this:
+            report = self._rollback.roll_back(why, already_revoked=True)
+        else:
+            report = RollbackReport("NOT_LIVE", f"{why}; no live model was trained on its data")
+        report.tainted_files = sorted(f["lake_uri"] for f in tainted)
+        report.revoked_models = by_this
+        report.revocation = {
+            "key_id": key_id,
+            "effective_at": effective_at,
+            "reason": first.get("reason", reason),
+            "revoked_by": first.get("revoked_by", revoked_by),
+            "recorded": "RECORDED" if recorded else "ALREADY_REVOKED",
+        }
+        once = f"REVOKE#{key_id}"
+        announcement = self._rollback.announcement(once, report, detail_type=DetailType.KEY_REVOKED)
+        self.registry.report_once(once, report.to_json(), announcement, self._rollback.outbox)
+        return report
+
+    def _taint_files(self, key_id: str, effective_at: str) -> list[dict[str, Any]]:
+        """Mark the accepted dataset versions the key signed at or after the effective time."""
+        cutoff = _aware(effective_at)
+        tainted = []
+        for record in list(self._ledger.accepted_signed_by(key_id)):
+            a = record.attributes
+            if _aware(a["uploaded_at"], assume_utc=True) < cutoff:
+                continue
+            lake = ObjectVersion(a["lake_bucket"], a["lake_key"], a["lake_version"])
+            self._ledger.taint(record, by=f"{key_id} (revoked from {effective_at})")
+            ingest = ObjectVersion(record.bucket, record.key, record.version_id)
+            tainted.append({"lake_uri": lake.uri, "versions": {lake, ingest}})
+        return tainted
+
+    def _revoke_models(self, key_id: str, effective_at: str, versions: set[ObjectVersion]) -> None:
+        for model in self.registry.models():
+            if model["status"] == REVOKED or not any(
+                _lineage_versions(e) & versions for e in model["record"]["lineage"]
+            ):
+                continue
+            self.registry.set_status(
+                model["model_id"],
+                REVOKED,
+                allowed_from=(REGISTERED, SIGNED, DEPLOYED, SUPERSEDED, ROLLED_BACK),
+                settled=(REVOKED,),
+                note=f"trained on data signed by revoked key {key_id}",
+                revoked_reason=f"key {key_id} revoked from {effective_at}",
+                revoked_by_key=key_id,
+            )
+            run = self.registry.run(model.get("run_id", "")) if model.get("run_id") else None
+            if run is not None:
+                outcome = {"step": "revocation", "reason": "KEY_REVOKED", "detail": f"key {key_id} from {effective_at}"}
+                self.registry.update_run(run["run_id"], RUN_REVOKED, outcome=outcome)
+
+
+def _aware(value: str, *, assume_utc: bool = False) -> datetime:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        if assume_utc:
+            return parsed.replace(tzinfo=UTC)
+        raise ValueError(f"a revocation's effective time needs a time zone, got {value!r}")
+    return parsed
+
+
+def _lineage_versions(entry: dict[str, Any]) -> set[ObjectVersion]:
+    """The object versions a lineage entry names (its lake version and the ingest versions it was accepted from)."""
+    return {ObjectVersion.parse(uri) for uri in [entry["lake_uri"], *entry["ingest"]]}

@@ -1,0 +1,323 @@
+"""The deploy, rollback, revoke and sign handlers on moto, as the state machine, EventBridge and the CLI call them:
+the canary judged by its alarms' history over the whole bake, runs that end in their outcome, a rollback function
+that believes no event, a revocation that rolls back only what it revoked, and the bundled key deciding whom to
+trust whatever the environment says. Each attack asserts that trusted state (the alias, the registry) did not
+move."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlvault.errors import AnnouncementPending
+from tests.handlers.models_world import (
+    ALIAS,
+    DRIFT,
+    ERRORS,
+    REFUSED,
+    SERVE,
+    World,
+    alarm_event,
+    deploy,
+    train_and_sign,
+    write_anchors,
+)
+from tests.handlers.models_world import (
+    world as world,  # the fixture
+)
+from tests.handlers.test_pipeline_steps import accepted_data
+from tests.handlers.test_pipeline_steps import pipeline_env as pipeline_env  # the fixture
+
+
+@pytest.fixture
+def live(world: World) -> World:
+    """Two models deployed one after the other: the first SUPERSEDED, the second DEPLOYED and live."""
+    accepted_data(world.env)
+    for n in (1, 2):
+        state = deploy(world, train_and_sign(world, f"run-{n}"), f"owner-{n}")
+        assert state["rollout"]["percent"] == 100
+    return world
+
+
+def registry(w: World):
+    from mlvault.registry.records import ModelRegistry
+
+    return ModelRegistry(w.env["ddb"], "registry")
+
+
+def trusted_state(w: World) -> tuple:
+    """What an attack must not move: the alias (version and weights) and every model's status."""
+    alias = w.alias()
+    return (
+        alias["FunctionVersion"],
+        alias.get("RoutingConfig", {}).get("AdditionalVersionWeights") or {},
+        {m["model_id"]: m["status"] for m in registry(w).models()},
+    )
+
+
+# --- 11.6: the canary sees every alarm --------------------------------------------------------------------------
+
+
+def test_an_alarm_that_went_to_alarm_and_back_during_the_bake_rolls_the_canary_back(live):
+    before = live.alias()["FunctionVersion"]
+    state = deploy(live, train_and_sign(live, "run-3"), "owner-3", flap=DRIFT)  # ALARM -> OK within the bake
+    assert state["rollout"]["rolled_back"] is True
+    assert state["rollout"]["alarm"] == DRIFT
+    assert "ALARM -> OK" in state["rollout"]["alarm_detail"]
+    alias = live.alias()
+    assert (alias["FunctionVersion"], alias.get("RoutingConfig", {}).get("AdditionalVersionWeights") or {}) == (
+        before,
+        {},
+    )
+    model = registry(live).model("iris/3")
+    assert (model["status"], model["rollback_reason"]) == ("ROLLED_BACK", DRIFT)
+    run = registry(live).run("run-3")  # 11.8: the run ends in its outcome, not GATES_PASSED
+    assert (run["status"], run["outcome"]["step"], run["outcome"]["reason"]) == ("ROLLED_BACK", "canary", "ALARM")
+    assert run["model_id"] == "iris/3"
+
+
+def test_an_alarm_after_the_last_check_stops_the_promotion(live):
+    state = train_and_sign(live, "run-3")
+    call = {"execution": "owner-3"}
+    state = live.invoke("deploy", {"action": "prepare", "state": state, **call})
+    while not state["rollout"]["done"]:
+        state = live.invoke("deploy", {"action": "advance", "state": state, **call})
+        if not state["rollout"]["done"]:
+            state = live.invoke("deploy", {"action": "check", "state": state, **call})
+            assert state["rollout"]["alarm"] is None
+    live.alarm(ERRORS, "ALARM")
+    live.alarm(ERRORS, "OK")  # between the last check and the promotion
+    from mlvault.rollout.canary import CanaryAlarmed
+
+    with pytest.raises(CanaryAlarmed, match=ERRORS):
+        live.invoke("deploy", {"action": "promote", "state": state, **call})
+    assert registry(live).model("iris/3")["status"] == "SIGNED"  # not promoted: the state machine rolls back
+
+
+def test_an_anchored_alarm_that_does_not_exist_lets_no_canary_through(live):
+    live.cw.delete_alarms(AlarmNames=[REFUSED])
+    state = deploy(live, train_and_sign(live, "run-3"), "owner-3")
+    assert state["rollout"]["alarm"] == REFUSED
+    assert "no such alarm" in state["rollout"]["alarm_detail"]
+    assert registry(live).model("iris/3")["status"] == "ROLLED_BACK"
+
+
+def test_a_clean_canary_is_promoted_and_its_run_ends_deployed(live):
+    run = registry(live).run("run-2")
+    assert (run["status"], run["outcome"]["step"], run["model_id"]) == ("DEPLOYED", "promote", "iris/2")
+    assert registry(live).model("iris/1")["status"] == "SUPERSEDED"
+
+
+def test_the_rollback_function_drops_a_canary_whatever_its_cooldown(live, monkeypatch):
+    live.alarm(ERRORS, "ALARM")  # a rollback now: the cooldown starts
+    assert live.invoke("rollback", alarm_event(ERRORS))["status"] == "ROLLED_BACK"
+    live.alarm(ERRORS, "OK")
+    monkeypatch.setenv("MLVAULT_ROLLBACK_COOLDOWN_SECONDS", "3600")
+    state = train_and_sign(live, "run-3")
+    call = {"execution": "owner-3"}
+    state = live.invoke("deploy", {"action": "prepare", "state": state, **call})
+    state = live.invoke("deploy", {"action": "advance", "state": state, **call})
+    assert live.alias()["RoutingConfig"]["AdditionalVersionWeights"]  # the canary takes traffic
+    live.alarm(DRIFT, "ALARM")
+    report = live.invoke("rollback", alarm_event(DRIFT))
+    assert report["status"] == "ROLLED_BACK", report  # not COOLDOWN: a canary is never left running
+    assert not live.alias().get("RoutingConfig", {}).get("AdditionalVersionWeights")
+
+
+# --- 12.3: the rollback function believes no event -----------------------------------------------------------
+
+
+def test_a_forged_alarm_event_moves_nothing(live):
+    before = trusted_state(live)
+    report = live.invoke("rollback", alarm_event(DRIFT))  # CloudWatch has it OK, never in ALARM
+    assert report["status"] == "IGNORED"
+    assert "OK" in report["reason"]
+    assert trusted_state(live) == before
+    assert [e for e in live.events() if e["detail-type"] == "Model Rolled Back"] == []
+
+
+def test_an_alarm_that_is_not_this_stages_moves_nothing_even_in_alarm(live):
+    live.cw.put_metric_alarm(
+        AlarmName="payments-latency",
+        Namespace="payments",
+        MetricName="Latency",
+        Statistic="Average",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    live.alarm("payments-latency", "ALARM")  # really in ALARM, but not one of ours
+    before = trusted_state(live)
+    for event in (alarm_event("payments-latency"), alarm_event(REFUSED), {"detail-type": "x"}, alarm_event(None)):
+        if event.get("detail-type") == "x":
+            with pytest.raises(ValueError, match="not a rollback trigger"):
+                live.invoke("rollback", event)
+            continue
+        assert live.invoke("rollback", event)["status"] == "IGNORED"
+    assert trusted_state(live) == before
+
+
+def test_a_real_alarm_rolls_back_once_whatever_the_events_say(live):
+    live.alarm(DRIFT, "ALARM")
+    first = live.invoke("rollback", alarm_event(DRIFT, timestamp="2026-11-25T12:00:00.000+0000"))
+    assert first["status"] == "ROLLED_BACK"
+    assert (first["from_model"], first["to_model"]) == ("iris/2", "iris/1")
+    after = trusted_state(live)
+    # Replays with other claimed timestamps: the guard is CloudWatch's transition, not the event's fields.
+    for claimed in ("2026-11-25T12:00:01.000+0000", "2030-01-01T00:00:00.000+0000"):
+        assert live.invoke("rollback", alarm_event(DRIFT, timestamp=claimed))["status"] == "DUPLICATE"
+    assert trusted_state(live) == after
+    [event] = [e for e in live.events() if e["detail-type"] == "Model Rolled Back"]
+    assert (event["detail"]["from_model"], event["detail"]["alarm"]) == ("iris/2", DRIFT)
+    [alert] = [a for a in live.alerts() if a.get("status") == "ROLLED_BACK"]
+    assert alert["event_id"] == event["detail"]["event_id"]
+
+
+def test_a_brief_real_alarm_already_back_to_ok_still_rolls_back(live):
+    live.alarm(DRIFT, "ALARM")
+    live.alarm(DRIFT, "OK")  # the event arrives after the alarm cleared: CloudWatch's history has it
+    assert live.invoke("rollback", alarm_event(DRIFT))["status"] == "ROLLED_BACK"
+
+
+def test_a_rollback_announcement_that_fails_is_delivered_by_the_retry_exactly_once(live, monkeypatch):
+    from botocore.client import BaseClient
+    from botocore.exceptions import ClientError
+
+    real = BaseClient._make_api_call
+    failing = {"on": True}
+
+    def sns_down(self, operation, params):
+        if failing["on"] and operation == "Publish":
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "SNS is down"}}, operation)
+        return real(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", sns_down)
+    live.alarm(DRIFT, "ALARM")
+    with pytest.raises(AnnouncementPending):  # the rollback is done and recorded; its alert is pending
+        live.invoke("rollback", alarm_event(DRIFT))
+    after = trusted_state(live)
+    assert after[0] != "2"  # rolled back
+    failing["on"] = False
+    assert live.invoke("rollback", alarm_event(DRIFT))["status"] == "DUPLICATE"  # Lambda's retry
+    assert trusted_state(live) == after
+    assert [a["status"] for a in live.alerts()] == ["ROLLED_BACK"]
+    assert [e["detail-type"] for e in live.events()] == ["Model Rolled Back"]
+
+
+def test_the_rollback_function_takes_no_revocation(live):
+    before = trusted_state(live)
+    with pytest.raises(ValueError, match="not a rollback trigger"):
+        live.invoke("rollback", {"action": "revoke", "key_id": "acme-p256", "effective_at": "2020-01-01T00:00:00Z"})
+    assert trusted_state(live) == before
+
+
+# --- 12.3: revocation, its own entry point ------------------------------------------------------------------
+
+
+def test_a_revocation_records_who_revoked_and_rolls_back_the_live_model_it_revoked(live):
+    from mlvault.ledger import Ledger
+
+    revoke = {"key_id": "acme-p256", "effective_at": "2020-01-01T00:00:00Z", "reason": "leaked", "revoked_by": "arn:x"}
+    report = live.invoke("revoke", revoke)
+    assert report["revocation"] == {
+        "key_id": "acme-p256",
+        "effective_at": "2020-01-01T00:00:00+00:00",
+        "reason": "leaked",
+        "revoked_by": "arn:x",
+        "recorded": "RECORDED",
+    }
+    assert Ledger(live.env["ddb"], "ledger").revocation("acme-p256")["revoked_by"] == "arn:x"
+    assert report["revoked_models"] == ["iris/1", "iris/2"]
+    assert len(report["tainted_files"]) == 3
+    # Every model was trained on the key's data: nothing verified to go back to, serving left as is, and said so.
+    assert report["status"] == "NO_VERIFIED_TARGET"
+    assert {m["model_id"]: m["status"] for m in registry(live).models()} == {"iris/1": "REVOKED", "iris/2": "REVOKED"}
+    assert registry(live).run("run-2")["status"] == "REVOKED"
+    [event] = [e for e in live.events() if e["detail-type"] == "Key Revoked"]
+    assert event["detail"]["revocation"]["revoked_by"] == "arn:x"
+    again = live.invoke("revoke", {**revoke, "revoked_by": "arn:y", "effective_at": "2030-01-01T00:00:00Z"})
+    assert again["revocation"]["recorded"] == "ALREADY_REVOKED"  # the first one stands
+    assert again["revocation"]["revoked_by"] == "arn:x"
+    assert [e for e in live.events() if e["detail-type"] == "Key Revoked"] == []  # announced once
+
+
+def test_a_revocation_does_not_roll_back_a_live_model_it_did_not_revoke(live):
+    before = trusted_state(live)
+    report = live.invoke(
+        "revoke", {"key_id": "acme-ed25519", "effective_at": "2020-01-01T00:00:00Z", "reason": "r", "revoked_by": "a"}
+    )
+    assert (report["status"], report.get("revoked_models", [])) == ("NOT_LIVE", [])
+    assert trusted_state(live) == before
+
+
+def test_a_revocation_needs_a_reason_and_a_revoker(live):
+    from mlvault.errors import RolloutRefused
+
+    for missing in ({"reason": " "}, {"revoked_by": ""}):
+        event = {"key_id": "acme-p256", "effective_at": "2020-01-01T00:00:00Z", "reason": "r", "revoked_by": "a"}
+        with pytest.raises(RolloutRefused, match="NO_REASON"):
+            live.invoke("revoke", {**event, **missing})
+
+
+# --- 12.2: the bundled key decides, not the environment -------------------------------------------------------
+
+
+def test_the_sign_and_deploy_steps_trust_the_bundled_key_whatever_the_environment_says(world, monkeypatch):
+    accepted_data(world.env)
+    other = world.env["kms"].create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+    monkeypatch.setenv("MLVAULT_SIGNING_KEY_ARN", other)  # read by nothing
+    state = train_and_sign(world, "run-1")
+    model = registry(world).model(state["model_id"])
+    assert model["signing_key_arn"] == world.env["key"]  # signed with the anchored key
+    deploy(world, state, "owner-1")
+    env = world.lam.get_function_configuration(FunctionName=SERVE, Qualifier=world.alias()["FunctionVersion"])
+    assert "MLVAULT_SIGNING_KEY_ARN" not in env["Environment"]["Variables"]  # no key is pinned by configuration
+
+
+def test_a_deploy_whose_bundled_key_is_another_refuses_the_model_and_says_so(world):
+    from mlvault.errors import RolloutRefused
+    from tests.handlers.models_world import signing_key
+
+    accepted_data(world.env)
+    state = train_and_sign(world, "run-1")
+    other = world.env["kms"].create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+    write_anchors(world.task_root, signing_key(world.env["kms"], other))
+    with pytest.raises(RolloutRefused, match="WRONG_SIGNING_KEY"):
+        world.invoke("deploy", {"action": "prepare", "state": state, "execution": "owner-1"})
+    run = registry(world).run("run-1")
+    assert (run["status"], run["outcome"]["step"], run["outcome"]["reason"]) == (
+        "REFUSED",
+        "deploy",
+        "WRONG_SIGNING_KEY",
+    )
+    with pytest.raises(world.lam.exceptions.ResourceNotFoundException):
+        world.lam.get_alias(FunctionName=SERVE, Name=ALIAS)  # nothing deployed
+
+
+def test_a_deploy_with_a_disabled_signing_key_is_blocked_with_an_alert(world, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from mlvault.attestation import openssf
+    from mlvault.errors import RolloutRefused
+
+    accepted_data(world.env)
+    state = train_and_sign(world, "run-1")
+
+    def as_aws(kms, key_arn):  # GetPublicKey of a Disabled key, as AWS answers it
+        raise ClientError(
+            {"Error": {"Code": "DisabledException", "Message": f"{key_arn} is disabled."}}, "GetPublicKey"
+        )
+
+    monkeypatch.setattr(openssf, "kms_public_key_pem", as_aws)
+    with pytest.raises(RolloutRefused, match="SIGNING_KEY_UNUSABLE"):
+        world.invoke("deploy", {"action": "prepare", "state": state, "execution": "owner-1"})
+    assert registry(world).run("run-1")["status"] == "REFUSED"
+    [alert] = [a for a in world.alerts() if a.get("step") == "deploy"]
+    assert alert["reason"] == "SIGNING_KEY_UNUSABLE"
+    [event] = [e for e in world.events() if e["detail-type"] == "Model Pipeline Blocked"]
+    assert event["detail"]["run_id"] == "run-1"
+    with pytest.raises(world.lam.exceptions.ResourceNotFoundException):
+        world.lam.get_alias(FunctionName=SERVE, Name=ALIAS)
+    assert json.loads(json.dumps(alert))  # plain JSON for any subscriber

@@ -1,0 +1,79 @@
+"""The model stack's side of "trust no configuration, no event": revocation has a function and a permission of its
+own, the rollback function cannot revoke, the canary and the rollback read alarm history, bad requests reach no
+alarm, and every failed pipeline step ends its run's record before the execution fails."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.infra.test_ingest_stack import actions_of, function, of_type, role_statements
+
+
+@pytest.fixture(scope="module")
+def models(synthesized):
+    return synthesized.template("-models")
+
+
+def _resources(statements, action):
+    return json.dumps([s["Resource"] for s in statements if action in json.dumps(s["Action"])])
+
+
+def test_revocation_is_its_own_function_and_the_rollback_function_cannot_revoke(models):
+    revoke = role_statements(models, "RevokeRole")
+    assert {"dynamodb:PutItem", "dynamodb:UpdateItem", "lambda:UpdateAlias", "kms:GetPublicKey"} <= actions_of(revoke)
+    assert "LedgerTable" in _resources(revoke, "dynamodb:PutItem")
+    rollback = role_statements(models, "AutoRollbackRole")
+    assert "LedgerTable" not in json.dumps([s["Resource"] for s in rollback])  # no revocation, no taint
+    env = function(models, "AutoRollbackFunction")["Environment"]["Variables"]
+    assert not {"MLVAULT_LEDGER_TABLE", "MLVAULT_SIGNING_KEY_ARN"} & set(env)
+    revoke_env = function(models, "RevokeFunction")["Environment"]["Variables"]
+    assert {"MLVAULT_LEDGER_TABLE", "MLVAULT_REGISTRY_TABLE", "MLVAULT_SERVE_FUNCTION"} <= set(revoke_env)
+    assert "MLVAULT_SIGNING_KEY_ARN" not in revoke_env
+    (parameter,) = [
+        p
+        for p in of_type(models, "AWS::SSM::Parameter").values()
+        if p["Properties"]["Name"].endswith("/revoke-function")
+    ]
+    assert "RevokeFunction" in json.dumps(parameter["Properties"]["Value"])
+
+
+def test_the_canary_and_the_rollback_read_the_alarms_history(models):
+    for role in ("DeployRole", "AutoRollbackRole"):
+        statements = role_statements(models, role)
+        assert {"cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmHistory"} <= actions_of(statements), role
+    deploy = _resources(role_statements(models, "DeployRole"), "cloudwatch:DescribeAlarmHistory")
+    for alarm in ("serving-errors", "model-attestation-failed", "feature-drift"):
+        assert alarm in deploy or "ServingErrors" in deploy
+
+
+def test_bad_requests_reach_no_alarm_and_other_versions_cannot_roll_back(models):
+    alarms = of_type(models, "AWS::CloudWatch::Alarm").values()
+    assert not [a for a in alarms if a["Properties"].get("MetricName") == "ClientErrors"]
+    (errors,) = [a for a in alarms if a["Properties"]["AlarmName"].endswith("-serving-errors")]
+    dimensions = {d["Name"]: d["Value"] for d in errors["Properties"]["Dimensions"]}
+    assert set(dimensions) == {"FunctionName", "Resource"}
+    assert dimensions["Resource"] == {"Fn::Join": ["", [dimensions["FunctionName"], ":live"]]}  # the alias only
+    (dashboard,) = of_type(models, "AWS::CloudWatch::Dashboard").values()
+    assert "ClientErrors" in json.dumps(dashboard["Properties"]["DashboardBody"])
+
+
+def test_every_failed_step_ends_its_run_before_the_execution_fails(models):
+    (machine,) = of_type(models, "AWS::StepFunctions::StateMachine").values()
+    definition = json.loads(
+        "".join(p if isinstance(p, str) else "0" for p in machine["Properties"]["DefinitionString"]["Fn::Join"][1])
+    )
+    states = definition["States"]
+    for step, name in (("Train", "train"), ("Evaluate", "evaluate"), ("Register", "register"), ("SignModel", "sign")):
+        (catch,) = states[step]["Catch"]
+        assert catch["Next"] == f"{step}Failed"
+        assert states[f"{step}Failed"]["Result"] == name
+        assert states[f"{step}Failed"]["Next"] == "RecordFailure"
+    assert states["Prepare"]["Catch"][0]["Next"] == "PrepareFailed"
+    assert states["RecordFailure"]["Next"] == "RunFailed"
+    assert states["RunFailed"] == {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
+    for step in ("Advance", "CheckAlarms", "Promote"):  # the canary's failures roll back, the error with the state
+        assert states[step]["Catch"] == [
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.state.error", "Next": "Rollback"}
+        ]
