@@ -5,6 +5,7 @@ Each step checks what it shows; the demo exits non-zero when the system does not
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from mlvault_tools.samples import iris_batch, iris_csv
 
 PRODUCER = "demo-producer"  # trusted by the dev stage's registry (trust/dev.json) with public test keys
 DATASET = "iris"
+STAGE = "dev"  # the stage `make synth` synthesizes (cdk.json context `stage`)
+MAX_DRIFTED_REQUESTS = 120  # a drift window is 200 rows: the alarm (2 scaled periods) rings after a few
 IRIS = iris_csv(600, 1)  # satisfies contracts/iris.json; with the next clean batch, the learned baseline
 
 
@@ -32,14 +35,22 @@ class Step:
     seconds: float
 
 
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:
+def wait_for(
+    what: str,
+    probe: Callable[[], Any],
+    timeout: float = 30.0,
+    interval: float = 0.1,
+    describe: Callable[[], str] | None = None,
+) -> Any:
+    """Poll `probe` until it is truthy; on giving up, say what was awaited and (`describe`) where things stand."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = probe()
         if value:
             return value
         time.sleep(interval)
-    raise StoryError(f"timed out after {timeout:.0f}s waiting for {what}")
+    state = f"; {describe()}" if describe else ""
+    raise StoryError(f"timed out after {timeout:.0f}s waiting for {what}{state}")
 
 
 class Story:
@@ -225,14 +236,18 @@ class Story:
 
         from model_signing import verifying
 
+        from mlvault.attestation.openssf import kms_public_key_pem
         from mlvault.attestation.pinned import attest_registered
+        from mlvault.trust.anchors import SigningKey
 
         model = next(m for m in self.registry().models(DATASET) if m["status"] == "DEPLOYED")
         key = self.cloud.physical_id("-storage", "AWS::KMS::Key", "ModelSigningKey")
-        key_arn = self.cloud.client("kms").describe_key(KeyId=key)["KeyMetadata"]["Arn"]
+        kms = self.cloud.client("kms")
+        key_arn = kms.describe_key(KeyId=key)["KeyMetadata"]["Arn"]
+        anchor = SigningKey(key_arn, hashlib.sha256(kms_public_key_pem(kms, key_arn)).hexdigest())
         with tempfile.TemporaryDirectory() as folder:
             where = Path(folder)
-            attest_registered(self.s3, self.cloud.client("kms"), model, key_arn, folder=where)
+            attest_registered(self.s3, kms, model, anchor, folder=where)
             verifying.Config().use_elliptic_key_verifier(public_key=where / "signing-key.pem").verify(
                 where / "model.json", where / "model.sig"
             )
@@ -289,41 +304,96 @@ class Story:
         serve = self.cloud.physical_id("-models", "AWS::Lambda::Function", "ServeFunction")
         live = next(m for m in self.registry().models(DATASET) if m["status"] == "DEPLOYED")
         rows = [{k: v for k, v in r.items() if k != "species"} for r in iris_batch(200, 77, shift=2.0).to_pylist()]
-        alarm = "mlvault-dev-feature-drift"
-        for _ in range(8):  # drifted traffic (sepal length +2 cm) over several alarm periods
+        alarm = f"mlvault-{STAGE}-feature-drift"
+
+        def alarm_state() -> dict[str, Any]:
+            return cw.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]
+
+        def drift_seen() -> str:
+            points = cw.get_metric_statistics(
+                Namespace=NAMESPACE,
+                MetricName=Metric.MAX_FEATURE_DRIFT,
+                Dimensions=[{"Name": Dimension.STAGE, "Value": STAGE}],
+                StartTime=time.time() - 600,
+                EndTime=time.time() + 60,
+                Period=60,
+                Statistics=["Maximum"],
+            )["Datapoints"]
+            return f"MaxFeatureDrift maximum {max((d['Maximum'] for d in points), default=float('nan')):.2f}"
+
+        # Drifted traffic (sepal length +2 cm), one request of 200 rows (one drift window) at a time, until the
+        # alarm has seen enough periods of it: bounded by work sent, not by wall time.
+        sent = 0
+        while alarm_state()["StateValue"] != "ALARM":
+            if sent == MAX_DRIFTED_REQUESTS:
+                state = alarm_state()
+                raise StoryError(
+                    f"sent {sent} drifted requests ({sent * len(rows)} rows); alarm {alarm} is {state['StateValue']} "
+                    f"({state.get('StateReason', '')[:120]}); {drift_seen()}"
+                )
             lam.invoke(FunctionName=f"{serve}:{SERVE_ALIAS}", Payload=json.dumps({"rows": rows}))
-            time.sleep(0.4)
-            if cw.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["StateValue"] == "ALARM":
-                break
-        rang = wait_for(
-            "the drift alarm",
-            lambda: cw.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["StateValue"] == "ALARM",
-        )
+            sent += 1
+            time.sleep(0.2)
         alarmed = time.monotonic()
-        rolled = wait_for(
-            "the automated rollback",
-            lambda: (m := self.registry().model(live["model_id"]))["status"] == "ROLLED_BACK" and m,
+
+        def rolled_back() -> tuple[dict[str, Any], dict[str, Any], str] | None:
+            """The bad model ROLLED_BACK, another DEPLOYED, and the alias on the version that pins it."""
+            models = {m["model_id"]: m for m in self.registry().models(DATASET)}
+            now = next((m for m in models.values() if m["status"] == "DEPLOYED"), None)
+            alias = lam.get_alias(FunctionName=serve, Name=SERVE_ALIAS)["FunctionVersion"]
+            done = models[live["model_id"]]["status"] == "ROLLED_BACK" and now and alias == now["serving_version"]
+            return (models[live["model_id"]], now, alias) if done else None
+
+        def where_it_stands() -> str:
+            statuses = ", ".join(f"{m['model_id']} {m['status']}" for m in self.registry().models(DATASET))
+            alias = lam.get_alias(FunctionName=serve, Name=SERVE_ALIAS)["FunctionVersion"]
+            return (
+                f"models: {statuses}; alias {SERVE_ALIAS} on version {alias}; rollback function invocations: "
+                f"{self._invocations('AutoRollbackFunction')}"
+            )
+
+        rolled, now, alias = wait_for(
+            f"the automated rollback of {live['model_id']} after alarm {alarm}",
+            rolled_back,
+            timeout=60,
+            describe=where_it_stands,
         )
         took = time.monotonic() - alarmed
-        now = next(m for m in self.registry().models(DATASET) if m["status"] == "DEPLOYED")
-        alias = lam.get_alias(FunctionName=serve, Name=SERVE_ALIAS)["FunctionVersion"]
-        if not rang or alias != now["serving_version"]:
-            raise StoryError(f"serving ({alias}) does not serve the rollback target {now['model_id']}")
-        drift = cw.get_metric_statistics(
-            Namespace=NAMESPACE,
-            MetricName=Metric.MAX_FEATURE_DRIFT,
-            Dimensions=[{"Name": Dimension.STAGE, "Value": "dev"}],
-            StartTime=time.time() - 600,
-            EndTime=time.time() + 60,
-            Period=60,
-            Statistics=["Maximum"],
-        )["Datapoints"]
-        worst = max(d["Maximum"] for d in drift)
         return (
-            f"drifted traffic -> MaxFeatureDrift {worst:.2f} (> 0.2) -> alarm {alarm} -> EventBridge -> rollback in "
+            f"{sent} drifted requests -> {drift_seen()} (> 0.2) -> alarm {alarm} -> EventBridge -> rollback in "
             f"{took:.2f}s\n       {live['model_id']} ROLLED_BACK ({rolled['rollback_reason'][:40]}...); "
             f"serving {now['model_id']} again (version {alias}, re-verified first)"
         )
+
+    def _invocations(self, logical_prefix: str) -> list[str]:
+        function = self.cloud.physical_id("-models", "AWS::Lambda::Function", logical_prefix)
+        return [
+            f"{e['at'][11:19]} {'error' if e['errored'] else 'ok'}"
+            for e in self.cloud.events("invoke")
+            if e.get("function") == function
+        ]
+
+    def unsigned_code_is_refused(self) -> str:
+        """An insider with deploy rights replaces the serving code with code nobody signed: Lambda refuses it."""
+        import io
+        import zipfile
+
+        lam = self.cloud.client("lambda")
+        serve = self.cloud.physical_id("-models", "AWS::Lambda::Function", "ServeFunction")
+        before = lam.get_function_configuration(FunctionName=serve)["CodeSha256"]
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.writestr("handler.py", "def handler(event, context):\n    return {'predictions': ['setosa']}\n")
+        try:
+            lam.update_function_code(FunctionName=serve, ZipFile=archive.getvalue())
+        except lam.exceptions.ClientError as err:
+            code = err.response["Error"]["Code"]
+        else:
+            raise StoryError("unsigned code was deployed to the serving function")
+        after = lam.get_function_configuration(FunctionName=serve)["CodeSha256"]
+        if after != before:
+            raise StoryError("the serving function's code changed")
+        return f"update-function-code of the serve function with an unsigned zip -> {code}; its signed code stands"
 
     def lake_is_locked(self) -> str:
         version = self.s3.put_object(Bucket=self.lake, Key="demo/locked.txt", Body=b"evidence")["VersionId"]
@@ -349,6 +419,7 @@ def run(*, cdk_out: Path, state_dir: Path, port: int = 0) -> int:
         story = Story(cloud)
         for title, action in (
             ("local cloud provisioned from cdk.out", story.provisioned),
+            ("only signed code runs: an unsigned deployment is refused", story.unsigned_code_is_refused),
             ("a signed upload lands in the Object Lock lake", story.signed_upload_lands_in_the_lake),
             ("a file tampered after signing is quarantined", story.tampered_upload_is_quarantined),
             ("an unsigned file is quarantined", story.unsigned_upload_is_quarantined),
