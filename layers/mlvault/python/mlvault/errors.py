@@ -105,6 +105,16 @@ class TrainingReason(StrEnum):
     UNSUPPORTED = "UNSUPPORTED"
     TOO_MANY_ROWS = "TOO_MANY_ROWS"
     NOT_ENOUGH_DATA = "NOT_ENOUGH_DATA"
+    # a team's own training code (the model package, mlvault.model_package)
+    NO_ONNX_MODEL = "NO_ONNX_MODEL"  # the training output has no model.onnx
+    NO_DESCRIPTOR = "NO_DESCRIPTOR"  # the training output has no descriptor.json
+    DESCRIPTOR_INVALID = "DESCRIPTOR_INVALID"  # descriptor.json is not a model descriptor
+    DESCRIPTOR_MISMATCH = "DESCRIPTOR_MISMATCH"  # the descriptor disagrees with the dataset's contract
+    ONNX_INVALID = "ONNX_INVALID"  # model.onnx does not load, or its inputs/outputs are not the descriptor's
+    TRAINING_OUTPUT_INVALID = "TRAINING_OUTPUT_INVALID"  # the output archive is unsafe or not an archive
+    TRAINING_JOB_FAILED = "TRAINING_JOB_FAILED"  # the training job failed (SageMaker's reason in the detail)
+    TRAINING_JOB_TIMEOUT = "TRAINING_JOB_TIMEOUT"  # the job ran past its maximum runtime and was stopped
+    INPUT_DIGEST_MISMATCH = "INPUT_DIGEST_MISMATCH"  # inside the job, a channel file is not the file mlvault wrote
 
 
 class PipelineReason(StrEnum):
