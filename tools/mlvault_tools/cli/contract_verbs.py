@@ -62,8 +62,10 @@ def _import(args: argparse.Namespace) -> int:
     target, kept = contract_path(args.contracts, args.dataset), metadata_path(args.contracts, args.dataset)
     write_new(target, contract_text(imported.document), force=args.force)
     contract = imported.contract
-    print(f"imported {args.file} as {target}: {contract.format}, {len(contract.columns)} columns, " + "rows "
-          f"{contract.min_rows} to {contract.max_rows if contract.max_rows is not None else 'any'}")  # fmt: skip
+    print(
+        f"imported {args.file} as {target}: {contract.format}, {len(contract.columns)} columns, " + "rows "
+        f"{contract.min_rows} to {contract.max_rows if contract.max_rows is not None else 'any'}"
+    )
     for column in contract.columns:
         print(f"  {column_summary(column)}")
     if imported.metadata:
@@ -88,8 +90,11 @@ def _export(args: argparse.Namespace) -> int:
     metadata = load_metadata(kept) if kept.is_file() else None
     doc, warnings = export_odcs(contract, descriptions, metadata)
     source = f"{contract_path(args.contracts, args.dataset)}" + (f" and {kept}" if metadata else "")
-    text = export_text(doc, f"ODCS {EXPORT_VERSION} data contract of mlvault dataset {args.dataset}, exported by "
-                            f"`mlvault contract export` from {source}")  # fmt: skip
+    text = export_text(
+        doc,
+        f"ODCS {EXPORT_VERSION} data contract of mlvault dataset {args.dataset}, exported by "
+        f"`mlvault contract export` from {source}",
+    )
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.out is None:
@@ -147,8 +152,7 @@ def register(verbs) -> None:
 
 
 def _register_odcs(actions) -> None:
-    from mlvault_tools.contract_draft import DraftError
-    from mlvault_tools.odcs_map import OdcsError
+    from mlvault_tools.contract_errors import DraftError, OdcsError
 
     formats = ("csv", "parquet", "jsonl")
     odcs = actions.add_parser("import", help="write contracts/D.json from an ODCS v3 document (YAML or JSON)")
