@@ -137,6 +137,8 @@ def _column(where: str, raw: Any) -> Column:
     allowed = data.get("allowed")
     if allowed is not None and (not isinstance(allowed, list) or not allowed):
         raise _fail(where, "allowed must be a non-empty list of values")
+    if allowed is not None and type_ in ("date32", "timestamp[ms]"):
+        raise _fail(where, f"allowed applies to numeric, string and bool columns, not {type_} (use min/max)")
     pattern = data.get("pattern")
     if pattern is not None:
         if type_ != "string":

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mlvault.contracts.column_checks import Checker, Observer, ValidationReport
 from mlvault.contracts.schema import Contract
@@ -119,16 +120,64 @@ def _open_csv(stream: BinaryIO, contract: Contract):
 def _open_jsonl(stream: BinaryIO, contract: Contract):
     import pyarrow.json as pj
 
-    schema = pa.schema([pa.field(c.name, _ARROW_TYPES[c.type]) for c in contract.columns])
+    # pyarrow's JSON reader parses timestamps from ISO text but not dates: a date32 column is read as text and
+    # converted per batch (_JsonDates), so an ISO date is a date and anything else a TYPE_MISMATCH naming it
+    schema = pa.schema(
+        [pa.field(c.name, pa.string() if c.type == "date32" else _ARROW_TYPES[c.type]) for c in contract.columns]
+    )
     try:
-        return pj.open_json(
-            stream,
-            read_options=pj.ReadOptions(block_size=BLOCK_SIZE, use_threads=False),
-            parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error"),
+        return _JsonDates(
+            pj.open_json(
+                stream,
+                read_options=pj.ReadOptions(block_size=BLOCK_SIZE, use_threads=False),
+                parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error"),
+            ),
+            contract,
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
         guard = stream if isinstance(stream, TextGuard) else TextGuard(stream)
         raise _json_error(err, contract, Checker(contract), guard) from None
+
+
+class _JsonDates:
+    """A JSON Lines reader whose date32 columns, read as text, come out as dates (ISO 8601 `YYYY-MM-DD`)."""
+
+    def __init__(self, reader, contract: Contract) -> None:
+        self._reader = reader
+        self._dates = [c.name for c in contract.columns if c.type == "date32"]
+        self._rows = 0
+        self.schema = reader.schema
+
+    def read_next_batch(self) -> pa.RecordBatch:
+        batch = self._reader.read_next_batch()
+        for name in self._dates:
+            index = batch.schema.get_field_index(name)
+            text = batch.column(index)
+            try:
+                dates = pc.cast(pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=False), pa.date32())
+                # strptime normalises impossible dates (2024-02-30): the text must be the date's own ISO form
+                exact = pc.fill_null(pc.equal(pc.strftime(dates, format="%Y-%m-%d"), text), True)
+                if not pc.all(exact).as_py():
+                    raise pa.ArrowInvalid("not an ISO date")
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                bad = next(i for i, v in enumerate(text.to_pylist()) if v is not None and not _iso_date(v))
+                raise fail(
+                    ContractReason.TYPE_MISMATCH,
+                    f"column {name}: value {text[bad].as_py()[:60]!r} is not date32 (an ISO date YYYY-MM-DD; "
+                    f"row {self._rows + bad + 1})",
+                ) from None
+            batch = batch.set_column(index, pa.field(name, pa.date32(), nullable=True), dates)
+        self._rows += batch.num_rows
+        return batch
+
+
+def _iso_date(value: str) -> bool:
+    from datetime import date
+
+    try:
+        return len(value) == 10 and date.fromisoformat(value) is not None
+    except ValueError:
+        return False
 
 
 def _csv_error(err: Exception, contract: Contract, names: tuple[str, ...], rows_before: int) -> VerificationError:
