@@ -99,6 +99,7 @@ class AlarmEvaluator:
         for gone in set(self._verdicts) - {a.name for a in alarms}:
             del self._verdicts[gone]
         data: list[Any] | None = None
+        judged: list[str] = []
         for alarm in alarms:
             why_not = _not_evaluable(alarm)
             if why_not:
@@ -115,6 +116,9 @@ class AlarmEvaluator:
             if data is None:
                 data = list(backend.metric_data)
             self._judge(alarm, verdict if verdict is not None and verdict.alarm is alarm else None, key, data, now)
+            judged.append(alarm.name)
+        if judged:  # observable: a test waits for evaluations to have happened instead of sleeping
+            self._cloud.record({"kind": "alarm-evaluated", "alarms": judged})
 
     def _judge(self, alarm: Any, verdict: _Verdict | None, key: tuple[int, int], data: list[Any], now: float) -> None:
         from moto.cloudwatch.models import Statistics

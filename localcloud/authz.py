@@ -23,7 +23,8 @@
    Condition keys set on every request: aws:PrincipalArn, aws:PrincipalAccount, aws:PrincipalType,
    aws:SecureTransport (true: the local cloud serves plain HTTP on loopback only, in place of TLS),
    aws:RequestedRegion, aws:CurrentTime, aws:EpochTime, aws:SourceIp; service keys as iam_actions.py lists.
-   Not evaluated: permissions boundaries, SCPs, grants, signatures of requests (any secret is accepted).
+   Not evaluated: permissions boundaries, SCPs, grants, signatures of requests (any secret is accepted; a function
+   URL's requests are the exception: services/function_urls.py verifies them, gap 25).
 """
 
 from __future__ import annotations

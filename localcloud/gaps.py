@@ -55,6 +55,22 @@ backends of this process (the local cloud's server). tests/localcloud covers eac
    services/lambda_code.py (runtime side: runtime.py)
 22. CloudWatch alarm history: DescribeAlarmHistory answers the StateUpdate items of each alarm's changes of
    state (moto records them, without the API). services/cloudwatch.py
+23. SageMaker training jobs: CreateTrainingJob validated as SageMaker validates it and run (channels downloaded
+   from local S3 with the job's role, the script-mode toolkit in a job process of its own, MaxRuntimeInSeconds,
+   model.tar.gz uploaded with the role and the output key), DescribeTrainingJob, StopTrainingJob,
+   ListTrainingJobs. services/sagemaker_jobs.py (validation: services/sagemaker_validation.py; the platform:
+   sagemaker_runner.py; the container: sagemaker_toolkit.py)
+24. Step Functions `sagemaker:createTrainingJob(.sync)`: the job created with the task's role, waited for, its
+   DescribeTrainingJob as the output, States.TaskFailed when it fails or stops. services/sfn_sagemaker.py
+25. Lambda function URLs: URL configs on a function or an alias (Qualifier), served on the local endpoint,
+   AWS_IAM requests' SigV4 signatures verified (sigv4_verify.py) and authorized (lambda:InvokeFunctionUrl and
+   lambda:InvokeFunction), the alias's weights applied, payload format 2.0 in and out.
+   services/function_urls.py
+26. What a function can import: Lambda's runtime has the standard library and boto3 (with botocore, s3transfer,
+   jmespath, dateutil, urllib3, six), nothing else; the local cloud's venv has everything. A function imports a
+   third-party package only if one of its third-party layers holds it (their published manifests list their
+   top-level packages) or its code or first-party layers do; any other is ModuleNotFoundError, as on Lambda.
+   services/lambda_code.py (the worker's import guard: worker.py)
 """
 
 from __future__ import annotations
@@ -66,11 +82,14 @@ from localcloud.services import (
     awslambda,
     cloudwatch,
     eventbridge,
+    function_urls,
     kms,
     lambda_code,
     lambda_codesigning,
     s3,
     s3_lock,
+    sagemaker_jobs,
+    sfn_sagemaker,
     signing_jobs,
     sqs,
     stepfunctions,
@@ -93,6 +112,9 @@ SERVICES = (
     signing_jobs,
     lambda_codesigning,
     lambda_code,
+    sagemaker_jobs,
+    sfn_sagemaker,
+    function_urls,
 )
 
 

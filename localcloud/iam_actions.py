@@ -1,16 +1,18 @@
-"""Every request to the local cloud named as IAM names it: the actions it needs, on which resource ARNs, with
-which service condition keys (gap 14; S3 requests are mapped by services/s3_requests.py).
+"""Every request to the local cloud named as IAM names it: the actions it needs, on which resource ARNs, with which
+service condition keys (gap 14; S3 requests are mapped by services/s3_requests.py).
 
-`needs(service, operation, params, where)` takes the request's parameters as botocore's model parses them
-(authz.py parses every request with moto's protocol parsers) and returns one `Need` per (action, resource)
-AWS authorizes. The action names and resource ARN formats follow the Service Authorization Reference of each
-service: Invoke is `lambda:InvokeFunction` on the (qualified) function ARN, SQS batch operations are authorized
-as their single actions (`sqs:SendMessage` for SendMessageBatch), DynamoDB batch and transaction requests on each
-table they name, KMS requests on the key the KeyId, alias or ciphertext designates, passing a role to a service
-(Lambda, Step Functions, EventBridge targets) is `iam:PassRole` with `iam:PassedToService`. An operation of these
-services not listed here is authorized as `<prefix>:<Operation>` on `*` (its name is its action for every API
-the app uses; a role granted it on a narrower resource is then refused: the local cloud fails closed).
-sts:GetCallerIdentity needs no permission, as in AWS.
+`needs(service, operation, params, where)` takes the request's parameters as botocore's model parses them (authz.py
+parses every request with moto's protocol parsers) and returns one `Need` per (action, resource) AWS authorizes. The
+action names and resource ARN formats follow the Service Authorization Reference of each service: Invoke is
+`lambda:InvokeFunction` on the (qualified) function ARN, SQS batch operations are authorized as their single actions
+(`sqs:SendMessage` for SendMessageBatch), DynamoDB batch and transaction requests on each table they name, KMS
+requests on the key the KeyId, alias or ciphertext designates, passing a role to a service (Lambda, Step Functions,
+EventBridge targets, SageMaker training jobs) is `iam:PassRole` with `iam:PassedToService`; CreateTrainingJob with
+tags is `sagemaker:AddTags` too, with the `sagemaker:` condition keys of the job (NetworkIsolation, InstanceTypes,
+MaxRuntimeInSeconds, OutputKmsKey, VolumeKmsKey); function URL configurations and AddPermission carry
+`lambda:FunctionUrlAuthType`. An operation of these services not listed here is authorized as `<prefix>:<Operation>`
+on `*` (its name is its action for every API the app uses; a role granted it on a narrower resource is then refused:
+the local cloud fails closed). sts:GetCallerIdentity needs no permission, as in AWS.
 """
 
 from __future__ import annotations
@@ -172,7 +174,19 @@ _LAMBDA_ACTIONS = {
     "InvokeAsync": "InvokeAsync",
     "InvokeWithResponseStream": "InvokeFunction",
 }
-_LAMBDA_QUALIFIED = {"Invoke", "InvokeWithResponseStream", "GetFunction", "GetFunctionConfiguration", "GetPolicy"}
+_LAMBDA_QUALIFIED = {
+    "Invoke",
+    "InvokeWithResponseStream",
+    "GetFunction",
+    "GetFunctionConfiguration",
+    "GetPolicy",
+    "AddPermission",
+    "RemovePermission",
+    "CreateFunctionUrlConfig",
+    "GetFunctionUrlConfig",
+    "UpdateFunctionUrlConfig",
+    "DeleteFunctionUrlConfig",
+}
 
 
 def _function_arn(where: Where, name: str, qualifier: str | None = None) -> str:
@@ -221,6 +235,9 @@ def _lambda_context(operation: str, params: Mapping[str, Any]) -> dict[str, Any]
         context["lambda:CodeSigningConfigArn"] = params["CodeSigningConfigArn"]
     if operation == "AddPermission":
         context["lambda:Principal"] = params.get("Principal", "")
+    url_auth = params.get("FunctionUrlAuthType") or params.get("AuthType")
+    if url_auth and (operation == "AddPermission" or operation.endswith("FunctionUrlConfig")):
+        context["lambda:FunctionUrlAuthType"] = url_auth
     return context
 
 
@@ -390,6 +407,50 @@ def _iam(operation: str, params: Mapping[str, Any], where: Where) -> list[Need] 
     return None
 
 
+# --- SageMaker --------------------------------------------------------------------------------------------
+
+
+def _tag_context(tags: Any) -> dict[str, Any]:
+    context: dict[str, Any] = {f"aws:RequestTag/{t['Key']}": t.get("Value", "") for t in tags or []}
+    if tags:
+        context["aws:TagKeys"] = [t["Key"] for t in tags]
+    return context
+
+
+def _sagemaker(operation: str, params: Mapping[str, Any], where: Where) -> list[Need] | None:
+    action = f"sagemaker:{operation}"
+    if operation.startswith("List") and "ResourceArn" not in params:
+        return [Need(action, "*")]
+    if "ResourceArn" in params:  # AddTags, DeleteTags, ListTags
+        return [Need(action, params["ResourceArn"], _tag_context(params.get("Tags")))]
+    if "TrainingJobName" not in params:
+        return None
+    job = _arn(where, "sagemaker", f"training-job/{str(params['TrainingJobName']).lower()}")
+    if operation != "CreateTrainingJob":
+        return [Need(action, job)]
+    resources = params.get("ResourceConfig") or {}
+    context = {
+        **_tag_context(params.get("Tags")),
+        "sagemaker:NetworkIsolation": str(bool(params.get("EnableNetworkIsolation", False))).lower(),
+        "sagemaker:InterContainerTrafficEncryption": str(
+            bool(params.get("EnableInterContainerTrafficEncryption", False))
+        ).lower(),
+        "sagemaker:MaxRuntimeInSeconds": str((params.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds", 86400)),
+    }
+    if resources.get("InstanceType"):
+        context["sagemaker:InstanceTypes"] = [resources["InstanceType"]]
+    if resources.get("VolumeKmsKeyId"):
+        context["sagemaker:VolumeKmsKey"] = resources["VolumeKmsKeyId"]
+    if (params.get("OutputDataConfig") or {}).get("KmsKeyId"):
+        context["sagemaker:OutputKmsKey"] = params["OutputDataConfig"]["KmsKeyId"]
+    result = [Need(action, job, context)]
+    if params.get("Tags"):  # tags on create are authorized as sagemaker:AddTags too
+        result.append(Need("sagemaker:AddTags", job, _tag_context(params["Tags"])))
+    if params.get("RoleArn"):
+        result.append(_pass_role(params["RoleArn"], "sagemaker.amazonaws.com"))
+    return result
+
+
 _MAPPERS: dict[str, Callable[[str, Mapping[str, Any], Where], list[Need] | None]] = {
     "dynamodb": _dynamodb,
     "sqs": _sqs,
@@ -404,4 +465,5 @@ _MAPPERS: dict[str, Callable[[str, Mapping[str, Any], Where], list[Need] | None]
     "sts": _sts,
     "signer": _signer,
     "iam": _iam,
+    "sagemaker": _sagemaker,
 }

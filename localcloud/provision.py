@@ -25,7 +25,7 @@ from localcloud.deployment import Deployment, FunctionSpec
 from localcloud.intrinsics import Scope, UnsupportedError, dependencies, resolve
 from localcloud.resources import handler_for
 from localcloud.resources.cfn_context import ProvisioningError, ResourceContext
-from localcloud.services.lambda_code import third_party_layer_zip
+from localcloud.services.lambda_code import third_party_layer_zip, top_level_packages
 
 __all__ = ["NO_OP_TYPES", "SKIPPED_RULES", "Deployment", "FunctionSpec", "Provisioner"]
 
@@ -166,6 +166,7 @@ def _asset_object(source: Path) -> bytes:
         "mlvault-localcloud": "third-party layer, not zipped: locally its packages come from the venv",
         "asset": source.name,
         "distributions": sorted(d.name.removesuffix(".dist-info") for d in (source / "python").glob("*.dist-info")),
+        "packages": top_level_packages(source / "python"),
         "files": len(files),
         "unzipped_bytes": sum(p.stat().st_size for p in files),
     }

@@ -248,6 +248,9 @@ class LambdaRuntime:
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LANG": "C.UTF-8",
             "PYTHONPATH": os.pathsep.join(code_path),
+            # the worker refuses any other top-level package from the venv (the function's code and first-party
+            # layers are on PYTHONPATH; the standard library is always there)
+            "MLVAULT_LOCAL_PROVIDED_PACKAGES": ",".join(code.provided_packages),
             "PYTHONPYCACHEPREFIX": str(self._state_dir / "pycache"),
             "PYTHONUNBUFFERED": "1",
             "AWS_ACCESS_KEY_ID": access_key_for(code.role_arn),

@@ -69,6 +69,8 @@ class LocalCloud:
         self.signer = Signer(self)  # signing jobs and their key (gap 19)
         self._code = CodeStore(self.state_dir / "code")  # the deployed code of every function version (gap 21)
         self.runtime: LambdaRuntime | None = None
+        self.training: Any = None  # SageMaker training jobs (gap 23, services/sagemaker_jobs.py)
+        self.function_urls: Any = None  # Lambda function URLs (gap 25, services/function_urls.py)
         self.poller: Any = None
         self._stopping = threading.Event()
 
@@ -167,6 +169,8 @@ class LocalCloud:
             self.poller.stop()
         if self.runtime is not None:
             self.runtime.close()
+        if self.training is not None:
+            self.training.close()
         if self._server is not None:
             self._server.stop()
 

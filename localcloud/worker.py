@@ -31,8 +31,59 @@ class Context:
         return max(0, int((self._deadline - time.time()) * 1000))
 
 
+class LayerGuard:
+    """Imports as Lambda would resolve them: a top-level module found neither in the function's code or first-party
+    layers (PYTHONPATH) nor in the interpreter's standard library (its stdlib folders, outside any site-packages;
+    built-in and frozen modules), and not provided by the runtime or a third-party layer of the function
+    (MLVAULT_LOCAL_PROVIDED_PACKAGES), is not there, even though the venv running the local cloud has it. A meta
+    path finder ahead of the others: it answers for such names only, with ModuleNotFoundError."""
+
+    def __init__(self, provided, search_path):
+        import importlib.machinery
+        import sysconfig
+
+        paths = sysconfig.get_paths()  # before the guard is installed: it imports the _sysconfigdata module
+        self._stdlib = tuple({os.path.realpath(paths["stdlib"]), os.path.realpath(paths["platstdlib"])})
+        self._provided = set(provided)
+        self._search_path = list(search_path)
+        self._machinery = importlib.machinery
+
+    def find_spec(self, name, path=None, target=None):
+        if path is not None or "." in name:  # a submodule: its package was allowed
+            return None
+        if name in self._provided or name in sys.builtin_module_names:
+            return None
+        if self._machinery.FrozenImporter.find_spec(name) is not None:
+            return None
+        if self._machinery.PathFinder.find_spec(name, self._search_path) is not None:
+            return None  # the function's own code or a first-party layer: normal import
+        spec = self._machinery.PathFinder.find_spec(name)
+        if spec is not None and self._in_stdlib(spec):
+            return None
+        raise ModuleNotFoundError(
+            f"No module named {name!r}: not in the function's code or layers, nor in Lambda's runtime "
+            "(the local cloud's venv has it; Lambda would not)",
+            name=name,
+        )
+
+    def _in_stdlib(self, spec):
+        places = [spec.origin] if spec.origin else list(spec.submodule_search_locations or [])
+        for place in places:
+            real = os.path.realpath(place)
+            parts = real.split(os.sep)
+            if "site-packages" in parts or "dist-packages" in parts:
+                return False
+            if not any(real.startswith(root + os.sep) for root in self._stdlib):
+                return False
+        return bool(places)
+
+
 def main():
     protocol = os.fdopen(int(sys.argv[1]), "w", buffering=1)
+    provided = os.environ.get("MLVAULT_LOCAL_PROVIDED_PACKAGES")
+    if provided is not None:
+        search = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        sys.meta_path.insert(0, LayerGuard([p for p in provided.split(",") if p], search))
     module_name, function_name = os.environ["_HANDLER"].rsplit(".", 1)
     handler = getattr(importlib.import_module(module_name), function_name)
     for line in sys.stdin:

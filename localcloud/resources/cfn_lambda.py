@@ -1,5 +1,6 @@
-"""Lambda resources: layers, functions (recorded for the local runtime), permissions, event source mappings,
-and code signing (Signer profiles; code signing configs, enforced by services/lambda_codesigning.py, gap 20)."""
+"""Lambda resources: layers, functions (recorded for the local runtime), versions, aliases, function URLs
+(served by services/function_urls.py, gap 25), permissions, event source mappings, and code signing (Signer
+profiles; code signing configs, enforced by services/lambda_codesigning.py, gap 20)."""
 
 from __future__ import annotations
 
@@ -158,7 +159,15 @@ def event_source_mapping(c: ResourceContext) -> tuple[Any, dict[str, Any]]:
 
 
 def permission(c: ResourceContext) -> tuple[Any, dict[str, Any]]:
-    p = c.take("Action", "FunctionName", "Principal", "SourceArn", "SourceAccount")
+    p = c.take(
+        "Action",
+        "FunctionName",
+        "Principal",
+        "SourceArn",
+        "SourceAccount",
+        "FunctionUrlAuthType",
+        "InvokedViaFunctionUrl",
+    )
     statement_id = c.unique_name(100)
     args = {
         "FunctionName": p["FunctionName"],
@@ -166,11 +175,49 @@ def permission(c: ResourceContext) -> tuple[Any, dict[str, Any]]:
         "Action": p["Action"],
         "Principal": p["Principal"],
     }
-    for key in ("SourceArn", "SourceAccount"):
+    for key in ("SourceArn", "SourceAccount", "FunctionUrlAuthType"):
         if key in p:
             args[key] = p[key]
+    if "InvokedViaFunctionUrl" in p:
+        args["InvokedViaFunctionUrl"] = str(p["InvokedViaFunctionUrl"]).lower() == "true"
     c.client("lambda").add_permission(**args)
     return statement_id, {}
+
+
+def version(c: ResourceContext) -> tuple[Any, dict[str, Any]]:
+    p = c.take("FunctionName", "Description", "CodeSha256")
+    args = {"FunctionName": p["FunctionName"], "Description": p.get("Description", "")}
+    if "CodeSha256" in p:
+        args["CodeSha256"] = p["CodeSha256"]
+    out = c.client("lambda").publish_version(**args)
+    return out["FunctionArn"], {"Version": out["Version"], "FunctionArn": out["FunctionArn"]}
+
+
+def alias(c: ResourceContext) -> tuple[Any, dict[str, Any]]:
+    p = c.take("Name", "FunctionName", "FunctionVersion", "Description", "RoutingConfig")
+    args: dict[str, Any] = {
+        "Name": p["Name"],
+        "FunctionName": p["FunctionName"],
+        "FunctionVersion": str(p["FunctionVersion"]),
+        "Description": p.get("Description", ""),
+    }
+    weights = (p.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or []
+    if weights:
+        args["RoutingConfig"] = {
+            "AdditionalVersionWeights": {str(w["FunctionVersion"]): float(w["FunctionWeight"]) for w in weights}
+        }
+    arn = c.client("lambda").create_alias(**args)["AliasArn"]
+    return arn, {"AliasArn": arn}
+
+
+def function_url(c: ResourceContext) -> tuple[Any, dict[str, Any]]:
+    p = c.take("TargetFunctionArn", "AuthType", "Qualifier", "Cors", "InvokeMode")
+    args: dict[str, Any] = {"FunctionName": p["TargetFunctionArn"], "AuthType": p["AuthType"]}
+    for key in ("Qualifier", "Cors", "InvokeMode"):
+        if key in p:
+            args[key] = p[key]
+    out = c.client("lambda").create_function_url_config(**args)
+    return out["FunctionArn"], {"FunctionUrl": out["FunctionUrl"], "FunctionArn": out["FunctionArn"]}
 
 
 HANDLERS: dict[str, Handler] = {
@@ -180,4 +227,7 @@ HANDLERS: dict[str, Handler] = {
     "AWS::Lambda::Function": function,
     "AWS::Lambda::EventSourceMapping": event_source_mapping,
     "AWS::Lambda::Permission": permission,
+    "AWS::Lambda::Version": version,
+    "AWS::Lambda::Alias": alias,
+    "AWS::Lambda::Url": function_url,
 }

@@ -32,11 +32,17 @@ if TYPE_CHECKING:
 MANIFEST = "python/.localcloud-third-party-layer.json"  # a layer zip holding it is provided by the local venv
 
 
+# What Lambda's Python runtime itself provides besides the standard library: boto3 and its dependencies. Anything
+# else a function imports must come from its code or its layers (the worker refuses the venv's copy otherwise).
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
+
+
 @dataclass(frozen=True)
 class Layer:
     arn: str
     directory: Path | None  # extracted first-party layer, None for a third-party layer served from the venv
     name: str
+    packages: tuple[str, ...] = ()  # a third-party layer's top-level import names (its manifest)
 
     @property
     def third_party(self) -> bool:
@@ -58,6 +64,11 @@ class DeployedCode:
     @property
     def python_path(self) -> list[str]:
         return [str(self.code_dir)] + [str(layer.directory / "python") for layer in self.layers if layer.directory]
+
+    @property
+    def provided_packages(self) -> list[str]:
+        """The top-level packages the function may take from the venv: the runtime's and its third-party layers'."""
+        return sorted({*RUNTIME_PACKAGES, *(p for layer in self.layers for p in layer.packages)})
 
 
 class CodeStore:
@@ -91,7 +102,10 @@ class CodeStore:
             data = bytes(layer.code_bytes)
             third_party = _manifest(data)
             name = third_party["asset"] if third_party else entry["Arn"].split(":")[6]
-            layers.append(Layer(entry["Arn"], None if third_party else self.extract(data), name))
+            if third_party:
+                layers.append(Layer(entry["Arn"], None, name, tuple(third_party.get("packages", ()))))
+            else:
+                layers.append(Layer(entry["Arn"], self.extract(data), name))
         parts = [fn.handler, fn.code_sha_256, *(layer.arn for layer in layers), str(fn.timeout), str(fn.memory_size)]
         return DeployedCode(
             handler=fn.handler,
@@ -112,6 +126,20 @@ def _manifest(data: bytes) -> dict[str, Any] | None:
     except zipfile.BadZipFile:
         raise RuntimeError("a layer's content is not a zip file") from None
     return None
+
+
+def top_level_packages(site_packages: Path) -> list[str]:
+    """The import names a pip-built layer's python/ folder provides: its packages, modules and extension modules
+    (not the dist-info, .libs and bin folders, nor caches)."""
+    names = set()
+    for path in site_packages.iterdir():
+        if path.name.endswith((".dist-info", ".libs", ".pth")) or path.name in ("__pycache__", "bin"):
+            continue
+        if path.is_dir():
+            names.add(path.name)
+        elif path.suffix in (".py", ".so"):
+            names.add(path.name.split(".", 1)[0])
+    return sorted(names)
 
 
 def third_party_layer_zip(manifest: dict[str, Any]) -> bytes:

@@ -242,10 +242,13 @@ def _kms_needs(backend: Any, request: S3Request, needs: list[Need]) -> list[Need
 
 
 def _write_key(bucket: Any, headers: dict[str, str]) -> tuple[str | None, bool]:
+    rule = (bucket.encryption or {}).get("Rule", {})
     if headers.get("x-amz-server-side-encryption") == "aws:kms":
         key = headers.get("x-amz-server-side-encryption-aws-kms-key-id")
-        return key, headers.get("x-amz-server-side-encryption-bucket-key-enabled", "").lower() == "true"
-    rule = (bucket.encryption or {}).get("Rule", {})
+        bucket_key = headers.get("x-amz-server-side-encryption-bucket-key-enabled")
+        if bucket_key is None:  # the bucket's S3 Bucket Key setting applies, as S3 applies it
+            return key, str(rule.get("BucketKeyEnabled", "")).lower() == "true"
+        return key, bucket_key.lower() == "true"
     default = rule.get("ApplyServerSideEncryptionByDefault", {})
     if default.get("SSEAlgorithm") == "aws:kms":
         return default.get("KMSMasterKeyID"), str(rule.get("BucketKeyEnabled", "")).lower() == "true"

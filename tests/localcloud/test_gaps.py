@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding
 from localcloud import control
 from localcloud.alarms import AlarmEvaluator, alarm_state
 from localcloud.emf import EmfError, emf_metric_data
-from tests.e2e.conftest import eventually
+from tests.e2e.conftest import evaluations_pass, eventually
 from tests.localcloud.app.stack import build_gaps_app
 
 
@@ -64,6 +64,22 @@ def test_request_response_invoke_runs_the_handler_from_its_asset(gaps):
     assert json.loads(failed["Payload"].read())["errorMessage"] == "asked to fail"
 
 
+@pytest.mark.parametrize("module", ["json", "boto3", "botocore.config", "s3transfer"])
+def test_a_function_imports_the_standard_library_and_what_lambdas_runtime_provides(gaps, module):
+    out = gaps.client("lambda").invoke(FunctionName=function_name(gaps), Payload=json.dumps({"import": module}))
+    assert "FunctionError" not in out, json.loads(out["Payload"].read())
+
+
+@pytest.mark.parametrize("module", ["yaml", "pyarrow", "moto", "localcloud", "cryptography"])
+def test_a_package_no_layer_of_the_function_holds_is_not_there_though_the_venv_has_it(gaps, module):
+    """Echo has no layer: whatever the local cloud's venv holds beyond the runtime's packages, it cannot import."""
+    out = gaps.client("lambda").invoke(FunctionName=function_name(gaps), Payload=json.dumps({"import": module}))
+    assert out["FunctionError"] == "Unhandled"
+    error = json.loads(out["Payload"].read())
+    assert error["errorType"] == "ModuleNotFoundError"
+    assert error["errorMessage"].startswith(f"No module named {module!r}: not in the function's code or layers")
+
+
 def test_async_invoke_retries_twice_then_goes_to_the_dlq(gaps):
     client = gaps.client("lambda")
     out = client.invoke(
@@ -83,7 +99,12 @@ def test_eventbridge_delivers_to_lambda_and_step_functions_targets(gaps):
     gaps.client("events").put_events(
         Entries=[{"Source": "mlvault.test", "DetailType": "ping", "Detail": json.dumps({"n": 1})}]
     )
-    (event,) = eventually(lambda: records(gaps, "mlvault.test/") or None)
+    # the rule's Lambda target records the event, and so does the Lambda task of the rule's state machine:
+    # two records, each the same event
+    delivered = eventually(lambda: len(found := records(gaps, "mlvault.test/")) >= 2 and found, timeout=30)
+    assert len(delivered) == 2
+    assert delivered[0] == delivered[1]
+    event = delivered[0]
     assert event["detail-type"] == "ping"
     assert event["detail"] == {"n": 1}
     assert event["account"] == gaps.state["account"]
@@ -120,7 +141,7 @@ def test_alarm_state_changes_emit_the_aws_event(gaps):
     # Drift has no data and treats missing data as missing: its first verdict (gap 13) was INSUFFICIENT_DATA
     assert event["detail"]["previousState"]["value"] == "INSUFFICIENT_DATA"
     assert event["resources"] == [f"arn:aws:cloudwatch:eu-west-1:{gaps.state['account']}:alarm:{alarm}"]
-    time.sleep(2)  # evaluations pass; the metric says nothing new, so the state set by hand stands
+    evaluations_pass(gaps, alarm)  # the metric says nothing new, so the state set by hand stands
     assert cw.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["StateValue"] == "ALARM"
     assert len(records(gaps, "aws.cloudwatch/")) == 1
 
@@ -157,10 +178,8 @@ def test_asymmetric_keys_are_real_ecc_keys(gaps):
 )
 def test_unsupported_resources_and_properties_fail_loudly(tmp_path, extra, message):
     build_gaps_app(tmp_path / "cdk.out", extra=extra)
-    started = time.monotonic()
     with pytest.raises(control.LocalCloudError, match=message):
         control.up(cdk_out=tmp_path / "cdk.out", state_dir=tmp_path / "state")
-    assert time.monotonic() - started < 60
 
 
 @pytest.mark.parametrize(
@@ -519,16 +538,14 @@ def test_alarms_are_evaluated_from_metric_data_put_and_printed_in_emf(gaps):
             messages += sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
                 "Messages", []
             )
-        time.sleep(2.5)  # later evaluations, while the data leaves the window, must send nothing more
+        evaluations_pass(gaps, name)  # later evaluations, while the data leaves the window, send nothing more
         messages += sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
         for m in messages:
             sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
         return [json.loads(m["Body"]) for m in messages]
 
-    started = time.monotonic()
     latency(0.5, time.time())
     assert eventually(lambda: alarm_of(gaps, "Latency")["StateValue"] == "ALARM", timeout=10)
-    assert time.monotonic() - started < 5
     (event,) = events_received(1)
     assert event["detail-type"] == "CloudWatch Alarm State Change"
     assert event["detail"]["alarmName"] == name
@@ -546,7 +563,7 @@ def test_alarms_are_evaluated_from_metric_data_put_and_printed_in_emf(gaps):
 
 
 def test_an_alarm_without_data_that_treats_missing_data_as_not_breaching_stays_ok(gaps):
-    time.sleep(1.5)  # a few evaluations
+    evaluations_pass(gaps, alarm_of(gaps, "Quiet")["AlarmName"])
     alarm = alarm_of(gaps, "Quiet")
     assert alarm["StateValue"] == "OK"
     assert not [e for e in gaps.events("alarm-state-change") if e["alarm"] == alarm["AlarmName"]]
@@ -674,7 +691,7 @@ def test_alarm_evaluator_buckets_scaled_periods_and_changes_state_only_on_a_new_
         assert reason.endswith(
             "were greater than the threshold (0.5) (minimum 2 datapoints for OK -> ALARM transition)."
         )
-        assert recorded == [
+        assert [r for r in recorded if r["kind"] != "alarm-evaluated"] == [
             {
                 "kind": "alarm-not-evaluated",
                 "alarm": "math",

@@ -5,14 +5,17 @@ Embedded Metric Format and alarms evaluated from metric data; and (`guarantees`,
 guarantees rest on: producers' roles confined to their prefixes of a KMS-encrypted bucket, a COMPLIANCE lake whose
 policy denies unlocking to all but a break-glass role, a key only break-glass may disable, a Wait state,
 S3 -> SNS notifications, custom resources, and code signed by AWS Signer in a custom resource and deployed
-under an Enforce code signing config."""
+under an Enforce code signing config; and (`byom`, an `extra`) a team's own training: a SageMaker training job role
+of least privilege, a KMS-encrypted bucket, a state machine running `createTrainingJob.sync`, and a function whose
+`live` alias is reached through a function URL with AWS_IAM auth (and its $LATEST through a public one)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import App, CustomResource, Duration, Environment, RemovalPolicy, Stack
+from aws_cdk import App, CustomResource, Duration, Environment, RemovalPolicy, Size, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -375,3 +378,141 @@ def failing_custom_resource(reason: str = "", silent: bool = False):
         CustomResource(stack, "Refused", service_token=provider.function_arn, properties=properties)
 
     return extra
+
+
+TRAINING_ROLE = "gaps-training"
+URL_CALLER = "gaps-url-caller"
+URL_STRANGER = "gaps-url-stranger"
+NO_PASS = "gaps-trainer-no-pass"
+
+
+def byom(stack: Stack) -> None:
+    """SageMaker training and function URLs (gaps 23 to 25)."""
+    key = kms.Key(stack, "TrainingKey", removal_policy=RemovalPolicy.RETAIN)
+    data = s3.Bucket(
+        stack,
+        "TrainingData",
+        encryption=s3.BucketEncryption.KMS,
+        encryption_key=key,
+        bucket_key_enabled=True,
+        versioned=True,
+        removal_policy=RemovalPolicy.RETAIN,
+    )
+    jobs = f"arn:aws:sagemaker:{stack.region}:{stack.account}:training-job"
+    job_role = iam.Role(
+        stack,
+        "TrainingRole",
+        role_name=TRAINING_ROLE,
+        assumed_by=iam.ServicePrincipal(
+            "sagemaker.amazonaws.com",
+            conditions={  # confused deputy: SageMaker, for the tests' jobs (named t... and s...) only
+                "StringEquals": {"aws:SourceAccount": stack.account},
+                "ArnLike": {"aws:SourceArn": [f"{jobs}/t*", f"{jobs}/s*"]},
+            },
+        ),
+    )
+    # least privilege: list and read the channel and code prefixes, write the jobs' output, use the key
+    job_role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["s3:ListBucket"],
+            resources=[data.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": ["channels/*", "code/*"]}},
+        )
+    )
+    job_role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["s3:GetObject"], resources=[data.arn_for_objects("channels/*"), data.arn_for_objects("code/*")]
+        )
+    )
+    job_role.add_to_policy(
+        iam.PolicyStatement(
+            effect=iam.Effect.DENY, actions=["s3:GetObject"], resources=[data.arn_for_objects("channels/locked/*")]
+        )
+    )
+    job_role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[data.arn_for_objects("jobs/*")]))
+    job_role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["kms:Decrypt", "kms:GenerateDataKey"],
+            resources=[key.key_arn],
+            conditions={  # through S3, for this bucket (S3 Bucket Keys: the bucket is the encryption context)
+                "StringEquals": {
+                    "kms:ViaService": f"s3.{stack.region}.amazonaws.com",
+                    "kms:EncryptionContext:aws:s3:arn": data.bucket_arn,
+                }
+            },
+        )
+    )
+    iam.Role(stack, "NoPass", role_name=NO_PASS, assumed_by=iam.AccountRootPrincipal()).add_to_policy(
+        iam.PolicyStatement(actions=["sagemaker:*"], resources=["*"])
+    )  # may create training jobs, but not pass them a role
+    train = tasks.SageMakerCreateTrainingJob(
+        stack,
+        "TrainModel",
+        training_job_name=sfn.JsonPath.string_at("$.name"),
+        role=job_role.without_policy_updates(),  # the task would grant it s3:GetObject and s3:ListBucket on *
+        algorithm_specification=tasks.AlgorithmSpecification(
+            training_image=tasks.DockerImage.from_registry(
+                "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+            ),
+            training_input_mode=tasks.InputMode.FILE,
+        ),
+        input_data_config=[
+            tasks.Channel(
+                channel_name="train",
+                data_source=tasks.DataSource(
+                    s3_data_source=tasks.S3DataSource(
+                        s3_location=tasks.S3Location.from_json_expression("$.train"),
+                        s3_data_type=tasks.S3DataType.S3_PREFIX,
+                    )
+                ),
+            ),
+            tasks.Channel(
+                channel_name="code",
+                data_source=tasks.DataSource(
+                    s3_data_source=tasks.S3DataSource(
+                        s3_location=tasks.S3Location.from_bucket(data, "code/sourcedir.tar.gz"),
+                        s3_data_type=tasks.S3DataType.S3_PREFIX,
+                    )
+                ),
+            ),
+        ],
+        output_data_config=tasks.OutputDataConfig(
+            s3_output_location=tasks.S3Location.from_bucket(data, "jobs"), encryption_key=key
+        ),
+        resource_config=tasks.ResourceConfig(
+            instance_count=1, instance_type=ec2.InstanceType("m5.large"), volume_size=Size.gibibytes(10)
+        ),
+        stopping_condition=tasks.StoppingCondition(max_runtime=Duration.seconds(60)),
+        enable_network_isolation=True,
+        hyperparameters={
+            "sagemaker_program": "train.py",
+            "sagemaker_submit_directory": "/opt/ml/input/data/code/sourcedir.tar.gz",
+            "mode.$": "$.mode",
+            "epochs": "3",
+        },
+        integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+    )
+    sfn.StateMachine(
+        stack,
+        "Training",
+        definition_body=sfn.DefinitionBody.from_chainable(
+            train.next(
+                sfn.Pass(
+                    stack,
+                    "Trained",
+                    parameters={"model.$": "$.ModelArtifacts.S3ModelArtifacts", "status.$": "$.TrainingJobStatus"},
+                )
+            )
+        ),
+    )
+
+    web = _function(stack, "Web", "web")
+    web.add_environment("MODEL", "one")
+    live = lambda_.Alias(stack, "WebLive", alias_name="live", version=web.current_version)
+    url = live.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
+    caller = iam.Role(stack, "UrlCaller", role_name=URL_CALLER, assumed_by=iam.AccountRootPrincipal())
+    url.grant_invoke_url(caller)
+    iam.Role(stack, "UrlStranger", role_name=URL_STRANGER, assumed_by=iam.AccountRootPrincipal()).add_to_policy(
+        iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=["*"])
+    )  # may invoke, but not through a URL: no lambda:InvokeFunctionUrl
+    web.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE)
