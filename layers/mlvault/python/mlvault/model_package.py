@@ -13,9 +13,17 @@ version and digest like every artifact):
                       model's own predictions on it: never taken from the training code
 
 Inputs: one ONNX input per feature column, shape [N, 1], fed from the request's rows (or the held-out split) by
-column name: `float` -> float32, `int64` -> int64, `string` -> string, `bool` -> bool. Outputs: `label` names the
+column name: `float` -> float32, `int64` -> int64, `string` -> string, `bool` -> bool. A null is fed as NaN to a
+`float` input and as "" to a `string` input; `int64` and `bool` inputs take non-nullable columns only
+(`check_against_contract` refuses a nullable one: those tensors have no null). Outputs: `label` names the
 output holding the predicted class per row (string or int64 values, compared as strings with `classes`);
-`probabilities` optionally names a [N, len(classes)] float output in the order of `classes`.
+`probabilities` optionally names a [N, len(classes)] float output in the order of `classes`. Feeding and the
+checks of a graph against its descriptor: mlvault.training.onnx_scoring and mlvault.serving.onnx_model.
+
+The stored package (`package_key`): `models/<model>/sha256=<hex SHA-256 of the tar>/model.tar` in the model
+bucket, pinned by version and digest; its registry record names the format (PACKAGE_FORMAT) and each file's
+SHA-256. A registry record of the older single-file JSON artifact (record format mlvault.model/v1) is not a
+package: deployment and serving refuse it (ServeReason.MODEL_FORMAT_UNSUPPORTED).
 
 `claims` are numbers the training code reports about itself (e.g. its own validation accuracy): recorded in the
 run record, never used as gates (mlvault computes every gate itself on the held-out split it kept).
@@ -39,6 +47,7 @@ from mlvault.canonical import canonical_json
 from mlvault.errors import TrainingError, TrainingReason
 
 DESCRIPTOR_FORMAT = "mlvault.model-descriptor/v1"
+PACKAGE_FORMAT = "mlvault.model-package/v1"
 MODEL_FILE = "model.onnx"
 DESCRIPTOR_FILE = "descriptor.json"
 DRIFT_FILE = "drift.json"
@@ -115,10 +124,16 @@ def parse_descriptor(data: bytes) -> ModelDescriptor:
     field otherwise."""
     if len(data) > MAX_DESCRIPTOR_BYTES:
         raise _invalid(f"{DESCRIPTOR_FILE}: {len(data)} bytes, at most {MAX_DESCRIPTOR_BYTES}")
+
+    def no_constant(name: str) -> None:
+        raise ValueError(f"{name} is not a JSON number")
+
     try:
-        raw = json.loads(data)
+        raw = json.loads(data, parse_constant=no_constant)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise _invalid(f"{DESCRIPTOR_FILE}: not JSON ({err})") from None
+    except (ValueError, RecursionError) as err:
+        raise _invalid(f"{DESCRIPTOR_FILE}: not plain JSON ({err})") from None
     if not isinstance(raw, dict) or raw.get("format") != DESCRIPTOR_FORMAT:
         raise _invalid(f"{DESCRIPTOR_FILE}: expected an object with format {DESCRIPTOR_FORMAT!r}")
     allowed = {"format", "model", "dataset", "contract_version", "label", "classes", "inputs", "outputs"}
@@ -213,33 +228,60 @@ def check_against_contract(descriptor: ModelDescriptor, contract: Any, *, model:
                 f"input {item.name!r} is {item.type}, column {item.column!r} is {column.type} "
                 f"(compatible: {', '.join(_COMPATIBLE.get(column.type, ())) or 'none'})"
             )
+        if item.type in ("int64", "bool") and column.nullable:
+            raise mismatch(
+                f"input {item.name!r} is {item.type}, column {item.column!r} is nullable: an {item.type} tensor "
+                "has no null (declare the input float, or the column not nullable)"
+            )
 
 
 # ------------------------------------------------------------------------------------------------------ the tar
 
 
+def package_key(model: str, digest: str) -> str:
+    """Where a package is stored in the model bucket: content-addressed by the tar's SHA-256."""
+    return f"models/{model}/sha256={digest}/model.tar"
+
+
 def pack(folder: Path) -> bytes:
     """The package of a model directory holding exactly FILES: a deterministic, uncompressed tar (sorted by FILES'
     order, mode 0644, owner 0, mtime 0), so the same files always give the same bytes and digest."""
+    out = io.BytesIO()
+    pack_into(folder, out)
+    return out.getvalue()
+
+
+def pack_into(folder: Path, out: IO[bytes]) -> None:
+    """`pack`, written to a stream (a spool file) without holding the files in memory."""
     present = sorted(p.name for p in folder.iterdir())
     if present != sorted(FILES):
         raise TrainingError(
             TrainingReason.TRAINING_OUTPUT_INVALID, f"a model package holds exactly {list(FILES)}, got {present}"
         )
-    out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name in FILES:
-            data = (folder / name).read_bytes()
+            path = folder / name
             info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime, info.uid, info.gid = len(data), 0o644, 0, 0, 0
+            info.size, info.mode, info.mtime, info.uid, info.gid = path.stat().st_size, 0o644, 0, 0, 0
             info.uname = info.gname = ""
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
+            with path.open("rb") as source:
+                tar.addfile(info, source)
 
 
 class PackageError(ValueError):
     """The bytes are not a model package (the caller turns it into its own refusal: serving's MODEL_MALFORMED,
-    the pipeline's TRAINING_OUTPUT_INVALID)."""
+    MODEL_FILE_UNSUPPORTED, MODEL_FILE_EXTRA, MODEL_FILE_MISSING or MODEL_TOO_LARGE by `problem`; the pipeline's
+    TRAINING_OUTPUT_INVALID)."""
+
+    NOT_A_TAR = "not-a-tar"
+    NOT_A_FILE = "not-a-file"  # a link, a directory, a device...
+    UNEXPECTED = "unexpected"  # a member that is not one of FILES, or one of them twice
+    MISSING = "missing"
+    TOO_LARGE = "too-large"
+
+    def __init__(self, detail: str, problem: str = NOT_A_TAR) -> None:
+        super().__init__(detail)
+        self.problem = problem
 
 
 def unpack(stream: IO[bytes], folder: Path, *, limit: int = MAX_PACKAGE_BYTES) -> dict[str, Path]:
@@ -252,12 +294,13 @@ def unpack(stream: IO[bytes], folder: Path, *, limit: int = MAX_PACKAGE_BYTES) -
         with tarfile.open(fileobj=stream, mode="r|") as tar:  # a stream: no seeking, members in order
             for member in tar:
                 if not member.isreg():
-                    raise PackageError(f"{member.name!r} is not a regular file")
+                    raise PackageError(f"{member.name!r} is not a regular file", PackageError.NOT_A_FILE)
                 if member.name not in FILES or member.name in written:
-                    raise PackageError(f"unexpected or repeated member {member.name!r}; a package holds {FILES}")
+                    detail = f"unexpected or repeated member {member.name!r}; a package holds {FILES}"
+                    raise PackageError(detail, PackageError.UNEXPECTED)
                 total += member.size
                 if total > limit:
-                    raise PackageError(f"more than {limit} bytes")
+                    raise PackageError(f"more than {limit} bytes", PackageError.TOO_LARGE)
                 source = tar.extractfile(member)
                 target = folder / member.name
                 with target.open("xb") as out:
@@ -268,7 +311,7 @@ def unpack(stream: IO[bytes], folder: Path, *, limit: int = MAX_PACKAGE_BYTES) -
         raise PackageError(f"not a tar: {err}") from None
     missing = [name for name in FILES if name not in written]
     if missing:
-        raise PackageError(f"missing {missing}")
+        raise PackageError(f"missing {missing}", PackageError.MISSING)
     return written
 
 

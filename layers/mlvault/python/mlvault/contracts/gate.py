@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from mlvault.contracts.schema import Contract
+from mlvault.contracts.schema import Contract, resolve_contract
 from mlvault.contracts.screen import Finding, Profile, ProfileBuilder, load_baseline, screen
-from mlvault.contracts.validate import ValidationReport, resolve_contract, validate_file, validate_stream
+from mlvault.contracts.validate import ValidationReport, validate_file, validate_stream
 from mlvault.errors import TransientError
 from mlvault.ledger import LearnedBaseline, Ledger, SmallBatches
 

@@ -387,3 +387,20 @@ def load_contract(directory: str | Path, dataset: str) -> Contract:
 def load_all(directory: str | Path) -> dict[str, Contract]:
     """Every contract of a directory, each validated (used by synth and the tests)."""
     return {p.stem: load_contract(directory, p.stem) for p in sorted(Path(directory).glob("*.json"))}
+
+
+def resolve_contract(directory: str | Path, dataset: str, contract_version: str | None = None) -> Contract:
+    """The contract a file is checked against: the dataset's, at the version the producer signed for (a
+    VerificationError with a ContractReason otherwise). No pyarrow: the functions that only read contracts (sign,
+    register) import this module, not the validator."""
+    from mlvault.errors import ContractReason, VerificationError
+
+    if not (Path(directory) / f"{dataset}.json").is_file():
+        raise VerificationError(ContractReason.NO_CONTRACT, f"dataset {dataset!r} has no contract in {directory}")
+    contract = load_contract(directory, dataset)
+    if contract_version is not None and contract_version != contract.version:
+        raise VerificationError(
+            ContractReason.CONTRACT_VERSION_MISMATCH,
+            f"produced for contract v{contract_version}; dataset {dataset} is at v{contract.version}",
+        )
+    return contract

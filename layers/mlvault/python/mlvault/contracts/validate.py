@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlvault.contracts.column_checks import Checker, Observer, ValidationReport
-from mlvault.contracts.schema import Contract
+from mlvault.contracts.schema import Contract, resolve_contract
 from mlvault.contracts.text_guard import BLOCK_SIZE, TextGuard, fail
 from mlvault.errors import ContractReason, VerificationError
 
@@ -372,18 +372,3 @@ def check(
 ) -> ValidationReport:
     """What `mlvault contract check` decides about a file of a dataset (the verifier's checks)."""
     return validate_file(path, resolve_contract(directory, dataset, contract_version), observe)
-
-
-def resolve_contract(directory: str | Path, dataset: str, contract_version: str | None = None) -> Contract:
-    """The contract a file is checked against: the dataset's, at the version the producer signed for."""
-    from mlvault.contracts.schema import load_contract
-
-    if not (Path(directory) / f"{dataset}.json").is_file():
-        raise fail(ContractReason.NO_CONTRACT, f"dataset {dataset!r} has no contract in {directory}")
-    contract = load_contract(directory, dataset)
-    if contract_version is not None and contract_version != contract.version:
-        raise fail(
-            ContractReason.CONTRACT_VERSION_MISMATCH,
-            f"produced for contract v{contract_version}; dataset {dataset} is at v{contract.version}",
-        )
-    return contract

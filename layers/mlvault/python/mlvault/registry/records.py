@@ -3,10 +3,12 @@
 - `RUN#<run_id>` / `RUN`: every run, winners and losers alike (parameters, manifest and code digests, metrics,
   artifact digest, gate report, the model it registered), ending in its outcome: the step it ended at, the
   reason code and detail (RUN_STATUSES; FINAL_RUN_STATUSES are where a run ends).
-- `MODEL#<dataset>/<n>` / `RECORD`: a registered model. Its `record` is validated against
-  model_record.schema.json before it is written (a bad record is refused) and stored as canonical JSON with its
-  SHA-256, which the model's signature covers: a record edited after signing no longer matches.
-- `RUNMODEL#<run_id>`: registering is idempotent per run. `COUNTER#<dataset>`: model numbers.
+- `MODEL#<model>/<n>` / `RECORD`: a registered model (numbered per model name; a model without a name of its own
+  is named like its dataset). Its `record` is validated against model_record.schema.json (format
+  mlvault.model/v2: a model package) before it is written (a bad record is refused) and stored as canonical JSON
+  with its SHA-256, which the model's signature covers: a record edited after signing no longer matches. Records
+  of format mlvault.model/v1 (the single-file JSON artifact) may still be read; nothing deploys or serves them.
+- `RUNMODEL#<run_id>`: registering is idempotent per run. `COUNTER#<model>`: model numbers.
 - `LOCK#<name>`: one deployment at a time, owned by a Step Functions execution (idempotent for its owner).
 - `ONCE#<key>` / `ONCE`: an action done at most once (an alarm's transition rolled back, a revocation handled, a
   run blocked), with its report and its announcement (mlvault.outbox: written with the report, delivered after
@@ -31,7 +33,7 @@ from mlvault.outbox import Announcement, Outbox, stage
 REGISTERED, SIGNED, DEPLOYED = "REGISTERED", "SIGNED", "DEPLOYED"
 ROLLED_BACK, REVOKED, SUPERSEDED = "ROLLED_BACK", "REVOKED", "SUPERSEDED"
 # A run's statuses, in the order a run goes through them; the final ones say how it ended.
-RUN_STARTED, RUN_TRAINED, RUN_GATES_PASSED = "STARTED", "TRAINED", "GATES_PASSED"
+RUN_STARTED, RUN_PREPARED, RUN_TRAINED, RUN_GATES_PASSED = "STARTED", "PREPARED", "TRAINED", "GATES_PASSED"
 RUN_REGISTERED, RUN_SIGNED, RUN_AWAITING_APPROVAL, RUN_DEPLOYING = (
     "REGISTERED",
     "SIGNED",
@@ -42,6 +44,7 @@ RUN_DEPLOYED, RUN_ROLLED_BACK, RUN_REVOKED = "DEPLOYED", "ROLLED_BACK", "REVOKED
 RUN_FAILED, RUN_GATES_FAILED, RUN_REFUSED, RUN_REJECTED = "FAILED", "GATES_FAILED", "REFUSED", "REJECTED"
 RUN_STATUSES = (
     RUN_STARTED,
+    RUN_PREPARED,
     RUN_TRAINED,
     RUN_GATES_FAILED,
     RUN_GATES_PASSED,
@@ -65,7 +68,7 @@ FINAL_RUN_STATUSES = (
     RUN_FAILED,
     RUN_GATES_FAILED,
 )
-RECORD_FORMAT = "mlvault.model/v1"
+RECORD_FORMAT = "mlvault.model/v2"  # a model package; v1 (a single-file JSON artifact) is read, never written
 SCHEMA_FILE = Path(__file__).with_name("model_record.schema.json")
 
 
@@ -152,8 +155,10 @@ class ModelRegistry:
     # --- models -------------------------------------------------------------------------------------------
 
     def register(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Validate and register a model of a run, numbered per dataset; the same run registers once."""
-        draft = {**record, "format": RECORD_FORMAT, "model_id": f"{record['dataset']}/1"}
+        """Validate and register a model of a run, numbered per model name; the same run registers once."""
+        record = {"model": record.get("dataset"), **record}
+        name = record["model"]
+        draft = {**record, "format": RECORD_FORMAT, "model_id": f"{name}/1"}
         validate_record(draft)  # before a number is spent
         run_id = record["run_id"]
         claimed = self._get(f"RUNMODEL#{run_id}", "MODEL")
@@ -161,12 +166,12 @@ class ModelRegistry:
             return self.model(claimed["model_id"]["S"])
         number = self._db.update_item(
             TableName=self._table,
-            Key={"pk": _s(f"COUNTER#{record['dataset']}"), "sk": _s("MODEL")},
+            Key={"pk": _s(f"COUNTER#{name}"), "sk": _s("MODEL")},
             UpdateExpression="ADD n :one",
             ExpressionAttributeValues={":one": {"N": "1"}},
             ReturnValues="UPDATED_NEW",
         )["Attributes"]["n"]["N"]
-        model_id = f"{record['dataset']}/{number}"
+        model_id = f"{name}/{number}"
         try:
             self._db.put_item(
                 TableName=self._table,
@@ -185,6 +190,7 @@ class ModelRegistry:
                 "sk": _s("RECORD"),
                 "model_id": _s(model_id),
                 "dataset": _s(record["dataset"]),
+                "model": _s(name),
                 "run_id": _s(run_id),
                 "status": _s(REGISTERED),
                 "record": _s(body),

@@ -1,10 +1,11 @@
-"""The built-in model's artifact: a softmax regression serialised as canonical JSON, and its prediction.
+"""The built-in model in memory: a softmax regression (`Model`: features, weights, bias) and its prediction in pure
+Python. The built-in trainer emits it as a model package (mlvault.training.onnx_graph builds its ONNX graph;
+mlvault.model_package), which is what is registered, signed and served.
 
-The artifact carries the training baseline serving compares traffic with (`drift`, mlvault.drift): decile cut
-points and counts per numeric feature, counts per value of each categorical feature, and the count per class of
-the model's predictions on the training rows; inside the artifact, so the model's digest and signature cover it.
-Artifacts without one still load (serving then emits no drift metrics). Floats are written with `repr`, which
-round-trips exactly. Serving imports this module: standard library only (no pyarrow).
+`Model.to_bytes` / `load_model` are the single-file JSON form models had before packages (`mlvault.model/v1`,
+with the drift reference inside): no longer registered; registry records of that form are refused wherever a model
+is attested (MODEL_FORMAT_UNSUPPORTED, docs/models.md). Floats are written with `repr`, which round-trips
+exactly. Standard library only.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ own, no type inference). Reading stops at the size the ledger recorded: an objec
 
 Split: a row is held out when the SHA-256 of (seed, its key) falls below `heldout_fraction`; the key is the
 contract's first unique column, or (without one) the object's digest and the row's position. The split does not
-depend on the order of files or rows, and `read_split` re-derives the held-out rows from the manifest alone.
+depend on the order of files or rows, and `read_split` re-derives the held-out rows from the manifest alone. The
+sagemaker engine splits three ways (`row_assigner`: held out, validation, train) with the same points, so its
+held-out rows are the ones `row_splitter` would hold out for the same seed and fraction.
 """
 
 from __future__ import annotations
@@ -82,9 +84,7 @@ def read_manifest(
     an entry's SHA-256, size and row count are checked when it ends (an error names the object version)."""
     check_contract(manifest, contract)
     if contract.format not in ("csv", "jsonl"):
-        raise TrainingError(
-            TrainingReason.UNSUPPORTED, f"the Lambda trainer streams csv and jsonl, not {contract.format}"
-        )
+        raise TrainingError(TrainingReason.UNSUPPORTED, f"training streams csv and jsonl, not {contract.format}")
     from mlvault.contracts.validate import validate_stream  # pyarrow: only where data is read
 
     for entry in manifest.entries:
@@ -134,7 +134,7 @@ class FeaturePlan:
 def feature_plan(contract: Contract, params: TrainingParams) -> FeaturePlan:
     """Which contract columns feed the model (see the module docstring)."""
     label = contract.label
-    key = next((c.name for c in contract.columns if c.unique), None)
+    key = split_key(contract)
     skipped = {label, key} | (set() if params.protected_as_features else set(contract.protected_attributes))
     numeric = tuple(c.name for c in contract.columns if c.name not in skipped and c.type in (*NUMERIC, "bool"))
     categorical = tuple(
@@ -145,22 +145,71 @@ def feature_plan(contract: Contract, params: TrainingParams) -> FeaturePlan:
     return FeaturePlan(label=label, key=key, numeric=numeric, categorical=categorical)
 
 
-def row_splitter(plan: FeaturePlan, params: TrainingParams) -> Callable[[ManifestEntry, Any], list[bool]]:
-    """Per batch, which rows are held out (a pure function of the seed and each row's key)."""
-    threshold = int(params.heldout_fraction * 2**64)
-    prefix = f"mlvault-split\x1f{params.seed}\x1f".encode()
+def split_key(contract: Contract) -> str | None:
+    """The column rows are split by: the contract's first unique column (None: the object's digest and position)."""
+    return next((c.name for c in contract.columns if c.unique), None)
+
+
+def _split_points(key: str | None, seed: int) -> Callable[[ManifestEntry, Any], Any]:
+    """Per batch, each row's point in [0, 2**64): the first 8 bytes of SHA-256(seed, its key), big-endian (a numpy
+    uint64 array)."""
+    import numpy as np
+
+    prefix = f"mlvault-split\x1f{seed}\x1f".encode()
+    sha256 = hashlib.sha256
     offsets: dict[str, int] = {}
 
-    def heldout(entry: ManifestEntry, batch: Any) -> list[bool]:
-        if plan.key is not None:
-            keys = [repr(k).encode() for k in batch.column(plan.key).to_pylist()]
+    def points(entry: ManifestEntry, batch: Any) -> Any:
+        if key is not None:
+            keys = [repr(k).encode() for k in batch.column(key).to_pylist()]
         else:
             start = offsets.get(entry.sha256, 0)
             keys = [f"{entry.sha256}:{start + i}".encode() for i in range(batch.num_rows)]
             offsets[entry.sha256] = start + batch.num_rows
-        return [int.from_bytes(hashlib.sha256(prefix + k).digest()[:8], "big") < threshold for k in keys]
+        digests = b"".join([sha256(prefix + k).digest()[:8] for k in keys])
+        return np.frombuffer(digests, dtype=">u8").astype(np.uint64)
 
-    return heldout
+    return points
+
+
+def _threshold(fraction: float) -> Any:
+    import numpy as np
+
+    return np.uint64(min(int(fraction * 2**64), 2**64 - 1))
+
+
+def row_splitter(plan: FeaturePlan, params: TrainingParams) -> Callable[[ManifestEntry, Any], list[bool]]:
+    """Per batch, which rows are held out (a pure function of the seed and each row's key)."""
+    threshold = _threshold(params.heldout_fraction)
+    points = _split_points(plan.key, params.seed)
+    return lambda entry, batch: (points(entry, batch) < threshold).tolist()
+
+
+TRAIN, VALIDATION, HELDOUT = 0, 1, 2  # the parts of a three-way split (`row_assigner`)
+
+
+def row_assigner(
+    key: str | None, *, seed: int, heldout_fraction: float, validation_fraction: float = 0.0
+) -> Callable[[ManifestEntry, Any], Any]:
+    """Per batch, each row's part (a numpy int8 array): HELDOUT below `heldout_fraction` (exactly the rows
+    `row_splitter` holds out for the same seed and fraction), VALIDATION in the next `validation_fraction`, TRAIN
+    above."""
+    import numpy as np
+
+    if not 0 < heldout_fraction < 1 or not 0 <= validation_fraction < 1 - heldout_fraction:
+        raise ValueError(
+            f"heldout_fraction must be in (0, 1) and validation_fraction in [0, 1 - heldout_fraction), got "
+            f"{heldout_fraction!r} and {validation_fraction!r}"
+        )
+    heldout = _threshold(heldout_fraction)
+    validation = _threshold(heldout_fraction + validation_fraction)
+    points = _split_points(key, seed)
+
+    def assign(entry: ManifestEntry, batch: Any) -> Any:
+        found = points(entry, batch)
+        return np.where(found < heldout, HELDOUT, np.where(found < validation, VALIDATION, TRAIN)).astype(np.int8)
+
+    return assign
 
 
 def read_split(
@@ -179,3 +228,15 @@ def read_split(
 
     read_manifest(s3, manifest, contract, keep)
     return rows
+
+
+def as_strings(column: Any) -> Any:
+    """A pyarrow column (chunked or not, dictionary-encoded or not) as one plain string array: how labels,
+    predictions and categories are compared."""
+    import pyarrow as pa
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    return column.cast(pa.string())

@@ -1,20 +1,27 @@
 """Compliance gates of a trained model, from configuration: each gate has a value, a threshold and a verdict, and
-the model passes only if every gate does (a gate that cannot be measured fails, with the reason).
+the model passes only if every gate does (a gate that cannot be measured fails, with the reason). mlvault measures
+every one itself, on the held-out split it kept (the training code never sees it); what the training code says of
+itself (the descriptor's `claims`) is recorded beside the gates, never used as one.
+
+The held-out rows are streamed, batch by batch, through the model (mlvault.training.evaluation runs the package's
+ONNX graph with onnxruntime): `HeldoutTally.add` keeps counts only (hits, rows per group, predictions per group
+and class), so a million held-out rows cost what a thousand do. `evaluate` turns the tally and the measurements
+into the report.
 
 Gates (names are the `Gates` fields that set their thresholds):
 
-- `inputs_accepted`: the model was trained on this manifest (same digest), and every ingest version behind every
-  manifest entry is still ACCEPTED in the ledger with the same SHA-256 and lake version (re-read now, consistently):
-  data released, re-judged or tampered with after training fails the model. Value: the number of offending
-  ingest versions; threshold 0.
-- `min_accuracy`: the share of held-out rows whose predicted class equals their label.
+- `inputs_accepted`: the model was trained on this manifest (the digest the train or collect step recorded), and
+  every ingest version behind every manifest entry is still ACCEPTED in the ledger with the same SHA-256 and lake
+  version (re-read now, consistently): data released, re-judged or tampered with after training fails the model.
+  Value: the number of offending ingest versions; threshold 0.
+- `min_accuracy`: the share of held-out rows whose predicted class equals their label (compared as strings).
 - `max_parity_difference` and `min_disparate_impact`: fairness of the predictions on held-out rows, defined
   below.
-- `max_artifact_bytes`: the size of the canonical artifact JSON.
+- `max_artifact_bytes`: the size of the model package (the tar).
 - `max_predict_ms_p95`: the 95th percentile (nearest rank) of the wall time of `latency_samples` one-row
-  `predict` calls over held-out rows (cycled), in milliseconds.
-- `max_predict_memory_bytes`: the tracemalloc peak, above what was allocated before, of one `predict` call on a
-  batch of `memory_batch_rows` held-out rows.
+  predictions over held-out rows (cycled), in milliseconds.
+- `max_predict_memory_bytes`: the peak memory of one prediction of `memory_batch_rows` held-out rows, above what
+  the process held before (the peak resident set, onnxruntime's own allocations included).
 
 Fairness. Let A be a protected attribute of the contract, G its groups (its values among the held-out rows,
 a null being the group "<null>"), and for a group g, n_g its held-out rows. A "favourable prediction" is a predicted
@@ -33,11 +40,9 @@ A contract without protected attributes passes them with a detail saying so.
 from __future__ import annotations
 
 import math
-import time
-import tracemalloc
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -45,7 +50,6 @@ from mlvault.canonical import canonical_json, versioned_uri
 from mlvault.contracts.schema import Contract
 from mlvault.errors import GatesFailed
 from mlvault.ledger import STATUS_ACCEPTED, LedgerRecord
-from mlvault.training.artifact import Model, Row, predict
 from mlvault.training.manifest import Manifest
 
 NULL_GROUP = "<null>"
@@ -133,6 +137,7 @@ class GateReport:
     fairness: dict[str, Any]  # attribute -> group -> {"rows": n, "rates": {class: rate}}
     gates: Gates
     evaluated_at: str
+    claims: dict[str, Any] = field(default_factory=dict)  # what the training code says of itself: never a gate
 
     @property
     def failures(self) -> tuple[str, ...]:
@@ -158,50 +163,80 @@ class GateReport:
             "fairness": self.fairness,
             "gates": self.gates.to_json(),
             "evaluated_at": self.evaluated_at,
+            "claims": self.claims,
         }
 
     def to_bytes(self) -> bytes:
         return canonical_json(self.to_json())
 
 
+class HeldoutTally:
+    """What the gates need of the held-out predictions, accumulated batch by batch (counts only)."""
+
+    def __init__(self, classes: Sequence[str], protected: Sequence[str]) -> None:
+        self.classes = tuple(classes)
+        self.protected = tuple(protected)
+        self.rows = 0
+        self.hits = 0
+        self.sizes: dict[str, Counter] = {a: Counter() for a in self.protected}
+        self.chosen: dict[str, Counter] = {a: Counter() for a in self.protected}
+
+    def add(
+        self, labels: Sequence[Any], predictions: Sequence[str], groups: Mapping[str, Sequence[Any]] | None = None
+    ) -> None:
+        """One batch: the rows' labels, the model's predictions, and each protected attribute's values."""
+        labels = [None if v is None else str(v) for v in labels]
+        if len(labels) != len(predictions):
+            raise ValueError(f"{len(labels)} labels for {len(predictions)} predictions")
+        self.rows += len(labels)
+        self.hits += sum(map(str.__eq__, predictions, (v if v is not None else "\x00" for v in labels)))
+        for attribute in self.protected:
+            values = [_group(v) for v in (groups or {})[attribute]]
+            self.sizes[attribute].update(values)
+            self.chosen[attribute].update(zip(values, predictions, strict=True))
+
+
 def evaluate(
-    model: Model,
-    heldout: Sequence[Row],
+    tally: HeldoutTally,
     contract: Contract,
     gates: Gates,
     *,
-    manifest: Manifest | None = None,
-    ledger: LedgerReader | None = None,
+    artifact_bytes: int,
+    latency_ms: Sequence[float],
+    memory_bytes: int | None,
+    inputs: GateResult,
+    artifact_digest: str,
+    manifest_digest: str | None,
+    claims: Mapping[str, Any] | None = None,
+    memory_detail: str = "",
 ) -> GateReport:
-    """Every gate, measured on the held-out rows (see the module docstring). Never raises for a failed gate: the
-    report says which failed and why (`report.check()` raises GatesFailed)."""
-    rows = list(heldout)
-    predictions = predict(model, rows)
-    fairness = _fairness(model, rows, predictions, contract, gates)
-    artifact = model.to_bytes()
+    """Every gate, from the held-out tally and mlvault's own measurements (module docstring). Never raises for a
+    failed gate: the report says which failed and why (`report.check()` raises GatesFailed)."""
+    fairness = _fairness(tally, contract, gates)
     results = (
-        _inputs_accepted(model, contract, manifest, ledger),
-        _accuracy(model, rows, predictions, gates),
+        inputs,
+        _accuracy(tally, gates),
         *fairness.results,
         _gate(
             "max_artifact_bytes",
-            len(artifact),
+            artifact_bytes,
             gates.max_artifact_bytes,
-            len(artifact) <= gates.max_artifact_bytes,
-            f"{len(artifact)} bytes, at most {gates.max_artifact_bytes}",
+            artifact_bytes <= gates.max_artifact_bytes,
+            f"{artifact_bytes} bytes, at most {gates.max_artifact_bytes}",
         ),
-        _latency(model, rows, gates),
-        _memory(model, rows, gates),
+        _latency(latency_ms, gates),
+        _memory(memory_bytes, gates, memory_detail),
     )
     return GateReport(
         passed=all(r.passed for r in results),
         results=results,
-        artifact_digest=model.digest,
-        manifest_digest=None if manifest is None else manifest.digest,
-        heldout_rows=len(rows),
+        artifact_digest=artifact_digest,
+        manifest_digest=manifest_digest,
+        heldout_rows=tally.rows,
         fairness=fairness.groups,
         gates=gates,
         evaluated_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+        claims=dict(claims or {}),
     )
 
 
@@ -209,23 +244,28 @@ def _gate(name: str, value: float | None, threshold: float, passed: bool, detail
     return GateResult(name=name, value=value, threshold=threshold, passed=passed, detail=detail)
 
 
-def _inputs_accepted(
-    model: Model, contract: Contract, manifest: Manifest | None, ledger: LedgerReader | None
+def inputs_accepted(
+    *,
+    trained_on: str | None,
+    trained_for: tuple[str, str],
+    contract: Contract,
+    manifest: Manifest | None,
+    ledger: LedgerReader | None,
 ) -> GateResult:
+    """The `inputs_accepted` gate: `trained_on` is the manifest digest the training step recorded, `trained_for`
+    the (dataset, contract version) of the model's descriptor."""
     name = "inputs_accepted"
     if manifest is None or ledger is None:
         return _gate(name, None, 0, False, "not checked: evaluate needs the training manifest and the ledger")
-    if model.manifest_digest != manifest.digest:
-        return _gate(
-            name, None, 0, False, f"the model was trained on manifest {model.manifest_digest}, not {manifest.digest}"
-        )
-    if (model.dataset, model.contract_version) != (contract.dataset, contract.version):
+    if trained_on != manifest.digest:
+        return _gate(name, None, 0, False, f"the model was trained on manifest {trained_on}, not {manifest.digest}")
+    if trained_for != (contract.dataset, contract.version):
         return _gate(
             name,
             None,
             0,
             False,
-            f"the model is for {model.dataset} v{model.contract_version}, the contract is "
+            f"the model is for {trained_for[0]} v{trained_for[1]}, the contract is "
             f"{contract.dataset} v{contract.version}",
         )
     problems = []
@@ -251,18 +291,17 @@ def _inputs_accepted(
     return _gate(name, 0, 0, True, f"all {checked} ingest version(s) of {len(manifest.entries)} object(s) ACCEPTED")
 
 
-def _accuracy(model: Model, rows: list[Row], predictions: list[str], gates: Gates) -> GateResult:
-    if not rows:
+def _accuracy(tally: HeldoutTally, gates: Gates) -> GateResult:
+    if not tally.rows:
         return _gate("min_accuracy", None, gates.min_accuracy, False, "no held-out rows to measure accuracy on")
-    hits = sum(p == row[model.label] for p, row in zip(predictions, rows, strict=True))
-    value = hits / len(rows)
+    value = tally.hits / tally.rows
     relation = ">=" if value >= gates.min_accuracy else "<"
     return _gate(
         "min_accuracy",
         value,
         gates.min_accuracy,
         value >= gates.min_accuracy,
-        f"accuracy {value:.4f} ({hits}/{len(rows)} held-out rows) {relation} {gates.min_accuracy}",
+        f"accuracy {value:.4f} ({tally.hits}/{tally.rows} held-out rows) {relation} {gates.min_accuracy}",
     )
 
 
@@ -272,7 +311,7 @@ class _Fairness:
     groups: dict[str, Any]
 
 
-def _fairness(model: Model, rows: list[Row], predictions: list[str], contract: Contract, gates: Gates) -> _Fairness:
+def _fairness(tally: HeldoutTally, contract: Contract, gates: Gates) -> _Fairness:
     parity, impact = "max_parity_difference", "min_disparate_impact"
     attributes = contract.protected_attributes
     if not attributes:
@@ -284,19 +323,15 @@ def _fairness(model: Model, rows: list[Row], predictions: list[str], contract: C
             ),
             {},
         )
-    unknown = [c for c in gates.favourable if c not in model.classes]
-    classes = gates.favourable or model.classes
+    unknown = [c for c in gates.favourable if c not in tally.classes]
+    classes = gates.favourable or tally.classes
     groups: dict[str, Any] = {}
     worst_spd: tuple[float, str] | None = None
     worst_di: tuple[float, str] | None = None
     unmeasurable = []
     for attribute in attributes:
-        sizes: Counter = Counter()
-        chosen: Counter = Counter()
-        for row, predicted in zip(rows, predictions, strict=True):
-            group = _group(row.get(attribute))
-            sizes[group] += 1
-            chosen[group, predicted] += 1
+        sizes = tally.sizes.get(attribute, Counter())
+        chosen = tally.chosen.get(attribute, Counter())
         groups[attribute] = {
             g: {"rows": n, "rates": {c: chosen[g, c] / n for c in classes}, "compared": n >= gates.min_group_rows}
             for g, n in sorted(sizes.items())
@@ -323,7 +358,7 @@ def _fairness(model: Model, rows: list[Row], predictions: list[str], contract: C
                 worst_di = (di, where)
     if unknown or unmeasurable:
         reason = (
-            f"favourable class(es) {unknown} are not among the model's classes {list(model.classes)}"
+            f"favourable class(es) {unknown} are not among the model's classes {list(tally.classes)}"
             if unknown
             else "cannot measure: " + "; ".join(unmeasurable)
         )
@@ -363,19 +398,17 @@ def _group(value: Any) -> str:
     return NULL_GROUP if value is None else str(value)
 
 
-def _latency(model: Model, rows: list[Row], gates: Gates) -> GateResult:
+def percentile(values: Iterable[float], share: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[math.ceil(share * len(ordered)) - 1]
+
+
+def _latency(took: Sequence[float], gates: Gates) -> GateResult:
     name = "max_predict_ms_p95"
-    if not rows:
+    if not took:
         return _gate(name, None, gates.max_predict_ms_p95, False, "no held-out rows to time predictions on")
-    took = []
-    for i in range(gates.latency_samples):
-        row = rows[i % len(rows)]
-        start = time.perf_counter_ns()
-        predict(model, [row])
-        took.append((time.perf_counter_ns() - start) / 1e6)
-    took.sort()
-    p95 = took[math.ceil(0.95 * len(took)) - 1]
-    p50 = took[math.ceil(0.5 * len(took)) - 1]
+    p95, p50 = percentile(took, 0.95), percentile(took, 0.5)
     passed = p95 <= gates.max_predict_ms_p95
     return _gate(
         name,
@@ -387,27 +420,15 @@ def _latency(model: Model, rows: list[Row], gates: Gates) -> GateResult:
     )
 
 
-def _memory(model: Model, rows: list[Row], gates: Gates) -> GateResult:
+def _memory(peak: int | None, gates: Gates, detail: str) -> GateResult:
     name = "max_predict_memory_bytes"
-    if not rows:
-        return _gate(name, None, gates.max_predict_memory_bytes, False, "no held-out rows to predict on")
-    batch = [rows[i % len(rows)] for i in range(gates.memory_batch_rows)]
-    tracing = tracemalloc.is_tracing()
-    if not tracing:
-        tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        before = tracemalloc.get_traced_memory()[0]
-        predict(model, batch)
-        peak = tracemalloc.get_traced_memory()[1] - before
-    finally:
-        if not tracing:
-            tracemalloc.stop()
+    if peak is None:
+        return _gate(name, None, gates.max_predict_memory_bytes, False, detail or "not measured")
     passed = peak <= gates.max_predict_memory_bytes
     return _gate(
         name,
         peak,
         gates.max_predict_memory_bytes,
         passed,
-        f"peak {peak} bytes predicting {len(batch)} rows {'<=' if passed else '>'} {gates.max_predict_memory_bytes}",
+        f"peak {peak} bytes {detail} {'<=' if passed else '>'} {gates.max_predict_memory_bytes}".replace("  ", " "),
     )

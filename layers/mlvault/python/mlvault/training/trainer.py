@@ -1,7 +1,10 @@
-"""The built-in trainer: a small, deterministic model trained inside a Lambda function from a manifest.
+"""The built-in trainer (engine `lambda`): a small, deterministic model trained inside a Lambda function from a
+manifest, emitted as the model package every model is (mlvault.model_package): an ONNX graph of it
+(mlvault.training.onnx_graph), its descriptor, and the drift reference mlvault computes from the training rows and
+the ONNX model's own predictions on them (onnxruntime, in batches).
 
 Reading: every manifest entry by its version id, verified on the way, and the held-out split
-(mlvault.training.data). The artifact and its prediction: mlvault.training.artifact.
+(mlvault.training.data): held-out rows are counted here, never kept (the evaluate step reads them again).
 
 Model: multinomial logistic regression (softmax), full-batch gradient descent for a fixed number of epochs with
 L2 regularization, weights initialized from `random.Random(seed)`. Features, from the contract: every numeric
@@ -11,9 +14,10 @@ one-hot over the categories seen in training (an unseen category is all zeros). 
 features unless `protected_as_features=False`: leaving them out does not make a model fair (proxies remain), the
 gates measure outcomes either way (mlvault.training.gates).
 
-Pure Python and deterministic: the same manifest, contract, parameters and code give the same artifact bytes.
-The training set is held in memory (8 bytes per feature value, in arrays): `max_rows` bounds it before anything
-is read; beyond it, use a SageMaker trainer (see `Trainer`).
+Deterministic: the same manifest, contract, parameters and code give the same package bytes (the code identity,
+`code_identity`, hashes the modules that decide them). The training set is held in memory (8 bytes per feature
+value, in arrays): `max_rows` bounds it before anything is read; beyond it, train with the `sagemaker` engine
+(docs/bring-your-own-model.md).
 """
 
 from __future__ import annotations
@@ -22,48 +26,55 @@ import hashlib
 import importlib.util
 import math
 import random
+import tempfile
 from array import array
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from operator import add, mul, sub, truediv
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from mlvault.canonical import canonical_json
 from mlvault.contracts.schema import Contract
 from mlvault.drift import build_reference
 from mlvault.errors import TrainingError, TrainingReason
-from mlvault.training.artifact import MODEL_TYPE, Feature, Model, accuracy, predict
+from mlvault.model_package import DESCRIPTOR_FILE, DRIFT_FILE, MODEL_FILE, ModelDescriptor, file_digests, pack
+from mlvault.training.artifact import MODEL_TYPE, Feature, Model
 from mlvault.training.data import FeaturePlan, check_contract, feature_plan, read_manifest, row_splitter
 from mlvault.training.manifest import Manifest, ManifestEntry
 from mlvault.training.params import TrainingParams
 
+PREDICT_BATCH_ROWS = 65536
+ENGINE = "lambda"
 # the code that decides what a model is: hashed into every run's code digest
 CODE_MODULES = (
     "mlvault.canonical",
+    "mlvault.contracts.column_checks",
     "mlvault.contracts.schema",
+    "mlvault.contracts.text_guard",
     "mlvault.contracts.validate",
     "mlvault.ingest.digest",
     "mlvault.drift",
+    "mlvault.model_package",
     "mlvault.training.artifact",
     "mlvault.training.data",
     "mlvault.training.manifest",
+    "mlvault.training.onnx_graph",
+    "mlvault.training.onnx_scoring",
     "mlvault.training.params",
     "mlvault.training.trainer",
 )
-
-
-# --- the run record -----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class TrainingRun:
     """What every run records, whether its model is later promoted or not."""
 
-    trainer: str
+    trainer: str  # the engine: "lambda"
     model_type: str
+    model: str  # the model's name (model ids are <model>/<n>)
     dataset: str
     contract_version: str
     params: dict[str, Any]
@@ -72,8 +83,9 @@ class TrainingRun:
     code_files: dict[str, str]
     metrics: dict[str, float | None]
     rows: dict[str, int]
-    artifact_digest: str
+    artifact_digest: str  # SHA-256 of the package tar
     artifact_bytes: int
+    claims: dict[str, Any]  # what the training code says of itself (the descriptor's claims): never gates
     started_at: str
     finished_at: str
 
@@ -86,29 +98,11 @@ class TrainingRun:
 
 @dataclass(frozen=True)
 class TrainingResult:
-    model: Model
+    model: Model  # the trained regression, in memory
+    descriptor: ModelDescriptor
+    package: bytes  # the model package (mlvault.model_package.pack): model.onnx, descriptor.json, drift.json
+    files: dict[str, str]  # each file's SHA-256 (the resources its signature will list)
     run: TrainingRun
-    heldout: list[dict[str, Any]]  # the held-out rows, as read (for the gates)
-
-
-class Trainer(Protocol):
-    """The seam between the pipeline and where training runs.
-
-    `LambdaTrainer` trains in the calling function (data up to `max_rows`, minutes of CPU). A SageMaker
-    implementation, for data beyond Lambda's 15 minutes / 10 GB, would keep this interface and these guarantees:
-    `train` stores nothing new about the data (the manifest is already stored content-addressed), starts a
-    training job (`CreateTrainingJob`, or the Step Functions `.sync` integration) whose image is pinned by digest
-    and whose input is the stored manifest's S3 URI and version, not a prefix; the entry point reads every entry by
-    version id and re-checks its SHA-256 exactly as `read_manifest` does (S3 `ManifestFile` channels carry no
-    version ids, so it must read the objects itself), trains, and writes the same canonical artifact JSON. `train`
-    then downloads the artifact, verifies its digest against the job's output, and returns the same
-    `TrainingResult`, with a code digest over the image digest and the entry point's source; held-out rows come
-    from `read_split` (the split is a pure function of the manifest and the seed).
-    """
-
-    name: str
-
-    def train(self, manifest: Manifest, contract: Contract, params: TrainingParams) -> TrainingResult: ...
 
 
 @dataclass
@@ -116,30 +110,31 @@ class _TrainingSet:
     numeric: list[array]
     categorical: list[list[Any]]
     labels: list[str] = field(default_factory=list)
-    heldout: list[dict[str, Any]] = field(default_factory=list)
-
-
-# --- training -----------------------------------------------------------------------------------------------
+    heldout: int = 0
 
 
 class LambdaTrainer:
     """Trains in the calling process (a Lambda function): pure Python, deterministic, bounded by `max_rows`."""
 
-    name = "lambda"
+    name = ENGINE
 
     def __init__(self, s3: Any, *, clock: Callable[[], datetime] | None = None) -> None:
         self._s3 = s3
         self._clock = clock or (lambda: datetime.now(UTC))
 
-    def train(self, manifest: Manifest, contract: Contract, params: TrainingParams | None = None) -> TrainingResult:
+    def train(
+        self, manifest: Manifest, contract: Contract, params: TrainingParams | None = None, *, name: str = ""
+    ) -> TrainingResult:
+        """Train model `name` (default: the dataset's name) and emit its package."""
         params = params or TrainingParams()
+        name = name or manifest.dataset
         started = self._clock()
         check_contract(manifest, contract)
         if manifest.rows > params.max_rows:
             raise TrainingError(
                 TrainingReason.TOO_MANY_ROWS,
                 f"the manifest has {manifest.rows} rows, the Lambda trainer takes at most {params.max_rows}: "
-                "train with a SageMaker trainer",
+                "train with the sagemaker engine",
             )
         plan = feature_plan(contract, params)
         data = _TrainingSet(numeric=[array("d") for _ in plan.numeric], categorical=[[] for _ in plan.categorical])
@@ -147,61 +142,84 @@ class LambdaTrainer:
 
         def collect(entry: ManifestEntry, batch: Any) -> None:
             flags = split(entry, batch)
-            if any(flags):
-                data.heldout.extend(r for r, f in zip(batch.to_pylist(), flags, strict=True) if f)
+            data.heldout += sum(flags)
             keep = [not f for f in flags]
-            for values, name in zip(data.numeric, plan.numeric, strict=True):
+            for values, column in zip(data.numeric, plan.numeric, strict=True):
                 values.extend(
                     math.nan if v is None else float(v)
-                    for v, k in zip(batch.column(name).to_pylist(), keep, strict=True)
+                    for v, k in zip(batch.column(column).to_pylist(), keep, strict=True)
                     if k
                 )
-            for values, name in zip(data.categorical, plan.categorical, strict=True):
-                values.extend(v for v, k in zip(batch.column(name).to_pylist(), keep, strict=True) if k)
+            for values, column in zip(data.categorical, plan.categorical, strict=True):
+                values.extend(v for v, k in zip(batch.column(column).to_pylist(), keep, strict=True) if k)
             data.labels.extend(v for v, k in zip(batch.column(plan.label).to_pylist(), keep, strict=True) if k)
 
         read_manifest(self._s3, manifest, contract, collect)
         model, loss = _fit(plan, data, params, contract)
-        train_predictions = _train_predictions(model, plan, data)
+        descriptor, package, files, train_accuracy = _package(model, plan, data, name=name, loss=loss)
         code_digest, code_files = code_identity()
-        model = replace(
-            model,
-            training={
-                "trainer": self.name,
-                "params": params.to_json(),
-                "manifest_digest": manifest.digest,
-                "code_digest": code_digest,
-            },
-            drift=build_reference(
-                numeric=dict(zip(plan.numeric, data.numeric, strict=True)),
-                categorical=dict(zip(plan.categorical, data.categorical, strict=True)),
-                classes=model.classes,
-                predictions=train_predictions,
-            ),
-        )
-        artifact = model.to_bytes()
-        metrics = {
-            "train_loss": loss,
-            "train_accuracy": sum(map(str.__eq__, train_predictions, data.labels)) / len(data.labels),
-            "heldout_accuracy": accuracy(model, data.heldout) if data.heldout else None,  # None: nothing held out
-        }
         run = TrainingRun(
             trainer=self.name,
             model_type=MODEL_TYPE,
+            model=name,
             dataset=manifest.dataset,
             contract_version=manifest.contract_version,
             params=params.to_json(),
             manifest_digest=manifest.digest,
             code_digest=code_digest,
             code_files=code_files,
-            metrics=metrics,
-            rows={"train": len(data.labels), "heldout": len(data.heldout)},
-            artifact_digest=hashlib.sha256(artifact).hexdigest(),
-            artifact_bytes=len(artifact),
+            metrics={"train_loss": loss, "train_accuracy": train_accuracy},
+            rows={"train": len(data.labels), "heldout": data.heldout},
+            artifact_digest=hashlib.sha256(package).hexdigest(),
+            artifact_bytes=len(package),
+            claims=dict(descriptor.claims),
             started_at=started.isoformat(timespec="milliseconds"),
             finished_at=self._clock().isoformat(timespec="milliseconds"),
         )
-        return TrainingResult(model=model, run=run, heldout=data.heldout)
+        return TrainingResult(model=model, descriptor=descriptor, package=package, files=files, run=run)
+
+
+def _package(
+    model: Model, plan: FeaturePlan, data: _TrainingSet, *, name: str, loss: float
+) -> tuple[ModelDescriptor, bytes, dict[str, str], float]:
+    """The model's package: its ONNX graph, its descriptor (the training loss and accuracy as claims), and the
+    drift reference of the training rows with the ONNX model's predictions on them."""
+    import numpy as np
+
+    from mlvault.training.onnx_graph import descriptor as describe
+    from mlvault.training.onnx_graph import to_onnx
+    from mlvault.training.onnx_scoring import OnnxScorer
+
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch) / "package"
+        folder.mkdir()
+        (folder / MODEL_FILE).write_bytes(to_onnx(model))
+        onnx_model = OnnxScorer.load(folder / MODEL_FILE, describe(model, name=name))
+        names = {i.column: i.name for i in onnx_model.descriptor.inputs}
+        numeric = {c: np.frombuffer(v, dtype=np.float64) for c, v in zip(plan.numeric, data.numeric, strict=True)}
+        categorical = dict(zip(plan.categorical, data.categorical, strict=True))
+        predictions: list[str] = []
+        rows = len(data.labels)
+        for start in range(0, rows, PREDICT_BATCH_ROWS):
+            end = min(rows, start + PREDICT_BATCH_ROWS)
+            feed = {names[c]: v[start:end].astype(np.float32).reshape(-1, 1) for c, v in numeric.items()}
+            feed |= {
+                names[c]: np.array(["" if x is None else x for x in v[start:end]], dtype=object).reshape(-1, 1)
+                for c, v in categorical.items()
+            }
+            predictions.extend(onnx_model.labels(feed).tolist())
+        accuracy = sum(map(str.__eq__, predictions, data.labels)) / rows
+        descriptor = describe(model, name=name, claims={"train_accuracy": accuracy, "train_loss": loss})
+        drift = build_reference(
+            numeric=dict(zip(plan.numeric, data.numeric, strict=True)),
+            categorical=categorical,
+            classes=model.classes,
+            predictions=predictions,
+        )
+        (folder / DESCRIPTOR_FILE).write_bytes(descriptor.to_bytes())
+        (folder / DRIFT_FILE).write_bytes(canonical_json(drift.to_json()))
+        files = file_digests({p.name: p for p in folder.iterdir()})
+        return descriptor, pack(folder), dict(sorted(files.items())), accuracy
 
 
 def _fit(plan: FeaturePlan, data: _TrainingSet, params: TrainingParams, contract: Contract) -> tuple[Model, float]:
@@ -264,17 +282,6 @@ def _fit(plan: FeaturePlan, data: _TrainingSet, params: TrainingParams, contract
         bias=tuple(bias),
     )
     return model, loss
-
-
-def _train_predictions(model: Model, plan: FeaturePlan, data: _TrainingSet) -> list[str]:
-    """The model's prediction for every training row (a NaN of the training set is a null again)."""
-    names = (*plan.numeric, *plan.categorical)
-    columns = (*data.numeric, *data.categorical)
-    rows = (
-        {name: (None if isinstance(v, float) and math.isnan(v) else v) for name, v in zip(names, values, strict=True)}
-        for values in zip(*columns, strict=True)
-    )
-    return predict(model, rows)
 
 
 @cache
