@@ -9,6 +9,10 @@ so the standard verifier checks our models offline with the exported public key:
 (never `model_signing`: the serving Lambda stays lean) and fails closed: it returns a `VerifiedModel` or raises
 `ModelVerificationError` with a stable reason code (`ModelReason`) and an "expected X, got Y" detail.
 
+Why one module of ~550 lines: it is one format, written and read. The signer and the verifier must agree on every
+byte (the statement's canonical form, the PAE, the bundle's fields) and half of the file is this docstring, the
+format's specification; split, the two halves could drift apart without a test noticing first.
+
 The format
 ----------
 The signature file is a Sigstore bundle (JSON, compact):

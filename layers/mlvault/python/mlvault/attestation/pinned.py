@@ -1,29 +1,46 @@
-"""Attesting one pinned model: the one check that deployment, rollback, `mlvault verify-model` and serving share.
+"""Attesting one pinned model package: the one check that deployment, rollback, `mlvault verify-model` and serving
+share.
 
-`attest_registered` is that check for a model of the registry (deployment, rollback, `mlvault verify-model`): the
-record must be intact, signed with the pinned key and covered by the signature, and in an allowed status.
+A model is a package (mlvault.model_package: `model.onnx`, `descriptor.json`, `drift.json`), stored as one
+deterministic tar and signed as a directory in the OpenSSF model-signing format (one resource per file). A
+`ModelPin` names it exactly: the tar's S3 object version and SHA-256, its signature's object version, the KMS key
+that must have signed it (the bundled anchor, mlvault.trust.anchors: its ARN and the SHA-256 of its public key) and
+its registry id. `attest` fails closed, in this order (bound, then verify, then parse; GUIDE.md section 3):
 
-A `ModelPin` names a model exactly: the artifact's S3 object version and SHA-256, its signature's object version,
-the KMS key that must have signed it (the bundled anchor, mlvault.trust.anchors: its ARN and the SHA-256 of its
-public key) and its registry id. `attest` fails closed, in this order (bound, then
-verify, then parse; GUIDE.md section 3):
   the signature's pinned version (absent: MODEL_UNSIGNED), at most openssf.MAX_SIGNATURE_BYTES
-  -> the artifact's pinned version, streamed into the caller's folder through SHA-256, at most `max_model_bytes`,
-     compared with the pinned digest (S3 returning another version: MODEL_VERSION_MISMATCH)
+  -> the tar's pinned version, streamed into the caller's private folder through SHA-256, at most
+     `max_model_bytes` (MODEL_TOO_LARGE), its digest the pinned one (MODEL_DIGEST_MISMATCH; S3 returning another
+     version: MODEL_VERSION_MISMATCH)
   -> the anchored KMS key's public key (`trusted_public_key`: deleted, disabled, pending deletion or not
      ECC_NIST_P256: SIGNING_KEY_UNUSABLE; a public key whose SHA-256 is not the anchored one:
-     SIGNING_KEY_NOT_TRUSTED) -> openssf.verify_model (its reason codes pass through unchanged)
-  -> the signature covers exactly the pinned digest, and its signed statement names the pinned model id (the sign
-     step signs {"mlvault": {"model_id": ...}}: a signed artifact cannot pass for another model, whose registry
-     record and revocation would then not apply).
-It returns an `Attested` (the verified file in the caller's folder) or raises AttestationError with a stable
-code. Transient AWS errors (throttling, 5xx, timeouts) and access errors are not verdicts: they propagate.
+     SIGNING_KEY_NOT_TRUSTED)
+  -> the tar extracted into `<folder>/model` (model_package.unpack: regular files only, exactly the package's
+     files, each once, bounded; a link or special member: MODEL_FILE_UNSUPPORTED, an unexpected or repeated
+     member: MODEL_FILE_EXTRA, a file missing: MODEL_FILE_MISSING, not a tar: MODEL_MALFORMED, or
+     MODEL_FORMAT_UNSUPPORTED for a signed single-file model of the format before packages, below)
+  -> openssf.verify_model of that directory (one resource per file: exactly these files, each digest; its reason
+     codes pass through unchanged)
+  -> the signed statement names the pinned model id (the sign step signs {"mlvault": {"model_id": ...}}: a signed
+     package cannot pass for another model, whose registry record and revocation would then not apply), and the
+     pinned tar's digest (`package_sha256`: MODEL_DIGEST_MISMATCH otherwise).
+
+It returns an `Attested` (the verified directory in the caller's folder; `read(name)` gives a file's bytes only
+once they hash to the signed digest, so what is parsed is what was verified) or raises AttestationError with a
+stable code. Transient AWS errors (throttling, 5xx, timeouts) and access errors are not verdicts: they propagate.
+
+Models of the single-file format (`mlvault.model/v1` JSON, signed as one resource ".") are refused everywhere
+this check runs, with MODEL_FORMAT_UNSUPPORTED: serving has one path (ONNX), so they are neither served, deployed
+nor rolled back to; retrain to replace them (docs/models.md, "Models of the single-file format").
+
+`attest_registered` is that check for a model of the registry (deployment, rollback, `mlvault verify-model`): the
+record must be intact, signed with the pinned key and covered by the signature, and in an allowed status; the
+files the record lists (`artifact.files`, name -> sha256, when present) must be the signed files.
 """
 
 from __future__ import annotations
 
 import hashlib
-import shutil
+import os
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,6 +49,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from mlvault import model_package
 from mlvault.attestation import openssf
 from mlvault.errors import (
     AnchorReason,
@@ -44,20 +62,29 @@ from mlvault.errors import (
 )
 from mlvault.trust.anchors import SigningKey
 
-MAX_MODEL_BYTES = 50 * 1024 * 1024
+MAX_MODEL_BYTES = 50 * 1024 * 1024  # the package tar (the extracted files are at most as large)
 CHUNK_BYTES = 1024 * 1024
-LOCAL_NAME = "model.json"  # the downloaded artifact's file name (never derived from the object key)
+PACKAGE_FILE = "package.tar"  # the downloaded tar, beside the directory (never inside it; never the object key)
+MODEL_DIR = "model"  # the extracted, verified model directory
+SIGNATURE_FILE = "model.sig"
+PUBLIC_KEY_FILE = "signing-key.pem"
 _ABSENT = frozenset({"NoSuchKey", "NoSuchVersion", "MethodNotAllowed"})  # 405: the pinned version is a delete marker
 _KEY_UNUSABLE = frozenset({"NotFoundException", "DisabledException", "KMSInvalidStateException"})
+_PACKAGE_REFUSALS = {
+    model_package.PackageError.NOT_A_FILE: ModelReason.MODEL_FILE_UNSUPPORTED,
+    model_package.PackageError.UNEXPECTED: ModelReason.MODEL_FILE_EXTRA,
+    model_package.PackageError.MISSING: ModelReason.MODEL_FILE_MISSING,
+    model_package.PackageError.TOO_LARGE: ServeReason.MODEL_TOO_LARGE,
+}
 
 
 @dataclass(frozen=True)
 class ModelPin:
     model_id: str
     bucket: str
-    artifact_key: str
+    artifact_key: str  # the package tar
     artifact_version: str
-    artifact_digest: str
+    artifact_digest: str  # SHA-256 of the tar
     signature_key: str
     signature_version: str
     signing_key: SigningKey
@@ -70,7 +97,7 @@ class ModelPin:
 @dataclass(frozen=True)
 class Attested:
     pin: ModelPin
-    path: Path  # the verified artifact, in the caller's folder
+    path: Path  # the verified model directory, in the caller's folder
     signature: bytes
     public_key_pem: bytes
     verified: openssf.VerifiedModel
@@ -81,36 +108,60 @@ class Attested:
 
     @property
     def digests(self) -> Mapping[str, str]:
-        """Resource name -> signed SHA-256 ("." for a one-file model)."""
+        """File name -> signed SHA-256 (exactly model_package.FILES)."""
         return self.verified.digests
+
+    def read(self, name: str) -> bytes:
+        """A file of the package, read once and checked against its signed digest (ModelVerificationError
+        MODEL_DIGEST_MISMATCH if it changed since it was verified): parse these bytes, never the file again."""
+        data = (self.path / name).read_bytes()
+        got = hashlib.sha256(data).hexdigest()
+        if got != self.digests[name]:
+            raise ModelVerificationError(
+                ModelReason.MODEL_DIGEST_MISMATCH, f"{name!r} changed after it was verified: sha256 {got}"
+            )
+        return data
 
 
 def attest(
     s3: Any, kms: Any, pin: ModelPin, folder: Path, *, max_model_bytes: int = MAX_MODEL_BYTES, stage: str = ""
 ) -> Attested:
-    """Download and verify the pinned model into `folder` (which nobody else writes: the file is read after it
-    was verified). `stage` labels a refusal."""
+    """Download, extract and verify the pinned package into `folder` (private: nobody else writes it; the tar is
+    removed once extracted). `stage` labels a refusal."""
     check = _Check(s3, kms, pin, stage)
     signature = check.signature()
-    path = folder / LOCAL_NAME
-    check.download(path, max_model_bytes)
-    public_key_pem = check.public_key()
+    tar = folder / PACKAGE_FILE
+    directory = folder / MODEL_DIR
     try:
-        verified = openssf.verify_model(path, signature, public_key_pem)
+        check.download(tar, max_model_bytes)
+        public_key_pem = check.public_key()
+        directory.mkdir(mode=0o700)
+        check.unpack(tar, directory, max_model_bytes, signature, public_key_pem)
+    finally:
+        tar.unlink(missing_ok=True)
+    try:
+        verified = openssf.verify_model(directory, signature, public_key_pem)
     except ModelVerificationError as err:
         raise check.refuse(err.reason, err.detail) from err
-    if dict(verified.digests) != {openssf.SINGLE_FILE: pin.artifact_digest}:
+    names = set(verified.digests)
+    if names != set(model_package.FILES):  # unpack and verify_model already hold the files to both lists
         raise check.refuse(
-            ModelReason.MODEL_DIGEST_MISMATCH,
-            f"the signature covers {dict(verified.digests)}, expected the pinned sha256 {pin.artifact_digest}",
+            ModelReason.MODEL_FILE_EXTRA if names - set(model_package.FILES) else ModelReason.MODEL_FILE_MISSING,
+            f"the signature lists {sorted(names)}, a package is {list(model_package.FILES)}",
         )
-    signed_id = signed_mlvault(verified.extra).get("model_id")
-    if signed_id != pin.model_id:
+    signed = signed_mlvault(verified.extra)
+    if signed.get("model_id") != pin.model_id:
         raise check.refuse(
             ServeReason.MODEL_ID_MISMATCH,
-            f"the signature names model id {signed_id!r}, expected the pinned {pin.model_id!r}",
+            f"the signature names model id {signed.get('model_id')!r}, expected the pinned {pin.model_id!r}",
         )
-    return Attested(pin, path, signature, public_key_pem, verified)
+    if signed.get("package_sha256") != pin.artifact_digest:
+        raise check.refuse(
+            ModelReason.MODEL_DIGEST_MISMATCH,
+            f"the signature is of the package with sha256 {signed.get('package_sha256')!r}, the pinned package's "
+            f"is {pin.artifact_digest}",
+        )
+    return Attested(pin, directory, signature, public_key_pem, verified)
 
 
 def attest_registered(
@@ -124,8 +175,10 @@ def attest_registered(
 ) -> Attested:
     """Verify a registered, signed model (`ModelRegistry.model`): the registry record intact, signed with the
     anchored key, in one of `statuses` if given, then `attest` of the exact versions it names, whose signature must
-    cover this very record. With `folder`, the verified artifact, its signature and the public key are left there
-    (model.json, model.sig, signing-key.pem) for an independent verifier. Raises RolloutRefused."""
+    cover this very record (and the files it lists). With `folder`, the verified directory, its signature and the
+    public key are left there (`model/`, `model.sig`, `signing-key.pem`) for an independent verifier:
+    `model_signing verify key <folder>/model --signature <folder>/model.sig --public_key <folder>/signing-key.pem`.
+    Raises RolloutRefused."""
     if model is None:
         raise RolloutRefused(RolloutReason.MODEL_NOT_REGISTERED, "no such model")
     model_id = model["model_id"]
@@ -153,21 +206,41 @@ def attest_registered(
         signature_version=model["signature_version"],
         signing_key=signing_key,
     )
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory(prefix="mlvault-attest-") as scratch:  # mode 0700
         try:
             attested = attest(s3, kms, pin, Path(scratch))
         except AttestationError as err:
             raise RolloutRefused(err.reason, err.detail) from None
-        if folder is not None:
-            shutil.copyfile(attested.path, folder / LOCAL_NAME)
-            (folder / "model.sig").write_bytes(attested.signature)
-            (folder / "signing-key.pem").write_bytes(attested.public_key_pem)
-            attested = Attested(
-                pin, folder / LOCAL_NAME, attested.signature, attested.public_key_pem, attested.verified
+        listed = artifact.get("files")
+        if listed is not None and dict(listed) != dict(attested.digests):
+            raise RolloutRefused(
+                ModelReason.MODEL_DIGEST_MISMATCH,
+                f"the record lists the files {dict(listed)}, the signature covers {dict(attested.digests)}",
             )
+        if folder is not None:
+            attested = _leave(attested, folder)
     if signed_mlvault(attested.verified.extra).get("record_sha256") != model["record_sha256"]:
         raise RolloutRefused(RolloutReason.RECORD_TAMPERED, "the signed statement does not cover this registry record")
     return attested
+
+
+def _leave(attested: Attested, folder: Path) -> Attested:
+    """Copy the verified directory, its signature and the public key into `folder` (an earlier check's
+    `model/` there is replaced, anything else in it is refused: a stray file would fail the verification)."""
+    target = folder / MODEL_DIR
+    if target.exists():
+        for name in model_package.FILES:
+            (target / name).unlink(missing_ok=True)
+        try:
+            target.rmdir()
+        except OSError:
+            raise FileExistsError(f"{target} holds other files than a model package: choose another --out") from None
+    target.mkdir()
+    for name in model_package.FILES:
+        (target / name).write_bytes(attested.read(name))  # the verified bytes, checked once more
+    (folder / SIGNATURE_FILE).write_bytes(attested.signature)
+    (folder / PUBLIC_KEY_FILE).write_bytes(attested.public_key_pem)
+    return Attested(attested.pin, target, attested.signature, attested.public_key_pem, attested.verified)
 
 
 def trusted_public_key(kms: Any, key: SigningKey, *, refuse: Any = None) -> bytes:
@@ -252,15 +325,15 @@ class _Check:
 
     def download(self, path: Path, limit: int) -> None:
         pin = self.pin
-        response = self._get(pin.artifact_key, pin.artifact_version, ServeReason.MODEL_NOT_FOUND, "model")
+        response = self._get(pin.artifact_key, pin.artifact_version, ServeReason.MODEL_NOT_FOUND, "model package")
         body = response["Body"]
-        too_large = f"expected a model of at most {limit} bytes, got"
+        too_large = f"expected a model package of at most {limit} bytes, got"
         try:
             if response.get("ContentLength", 0) > limit:
                 raise self.refuse(ServeReason.MODEL_TOO_LARGE, f"{too_large} {response['ContentLength']}")
             sha = hashlib.sha256()
             size = 0
-            with path.open("xb") as out:
+            with open(path, "xb", opener=_private) as out:
                 while chunk := body.read(CHUNK_BYTES):
                     size += len(chunk)
                     if size > limit:
@@ -278,3 +351,33 @@ class _Check:
 
     def public_key(self) -> bytes:
         return trusted_public_key(self._kms, self.pin.signing_key, refuse=self.refuse)
+
+    def unpack(self, tar: Path, directory: Path, limit: int, signature: bytes, public_key_pem: bytes) -> None:
+        """Extract the pinned (digest-checked) tar; a refusal names what the package is not."""
+        try:
+            with tar.open("rb") as stream:
+                model_package.unpack(stream, directory, limit=limit)
+        except model_package.PackageError as err:
+            reason = _PACKAGE_REFUSALS.get(err.problem)
+            if reason is not None:
+                raise self.refuse(reason, f"the model package: {err}") from err
+            if self._single_file_model(tar, signature, public_key_pem):
+                raise self.refuse(
+                    ServeReason.MODEL_FORMAT_UNSUPPORTED,
+                    "a single-file model (the format before model packages), signed as one file: only model "
+                    "packages (model.onnx, descriptor.json, drift.json) are served, deployed or rolled back to; "
+                    "retrain it",
+                ) from err
+            raise self.refuse(ServeReason.MODEL_MALFORMED, f"not a model package: {err}") from err
+
+    def _single_file_model(self, path: Path, signature: bytes, public_key_pem: bytes) -> bool:
+        """Whether the anchored key signed these very bytes as a one-file model (the format before packages)."""
+        try:
+            verified = openssf.verify_model(path, signature, public_key_pem)
+        except ModelVerificationError:
+            return False
+        return dict(verified.digests) == {openssf.SINGLE_FILE: self.pin.artifact_digest}
+
+
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)

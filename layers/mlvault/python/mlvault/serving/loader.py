@@ -1,18 +1,20 @@
-"""Runtime attestation: the serving function loads the one model its published version is pinned to, and only after
-the model's bytes, signature and registry status check out.
+"""Runtime attestation: the serving function loads the one model package its published version is pinned to, and
+only after the package's bytes, signature and registry status check out.
 
 The pin (`mlvault.config.ServeSettings`, set by the deploy step before it publishes the function's version) names
-the model object's exact S3 version and SHA-256, the exact version of its signature (a Sigstore bundle in the
-OpenSSF model-signing format, `mlvault.attestation.openssf`) and its registry id. The key that must have signed
-it is not in the environment: it is the model-signing key of the trust anchors bundled with the code
-(`mlvault.trust.anchors`: its ARN and the SHA-256 of its public key), whatever the environment says.
+the package tar's exact S3 version and SHA-256, the exact version of its signature (a Sigstore bundle in the
+OpenSSF model-signing format over the package's directory, `mlvault.attestation.openssf`) and its registry id. The
+key that must have signed it is not in the environment: it is the model-signing key of the trust anchors bundled
+with the code (`mlvault.trust.anchors`: its ARN and the SHA-256 of its public key), whatever the environment says.
 
 `ModelLoader.load(pin)` fails closed: the registry status first (REVOKED, ROLLED_BACK, missing, or anything but
 SIGNED/DEPLOYED/SUPERSEDED is refused), then the one attestation every deployment path shares
-(`mlvault.attestation.pinned.attest`: signature and artifact by their pinned versions, bounded, hashed, verified
-with the pinned key, covering the pinned digest and model id), then `load_model(bytes, digest=pin)`. It returns
-a `ServedModel` or raises `AttestationError(reason, detail)` with a stable reason code (ServeReason, ModelReason).
-Transient AWS errors (throttling, 5xx, timeouts) and access errors are not verdicts: they propagate unchanged.
+(`mlvault.attestation.pinned.attest`: signature and package by their pinned versions, bounded, hashed, extracted
+safely into a private folder, the directory verified with the anchored key, the signed model id the pinned one),
+then the verified bytes of `model.onnx`, `descriptor.json` and `drift.json` are loaded (`OnnxModel`: onnxruntime,
+one InferenceSession per execution environment). It returns a `ServedModel` or raises `AttestationError(reason,
+detail)` with a stable reason code (ServeReason, ModelReason, AnchorReason). Transient AWS errors (throttling, 5xx,
+timeouts) and access errors are not verdicts: they propagate unchanged.
 
 `Server` keeps the loaded model for the life of the execution environment and, every `recheck_seconds`, re-reads
 its registry status and the anchored key's public key: a model revoked or rolled back after it was loaded, or a
@@ -21,44 +23,57 @@ KMSInvalidStateException), stops being served within that time, in every executi
 transient error of that re-check is not a verdict: the verified model keeps serving and the next call re-checks.
 Only successes are kept: after a refusal every call tries again (and refuses again) until the model checks out.
 
-Drift: `Server.observe` feeds every served row and its prediction to the execution environment's
-`DriftWindow` (mlvault.drift) built from the training baseline the model carries (`Model.drift`, covered by
-its signature), `window_rows` rows at a time (`mlvault.config.DriftSettings`); `serve_observed` returns the
-response with the snapshots of the windows a request completed, for the handler to emit as metrics. A model
-without a baseline (an artifact from before drift references) is served without drift snapshots.
+Requests are validated against the descriptor (request_schema's rules and errors, checked a column at a time by
+`OnnxModel.predict_rows`), predicted by the session, and every served row and its prediction feed the execution
+environment's drift window (`ColumnDriftWindow`, the windows of mlvault.drift) over the drift reference the package
+carries (`drift.json`, covered by its signature), `window_rows` rows at a time (`mlvault.config.DriftSettings`);
+`serve_observed` returns the response with the snapshots of the windows a request completed, for the handler to
+emit as metrics.
 
-Standard library, cryptography and boto3 only: no pyarrow on this path (the serving function stays small).
+Importing this module imports neither numpy nor onnxruntime (nor boto3): they are imported when the first model is
+loaded, once per execution environment.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from mlvault import model_package
 from mlvault.attestation.pinned import MAX_MODEL_BYTES, ModelPin, attest, trusted_public_key
-from mlvault.config import DriftSettings, ServeSettings, bundled
-from mlvault.drift import DriftSnapshot, DriftWindow
-from mlvault.errors import AttestationError, InvalidRequest, ModelReason, ServeReason, TrustAnchorError
+from mlvault.config import DriftSettings, ServeSettings, SettingsError, bundled
+from mlvault.drift import DriftSnapshot
+from mlvault.errors import (
+    AttestationError,
+    InvalidRequest,
+    ModelVerificationError,
+    ServeReason,
+    ServingFailed,
+    TrustAnchorError,
+)
 from mlvault.registry.records import ModelRegistry
 from mlvault.serving.request_schema import (  # the request and response format
     MAX_ROWS,
-    check_rows,
     error_response,
     parse_rows,
     refusal_response,
 )
-from mlvault.training.artifact import Model, load_model, predict
+from mlvault.serving.served_model import ServedModelFacts, load_served_model
 from mlvault.trust.anchors import SigningKey, TrustAnchors, load_anchors
-from mlvault.wiring import Bundle
+from mlvault.wiring import Bundle, Env
+
+if TYPE_CHECKING:  # numpy and onnxruntime: imported with the first model, never by importing this module
+    from mlvault.serving.drift_window import ColumnDriftWindow
+    from mlvault.serving.onnx_model import OnnxModel, Prediction
 
 __all__ = [
     "MAX_ROWS",
@@ -67,6 +82,7 @@ __all__ = [
     "ModelLoader",
     "ServedModel",
     "Server",
+    "ServingFailed",
     "error_response",
     "parse_rows",
     "refusal_response",
@@ -85,13 +101,14 @@ _log = logging.getLogger(__name__)
 class ServedModel:
     """A model that was verified before it was loaded, and where it came from."""
 
-    model: Model
+    model: OnnxModel
     model_id: str
-    digest: str  # SHA-256 of the artifact bytes (the pinned digest)
-    version: str  # the S3 version id of the artifact
+    digest: str  # SHA-256 of the package tar (the pinned digest)
+    version: str  # the S3 version id of the package tar
     signature_version: str
     signing_key_arn: str
     signed_extra: dict[str, Any] = field(default_factory=dict)  # signed predicate fields (e.g. manifest digest)
+    files: dict[str, str] = field(default_factory=dict)  # the package's files and their signed SHA-256
 
     def provenance(self) -> dict[str, str]:
         return {"id": self.model_id, "digest": self.digest, "version": self.version}
@@ -119,6 +136,7 @@ class ModelLoader:
         registry: RegistryReader,
         *,
         signing_key: SigningKey,
+        served: ServedModelFacts | None = None,
         max_model_bytes: int = MAX_MODEL_BYTES,
         tmp_dir: str | None = None,
     ) -> None:
@@ -126,10 +144,12 @@ class ModelLoader:
         self._kms = kms
         self._registry = registry
         self.signing_key = signing_key
+        self.served = served  # the function's own model (its bundle); None: the pin's name decides (tests)
         self._max_model_bytes = max_model_bytes
         self._tmp_dir = tmp_dir
 
     def load(self, pin: ServeSettings) -> ServedModel:
+        self.check_name(pin)
         self.check_status(pin)
         with tempfile.TemporaryDirectory(prefix="mlvault-serve-", dir=self._tmp_dir) as tmp:  # mode 0700
             attested = attest(
@@ -140,14 +160,27 @@ class ModelLoader:
                 max_model_bytes=self._max_model_bytes,
                 stage=pin.stage,
             )
-            data = attested.path.read_bytes()  # at most max_model_bytes, from our own directory
-        got = hashlib.sha256(data).hexdigest()
-        if got != pin.model_digest:  # the file changed after it was verified
-            raise _refuse(pin, ModelReason.MODEL_DIGEST_MISMATCH, f"expected sha256 {pin.model_digest}, got {got}")
+            try:  # each file's bytes, once they hash to the signed digest: parse what was verified
+                files = {name: attested.read(name) for name in model_package.FILES}
+            except ModelVerificationError as err:
+                raise _refuse(pin, err.reason, err.detail) from err
+        from mlvault.serving.onnx_model import OnnxModel  # numpy and onnxruntime: once per execution environment
+
         try:
-            model = load_model(data, digest=pin.model_digest)
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
-            raise _refuse(pin, ServeReason.MODEL_MALFORMED, f"the signed artifact does not load: {err!r}") from err
+            model = OnnxModel.load(
+                files[model_package.MODEL_FILE], files[model_package.DESCRIPTOR_FILE], files[model_package.DRIFT_FILE]
+            )
+        except ValueError as err:
+            raise _refuse(pin, ServeReason.MODEL_MALFORMED, f"the signed package does not load: {err}") from err
+        described = (model.descriptor.model, model.descriptor.dataset)
+        wanted = (self.served.model, self.served.dataset) if self.served else (model_name(pin), described[1])
+        if described != wanted:
+            raise _refuse(
+                pin,
+                ServeReason.MODEL_NAME_MISMATCH,
+                f"the signed descriptor describes model {described[0]!r} of dataset {described[1]!r}, this function "
+                f"serves {wanted[0]!r} of {wanted[1]!r}",
+            )
         return ServedModel(
             model=model,
             model_id=pin.model_id,
@@ -156,7 +189,17 @@ class ModelLoader:
             signature_version=pin.signature_version,
             signing_key_arn=self.signing_key.arn,
             signed_extra=attested.signed_extra,
+            files=dict(attested.digests),
         )
+
+    def check_name(self, pin: ServeSettings) -> None:
+        """Refuse a pin of another model than the function's own (its bundled served-model facts)."""
+        if self.served is not None and model_name(pin) != self.served.model:
+            raise _refuse(
+                pin,
+                ServeReason.MODEL_NAME_MISMATCH,
+                f"the version pins {pin.model_id!r}, this function serves model {self.served.model!r} only",
+            )
 
     def check_key(self, pin: ServeSettings) -> None:
         """Refuse when the anchored key can no longer be used (disabled, pending deletion, not the anchored one)."""
@@ -177,6 +220,11 @@ class ModelLoader:
                 ServeReason.MODEL_NOT_SERVABLE,
                 f"expected registry status {', '.join(sorted(SERVABLE))} for {pin.model_id}, got {status!r}",
             )
+
+
+def model_name(pin: ServeSettings) -> str:
+    """The model's name in its id (`<name>/<n>`)."""
+    return pin.model_id.rsplit("/", 1)[0]
 
 
 def model_pin(pin: ServeSettings, signing_key: SigningKey) -> ModelPin:
@@ -220,7 +268,7 @@ class Server:
         self._served: ServedModel | None = None
         self._checked = 0.0
         self._drift_window_rows = drift_window_rows
-        self._window: DriftWindow | None = None
+        self._window: ColumnDriftWindow | None = None
         self._window_digest = ""
 
     def model(self) -> ServedModel:
@@ -242,22 +290,30 @@ class Server:
         return self._served
 
     def observe(
-        self, served: ServedModel, rows: list[Mapping[str, Any]], predictions: list[str]
+        self, served: ServedModel, rows: list[Mapping[str, Any]], prediction: Prediction
     ) -> list[DriftSnapshot]:
         """Count served rows and their predictions in this execution environment's drift window; the snapshots
-        of the windows they completed (none for a model without a drift reference)."""
-        reference = served.model.drift
-        if reference is None:
-            return []
+        of the windows they completed."""
         if self._window is None or self._window_digest != served.digest:
-            self._window = DriftWindow(reference, self._drift_window_rows)
+            from mlvault.serving.drift_window import ColumnDriftWindow
+
+            self._window = ColumnDriftWindow(served.model.drift, self._drift_window_rows)
             self._window_digest = served.digest
-        return self._window.extend(rows, predictions)
+        return self._window.extend(rows, prediction.arrays, prediction.classes, prediction.values)
 
 
 @cache
 def settings() -> ServeSettings:
-    """The function's pin, read once."""
+    """The function's pin, read once. A version that pins no model at all (a serving function's first version,
+    published by CloudFormation before any deployment) is refused, MODEL_NOT_PINNED; a pin that is there but
+    incomplete or malformed is a deployment bug (SettingsError)."""
+    if not os.environ.get(Env.MODEL_ID):
+        raise AttestationError(
+            ServeReason.MODEL_NOT_PINNED,
+            f"this version pins no model ({Env.MODEL_ID} is not set): the function's version before any "
+            "deployment, or one published without pins",
+            stage=os.environ.get(Env.STAGE, ""),
+        )
     return ServeSettings.from_env()
 
 
@@ -269,9 +325,32 @@ def anchors(stage: str) -> TrustAnchors:
         raise AttestationError(err.reason, err.detail, stage=stage) from err
 
 
+def served_model(stage: str) -> ServedModelFacts:
+    """The model this function serves, bundled with its code; refused facts are a refusal like any other."""
+    try:
+        return load_served_model(bundled(Bundle.SERVED_MODEL), stage=stage)
+    except TrustAnchorError as err:
+        raise AttestationError(err.reason, err.detail, stage=stage) from err
+
+
+@cache
+def metric_model() -> str:
+    """The Model dimension of the function's metrics: its bundled model, else the pin's name (so that a refusal
+    of the bundle itself still reaches the model's alarm), else "unknown"."""
+    try:
+        return load_served_model(bundled(Bundle.SERVED_MODEL), stage=os.environ.get(Env.STAGE, "")).model
+    except TrustAnchorError:
+        pass
+    try:
+        return model_name(settings())
+    except (SettingsError, AttestationError):
+        return "unknown"
+
+
 @cache
 def default_server() -> Server:
-    """The execution environment's server, from its environment and its bundled anchors; not kept when refused."""
+    """The execution environment's server, from its environment and its bundled anchors and served-model facts;
+    not kept when refused."""
     import boto3
 
     pin = settings()
@@ -281,6 +360,7 @@ def default_server() -> Server:
         kms=boto3.client("kms", region_name=key.region),  # the key's own region
         registry=ModelRegistry(boto3.client("dynamodb"), pin.registry_table),
         signing_key=key,
+        served=served_model(pin.stage),
     )
     return Server(loader, pin, drift_window_rows=DriftSettings.from_env().window_rows)
 
@@ -288,11 +368,15 @@ def default_server() -> Server:
 # -------------------------------------------------------------------------------------------------------- requests
 
 
+def predict(served: ServedModel, rows: list[Mapping[str, Any]]) -> Prediction:
+    """The class of each row (rows that do not fit the model's descriptor: InvalidRequest; a model that predicts
+    outside its classes: ServingFailed)."""
+    return served.model.predict_rows(rows)
+
+
 def serve(served: ServedModel, rows: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """The response: one predicted class per row, and the provenance of the model that predicted them (rows that
-    do not fit the model's feature schema: InvalidRequest)."""
-    check_rows(served.model, rows)
-    return {"predictions": predict(served.model, rows), "model": served.provenance()}
+    """The response: one predicted class per row, and the provenance of the model that predicted them."""
+    return {"predictions": predict(served, rows).classes, "model": served.provenance()}
 
 
 @dataclass(frozen=True)
@@ -308,5 +392,6 @@ class Outcome:
 def serve_observed(server: Server, served: ServedModel, rows: list[Mapping[str, Any]]) -> Outcome:
     """`serve`, then the rows and their predictions feed the server's drift window (a refused request feeds
     nothing)."""
-    response = serve(served, rows)
-    return Outcome(response, len(rows), server.observe(served, rows, response["predictions"]))
+    prediction = predict(served, rows)
+    response = {"predictions": prediction.classes, "model": served.provenance()}
+    return Outcome(response, len(rows), server.observe(served, rows, prediction))
