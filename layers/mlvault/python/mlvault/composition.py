@@ -1,11 +1,11 @@
 """The composition root: each function's domain objects, wired once per execution environment from its frozen
 settings (mlvault.config) and the files bundled with its code (the trust anchors: whom the model functions trust,
-mlvault.trust.anchors). The only place boto3 clients are made for the library; handlers call one builder and one
-method."""
+mlvault.trust.anchors; the serving document: where each model is served, its alarms and lock,
+mlvault.trust.serving_map). The only place boto3 clients are made for the library; handlers call one builder and
+one method."""
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ from mlvault.config import (
 )
 from mlvault.ledger import Ledger
 from mlvault.trust.anchors import TrustAnchors, load_anchors
+from mlvault.trust.serving_map import ServingMap, load_serving
 from mlvault.wiring import Bundle
 
 if TYPE_CHECKING:  # each builder imports its own domain: a function loads only what it runs (lean cold starts)
@@ -114,19 +115,26 @@ def anchors(stage: str) -> TrustAnchors:
     return load_anchors(bundled(Bundle.ANCHORS), stage=stage)
 
 
+def serving(stage: str) -> ServingMap:
+    """Where each model is served, bundled with this function's code (TrustAnchorError, SERVING_*, when missing,
+    malformed or of another stage: fail closed). Read once per execution environment, by the cached builders."""
+    return load_serving(bundled(Bundle.SERVING), stage=stage)
+
+
 def _pipeline(*, signing: bool) -> Pipeline:
-    from mlvault.training.gates import Gates
-    from mlvault.training.params import TrainingParams
     from mlvault.training.pipeline import Pipeline, PipelineConfig
+    from mlvault.training.specs import load_specs
 
     s = PipelineSettings.from_env()
+    # The stage's models with their gates, from the signed bundle only (TrustAnchorError, MODELS_MISSING, without
+    # it: fail closed, before any client is made); never the environment.
+    models = load_specs(bundled(Bundle.MODELS))
     config = PipelineConfig(
         model_bucket=s.model_bucket,
         ledger_table=s.ledger_table,
         registry_table=s.registry_table,
         contracts_dir=bundled(s.contracts_dir),
-        gates=Gates.from_config(json.loads(s.gates_json)),
-        params=TrainingParams(**json.loads(s.training_json)),
+        models=models,
         signing_key=anchors(s.stage).model_signing_key if signing else None,
         stage=s.stage,
         alert_topic_arn=s.alert_topic_arn,
@@ -144,7 +152,8 @@ def _pipeline(*, signing: bool) -> Pipeline:
 
 @cache
 def default_pipeline() -> Pipeline:
-    """The pipeline function's steps (train, evaluate, register, the end of a failed run): no signing key."""
+    """The pipeline function's steps (train | prepare, collect, evaluate, register, the end of a failed run): no
+    signing key."""
     return _pipeline(signing=False)
 
 
@@ -161,11 +170,9 @@ def default_rollout() -> Rollout:
     s = RolloutSettings.from_env()
     trusted = anchors(s.stage)
     config = RolloutConfig(
-        function_name=s.serve_function,
-        alias=s.serve_alias,
+        serving=serving(s.stage),
         signing_key=trusted.model_signing_key,
         canary=canary_from_json(s.canary_json),
-        alarms=trusted.canary_alarms,
         registry_table=s.registry_table,
         stage=s.stage,
         alert_topic_arn=s.alert_topic_arn,
@@ -186,8 +193,6 @@ def default_rollout() -> Rollout:
 def _rollback(
     *,
     stage: str,
-    serve_function: str,
-    serve_alias: str,
     registry_table: str,
     alert_topic_arn: str,
     cooldown_seconds: int,
@@ -197,13 +202,11 @@ def _rollback(
 
     trusted = anchors(stage)
     config = RollbackConfig(
-        function_name=serve_function,
-        alias=serve_alias,
+        serving=serving(stage),
         signing_key=trusted.model_signing_key,
         registry_table=registry_table,
         alert_topic_arn=alert_topic_arn,
         cooldown_seconds=cooldown_seconds,
-        rollback_alarms=trusted.rollback_alarms,
         stage=stage,
     )
     return Rollback(
@@ -220,12 +223,10 @@ def _rollback(
 
 @cache
 def default_rollback() -> Rollback:
-    """The rollback function: the stage's own alarms, judged by CloudWatch."""
+    """The rollback function: each model's own alarms, judged by CloudWatch, roll that model back."""
     s = RollbackSettings.from_env()
     return _rollback(
         stage=s.stage,
-        serve_function=s.serve_function,
-        serve_alias=s.serve_alias,
         registry_table=s.registry_table,
         alert_topic_arn=s.alert_topic_arn,
         cooldown_seconds=s.cooldown_seconds,
@@ -235,14 +236,13 @@ def default_rollback() -> Rollback:
 
 @cache
 def default_revocation() -> Revocation:
-    """The revoke function: a key's revocation and its blast radius (rolls back only what it revoked)."""
+    """The revoke function: a key's revocation and its blast radius (rolls back only the models whose live model it
+    revoked, each on its own function)."""
     from mlvault.rollback.revocation import Revocation
 
     s = RevokeSettings.from_env()
     rollback = _rollback(
         stage=s.stage,
-        serve_function=s.serve_function,
-        serve_alias=s.serve_alias,
         registry_table=s.registry_table,
         alert_topic_arn=s.alert_topic_arn,
         cooldown_seconds=0,

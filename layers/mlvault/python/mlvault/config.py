@@ -2,7 +2,8 @@
 
 The last step of the one settings path: cdk.json -> typed settings -> construct props -> env vars -> here.
 Settings name resources and tune behaviour; they never decide whom to trust: the model-signing key and mlvault's
-own alarms come from the trust anchors bundled with the code (mlvault.trust.anchors).
+own alarms come from the trust anchors bundled with the code (mlvault.trust.anchors), and where each model is
+served, with its alarms and lock, from the bundled serving document (mlvault.trust.serving_map).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from functools import cache
 from pathlib import Path
 from typing import ClassVar
@@ -93,6 +94,8 @@ def _from_env(cls, env: Mapping[str, str]):
     for field in fields(cls):
         name = cls.ENV[field.name]
         raw = env.get(name)
+        if (raw is None or raw == "") and field.default is not MISSING:
+            continue  # an optional setting: its default
         if raw is None or raw == "":
             raise SettingsError(f"environment variable {name} is not set")
         if field.type == "int":
@@ -107,13 +110,15 @@ def _from_env(cls, env: Mapping[str, str]):
 
 @dataclass(frozen=True)
 class PipelineSettings(_FromEnv):
+    """The pipeline and sign functions. The models they train, with their gates and training, are in the signed
+    bundle only (mlvault.wiring.Bundle.MODELS, mlvault.training.specs.load_specs: without it the functions refuse,
+    MODELS_MISSING), never here."""
+
     stage: str
     model_bucket: str
     ledger_table: str
     registry_table: str
     contracts_dir: str
-    gates_json: str
-    training_json: str
     alert_topic_arn: str  # where a refused signing key is announced
 
     ENV: ClassVar[dict[str, str]] = {
@@ -122,25 +127,22 @@ class PipelineSettings(_FromEnv):
         "ledger_table": Env.LEDGER_TABLE,
         "registry_table": Env.REGISTRY_TABLE,
         "contracts_dir": Env.CONTRACTS_DIR,
-        "gates_json": Env.MODEL_GATES,
-        "training_json": Env.TRAINING_PARAMS,
         "alert_topic_arn": Env.ALERT_TOPIC_ARN,
     }
 
 
 @dataclass(frozen=True)
 class RolloutSettings(_FromEnv):
+    """The deploy function. Which function serves a model, its alarms and its lock are in the signed bundle
+    (mlvault.wiring.Bundle.SERVING, mlvault.trust.serving_map), never here."""
+
     stage: str
-    serve_function: str
-    serve_alias: str
     canary_json: str
     registry_table: str
     alert_topic_arn: str  # where a refused signing key is announced
 
     ENV: ClassVar[dict[str, str]] = {
         "stage": Env.STAGE,
-        "serve_function": Env.SERVE_FUNCTION,
-        "serve_alias": Env.SERVE_ALIAS,
         "canary_json": Env.CANARY_STEPS,
         "registry_table": Env.REGISTRY_TABLE,
         "alert_topic_arn": Env.ALERT_TOPIC_ARN,
@@ -149,17 +151,32 @@ class RolloutSettings(_FromEnv):
 
 @dataclass(frozen=True)
 class TriggerSettings(_FromEnv):
+    """`model_pipelines`: JSON {"<model>": {"dataset", "state_machine_arn"}}, the pipeline of each model (an accepted
+    batch of a dataset starts every model trained on it). Without it, the one pipeline `state_machine_arn` trains
+    the comma-separated `datasets` (before models had names)."""
+
     stage: str
-    state_machine_arn: str
-    datasets: str  # comma-separated datasets a new accepted batch or the schedule trains
     debounce_seconds: int
+    model_pipelines: str = ""
+    state_machine_arn: str = ""
+    datasets: str = ""  # comma-separated datasets a new accepted batch or the schedule trains
 
     ENV: ClassVar[dict[str, str]] = {
         "stage": Env.STAGE,
+        "debounce_seconds": Env.TRAIN_DEBOUNCE_SECONDS,
+        "model_pipelines": Env.MODEL_PIPELINES,
         "state_machine_arn": Env.STATE_MACHINE_ARN,
         "datasets": Env.TRAIN_DATASETS,
-        "debounce_seconds": Env.TRAIN_DEBOUNCE_SECONDS,
     }
+
+    def pipelines(self) -> dict[str, tuple[str, str]]:
+        """model -> (dataset, state machine ARN)."""
+        import json
+
+        if self.model_pipelines:
+            routes = json.loads(self.model_pipelines)
+            return {m: (r["dataset"], r["state_machine_arn"]) for m, r in sorted(routes.items())}
+        return {d: (d, self.state_machine_arn) for d in self.datasets.split(",") if d}
 
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -209,17 +226,16 @@ class ServeSettings(_FromEnv):
 
 @dataclass(frozen=True)
 class RollbackSettings(_FromEnv):
+    """The rollback function. The models it rolls back, where they are served and their alarms are in the signed
+    bundle (mlvault.wiring.Bundle.SERVING)."""
+
     stage: str
-    serve_function: str
-    serve_alias: str
     registry_table: str
     alert_topic_arn: str
     cooldown_seconds: int
 
     ENV: ClassVar[dict[str, str]] = {
         "stage": Env.STAGE,
-        "serve_function": Env.SERVE_FUNCTION,
-        "serve_alias": Env.SERVE_ALIAS,
         "registry_table": Env.REGISTRY_TABLE,
         "alert_topic_arn": Env.ALERT_TOPIC_ARN,
         "cooldown_seconds": Env.ROLLBACK_COOLDOWN_SECONDS,
@@ -229,19 +245,16 @@ class RollbackSettings(_FromEnv):
 @dataclass(frozen=True)
 class RevokeSettings(_FromEnv):
     """The revoke function: records a producer key's revocation and handles its blast radius (the ledger's
-    accepted files, the registry's models, the serving alias)."""
+    accepted files, the registry's models, the serving alias of each model whose live model it revoked; where each
+    model is served is in the signed bundle, mlvault.wiring.Bundle.SERVING)."""
 
     stage: str
-    serve_function: str
-    serve_alias: str
     registry_table: str
     ledger_table: str
     alert_topic_arn: str
 
     ENV: ClassVar[dict[str, str]] = {
         "stage": Env.STAGE,
-        "serve_function": Env.SERVE_FUNCTION,
-        "serve_alias": Env.SERVE_ALIAS,
         "registry_table": Env.REGISTRY_TABLE,
         "ledger_table": Env.LEDGER_TABLE,
         "alert_topic_arn": Env.ALERT_TOPIC_ARN,

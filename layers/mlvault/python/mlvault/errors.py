@@ -115,6 +115,7 @@ class TrainingReason(StrEnum):
     TRAINING_JOB_FAILED = "TRAINING_JOB_FAILED"  # the training job failed (SageMaker's reason in the detail)
     TRAINING_JOB_TIMEOUT = "TRAINING_JOB_TIMEOUT"  # the job ran past its maximum runtime and was stopped
     INPUT_DIGEST_MISMATCH = "INPUT_DIGEST_MISMATCH"  # inside the job, a channel file is not the file mlvault wrote
+    CODE_DIGEST_MISMATCH = "CODE_DIGEST_MISMATCH"  # the source asset is not the one deployed (prepare re-hashes it)
 
 
 class PipelineReason(StrEnum):
@@ -125,6 +126,8 @@ class PipelineReason(StrEnum):
     NOT_SIGNABLE = "NOT_SIGNABLE"
     ARTIFACT_TOO_LARGE = "ARTIFACT_TOO_LARGE"
     ARTIFACT_DIGEST_MISMATCH = "ARTIFACT_DIGEST_MISMATCH"
+    UNKNOWN_MODEL = "UNKNOWN_MODEL"  # the run names a model the stage's bundled models document does not hold
+    WRONG_ENGINE = "WRONG_ENGINE"  # a step of one engine asked to run a model of the other (train vs prepare)
 
 
 class RegistryReason(StrEnum):
@@ -159,6 +162,7 @@ class RolloutReason(StrEnum):
     VERSION_PINS_ANOTHER_MODEL = "VERSION_PINS_ANOTHER_MODEL"
     NO_PENDING_APPROVAL = "NO_PENDING_APPROVAL"
     NO_REASON = "NO_REASON"
+    MODEL_NOT_SERVED = "MODEL_NOT_SERVED"  # its registry record names a model the bundled serving document lacks
 
 
 class ServeReason(StrEnum):
@@ -176,16 +180,26 @@ class ServeReason(StrEnum):
     MODEL_NOT_SERVABLE = "MODEL_NOT_SERVABLE"  # registered, with a status that may not serve (e.g. REGISTERED)
     SIGNING_KEY_NOT_PINNED = "SIGNING_KEY_NOT_PINNED"  # an alias or key id instead of a key ARN
     SIGNING_KEY_UNUSABLE = "SIGNING_KEY_UNUSABLE"  # deleted, disabled, pending deletion, or not ECC_NIST_P256
+    # model packages (mlvault.model_package): the one served format
+    MODEL_FORMAT_UNSUPPORTED = "MODEL_FORMAT_UNSUPPORTED"  # a signed single-file model of the format before packages
+    MODEL_OUTPUT_INVALID = "MODEL_OUTPUT_INVALID"  # the model predicted a label outside its classes (a server failure)
+    MODEL_NAME_MISMATCH = "MODEL_NAME_MISMATCH"  # the pin (or its descriptor) is another model than the function's
+    MODEL_NOT_PINNED = "MODEL_NOT_PINNED"  # the version pins no model (a serving function's first, before any deploy)
 
 
 class AnchorReason(StrEnum):
     """Why the trust anchors bundled with a function's code (mlvault.trust.anchors) refuse: the file, or the
-    model-signing key it names."""
+    model-signing key it names; or why the bundled serving document (mlvault.trust.serving_map) or models document
+    (mlvault.training.specs) does."""
 
     ANCHORS_MISSING = "ANCHORS_MISSING"  # no trust/anchors.json in the function's bundle
     ANCHORS_MALFORMED = "ANCHORS_MALFORMED"  # not the documented shape (the detail names the field)
     ANCHORS_WRONG_STAGE = "ANCHORS_WRONG_STAGE"  # anchors of another stage than the function's
     SIGNING_KEY_NOT_TRUSTED = "SIGNING_KEY_NOT_TRUSTED"  # the KMS key's public key is not the bundled fingerprint
+    SERVING_MISSING = "SERVING_MISSING"  # no trust/serving.json in the function's bundle
+    SERVING_MALFORMED = "SERVING_MALFORMED"  # not the documented shape, or an alarm of two models (the detail says)
+    SERVING_WRONG_STAGE = "SERVING_WRONG_STAGE"  # the serving document of another stage than the function's
+    MODELS_MISSING = "MODELS_MISSING"  # no trust/models.json in the pipeline or sign function's bundle
 
 
 class RequestReason(StrEnum):
@@ -199,6 +213,13 @@ class RequestReason(StrEnum):
     NOT_A_NUMBER = "NOT_A_NUMBER"  # a numeric feature given a string, a list, an object...
     NOT_FINITE = "NOT_FINITE"  # NaN, an infinity, or a number too large for a float
     NOT_A_STRING = "NOT_A_STRING"  # a categorical feature given something else than a string
+    NOT_AN_INTEGER = "NOT_AN_INTEGER"  # an int64 input given a number that is not an integer (or out of int64 range)
+    NOT_A_BOOLEAN = "NOT_A_BOOLEAN"  # a bool input given something else than true or false
+    NULL_NOT_ALLOWED = "NULL_NOT_ALLOWED"  # null for an input whose type has no missing value (int64, bool)
+    # the function URL (HTTP, payload format 2.0)
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"  # not POST (405)
+    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"  # a body that does not say it is JSON (415)
+    NOT_JSON = "NOT_JSON"  # the body is not UTF-8 JSON (or not valid base64)
 
 
 class MlvaultError(Exception):
@@ -321,6 +342,14 @@ class TrustAnchorError(MlvaultError):
     depends on them may proceed (fail closed)."""
 
     reasons = (AnchorReason, ServeReason)  # ServeReason: SIGNING_KEY_NOT_PINNED (an alias instead of a key ARN)
+
+
+class ServingFailed(MlvaultError):
+    """The attested model failed while serving (e.g. it predicted a label outside its classes): not the caller's
+    error and not a refusal of the pin, a server failure. The handler lets it out: a function error, counted in
+    Lambda's Errors (the serving-errors alarm rolls such a model back)."""
+
+    reasons = (ServeReason,)
 
 
 class InvalidRequest(MlvaultError):

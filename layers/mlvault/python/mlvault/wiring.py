@@ -31,14 +31,14 @@ class Env:
     MODEL_BUCKET = "MLVAULT_MODEL_BUCKET"
     REGISTRY_TABLE = "MLVAULT_REGISTRY_TABLE"
     SIGNING_KEY_ARN = "MLVAULT_SIGNING_KEY_ARN"  # not read by the library: the key is in Bundle.ANCHORS
-    MODEL_GATES = "MLVAULT_MODEL_GATES"
-    TRAINING_PARAMS = "MLVAULT_TRAINING_PARAMS"
-    SERVE_FUNCTION = "MLVAULT_SERVE_FUNCTION"
-    SERVE_ALIAS = "MLVAULT_SERVE_ALIAS"
     CANARY_STEPS = "MLVAULT_CANARY_STEPS"
     SERVING_ALARMS = "MLVAULT_SERVING_ALARMS"  # not read by the library: the alarms are in Bundle.ANCHORS
     STATE_MACHINE_ARN = "MLVAULT_STATE_MACHINE_ARN"
     TRAIN_DATASETS = "MLVAULT_TRAIN_DATASETS"
+    # the trigger: {"<model>": {"dataset": "<dataset>", "state_machine_arn": "<its pipeline's ARN>"}, ...}: which
+    # pipelines an accepted batch of a dataset (or the schedule) starts. Starting a run decides no trust (the run
+    # re-checks everything), so it is configuration; each model's facts that do decide trust are bundled (Bundle).
+    MODEL_PIPELINES = "MLVAULT_MODEL_PIPELINES"
     TRAIN_DEBOUNCE_SECONDS = "MLVAULT_TRAIN_DEBOUNCE_SECONDS"
     ROLLBACK_COOLDOWN_SECONDS = "MLVAULT_ROLLBACK_COOLDOWN_SECONDS"
     DRIFT_WINDOW_ROWS = "MLVAULT_DRIFT_WINDOW_ROWS"
@@ -74,6 +74,7 @@ class Metric:
 
 class Dimension:
     STAGE = "Stage"
+    MODEL = "Model"  # the model's name (cdk.json `models`): each model's serving alarms watch [Stage, Model]
     STATUS = "Status"
     REASON = "Reason"
     MODEL_VERSION = "ModelVersion"
@@ -110,6 +111,27 @@ def parameter_prefix(stage: str) -> str:
     return f"/mlvault/{stage}/"
 
 
+def function_url_parameter(model: str) -> str:
+    """The SSM parameter (under `parameter_prefix`) holding a model's function URL (its `live` alias's, AWS_IAM):
+    what `mlvault predict --model NAME` signs its requests for."""
+    return f"function-url/{model}"
+
+
+def serve_function_parameter(model: str) -> str:
+    """The SSM parameter (under `parameter_prefix`) holding the name of a model's serving function."""
+    return f"serve-function/{model}"
+
+
+def model_pipeline_parameter(model: str) -> str:
+    """The SSM parameter (under `parameter_prefix`) holding the ARN of a model's pipeline state machine."""
+    return f"model-pipeline/{model}"
+
+
+def model_dataset_parameter(model: str) -> str:
+    """The SSM parameter (under `parameter_prefix`) holding the dataset a model trains on."""
+    return f"model-dataset/{model}"
+
+
 class Bundle:
     """Files bundled with a function's code (paths relative to its task root): reviewed files, covered by the
     code's signature."""
@@ -120,6 +142,14 @@ class Bundle:
     # bundle at deploy time (mlvault.trust.anchors): {"stage", "model_signing_key": {"arn", "public_key_sha256"},
     # "alarms": {"rollback": [...], "canary": [...]}}
     ANCHORS = "trust/anchors.json"
+    # The stage's models as the pipeline and sign functions run them: {"<model>": {...}} in the shape
+    # mlvault.training.specs parses (dataset, engine, gates, training | seed, heldout_fraction, validation_fraction,
+    # code {bucket, key, sha256}, entry_point, image, hyperparameters). Gates decide trust: bundled, not configured.
+    MODELS = "trust/models.json"
+    # Where each model is served, for the functions that move serving (deploy, rollback, revoke): ServingFact.
+    SERVING = "trust/serving.json"
+    # The one model a serving function serves (in that function's bundle only): ServedModelFact.
+    SERVED_MODEL = "trust/served-model.json"
 
 
 class Anchor:
@@ -142,6 +172,47 @@ class Anchor:
     ALARMS = "alarms"
     ROLLBACK_ALARMS = "rollback"
     CANARY_ALARMS = "canary"
+
+
+class ServingFact:
+    """The keys of the serving document (Bundle.SERVING), as infra asks the signer to write it:
+
+        {"stage": "<stage>",
+         "models": {"<model>": {"function": "<its serving function's name>", "alias": "live",
+                                "alarms": {"rollback": ["<alarm name>", ...], "canary": ["<alarm name>", ...]},
+                                "lock": "<its deployment lock's name>"}}}
+
+    `alarms` are the model's own (errors on its `live` alias, refused models, feature drift): `rollback` the ones
+    whose ALARM rolls that model's serving back, `canary` the ones its deploy step reads between canary steps. The
+    anchors (Bundle.ANCHORS) keep every model's alarms together in their `alarms`, unchanged in shape.
+    """
+
+    STAGE = "stage"
+    MODELS = "models"
+    FUNCTION = "function"
+    ALIAS = "alias"
+    ALARMS = "alarms"
+    ROLLBACK_ALARMS = "rollback"
+    CANARY_ALARMS = "canary"
+    LOCK = "lock"
+
+
+class ServedModelFact:
+    """The keys of a serving function's own document (Bundle.SERVED_MODEL):
+
+        {"stage": "<stage>", "model": "<model>", "dataset": "<dataset>"}
+
+    the model this function serves: a pinned model of another name is refused, and its metrics carry
+    Dimension.MODEL = this name (the model's alarms watch [Stage, Model])."""
+
+    STAGE = "stage"
+    MODEL = "model"
+    DATASET = "dataset"
+
+
+def deployment_lock(model: str) -> str:
+    """The name of a model's deployment lock in the registry (one deployment of a model at a time)."""
+    return f"serving-{model}"
 
 
 SERVE_ALIAS = "live"  # the serving function's alias that callers invoke

@@ -1,14 +1,17 @@
-"""Automated rollback: a serving alarm's change to ALARM takes serving back to the last known good model, without
-a human. The rollback function believes no event: an event only names an alarm to look at.
+"""Automated rollback: a serving alarm's change to ALARM takes that model's serving back to its last known good
+model, without a human. The rollback function believes no event: an event only names an alarm to look at.
 
-- Only the stage's own rolling-back alarms act (the bundled anchors' `alarms.rollback`, mlvault.trust.anchors):
-  an event for any other alarm (another application's, or a forged name) is IGNORED and nothing moves.
+- Only the stage's own rolling-back alarms act (a model's `alarms.rollback` in the bundled serving document,
+  mlvault.trust.serving_map): an event for any other alarm (another application's, a canary-only alarm, or a
+  forged name) is IGNORED and nothing moves.
+- The alarm's model is the only one acted on: its function and alias, rolled back to an earlier model of the same
+  name (its registry record's `model`), under a cooldown of its own; every other model's serving is untouched.
 - The alarm's real state and history are read from CloudWatch (mlvault.rollout.alarm_history): it acts when the
   alarm is in ALARM now, or went to ALARM within RECENT_ALARM_SECONDS (a brief alarm); otherwise the event is
   IGNORED, whatever it claims.
 - Exactly one rollback per real change into ALARM: the once-guard is keyed on the alarm name and the timestamp of
-  that change as CloudWatch reports it, never on the event's fields; and at most one per cooldown for a flapping
-  alarm, except during a canary: removing a canary's weight is never held back by the cooldown.
+  that change as CloudWatch reports it, never on the event's fields; and at most one per cooldown of the model for
+  a flapping alarm, except during a canary: removing a canary's weight is never held back by the cooldown.
 - The target is re-verified first (artifact, signature with the anchored key, registry record intact, status
   SUPERSEDED or DEPLOYED, and the serving version really pins it). With no verified target, serving is left as it
   is and the alert says so: nothing unverified is ever deployed. An alarm during a canary removes the canary's
@@ -41,8 +44,9 @@ from mlvault.registry.records import (
     once_key,
 )
 from mlvault.rollout.alarm_history import ALARM, AlarmHistory
-from mlvault.rollout.canary import model_of_version, serving_alias
+from mlvault.rollout.canary import model_name, model_of_version, serving_alias
 from mlvault.trust.anchors import SigningKey
+from mlvault.trust.serving_map import ServingMap, ServingTarget
 from mlvault.wiring import DetailType, Source
 
 RECENT_ALARM_SECONDS = 900  # an alarm back to OK acts if it went to ALARM this recently (CloudWatch's history)
@@ -52,13 +56,11 @@ SWEEP_GRACE = timedelta(minutes=5)
 
 @dataclass(frozen=True)
 class RollbackConfig:
-    function_name: str
-    alias: str
+    serving: ServingMap  # the bundled serving document: each model's function, alias and rolling-back alarms
     signing_key: SigningKey  # the bundled anchor
     registry_table: str
     alert_topic_arn: str
     cooldown_seconds: int
-    rollback_alarms: tuple[str, ...] = ()  # the bundled anchors' alarms.rollback: the only alarms acted on
     stage: str = ""
     event_bus: str = "default"
 
@@ -78,6 +80,8 @@ class RollbackReport:
     alarm: str | None = None
     alarm_at: str | None = None  # the change into ALARM acted on, as CloudWatch reports it
     revocation: dict[str, str] = field(default_factory=dict)
+    model: str | None = None  # the model whose serving this is about
+    rollbacks: dict[str, dict[str, Any]] = field(default_factory=dict)  # a revocation's: each model's own report
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v not in (None, [], {})}
@@ -105,6 +109,7 @@ class Rollback:
         self._kms = kms
         self._lambda = lambda_client
         self._c = config
+        self.serving = config.serving
         self._clock = clock or (lambda: datetime.now(UTC))
         self.registry = ModelRegistry(dynamodb, config.registry_table)
         self.outbox = self.registry.outbox(events=events, sns=sns)
@@ -116,7 +121,8 @@ class Rollback:
         """Act on an alarm event, judged by CloudWatch's own account of the alarm (the event only names it)."""
         detail = event.get("detail") if isinstance(event, dict) else None
         name = detail.get("alarmName") if isinstance(detail, dict) else None
-        if not isinstance(name, str) or name not in self._c.rollback_alarms:
+        target = self.serving.for_alarm(name) if isinstance(name, str) else None
+        if target is None or name not in target.rollback_alarms:
             return RollbackReport("IGNORED", f"{name!r} is not one of this stage's rolling-back alarms", alarm=name)
         if self._alarms is None:
             raise ValueError("judging an alarm needs a CloudWatch client")
@@ -135,22 +141,24 @@ class Rollback:
                 "IGNORED", f"CloudWatch has {name} in {real.state}, in ALARM {when}: nothing to act on", alarm=name
             )
         once = f"ALARM#{name}@{at.isoformat()}"
-        context = {"alarm": name, "alarm_at": at.isoformat()}
+        context = {"alarm": name, "alarm_at": at.isoformat(), "model": target.model}
         if not self.registry.claim_once(once):
-            return self._again(once, now, **context)
+            return self._again(once, now, target, **context)
         reason = f"alarm {name} (in ALARM at {at.isoformat()}, per CloudWatch)"
-        _, _, canary = self._live()
-        if canary is None and not self.registry.cooldown(self._c.alias, now, self._c.cooldown_seconds):
+        _, _, canary = self._live(target)
+        if canary is None and not self.registry.cooldown(target.model, now, self._c.cooldown_seconds):
             report = RollbackReport(
-                "COOLDOWN", f"{reason}; a rollback ran less than {self._c.cooldown_seconds}s ago", **context
+                "COOLDOWN",
+                f"{reason}; a rollback of {target.model} ran less than {self._c.cooldown_seconds}s ago",
+                **context,
             )
         else:
-            report = self.roll_back(reason)
+            report = self.roll_back(reason, target)
             report.alarm, report.alarm_at = name, at.isoformat()
         self._settle(once, report)
         return report
 
-    def _again(self, once: str, now: datetime, **context: Any) -> RollbackReport:
+    def _again(self, once: str, now: datetime, target: ServingTarget, **context: Any) -> RollbackReport:
         """The alarm's change was claimed before: its report stands (what is pending of it is delivered now); a
         claim left without a report by an attempt that died is reported INTERRUPTED."""
         claim = self.registry.once(once) or {"at": "", "report": None}
@@ -162,10 +170,10 @@ class Rollback:
         claimed = datetime.fromisoformat(claim["at"]) if claim["at"] else now
         if now - claimed < timedelta(seconds=IN_PROGRESS_SECONDS):
             return RollbackReport("DUPLICATE", f"{once} is being handled", **context)
-        live_model, live_version, canary = self._live()
+        live_model, live_version, canary = self._live(target)
         report = RollbackReport(
             "INTERRUPTED",
-            f"{once}: an earlier attempt claimed it and did not finish; serving is now version {live_version} "
+            f"{once}: an earlier attempt claimed it and did not finish; {target.model} serves version {live_version} "
             f"({live_model}){', canary ' + canary if canary else ''}: check it",
             **context,
         )
@@ -179,34 +187,36 @@ class Rollback:
 
     # --- the rollback itself ------------------------------------------------------------------------------
 
-    def roll_back(self, reason: str, *, already_revoked: bool = False) -> RollbackReport:
-        """Move serving back to the newest verified good model (during a canary: drop the canary's weight)."""
-        live_model, live_version, canary_version = self._live()
+    def roll_back(self, reason: str, serving: ServingTarget, *, already_revoked: bool = False) -> RollbackReport:
+        """Move this model's serving back to its newest verified good model (during a canary: drop the canary's
+        weight). Nothing of any other model moves."""
+        live_model, live_version, canary_version = self._live(serving)
         if live_model is None:
-            return RollbackReport("NOTHING_LIVE", f"{reason}; nothing is serving")
+            return RollbackReport("NOTHING_LIVE", f"{reason}; {serving.model}: nothing is serving", model=serving.model)
         bad_version = canary_version or live_version
-        bad_model = self._model_of(bad_version)
+        bad_model = self._model_of(serving, bad_version)
         refused: dict[str, str] = {}
         target = None
         if canary_version:  # an alarm during a canary: the stable version is the target, verified first
-            target = self._verified(live_model, live_version, refused)
+            target = self._verified(serving, live_model, live_version, refused)
         else:
-            for candidate in self._candidates(exclude=bad_model):
-                target = self._verified(candidate["model_id"], candidate.get("serving_version"), refused)
+            for candidate in self._candidates(serving, exclude=bad_model):
+                target = self._verified(serving, candidate["model_id"], candidate.get("serving_version"), refused)
                 if target:
                     break
         if target is None:
             return RollbackReport(
                 "NO_VERIFIED_TARGET",
-                f"{reason}; no verified good model to roll back to: serving left as is",
+                f"{reason}; no verified good model of {serving.model} to roll back to: serving left as is",
                 from_model=bad_model,
                 from_version=bad_version,
                 refused_targets=refused,
+                model=serving.model,
             )
         to_model, to_version = target
         self._lambda.update_alias(
-            FunctionName=self._c.function_name,
-            Name=self._c.alias,
+            FunctionName=serving.function,
+            Name=serving.alias,
             FunctionVersion=to_version,
             RoutingConfig={"AdditionalVersionWeights": {}},
         )
@@ -224,22 +234,24 @@ class Rollback:
             self.registry.set_status(
                 to_model, DEPLOYED, allowed_from=(SUPERSEDED, DEPLOYED), note=f"rollback: {reason}"
             )
-        return RollbackReport("ROLLED_BACK", reason, bad_model, bad_version, to_model, to_version, refused)
+        return RollbackReport(
+            "ROLLED_BACK", reason, bad_model, bad_version, to_model, to_version, refused, model=serving.model
+        )
 
-    def live(self) -> tuple[str | None, str | None, str | None]:
-        return self._live()
+    def live(self, serving: ServingTarget) -> tuple[str | None, str | None, str | None]:
+        return self._live(serving)
 
-    def _live(self) -> tuple[str | None, str | None, str | None]:
-        """(model id of the stable version, stable version, canary version or None)."""
-        alias = serving_alias(self._lambda, self._c.function_name, self._c.alias)
+    def _live(self, serving: ServingTarget) -> tuple[str | None, str | None, str | None]:
+        """(model id of the stable version, stable version, canary version or None) of this model's alias."""
+        alias = serving_alias(self._lambda, serving.function, serving.alias)
         if alias is None:
             return None, None, None
         weights = alias.get("RoutingConfig", {}).get("AdditionalVersionWeights") or {}
         canary = next(iter(weights), None)
-        return self._model_of(alias["FunctionVersion"]), alias["FunctionVersion"], canary
+        return self._model_of(serving, alias["FunctionVersion"]), alias["FunctionVersion"], canary
 
-    def _model_of(self, version: str | None) -> str | None:
-        return model_of_version(self._lambda, self._c.function_name, version)
+    def _model_of(self, serving: ServingTarget, version: str | None) -> str | None:
+        return model_of_version(self._lambda, serving.function, version)
 
     def _run_of(self, model_id: str, reason: str) -> None:
         """The run that produced a model rolled back after it deployed ends ROLLED_BACK (once it was DEPLOYED)."""
@@ -253,31 +265,34 @@ class Rollback:
             }
             self.registry.update_run(run["run_id"], RUN_ROLLED_BACK, outcome=outcome)
 
-    def _candidates(self, exclude: str | None) -> list[dict[str, Any]]:
-        """Earlier good models, the most recently served first (by serving version): deployed once, not rolled
-        back or revoked."""
+    def _candidates(self, serving: ServingTarget, exclude: str | None) -> list[dict[str, Any]]:
+        """Earlier good models of this name (their registry record's `model`), the most recently served first (by
+        serving version): deployed once, not rolled back or revoked."""
         models = [
             m
             for m in self.registry.models()
-            if m["model_id"] != exclude and m["status"] in (SUPERSEDED, DEPLOYED) and m.get("serving_version")
+            if m["model_id"] != exclude
+            and model_name(m["record"]) == serving.model
+            and m["status"] in (SUPERSEDED, DEPLOYED)
+            and m.get("serving_version")
         ]
         return sorted(models, key=lambda m: int(m["serving_version"]), reverse=True)
 
-    def _verified(self, model_id: str | None, version: str | None, refused: dict[str, str]) -> tuple[str, str] | None:
+    def _verified(
+        self, serving: ServingTarget, model_id: str | None, version: str | None, refused: dict[str, str]
+    ) -> tuple[str, str] | None:
         if model_id is None or version is None:
             return None
+        model = self.registry.model(model_id)
         try:
-            attest_registered(
-                self._s3,
-                self._kms,
-                self.registry.model(model_id),
-                self._c.signing_key,
-                statuses=(SUPERSEDED, DEPLOYED),
-            )
+            attest_registered(self._s3, self._kms, model, self._c.signing_key, statuses=(SUPERSEDED, DEPLOYED))
         except RolloutRefused as err:
             refused[model_id] = err.reason
             return None
-        if self._model_of(version) != model_id:
+        if model_name(model["record"]) != serving.model:  # signed and intact, but another model's
+            refused[model_id] = RolloutReason.MODEL_NOT_SERVED
+            return None
+        if self._model_of(serving, version) != model_id:
             refused[model_id] = RolloutReason.VERSION_PINS_ANOTHER_MODEL
             return None
         return model_id, version
@@ -292,6 +307,7 @@ class Rollback:
     def announcement(self, once: str, report: RollbackReport, detail_type: str | None = None) -> Announcement:
         detail = {"stage": self._c.stage, **report.to_json()}
         rolled_back = report.status == "ROLLED_BACK"
+        about = f"{report.model} " if report.model else ""
         return Announcement.of(
             kind="rollback",
             subject=once,
@@ -304,8 +320,8 @@ class Rollback:
             ),
             alert=Alert(
                 topic_arn=self._c.alert_topic_arn,
-                subject=f"mlvault {self._c.stage}: rollback {report.status}",
+                subject=f"mlvault {self._c.stage}: {about}rollback {report.status}",
                 message=detail,
-                attributes={"stage": self._c.stage, "status": report.status},
+                attributes={"stage": self._c.stage, "status": report.status, "model": report.model or ""},
             ),
         )

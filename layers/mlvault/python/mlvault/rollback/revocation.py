@@ -8,10 +8,13 @@ separate from the alarm-driven rollback so that permission to revoke is not perm
 2. marks every accepted dataset version the key signed at or after the effective time (`tainted_by`: no later
    manifest takes it);
 3. REVOKES every registered model trained on one of them (`revoked_by_key` names the key);
-4. rolls back a live model only if it is one this revocation REVOKED (mlvault.rollback.responder's rollback:
-   verified target, or serving left as is and said so) — a live model revoked for any other reason, or not
-   revoked, is left to its own process;
-5. announces the report (a `Key Revoked` event and an SNS alert, mlvault.outbox, once per key).
+4. for every model the stage serves (the bundled serving document, mlvault.trust.serving_map), rolls its serving
+   back only if its live model is one this revocation REVOKED (mlvault.rollback.responder's rollback, on that model's
+   function: verified target of the same model, or serving left as is and said so) — a live model revoked for any
+   other reason, or not revoked, is left to its own process, and so is every other model's serving;
+5. announces the report (a `Key Revoked` event and an SNS alert, mlvault.outbox, once per key): `rollbacks` holds
+   each rolled-back model's own report; `status` is ROLLED_BACK if any model was rolled back, NOT_LIVE if no live
+   model was revoked, otherwise the first affected model's (e.g. NO_VERIFIED_TARGET), whose fields it carries.
 Every step is idempotent: re-running after an interruption finishes what the first run did not.
 """
 
@@ -56,11 +59,12 @@ class Revocation:
         self._revoke_models(key_id, effective_at, versions)
         by_this = sorted(m["model_id"] for m in self.registry.models() if m.get("revoked_by_key") == key_id)
         why = f"key {key_id} revoked from {effective_at}"
-        live_model, _, _ = self._rollback.live()
-        if live_model in by_this:
-            report = self._rollback.roll_back(why, already_revoked=True)
-        else:
-            report = RollbackReport("NOT_LIVE", f"{why}; no live model was trained on its data")
+        rollbacks: dict[str, RollbackReport] = {}
+        for target in self._rollback.serving.targets:  # each model on its own function; the others untouched
+            live_model, _, _ = self._rollback.live(target)
+            if live_model in by_this:
+                rollbacks[target.model] = self._rollback.roll_back(why, target, already_revoked=True)
+        report = _summary(why, rollbacks)
         report.tainted_files = sorted(f["lake_uri"] for f in tainted)
         report.revoked_models = by_this
         report.revocation = {
@@ -108,6 +112,20 @@ class Revocation:
             if run is not None:
                 outcome = {"step": "revocation", "reason": "KEY_REVOKED", "detail": f"key {key_id} from {effective_at}"}
                 self.registry.update_run(run["run_id"], RUN_REVOKED, outcome=outcome)
+
+
+def _summary(why: str, rollbacks: dict[str, RollbackReport]) -> RollbackReport:
+    """The revocation's report: the first model rolled back's fields (or the first affected model's), with every
+    affected model's own report in `rollbacks`."""
+    if not rollbacks:
+        return RollbackReport("NOT_LIVE", f"{why}; no live model was trained on its data")
+    done = [r for r in rollbacks.values() if r.status == "ROLLED_BACK"]
+    first = done[0] if done else next(iter(rollbacks.values()))
+    report = RollbackReport.from_json(first.to_json())
+    if len(rollbacks) > 1:  # the fields stay the first's (`model` says whose); the reason names every outcome
+        report.reason = f"{why}; " + ", ".join(f"{model}: {r.status}" for model, r in rollbacks.items())
+    report.rollbacks = {model: r.to_json() for model, r in rollbacks.items()}
+    return report
 
 
 def _aware(value: str, *, assume_utc: bool = False) -> datetime:

@@ -1,6 +1,12 @@
-"""Deploying a signed model to the serving function: verified again, pinned, then promoted through an alias
-in canary steps; rolled back on any serving alarm. One deployment at a time (a registry lock owned by the
-Step Functions execution, so a retried step is harmless).
+"""Deploying a signed model to its serving function: verified again, pinned, then promoted through an alias in
+canary steps; rolled back on any of its serving alarms. One deployment of a model at a time (its registry lock,
+owned by the Step Functions execution, so a retried step is harmless); deployments of different models run side by
+side.
+
+Which function, alias, alarms and lock: those the bundled serving document (mlvault.trust.serving_map) gives the
+model its registry record names (`model`), never anything the deployment's state says. A model the stage does not serve
+is refused (MODEL_NOT_SERVED) before anything moves, and every step that moves an alias first checks that the
+version it promotes pins the model being deployed (VERSION_PINS_ANOTHER_MODEL otherwise).
 
 The serving function's *version* carries the pins (environment variables naming the artifact's version id and
 digest and the signature object), and the serving function attests them itself before it serves
@@ -8,11 +14,12 @@ digest and the signature object), and the serving function attests them itself b
 artifact and its signature are verified with the anchored key (mlvault.trust.anchors: whatever the environment
 says), and the registry record must still hash to the digest the signature covers.
 
-The canary's judgement: each step is judged by the history of the anchored canary alarms over the whole canary,
-from the moment it first took traffic to the check (mlvault.rollout.alarm_history): an alarm that went to ALARM
-and back to OK during a bake still rolls the candidate back, and so does an anchored alarm that does not exist.
+The canary's judgement: each step is judged by the history of the model's bundled canary alarms over the whole
+canary, from the moment it first took traffic to the check (mlvault.rollout.alarm_history): an alarm that went to
+ALARM and back to OK during a bake still rolls the candidate back, and so does a bundled alarm that does not exist.
 Promotion judges once more, up to the moment it moves the alias. The run record follows (DEPLOYING, DEPLOYED,
-ROLLED_BACK, REFUSED, each with its step and reason).
+ROLLED_BACK, REFUSED, each with its step and reason). A `live` alias on a version that pins no model (a serving
+function's first, published with no model) is no previous version: the first model goes to 100% without a canary.
 """
 
 from __future__ import annotations
@@ -41,9 +48,8 @@ from mlvault.registry.records import (
 )
 from mlvault.rollout.alarm_history import AlarmHistory
 from mlvault.trust.anchors import SigningKey
+from mlvault.trust.serving_map import ServingMap, ServingTarget
 from mlvault.wiring import Env
-
-LOCK = "serving"
 
 
 class DeploymentLocked(Exception):
@@ -51,16 +57,15 @@ class DeploymentLocked(Exception):
 
 
 class CanaryAlarmed(Exception):
-    """An anchored alarm was in ALARM during the canary, seen when promoting: the state machine rolls back."""
+    """A canary alarm of the model was in ALARM during the canary, seen when promoting: the state machine rolls
+    back."""
 
 
 @dataclass(frozen=True)
 class RolloutConfig:
-    function_name: str
-    alias: str
+    serving: ServingMap  # the bundled serving document: each model's function, alias, canary alarms and lock
     signing_key: SigningKey  # the bundled anchor (mlvault.trust.anchors)
     canary: tuple[tuple[int, int], ...]  # (percent, wait seconds) per step before 100%
-    alarms: tuple[str, ...]  # the bundled canary alarms
     registry_table: str
     stage: str = ""
     alert_topic_arn: str = ""  # where a refused signing key is announced
@@ -93,14 +98,19 @@ class Rollout:
         self._alarms = AlarmHistory(cloudwatch)
 
     def prepare(self, state: dict[str, Any], owner: str) -> dict[str, Any]:
-        holder = self.registry.acquire_lock(LOCK, owner, is_stale=self._ended)
-        if holder != owner:
-            raise DeploymentLocked(f"deployment {holder} is in progress")
         model = self.registry.model(state["model_id"])
+        try:
+            target = self._served(state["model_id"], model)
+        except RolloutRefused as err:
+            self._refused(state, model, err)
+            raise
+        holder = self.registry.acquire_lock(target.lock, owner, is_stale=self._ended)
+        if holder != owner:
+            raise DeploymentLocked(f"deployment {holder} of model {target.model} is in progress")
         try:
             self._attest(model)
         except RolloutRefused as err:
-            self.registry.release_lock(LOCK, owner)
+            self.registry.release_lock(target.lock, owner)
             self._refused(state, model, err)
             raise
         record = model["record"]
@@ -113,17 +123,19 @@ class Rollout:
             Env.SIGNATURE_KEY: model["signature_key"],
             Env.SIGNATURE_VERSION: model["signature_version"],
         }
-        current = self._lambda.get_function_configuration(FunctionName=self._c.function_name)
+        function = target.function
+        current = self._lambda.get_function_configuration(FunctionName=function)
         env = {**current.get("Environment", {}).get("Variables", {}), **pins}
         env.pop(Env.SIGNING_KEY_ARN, None)  # serving trusts its bundled anchor; a key named here would mislead
-        self._lambda.update_function_configuration(FunctionName=self._c.function_name, Environment={"Variables": env})
-        self._lambda.get_waiter("function_updated_v2").wait(FunctionName=self._c.function_name)
-        version = self._lambda.publish_version(FunctionName=self._c.function_name, Description=model["model_id"])[
-            "Version"
-        ]
-        previous = self._live_version()
-        if previous is None:
-            self._lambda.create_alias(FunctionName=self._c.function_name, Name=self._c.alias, FunctionVersion=version)
+        self._lambda.update_function_configuration(FunctionName=function, Environment={"Variables": env})
+        self._lambda.get_waiter("function_updated_v2").wait(FunctionName=function)
+        version = self._lambda.publish_version(FunctionName=function, Description=model["model_id"])["Version"]
+        alias = serving_alias(self._lambda, function, target.alias)
+        if alias is None:
+            self._lambda.create_alias(FunctionName=function, Name=target.alias, FunctionVersion=version)
+        previous = None if alias is None else alias["FunctionVersion"]
+        if previous is not None and model_of_version(self._lambda, function, previous) is None:
+            previous = None  # the function's first version pins no model: nothing to canary against
         self._run(model, RUN_DEPLOYING, model_id=model["model_id"], serving_version=version)
         return {**state, "rollout": {"version": version, "previous": previous, "step": 0, "done": False}}
 
@@ -131,6 +143,7 @@ class Rollout:
         """Park a signed model for a human (the execution waits on `token`); `mlvault models approve` resumes."""
         model = self.registry.model(state["model_id"])
         try:
+            self._served(state["model_id"], model)  # no human is asked about a model the stage does not serve
             attest_registered(self._s3, self._kms, model, self._c.signing_key, statuses=(SIGNED,))
         except RolloutRefused as err:
             self._refused(state, model, err, step="approval")
@@ -150,13 +163,15 @@ class Rollout:
         r = dict(state["rollout"])
         if r["previous"] is None or r["previous"] == r["version"] or r["step"] >= len(self._c.canary):
             return {**state, "rollout": {**r, "done": True}}
+        target = self._target(state["model_id"])
         percent, wait = self._c.canary[r["step"]]
         note = f"canary {percent}% on version {r['version']}"
+        self._pinned(target, r["version"], state["model_id"])
         self._still_deployable(state["model_id"], SIGNED, allowed_from=(SIGNED,), note=note)
         since = r.get("since") or self._clock().isoformat()  # judged from before its first traffic
         self._lambda.update_alias(
-            FunctionName=self._c.function_name,
-            Name=self._c.alias,
+            FunctionName=target.function,
+            Name=target.alias,
             FunctionVersion=r["previous"],
             RoutingConfig={"AdditionalVersionWeights": {r["version"]: percent / 100}},
         )
@@ -164,17 +179,20 @@ class Rollout:
         return {**state, "rollout": {**r, **step}}
 
     def check(self, state: dict[str, Any]) -> dict[str, Any]:
-        """Judge the canary by the anchored alarms' history since it first took traffic (not their state now)."""
-        fired = self._fired(state["rollout"])
+        """Judge the canary by its model's alarms' history since it first took traffic (not their state now)."""
+        fired = self._fired(self._target(state["model_id"]), state["rollout"])
         alarm, detail = fired[0] if fired else (None, None)
         return {**state, "rollout": {**state["rollout"], "alarm": alarm, "alarm_detail": detail}}
 
     def promote(self, state: dict[str, Any], owner: str) -> dict[str, Any]:
         r = state["rollout"]
-        fired = self._fired(r)  # a last look, up to the moment the alias moves
+        target = self._target(state["model_id"])
+        fired = self._fired(target, r)  # a last look, up to the moment the alias moves
         if fired:
             raise CanaryAlarmed("; ".join(f"{name}: {detail}" for name, detail in fired))
-        previous_model = self._model_of(r["previous"]) if r["previous"] not in (None, r["version"]) else None
+        self._pinned(target, r["version"], state["model_id"])
+        previous = r["previous"] if r["previous"] not in (None, r["version"]) else None
+        previous_model = model_of_version(self._lambda, target.function, previous)
         self._still_deployable(
             state["model_id"],
             DEPLOYED,
@@ -183,8 +201,8 @@ class Rollout:
             serving_version=r["version"],
         )
         self._lambda.update_alias(
-            FunctionName=self._c.function_name,
-            Name=self._c.alias,
+            FunctionName=target.function,
+            Name=target.alias,
             FunctionVersion=r["version"],
             RoutingConfig={"AdditionalVersionWeights": {}},
         )
@@ -196,7 +214,7 @@ class Rollout:
                 settled=(SUPERSEDED, ROLLED_BACK, REVOKED),
                 note=f"by {state['model_id']}",
             )
-        self.registry.release_lock(LOCK, owner)
+        self.registry.release_lock(target.lock, owner)
         model = self.registry.model(state["model_id"])
         self._run(model, RUN_DEPLOYED, outcome={"step": "promote", "reason": "", "detail": f"100% on {r['version']}"})
         return {**state, "rollout": {**r, "done": True, "percent": 100}}
@@ -206,10 +224,12 @@ class Rollout:
         error = state.get("error") or {}
         reason = r.get("alarm") or _error_name(error) or "deployment failed"
         detail = r.get("alarm_detail") or _cause(error)
+        target = self._target(state["model_id"])
         if r["previous"] not in (None, r["version"]):
+            self._pinned(target, r["version"], state["model_id"])  # the alias moved off this model's version only
             self._lambda.update_alias(
-                FunctionName=self._c.function_name,
-                Name=self._c.alias,
+                FunctionName=target.function,
+                Name=target.alias,
                 FunctionVersion=r["previous"],
                 RoutingConfig={"AdditionalVersionWeights": {}},
             )
@@ -221,7 +241,7 @@ class Rollout:
             note=f"alarm {reason}" if r.get("alarm") else f"deployment failed: {reason}",
             rollback_reason=reason,
         )
-        self.registry.release_lock(LOCK, owner)
+        self.registry.release_lock(target.lock, owner)
         outcome = {"step": "canary", "reason": "ALARM" if r.get("alarm") else reason, "detail": detail or reason}
         self._run(self.registry.model(state["model_id"]), RUN_ROLLED_BACK, outcome=outcome, alarm=r.get("alarm") or "")
         return {**state, "rollout": {**r, "rolled_back": True}}
@@ -239,12 +259,44 @@ class Rollout:
     def _attest(self, model: dict[str, Any] | None) -> None:
         attest_registered(self._s3, self._kms, model, self._c.signing_key, statuses=(SIGNED,))
 
-    def _fired(self, rollout: dict[str, Any]) -> list[tuple[str, str]]:
-        """The anchored alarms that were in ALARM since the canary first took traffic (none before it did)."""
+    def _served(self, model_id: str, model: dict[str, Any] | None) -> ServingTarget:
+        """Where the model is served: the bundled serving document's entry for the model its (intact) registry
+        record names. RolloutRefused for a model not registered, a record changed since it was written, or a model
+        the stage does not serve (MODEL_NOT_SERVED)."""
+        if model is None:
+            raise RolloutRefused(RolloutReason.MODEL_NOT_REGISTERED, f"no model {model_id}")
+        if not model["record_intact"]:
+            raise RolloutRefused(
+                RolloutReason.RECORD_TAMPERED, f"{model_id}'s registry record changed after it was written"
+            )
+        name = model_name(model["record"])
+        target = self._c.serving.target(name) if isinstance(name, str) else None
+        if target is None:
+            raise RolloutRefused(
+                RolloutReason.MODEL_NOT_SERVED,
+                f"{model_id} is a model {name!r}; the stage's serving document serves "
+                f"{', '.join(self._c.serving.models)} only",
+            )
+        return target
+
+    def _target(self, model_id: str) -> ServingTarget:
+        return self._served(model_id, self.registry.model(model_id))
+
+    def _pinned(self, target: ServingTarget, version: str | None, model_id: str) -> None:
+        """The version an alias is about to move to (or off) must pin the model being deployed, on its function."""
+        pinned = model_of_version(self._lambda, target.function, version)
+        if pinned != model_id:
+            raise RolloutRefused(
+                RolloutReason.VERSION_PINS_ANOTHER_MODEL,
+                f"version {version} of {target.function} pins {pinned!r}, not the deployed {model_id}",
+            )
+
+    def _fired(self, target: ServingTarget, rollout: dict[str, Any]) -> list[tuple[str, str]]:
+        """The model's canary alarms that were in ALARM since the canary first took traffic (none before it did)."""
         if not rollout.get("since"):
             return []
         since = datetime.fromisoformat(rollout["since"])
-        return self._alarms.fired_since(self._c.alarms, since, self._clock())
+        return self._alarms.fired_since(target.canary_alarms, since, self._clock())
 
     def _run(self, model: dict[str, Any] | None, status: str, **fields: Any) -> None:
         """Record where the run of this model is (the registry's run record; nothing for a model of no run)."""
@@ -280,12 +332,11 @@ class Rollout:
             return True
         return status != "RUNNING"
 
-    def _live_version(self) -> str | None:
-        alias = serving_alias(self._lambda, self._c.function_name, self._c.alias)
-        return None if alias is None else alias["FunctionVersion"]
 
-    def _model_of(self, version: str) -> str | None:
-        return model_of_version(self._lambda, self._c.function_name, version)
+def model_name(record: dict[str, Any]) -> Any:
+    """The model a registry record is of: its `model`; a record of the format before models had names has none, and
+    its model was named like its dataset."""
+    return record.get("model", record.get("dataset"))
 
 
 def serving_alias(lambda_client: Any, function_name: str, alias: str) -> dict[str, Any] | None:

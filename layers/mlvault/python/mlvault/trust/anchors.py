@@ -24,21 +24,20 @@ the function's (ANCHORS_WRONG_STAGE). Standard library only.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from mlvault.errors import AnchorReason, ServeReason, TrustAnchorError
-from mlvault.wiring import Anchor
+from mlvault.trust.bundled_json import BundledDocument
+from mlvault.wiring import Anchor, Bundle
 
-MAX_ANCHORS_BYTES = 64 * 1024
+DOCUMENT = BundledDocument(Bundle.ANCHORS, AnchorReason.ANCHORS_MISSING, AnchorReason.ANCHORS_MALFORMED)
 KMS_KEY_ARN = re.compile(
     r"arn:aws(?:-[a-z]+)*:kms:[a-z]{2}(?:-[a-z]+)+-\d:\d{12}:key/(?:mrk-[0-9a-f]{32}|[0-9a-f-]{36})"
 )
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-_ALARM_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
 _FIELDS = {Anchor.STAGE, Anchor.MODEL_SIGNING_KEY, Anchor.ALARMS}
 _KEY_FIELDS = {Anchor.KEY_ARN, Anchor.PUBLIC_KEY_SHA256}
 _ALARM_FIELDS = {Anchor.ROLLBACK_ALARMS, Anchor.CANARY_ALARMS}
@@ -73,32 +72,23 @@ class TrustAnchors:
 
 def load_anchors(path: Path, *, stage: str) -> TrustAnchors:
     """The anchors bundled at `path`, for a function of `stage`; TrustAnchorError otherwise."""
-    try:
-        with path.open("rb") as file:
-            data = file.read(MAX_ANCHORS_BYTES + 1)
-    except FileNotFoundError:
-        raise TrustAnchorError(
-            AnchorReason.ANCHORS_MISSING, f"no trust anchors at {path.name!r} in the function's bundle"
-        ) from None
-    return parse_anchors(data, stage=stage)
+    return _anchors(DOCUMENT.read(path), stage=stage)
 
 
 def parse_anchors(data: bytes, *, stage: str) -> TrustAnchors:
-    if len(data) > MAX_ANCHORS_BYTES:
-        _malformed("", f"expected at most {MAX_ANCHORS_BYTES} bytes")
-    try:
-        document = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except (UnicodeDecodeError, ValueError) as err:
-        _malformed("", f"expected a JSON object, got {err}")
-    body = _object(document, _FIELDS, "")
+    return _anchors(DOCUMENT.parse(data), stage=stage)
+
+
+def _anchors(document: Any, *, stage: str) -> TrustAnchors:
+    body = DOCUMENT.fields(document, _FIELDS, "")
     if not isinstance(body["stage"], str) or not body["stage"]:
-        _malformed("stage", f"expected the stage's name, got {body['stage']!r}")
+        DOCUMENT.fail("stage", f"expected the stage's name, got {body['stage']!r}")
     if body["stage"] != stage:
         raise TrustAnchorError(
             AnchorReason.ANCHORS_WRONG_STAGE,
             f"the bundled anchors are of stage {body['stage']!r}, this function is of stage {stage!r}",
         )
-    key = _object(body["model_signing_key"], _KEY_FIELDS, "model_signing_key")
+    key = DOCUMENT.fields(body["model_signing_key"], _KEY_FIELDS, "model_signing_key")
     arn = key["arn"]
     if not isinstance(arn, str) or not KMS_KEY_ARN.fullmatch(arn):
         if isinstance(arn, str) and (arn.startswith("alias/") or ":alias/" in arn):
@@ -106,52 +96,16 @@ def parse_anchors(data: bytes, *, stage: str) -> TrustAnchors:
                 ServeReason.SIGNING_KEY_NOT_PINNED,
                 f"model_signing_key.arn: expected a KMS key ARN, got the alias {arn!r}: an alias can be repointed",
             )
-        _malformed(
+        DOCUMENT.fail(
             "model_signing_key.arn", f"expected a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>), got {arn!r}"
         )
     fingerprint = key["public_key_sha256"]
     if not isinstance(fingerprint, str) or not _SHA256_HEX.fullmatch(fingerprint):
-        _malformed("model_signing_key.public_key_sha256", f"expected 64 lowercase hex digits, got {fingerprint!r}")
-    alarms = _object(body["alarms"], _ALARM_FIELDS, "alarms")
+        DOCUMENT.fail("model_signing_key.public_key_sha256", f"expected 64 lowercase hex digits, got {fingerprint!r}")
+    alarms = DOCUMENT.fields(body["alarms"], _ALARM_FIELDS, "alarms")
     return TrustAnchors(
         stage=body["stage"],
         model_signing_key=SigningKey(arn, fingerprint),
-        rollback_alarms=_names(alarms["rollback"], "alarms.rollback"),
-        canary_alarms=_names(alarms["canary"], "alarms.canary"),
+        rollback_alarms=DOCUMENT.names(alarms["rollback"], "alarms.rollback"),
+        canary_alarms=DOCUMENT.names(alarms["canary"], "alarms.canary"),
     )
-
-
-def _names(value: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not value:
-        _malformed(where, f"expected a non-empty list of alarm names, got {value!r}")
-    for name in value:
-        if not isinstance(name, str) or not _ALARM_NAME.fullmatch(name):
-            _malformed(where, f"expected alarm names (1-255 printable characters), got {name!r}")
-    if len(set(value)) != len(value):
-        _malformed(where, f"expected each alarm once, got {value!r}")
-    return tuple(value)
-
-
-def _object(value: Any, fields: set[str], where: str) -> dict[str, Any]:
-    label = where or "the anchors"
-    if not isinstance(value, dict):
-        _malformed(where, f"expected an object, got {type(value).__name__}")
-    missing, unknown = fields - set(value), set(value) - fields
-    if missing or unknown:
-        _malformed(
-            where,
-            f"{label}: expected exactly the fields {sorted(fields)}, missing {sorted(missing)}, "
-            f"unknown {sorted(unknown)}",
-        )
-    return value
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    names = [name for name, _ in pairs]
-    if len(set(names)) != len(names):
-        _malformed("", f"duplicate fields {sorted({n for n in names if names.count(n) > 1})}")
-    return dict(pairs)
-
-
-def _malformed(where: str, detail: str) -> NoReturn:
-    raise TrustAnchorError(AnchorReason.ANCHORS_MALFORMED, f"{where}: {detail}" if where else detail)
