@@ -51,7 +51,10 @@ STAGING_PREFIX = "unsigned/"
 PUBLIC_KEY_SHA256 = "public_key_sha256"  # mlvault.wiring.Anchor.PUBLIC_KEY_SHA256 (no mlvault package here)
 PROPERTIES = {"ServiceToken", "SourceBucket", "SourceKey", "ProfileName", "DestinationBucket", "DestinationPrefix"}
 OPTIONAL = {"Bundle", "PinKeys"}
-POLL_SECONDS = 2.0
+# DescribeSigningJob polls back off from a quarter second to two: a job done in a moment (a small zip, the local
+# cloud) is seen in a moment, a slow one costs at most one call per two seconds.
+POLL_FIRST_SECONDS = 0.25
+POLL_MAX_SECONDS = 2.0
 ANSWER_MARGIN_SECONDS = 30.0  # time kept to answer CloudFormation before Lambda ends the invocation
 MAX_REASON = 1000  # CloudFormation's response is at most 4 KiB
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # bundled files get a fixed timestamp: the same inputs give the same bytes
@@ -248,6 +251,7 @@ def _stage_with_bundle(
 def _wait(
     signer: Any, job_id: str, profile: str, deadline: float, sleep: Callable[[float], None], clock: Callable[[], float]
 ) -> Mapping[str, Any]:
+    pause = POLL_FIRST_SECONDS
     while True:
         job = signer.describe_signing_job(jobId=job_id)
         status = job.get("status")
@@ -255,9 +259,10 @@ def _wait(
             return job
         if status == "Failed":
             raise SigningError(f"signing job {job_id} (profile {profile}) failed: {job.get('statusReason')}")
-        if clock() + POLL_SECONDS > deadline:
+        if clock() + pause > deadline:
             raise SigningError(f"signing job {job_id} (profile {profile}) still {status} at the signer's deadline")
-        sleep(POLL_SECONDS)
+        sleep(pause)
+        pause = min(pause * 2, POLL_MAX_SECONDS)
 
 
 def _respond(

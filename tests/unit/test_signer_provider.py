@@ -256,6 +256,22 @@ def test_a_failed_signing_job_fails_with_signers_reason(aws):
         sign(aws, properties(key), fake)
 
 
+def test_the_signer_polls_a_running_job_backing_off_to_two_seconds(aws):
+    key = asset(aws["s3"], {"handler.py": "x"})
+    fake, pauses = FakeSigner(aws["s3"], pending=6), []
+    signer_handler.sign(
+        properties(key),
+        request_id="req-1",
+        deadline=1e12,
+        s3=aws["s3"],
+        signer=fake,
+        kms=aws["kms"],
+        sleep=pauses.append,
+    )
+    assert pauses == [0.25, 0.5, 1.0, 2.0, 2.0, 2.0]  # a quick job is seen quickly, a slow one costs little
+    assert fake.described == 7
+
+
 def test_a_job_still_running_at_the_deadline_fails(aws):
     key = asset(aws["s3"], {"handler.py": "x"})
     fake = FakeSigner(aws["s3"], pending=10**6)
