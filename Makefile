@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 CDK := node_modules/.bin/cdk
 LAMBDA_PYTHON := 3.14
 LAMBDA_PLATFORM := manylinux_2_28_x86_64
+# Lambda's Python 3.14 runs on Amazon Linux 2023 (glibc 2.34): manylinux_2_28 wheels, and the older manylinux2014
+# (glibc 2.17) ones of packages that publish no newer tag (cffi). pip takes each tag it is given, no others.
+LAMBDA_PLATFORMS := --platform $(LAMBDA_PLATFORM) --platform manylinux2014_x86_64
 
 # Offline and quiet: no credentials, no instance metadata look-ups, no CDK notices or telemetry.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -17,7 +20,8 @@ CDK_FLAGS := --no-notices --no-version-reporting
 
 .PHONY: setup synth test lint format demo bench bench-contracts clean
 
-setup: $(VENV)/.installed node_modules/.installed build/layers/deps/.installed build/layers/arrow/.installed
+setup: $(VENV)/.installed node_modules/.installed build/layers/deps/.installed build/layers/arrow/.installed \
+	build/layers/onnx/.installed build/layers/onnxgraph/.installed
 
 $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +37,7 @@ node_modules/.installed: package.json package-lock.json
 build/layers/deps/.installed: layers/deps/requirements.txt $(VENV)/.installed
 	rm -rf build/layers/deps && mkdir -p build/layers/deps
 	$(BIN)/pip install --quiet --disable-pip-version-check --target build/layers/deps/python \
-		--platform $(LAMBDA_PLATFORM) --python-version $(LAMBDA_PYTHON) --implementation cp \
+		$(LAMBDA_PLATFORMS) --python-version $(LAMBDA_PYTHON) --implementation cp \
 		--only-binary=:all: -r layers/deps/requirements.txt
 	touch $@
 
@@ -47,6 +51,27 @@ build/layers/arrow/.installed: layers/arrow/requirements.txt infra/layers.py $(V
 	$(BIN)/python infra/layers.py build/layers/arrow/python
 	touch $@
 
+# onnxruntime (with numpy, its one dependency InferenceSession needs) for the functions that run ONNX models, in a
+# layer of its own, trimmed by infra/layers.py (tools, transformers, quantization, the C API library, numpy's tests).
+build/layers/onnx/.installed: layers/onnx/requirements.txt infra/layers.py $(VENV)/.installed
+	rm -rf build/layers/onnx && mkdir -p build/layers/onnx
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile --no-deps --target build/layers/onnx/python \
+		--platform $(LAMBDA_PLATFORM) --python-version $(LAMBDA_PYTHON) --implementation cp \
+		--only-binary=:all: -r layers/onnx/requirements.txt
+	rm -rf build/layers/onnx/python/bin
+	$(BIN)/python infra/layers.py build/layers/onnx/python
+	touch $@
+
+# onnx for the pipeline function's built-in trainer, which writes its model's ONNX graph (numpy: the layer above).
+build/layers/onnxgraph/.installed: layers/onnxgraph/requirements.txt infra/layers.py $(VENV)/.installed
+	rm -rf build/layers/onnxgraph && mkdir -p build/layers/onnxgraph
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile --no-deps --target build/layers/onnxgraph/python \
+		--platform $(LAMBDA_PLATFORM) --python-version $(LAMBDA_PYTHON) --implementation cp \
+		--only-binary=:all: -r layers/onnxgraph/requirements.txt
+	rm -rf build/layers/onnxgraph/python/bin
+	$(BIN)/python infra/layers.py build/layers/onnxgraph/python
+	touch $@
+
 synth: setup
 	$(CDK) synth --quiet $(CDK_FLAGS)
 
@@ -58,11 +83,13 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# The tests: lint (ruff check + format check), then pytest. pytest exits 5 when it collects nothing: a failure.
+# The tests: lint (ruff check + format check), then pytest on TEST_WORKERS workers (pytest-xdist; a module's tests
+# stay on one worker, so each e2e module shares its local cloud). pytest exits 5 when it collects nothing: a failure.
+TEST_WORKERS ?= 2
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The main job: set up, synthesize, run the scripted story on a fresh local cloud, stop it.
 demo: synth

@@ -12,14 +12,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
-if TYPE_CHECKING:
-    from mlvault.training.gates import Gates
-    from mlvault.training.params import TrainingParams
+from infra.model_settings import ModelConfigError, ModelSettings, parse_models
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS_DIR = ROOT / "contracts"  # the reviewed data contracts, one per dataset
+MODELS_ROOT = ROOT  # where a model's `source` (models/<name>) is found
 STAGE_CONTEXT_KEY = "stage"
 STAGES_CONTEXT_KEY = "mlvault:stages"
 
@@ -72,10 +71,8 @@ class StageSettings:
     log_retention_days: int
     max_upload_bytes: int
     trust_file: str
-    train_datasets: tuple[str, ...]
+    models: tuple[ModelSettings, ...]  # by name (cdk.json `models`; infra/model_settings.py)
     train_debounce_seconds: int
-    training: TrainingParams
-    model_gates: Gates
     canary_steps: tuple[CanaryStep, ...]  # before 100%
     rollback_cooldown_seconds: int
     manual_approval: bool  # a human approves each signed model before it is deployed (task token)
@@ -92,16 +89,17 @@ class StageSettings:
         encrypt these and no others."""
         return f"/mlvault/{self.stage}/"
 
+    @property
+    def train_datasets(self) -> tuple[str, ...]:
+        """The datasets some model trains on: their accepted batches start its pipeline."""
+        return tuple(sorted({m.dataset for m in self.models}))
+
+    def model(self, name: str) -> ModelSettings:
+        (found,) = [m for m in self.models if m.name == name]
+        return found
+
     # The typed settings as the functions' environment carries them: the one place their JSON is written (the
     # functions parse it back with the library's own types, mlvault.config and mlvault.composition).
-
-    @property
-    def training_json(self) -> str:
-        return json.dumps(self.training.to_json(), sort_keys=True)
-
-    @property
-    def model_gates_json(self) -> str:
-        return json.dumps(self.model_gates.to_json(), sort_keys=True)
 
     @property
     def canary_steps_json(self) -> str:
@@ -178,43 +176,6 @@ _FIELDS: dict[str, tuple[str, Any]] = {
 }
 
 
-def _datasets(key: str, value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(
-        isinstance(v, str) and re.fullmatch(r"[a-z0-9][a-z0-9_-]*", v) for v in value
-    ):
-        raise ConfigError(f"context key '{key}' must be a list of dataset names, got {value!r}")
-    from mlvault.contracts.schema import ContractError, load_contract
-
-    for dataset in value:
-        try:
-            load_contract(CONTRACTS_DIR, dataset)
-        except ContractError as err:
-            raise ConfigError(f"context key '{key}': {err}") from None
-    return tuple(value)
-
-
-def _training(key: str, value: Any) -> TrainingParams:
-    from mlvault.training.params import TrainingParams
-
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"context key '{key}' must be an object of trainer parameters, got {value!r}")
-    try:
-        return TrainingParams(**value)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"context key '{key}': {err}") from None
-
-
-def _gates(key: str, value: Any) -> Gates:
-    from mlvault.training.gates import Gates
-
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"context key '{key}' must be an object of gate thresholds, got {value!r}")
-    try:
-        return Gates.from_config(value)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"context key '{key}': {err}") from None
-
-
 def _canary(key: str, value: Any) -> tuple[CanaryStep, ...]:
     steps = []
     for step in value if isinstance(value, list) else [None]:
@@ -263,10 +224,8 @@ def _drift_alarm(key: str, value: Any) -> DriftAlarm:
 
 _FIELDS.update(
     {
-        "trainDatasets": ("train_datasets", _datasets),
+        "models": ("models", None),  # parsed with the stage's name and region (parse_stage)
         "trainDebounceSeconds": ("train_debounce_seconds", _int_between(0, 86400)),
-        "training": ("training", _training),
-        "modelGates": ("model_gates", _gates),
         "canarySteps": ("canary_steps", _canary),
         "rollbackCooldownSeconds": ("rollback_cooldown_seconds", _int_between(0, 86400)),
         "manualApproval": ("manual_approval", _boolean),
@@ -291,7 +250,20 @@ def parse_stage(stage: str, raw: Any) -> StageSettings:
     missing = [k for k in _FIELDS if k not in raw and k not in _OPTIONAL]
     if missing:
         raise ConfigError(f"context key '{base}' is missing setting(s): {', '.join(missing)}")
-    values = {field: parse(f"{base}.{key}", raw.get(key)) for key, (field, parse) in _FIELDS.items()}
+    values = {
+        field: parse(f"{base}.{key}", raw.get(key)) for key, (field, parse) in _FIELDS.items() if parse is not None
+    }
+    try:
+        values["models"] = parse_models(
+            f"{base}.models",
+            raw["models"],
+            stage=stage,
+            region=values["region"],
+            contracts_dir=CONTRACTS_DIR,
+            root=MODELS_ROOT,
+        )
+    except ModelConfigError as err:
+        raise ConfigError(str(err)) from None
     settings = StageSettings(stage=stage, **values)
     _check_canary_sees_drift(base, settings)
     _check_trust_file(f"{base}.trustFile", settings.trust_file)

@@ -1,6 +1,7 @@
-"""The stage's overview dashboard: ingest verdicts and reason codes, unaccounted ingest versions, drift per model
-version and feature, canary weight, rollbacks and refused models, serving's client errors by reason code (no alarm
-watches them: a bad request never rolls a good model back), and the serving alarms."""
+"""The stage's overview dashboard: ingest verdicts and reason codes, unaccounted ingest versions; then one row per
+model: its drift per serving version and feature, its predictions, refused models and client errors by reason code
+(no alarm watches client errors: a bad request never rolls a good model back), and its serving alarms; and the
+stage's canary weight and rollbacks."""
 
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ def _graph(title: str, *metrics: cloudwatch.IMetric) -> cloudwatch.GraphWidget:
 
 
 class OverviewDashboard(Concern):
-    def __init__(self, scope: Construct, construct_id: str, *, settings: StageSettings, alarms: ServingAlarms) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, settings: StageSettings, alarms: list[ServingAlarms]
+    ) -> None:
         super().__init__(scope, construct_id)
         stage = settings.stage
         verdicts = [
@@ -44,22 +47,39 @@ class OverviewDashboard(Concern):
             _graph("Reason codes", stage_search(stage, Metric.VERDICTS, dimensions=[Dimension.REASON], label="reason")),
             _graph("Unaccounted ingest versions", stage_metric(stage, Metric.UNACCOUNTED, statistic="Maximum")),
         )
-        drift = stage_search(
-            stage, Metric.FEATURE_DRIFT, dimensions=[Dimension.MODEL_VERSION, Dimension.FEATURE], label="drift"
-        )
         dashboard.add_widgets(
-            _graph("Feature drift (PSI) per model version and feature", drift),
             _graph("Canary weight (%)", stage_metric(stage, Metric.CANARY_WEIGHT, statistic="Maximum")),
             _graph(
                 "Rollbacks and refused models",
                 stage_metric(stage, Metric.ROLLBACKS, statistic="Sum"),
                 stage_metric(stage, Metric.MODEL_ATTESTATION_FAILED, statistic="Sum"),
             ),
-        )
-        client_errors = stage_search(stage, Metric.CLIENT_ERRORS, dimensions=[Dimension.REASON], label="reason")
-        dashboard.add_widgets(
-            cloudwatch.GraphWidget(
-                title="Serving: client errors by reason code (not alarmed)", left=[client_errors], width=8
+            _graph(
+                "Serving: client errors by reason code (not alarmed)",
+                stage_search(stage, Metric.CLIENT_ERRORS, dimensions=[Dimension.REASON], label="reason"),
             ),
-            cloudwatch.AlarmStatusWidget(alarms=alarms.all, title="Serving alarms", width=16),
         )
+        for each in alarms:  # one row per model: its own metrics (dimension Model) and alarms
+            model = each.model.name
+            own = {Dimension.MODEL: model}
+            drift = stage_search(
+                stage,
+                Metric.FEATURE_DRIFT,
+                dimensions=[Dimension.MODEL, Dimension.MODEL_VERSION, Dimension.FEATURE],
+                label="drift",
+                where={Dimension.MODEL: model},
+            )
+            dashboard.add_widgets(
+                cloudwatch.TextWidget(markdown=f"### Model {model} (dataset {each.model.dataset})", width=24, height=1),
+            )
+            dashboard.add_widgets(
+                _graph(f"{model}: feature drift (PSI) per serving version and feature", drift),
+                _graph(
+                    f"{model}: predictions and refused models",
+                    stage_metric(stage, Metric.PREDICTIONS, statistic="Sum", label="predictions", dimensions=own),
+                    stage_metric(
+                        stage, Metric.MODEL_ATTESTATION_FAILED, statistic="Sum", label="refused", dimensions=own
+                    ),
+                ),
+                cloudwatch.AlarmStatusWidget(alarms=each.all, title=f"{model}: serving alarms", width=8),
+            )

@@ -3,9 +3,10 @@
 code and layers signed by the stage's signer and a code signing config (AWS Signer profile, the stage's policy:
 Enforce by default), a dead-letter queue, JSON structured logging into an encrypted log group with retention,
 environment variables encrypted with the stage's data key, a role of its own with no managed policies, and the
-shared layers. pyarrow comes in a layer of its own, only for the functions that ask for it (GUIDE.md section 2:
-mind the 250 MB unzipped limit). Functions that decide whom to trust get the stage's trust anchors bundled into
-their signed code (infra/constructs/trust_anchors.py).
+shared layers. pyarrow and onnxruntime (with numpy, the only numpy of any function) come in layers of their own,
+only for the functions that ask for them (GUIDE.md section 2: mind the 250 MB unzipped limit). Functions that
+decide whom to trust get the stage's trust anchors, and the facts of the models they act on, bundled into their
+signed code (infra/constructs/trust_anchors.py, infra/constructs/model_facts.py).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ LAMBDAS_DIR = ROOT / "lambdas"
 LIBRARY_LAYER_DIR = ROOT / "layers" / "mlvault"
 DEPS_LAYER_DIR = ROOT / "build" / "layers" / "deps"
 ARROW_LAYER_DIR = ROOT / "build" / "layers" / "arrow"
+ONNX_LAYER_DIR = ROOT / "build" / "layers" / "onnx"
+ONNX_GRAPH_LAYER_DIR = ROOT / "build" / "layers" / "onnxgraph"
+MAX_LAYERS = 5  # Lambda's limit per function
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/*.egg-info"]
 # Layers pip builds under build/layers/<name>: without the Makefile's stamp file.
@@ -236,6 +240,8 @@ class FunctionPlatform(Construct):
             "LibraryLayer", LIBRARY_LAYER_DIR, ASSET_EXCLUDES, "mlvault shared library (layers/mlvault)"
         )
         self._arrow_layer: lambda_.LayerVersion | None = None
+        self._onnx_layer: lambda_.LayerVersion | None = None
+        self._onnx_graph_layer: lambda_.LayerVersion | None = None
 
     def _layer(self, construct_id: str, path: Path, exclude: list[str], description: str) -> lambda_.LayerVersion:
         """A layer deployed from its signed asset."""
@@ -267,6 +273,42 @@ class FunctionPlatform(Construct):
             )
         return self._arrow_layer
 
+    @property
+    def onnx_layer(self) -> lambda_.LayerVersion:
+        """The trimmed onnxruntime layer with numpy (layers/onnx, built by `make setup`); created for the first
+        function that asks for it."""
+        if self._onnx_layer is None:
+            if not (ONNX_LAYER_DIR / "python" / "onnxruntime").is_dir():
+                raise AssetMissingError(
+                    f"the onnxruntime layer is not built ({ONNX_LAYER_DIR}/python/onnxruntime is missing): "
+                    "run `make setup`"
+                )
+            self._onnx_layer = self._layer(
+                "OnnxLayer",
+                ONNX_LAYER_DIR,
+                THIRD_PARTY_EXCLUDES,
+                "onnxruntime and numpy, trimmed to CPU inference (layers/onnx/requirements.txt)",
+            )
+        return self._onnx_layer
+
+    @property
+    def onnx_graph_layer(self) -> lambda_.LayerVersion:
+        """The onnx layer (layers/onnxgraph, built by `make setup`): for the function that writes ONNX graphs (the
+        built-in trainer), beside the onnxruntime layer whose numpy it uses; created for the first function that
+        asks for it."""
+        if self._onnx_graph_layer is None:
+            if not (ONNX_GRAPH_LAYER_DIR / "python" / "onnx").is_dir():
+                raise AssetMissingError(
+                    f"the onnx layer is not built ({ONNX_GRAPH_LAYER_DIR}/python/onnx is missing): run `make setup`"
+                )
+            self._onnx_graph_layer = self._layer(
+                "OnnxGraphLayer",
+                ONNX_GRAPH_LAYER_DIR,
+                THIRD_PARTY_EXCLUDES,
+                "onnx and protobuf, to write ONNX graphs (layers/onnxgraph/requirements.txt)",
+            )
+        return self._onnx_graph_layer
+
 
 class SecureFunction(Construct):
     """One Lambda function from lambdas/<name>/handler.py, built to mlvault's rules."""
@@ -284,27 +326,44 @@ class SecureFunction(Construct):
         memory_size: int = 512,
         ephemeral_storage_mib: int | None = None,
         with_arrow: bool = False,
+        with_onnx: bool = False,
+        with_onnx_graph: bool = False,
         extra_files: dict[str, Path] | None = None,
         anchors: TrustAnchors | None = None,
+        bundle: Mapping[str, Mapping[str, Any]] | None = None,
+        instance: str | None = None,
     ) -> None:
+        """`bundle`: documents the signer writes into the zip beside the anchors (path -> JSON, values may be
+        tokens). `instance`: for a handler deployed once per model, the model's name: the function's log group is
+        `<log group prefix><name>/<instance>` and its service name `mlvault-<name>-<instance>`."""
         super().__init__(scope, construct_id)
         settings = platform.settings
         source = LAMBDAS_DIR / name
         if not (source / "handler.py").is_file():
             raise AssetMissingError(f"no handler at {source / 'handler.py'}")
+        label = f"{name}/{instance}" if instance else name
         self.platform = platform
-        self.log_group = platform.log_group(self, "Logs", name=name)
-        self.role = function_role(self, settings=settings, name=name, log_group=self.log_group)
-        self.dlq = function_dlq(self, data_key=platform.data_key, name=name)
-        layers = [platform.deps_layer, *([platform.arrow_layer] if with_arrow else []), platform.library_layer]
+        self.log_group = platform.log_group(self, "Logs", name=label)
+        self.role = function_role(self, settings=settings, name=label, log_group=self.log_group)
+        self.dlq = function_dlq(self, data_key=platform.data_key, name=label)
+        layers = [
+            platform.deps_layer,
+            *([platform.arrow_layer] if with_arrow else []),
+            *([platform.onnx_layer] if with_onnx or with_onnx_graph else []),
+            *([platform.onnx_graph_layer] if with_onnx_graph else []),
+            platform.library_layer,
+        ]
+        if len(layers) > MAX_LAYERS:
+            raise ValueError(f"{label}: {len(layers)} layers, Lambda allows {MAX_LAYERS} per function")
+        documents = {**(anchors.bundle if anchors else {}), **(bundle or {})}
         # The code as deployed: the handler directory (and its bundled policy files) plus, for a function that
-        # decides whom to trust, the stage's trust anchors, all signed by the stage's signer.
+        # decides whom to trust, the stage's trust anchors and its models' facts, all signed by the stage's signer.
         self.code = SignedCode(
             self,
             "Code",
             provider=platform.signing,
             asset=function_asset(source, extra_files),
-            bundle=anchors.bundle if anchors else None,
+            bundle=documents or None,
             pin_keys=anchors.pin_keys if anchors else None,
         )
         self.function = lambda_.Function(
@@ -318,7 +377,7 @@ class SecureFunction(Construct):
             layers=layers,
             environment={
                 Env.STAGE: settings.stage,
-                Env.POWERTOOLS_SERVICE_NAME: f"mlvault-{name}",
+                Env.POWERTOOLS_SERVICE_NAME: f"mlvault-{label.replace('/', '-')}",
                 Env.POWERTOOLS_METRICS_NAMESPACE: NAMESPACE,
                 **environment,
             },

@@ -1,7 +1,8 @@
 """Key revocation (`mlvault producers revoke`): a function of its own, so that the permission to invoke it (to
 revoke a producer key) is not the permission to roll serving back at will. It records the revocation with the
 caller's identity, marks the accepted files the key signed from the effective time on, revokes the models trained
-on them and rolls back a live one only if it revoked it; its report is announced through the registry's outbox."""
+on them (of every model of the stage: where each is served comes from its bundled serving facts) and rolls back a
+live one only if it revoked it; its report is announced through the registry's outbox."""
 
 from __future__ import annotations
 
@@ -29,9 +30,10 @@ class Revocation(Concern):
         *,
         platform: FunctionPlatform,
         models: ModelResources,
-        serving: Serving,
+        serving: list[Serving],
         alerts: sns.ITopic,
         anchors: TrustAnchors,
+        serving_bundle: dict,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = fn = SecureFunction(
@@ -41,19 +43,20 @@ class Revocation(Concern):
             name="revoke",
             description="Revokes a producer key: taints its data, revokes models trained on it, rolls back a live one",
             environment={
-                **serving.environment,
                 Env.REGISTRY_TABLE: models.registry.table_name,
                 Env.LEDGER_TABLE: models.ledger.table_name,
                 Env.ALERT_TOPIC_ARN: alerts.topic_arn,
             },
             timeout=Duration.minutes(5),
             anchors=anchors,
+            bundle=serving_bundle,
         )
-        serving.allow_routing(
-            fn,
-            ["lambda:GetAlias", "lambda:UpdateAlias", "lambda:GetFunctionConfiguration"],
-            "A revocation reads the serving function's versions and moves its alias off a model it revoked.",
-        )
+        for each in serving:
+            each.allow_routing(
+                fn,
+                ["lambda:GetAlias", "lambda:UpdateAlias", "lambda:GetFunctionConfiguration"],
+                "A revocation reads the serving functions' versions and moves an alias off a model it revoked.",
+            )
         models.allow_verification(fn, "re-verifies the rollback target")
         models.allow_registry(fn)
         fn.allow(LEDGER_ACTIONS, [models.ledger.table_arn])

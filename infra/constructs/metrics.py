@@ -28,11 +28,15 @@ def stage_metric(
     )
 
 
-def stage_search(stage: str, name: str, *, dimensions: list[str], label: str) -> cloudwatch.MathExpression:
-    """Every series of a metric of the stage over the dimensions (Stage first), summed per 5 minutes."""
+def stage_search(
+    stage: str, name: str, *, dimensions: list[str], label: str, where: dict[str, str] | None = None
+) -> cloudwatch.MathExpression:
+    """Every series of a metric of the stage over the dimensions (Stage first), summed per 5 minutes; `where`
+    narrows the search to given dimension values (a model's own series)."""
     schema = ",".join([NAMESPACE, Dimension.STAGE, *dimensions])
+    terms = " ".join(f'{key}="{value}"' for key, value in {Dimension.STAGE: stage, **(where or {})}.items())
     return cloudwatch.MathExpression(
-        expression=f"SEARCH('{{{schema}}} MetricName=\"{name}\" {Dimension.STAGE}=\"{stage}\"', 'Sum', 300)",
+        expression=f"SEARCH('{{{schema}}} MetricName=\"{name}\" {terms}', 'Sum', 300)",
         label=label,
         using_metrics={},
     )

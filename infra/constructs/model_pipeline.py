@@ -1,19 +1,21 @@
-"""The model pipeline: a state machine that trains on a manifest of accepted lake versions, evaluates the gates,
-registers, signs and deploys the model in canary steps (rolled back on any serving alarm), and its functions:
-pipeline (train, evaluate, register), sign and deploy."""
+"""The shared functions of every model's pipeline (infra/constructs/pipeline_definition.py builds each model's state
+machine over them): pipeline (train, prepare, collect, evaluate, register, the end of a failed run), sign and deploy.
+
+What they must know of each model, and whom they trust, is bundled into their signed code (the trust anchors and the
+model facts, infra/constructs/model_facts.py); their environment names resources only.
+"""
 
 from __future__ import annotations
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_stepfunctions as sfn
-from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra.constructs.concern import Concern
 from infra.constructs.functions import ONE_VCPU_MB, FunctionPlatform, SecureFunction, contract_files
 from infra.constructs.model_resources import ModelResources
+from infra.constructs.model_source import ModelSource
 from infra.constructs.serving import Serving
 from infra.constructs.serving_alarms import ServingAlarms
 from infra.constructs.trust_anchors import TrustAnchors
@@ -21,8 +23,8 @@ from infra.policy.nag import acknowledge
 from infra.policy.spec import GRANT_FOR_AWS_RESOURCE_CONDITION_KEY, BucketRole
 from mlvault.wiring import Bundle, Env
 
-TIMEOUT = Duration.hours(6)
-APPROVAL_TIMEOUT = Duration.days(7)
+PIPELINE_EPHEMERAL_MIB = 2048
+
 DEPLOY_ACTIONS = [
     "lambda:GetFunction",
     "lambda:GetFunctionConfiguration",
@@ -42,82 +44,82 @@ class ModelPipeline(Concern):
         *,
         platform: FunctionPlatform,
         models: ModelResources,
-        serving: Serving,
-        alarms: ServingAlarms,
+        serving: list[Serving],
+        alarms: list[ServingAlarms],
         anchors: TrustAnchors,
+        models_bundle: dict,
+        serving_bundle: dict,
+        sources: list[ModelSource],
+        state_machine_names: list[str],
         alerts: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
-        settings = platform.settings
-        # The model-signing key and the alarms to check are not configuration: they are the bundled anchors.
+        # The model-signing key, the alarms to check and each model's facts are not configuration: they are bundled.
         self.anchors = anchors
         self.alerts = alerts
-        self.state_machine_name = f"{settings.prefix}-model-pipeline"
+        self.settings = platform.settings
         steps = {
             Env.MODEL_BUCKET: models.model_bucket,
             Env.LEDGER_TABLE: models.ledger.table_name,
             Env.REGISTRY_TABLE: models.registry.table_name,
             Env.CONTRACTS_DIR: Bundle.CONTRACTS_DIR,
-            Env.MODEL_GATES: settings.model_gates_json,
-            Env.TRAINING_PARAMS: settings.training_json,
             Env.ALERT_TOPIC_ARN: alerts.topic_arn,  # a refused signing key is announced
         }
-        self.pipeline = self._pipeline_function(platform, models, steps)
-        self.sign = self._sign_function(platform, models, steps)
-        self.deploy = self._deploy_function(platform, models, serving, alarms)
+        self.pipeline = self._pipeline_function(platform, models, steps, models_bundle, sources)
+        self.sign = self._sign_function(platform, models, steps, models_bundle)
+        self.deploy = self._deploy_function(platform, models, serving, alarms, serving_bundle, state_machine_names)
         for fn in (self.pipeline, self.sign, self.deploy):
             fn.allow(["sns:Publish"], [alerts.topic_arn])
         for fn in (self.sign, self.deploy):  # a refused signing key: a `Model Pipeline Blocked` event too
             fn.allow_events()
 
-        self.state_machine = sfn.StateMachine(
-            self,
-            "ModelPipeline",
-            state_machine_name=self.state_machine_name,
-            definition_body=sfn.DefinitionBody.from_chainable(
-                self._definition(manual_approval=settings.manual_approval)
-            ),
-            timeout=TIMEOUT,
-            tracing_enabled=True,
-            logs=sfn.LogOptions(
-                destination=platform.log_group(self, "PipelineLogs", name="states/pipeline"),
-                level=sfn.LogLevel.ALL,
-                include_execution_data=False,
-            ),
-        )
+    def acknowledge_invoker(self, role: iam.IRole) -> None:
+        """What a model's state machine role holds: the invocation of these functions (qualified or not)."""
         stack = Stack.of(self)
         for fn in (self.pipeline, self.sign, self.deploy):
             acknowledge(
-                self.state_machine.role,
+                role,
                 f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(fn.function.node.default_child)}.Arn>:*]",
-                "The state machine invokes its own functions, qualified or not (CDK's grant).",
+                "The state machine invokes the pipeline's own functions, qualified or not (CDK's grant).",
             )
         acknowledge(
-            self.state_machine.role,
+            role,
             "AwsSolutions-IAM5[Resource::*]",
-            "X-Ray segments and log delivery (CreateLogDelivery & co.) have no resource-level scoping.",
+            "X-Ray segments and log delivery (CreateLogDelivery & co.) have no resource-level scoping; nor has "
+            "sagemaker:ListTags, which a training job's `.sync` integration calls.",
         )
         acknowledge(
-            self.state_machine.role,
+            role,
             "NIST.800.53.R5-IAMNoInlinePolicy",
             "The policy is attached to the state machine's own role only, generated from its tasks.",
         )
 
     def _pipeline_function(
-        self, platform: FunctionPlatform, models: ModelResources, environment: dict[str, str]
+        self,
+        platform: FunctionPlatform,
+        models: ModelResources,
+        environment: dict[str, str],
+        models_bundle: dict,
+        sources: list[ModelSource],
     ) -> SecureFunction:
         fn = SecureFunction(
             self,
             "Pipeline",
             platform=platform,
             name="pipeline",
-            description="Model pipeline steps: train (from a stored manifest), evaluate (gates), register",
+            description="Model pipeline steps: train or prepare, run and collect a training job, evaluate, register",
             environment=environment,
             timeout=Duration.minutes(15),
             memory_size=ONE_VCPU_MB,
+            # collect keeps a training job's model.tar.gz and the package it unpacks (each up to
+            # mlvault.model_package.MAX_PACKAGE_BYTES, 512 MiB) in /tmp at once: 512 MiB is Lambda's default
+            ephemeral_storage_mib=PIPELINE_EPHEMERAL_MIB,
             with_arrow=True,
+            with_onnx=True,
+            with_onnx_graph=True,  # the built-in trainer writes its model's graph with onnx.helper
             extra_files=contract_files(),
             anchors=self.anchors,
+            bundle=models_bundle,
         )
         fn.allow(["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:Query"], [models.ledger.table_arn])
         fn.allow_objects(
@@ -131,15 +133,19 @@ class ModelPipeline(Concern):
         models.allow_objects(
             fn,
             ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
-            ["manifests", "models"],
-            "stores manifests and artifacts",
+            ["manifests", "models", "channels", "heldout"],
+            "stores manifests, model packages, training jobs' channels and the held-out splits it keeps",
         )
+        if sources:  # collect reads what the training jobs wrote; prepare re-hashes and copies their code
+            models.allow_objects(fn, ["s3:GetObject", "s3:GetObjectVersion"], ["jobs"], "collects training jobs")
+            for source in sources:
+                source.allow_reading(fn.role)
         models.allow_registry(fn)
         fn.allow_data_key()
         return fn
 
     def _sign_function(
-        self, platform: FunctionPlatform, models: ModelResources, environment: dict[str, str]
+        self, platform: FunctionPlatform, models: ModelResources, environment: dict[str, str], models_bundle: dict
     ) -> SecureFunction:
         fn = SecureFunction(
             self,
@@ -150,6 +156,7 @@ class ModelPipeline(Concern):
             environment=environment,
             timeout=Duration.minutes(2),
             anchors=self.anchors,
+            bundle=models_bundle,
         )
         why = "reads artifacts, writes signatures"
         fn.allow(["kms:Sign", "kms:GetPublicKey"], [models.signing_key.key_arn])
@@ -160,7 +167,13 @@ class ModelPipeline(Concern):
         return fn
 
     def _deploy_function(
-        self, platform: FunctionPlatform, models: ModelResources, serving: Serving, alarms: ServingAlarms
+        self,
+        platform: FunctionPlatform,
+        models: ModelResources,
+        serving: list[Serving],
+        alarms: list[ServingAlarms],
+        serving_bundle: dict,
+        state_machine_names: list[str],
     ) -> SecureFunction:
         settings = platform.settings
         fn = SecureFunction(
@@ -168,33 +181,37 @@ class ModelPipeline(Concern):
             "Deploy",
             platform=platform,
             name="deploy",
-            description="Verifies a signed model, pins it to a serving version and promotes it in canary steps",
+            description="Verifies a signed model, pins it to its serving version and promotes it in canary steps",
             environment={
-                **serving.environment,
                 Env.CANARY_STEPS: settings.canary_steps_json,
                 Env.REGISTRY_TABLE: models.registry.table_name,
                 Env.ALERT_TOPIC_ARN: self.alerts.topic_arn,
             },
             timeout=Duration.minutes(2),
             anchors=self.anchors,
+            bundle=serving_bundle,
         )
-        serving.allow_routing(
-            fn,
-            DEPLOY_ACTIONS,
-            "Deployments publish and route versions of the serving function only (its qualified ARNs).",
-        )
-        alarms.allow_reading(fn)
+        for each in serving:
+            each.allow_routing(
+                fn,
+                DEPLOY_ACTIONS,
+                "Deployments publish and route versions of the models' serving functions only (their qualified ARNs).",
+            )
+        for each in alarms:
+            each.allow_reading(fn)
         stack = Stack.of(self)
-        executions = f"execution:{self.state_machine_name}:*"
-        fn.allow(
-            ["states:DescribeExecution"], [f"arn:{stack.partition}:states:{stack.region}:{stack.account}:{executions}"]
-        )
-        acknowledge(
-            fn.role,
-            f"AwsSolutions-IAM5[Resource::arn:aws:states:{settings.region}:<AWS::AccountId>:{executions}]",
-            "The deploy step checks whether the execution holding the deployment lock still runs (a stopped one "
-            "never released it); executions are named per run.",
-        )
+        for name in state_machine_names:
+            executions = f"execution:{name}:*"
+            fn.allow(
+                ["states:DescribeExecution"],
+                [f"arn:{stack.partition}:states:{stack.region}:{stack.account}:{executions}"],
+            )
+            acknowledge(
+                fn.role,
+                f"AwsSolutions-IAM5[Resource::arn:aws:states:{settings.region}:<AWS::AccountId>:{executions}]",
+                "The deploy step checks whether the execution holding a model's deployment lock still runs (a "
+                "stopped one never released it); executions are named per run.",
+            )
         models.allow_verification(fn, "re-verifies the artifact and signature")
         models.allow_registry(fn)
         fn.allow_data_key()
@@ -208,93 +225,3 @@ class ModelPipeline(Concern):
             )
         )
         return fn
-
-    def _definition(self, *, manual_approval: bool) -> sfn.IChainable:
-        """debounce -> train -> evaluate -> register -> sign [-> approval] -> prepare -> (advance -> bake -> check
-        alarms)* -> promote; an alarm or a failed step during the rollout rolls back. Any other failed step ends
-        its run (RecordFailure: the run record names the step and the reason) before the execution fails with the
-        step's own error."""
-
-        def step(fn: SecureFunction, name: str, payload: dict, result_path: str = "$.state") -> tasks.LambdaInvoke:
-            return tasks.LambdaInvoke(
-                self,
-                name,
-                lambda_function=fn.function,
-                payload=sfn.TaskInput.from_object(payload),
-                payload_response_only=True,
-                result_path=result_path,
-                retry_on_service_exceptions=True,
-            )
-
-        state = {"state.$": "$.state"}
-        execution = {"execution.$": "$$.Execution.Id"}  # the execution ARN: owns the deployment lock
-        debounce = sfn.Wait(self, "Debounce", time=sfn.WaitTime.seconds_path("$.debounce_seconds"))
-        train = step(
-            self.pipeline,
-            "Train",
-            {"step": "train", "state": {"dataset.$": "$.dataset", "run_id.$": "$$.Execution.Name"}},
-        )
-        evaluate = step(self.pipeline, "Evaluate", {"step": "evaluate", **state})
-        register = step(self.pipeline, "Register", {"step": "register", **state})
-        sign = step(self.sign, "SignModel", state)
-        prepare = step(self.deploy, "Prepare", {"action": "prepare", **state, **execution})
-        prepare.add_retry(errors=["DeploymentLocked"], interval=Duration.seconds(2), max_attempts=5, backoff_rate=2)
-        advance = step(self.deploy, "Advance", {"action": "advance", **state, **execution})
-        check = step(self.deploy, "CheckAlarms", {"action": "check", **state, **execution})
-        promote = step(self.deploy, "Promote", {"action": "promote", **state, **execution})
-        rollback = step(self.deploy, "Rollback", {"action": "rollback", **state, **execution})
-        bake = sfn.Wait(self, "Bake", time=sfn.WaitTime.seconds_path("$.state.rollout.wait_seconds"))
-        rolled_back = sfn.Fail(self, "RolledBack", error="RolledBack", cause="a serving alarm fired during the canary")
-        for task in (advance, check, promote):  # the error travels with the state: the rollback records it
-            task.add_catch(rollback, errors=["States.ALL"], result_path="$.state.error")
-        rollback.next(rolled_back)
-        run_failed = sfn.Fail(self, "RunFailed", error_path="$.error.Error", cause_path="$.error.Cause")
-        record_failure = step(
-            self.pipeline,
-            "RecordFailure",
-            {
-                "step": "fail",
-                "state": {"dataset.$": "$.dataset", "run_id.$": "$$.Execution.Name"},
-                "failed_step.$": "$.failed_step",
-                "error.$": "$.error",
-            },
-            result_path=sfn.JsonPath.DISCARD,
-        )
-        record_failure.add_catch(run_failed, errors=["States.ALL"], result_path="$.record_error")
-        record_failure.next(run_failed)
-
-        def ends_the_run(task: sfn.TaskStateBase, name: str) -> None:
-            mark = sfn.Pass(
-                self, f"{task.node.id}Failed", result=sfn.Result.from_string(name), result_path="$.failed_step"
-            )
-            task.add_catch(mark, errors=["States.ALL"], result_path="$.error")
-            mark.next(record_failure)
-
-        for task, name in ((train, "train"), (evaluate, "evaluate"), (register, "register"), (sign, "sign")):
-            ends_the_run(task, name)
-        ends_the_run(prepare, "deploy")
-        ends_the_run(rollback, "rollback")
-        alarm = sfn.Choice(self, "AlarmFired?")
-        alarm.when(sfn.Condition.is_not_null("$.state.rollout.alarm"), rollback).otherwise(advance)
-        done = sfn.Choice(self, "FullyShifted?")
-        done.when(sfn.Condition.boolean_equals("$.state.rollout.done", True), promote).otherwise(bake)
-        bake.next(check)
-        check.next(alarm)
-        chain = debounce.next(train).next(evaluate).next(register).next(sign)
-        if manual_approval:  # a human approves the signed model (mlvault models approve|reject)
-            approval = tasks.LambdaInvoke(
-                self,
-                "AwaitApproval",
-                lambda_function=self.deploy.function,
-                integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
-                payload=sfn.TaskInput.from_object(
-                    {"action": "request_approval", **state, **execution, "token": sfn.JsonPath.task_token}
-                ),
-                result_path="$.state",
-                task_timeout=sfn.Timeout.duration(APPROVAL_TIMEOUT),
-            )
-            ends_the_run(approval, "approval")
-            chain = chain.next(approval)
-        definition = chain.next(prepare).next(advance).next(done)
-        promote.next(sfn.Succeed(self, "Deployed"))
-        return definition

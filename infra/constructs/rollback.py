@@ -1,6 +1,7 @@
 """The automated rollback: a rolling-back serving alarm's change to ALARM reaches the rollback function through
 EventBridge; the function reads the alarm's real state and history from CloudWatch (it acts for the stage's own
-alarms only, from its bundled anchors), re-verifies the last good model and moves the serving alias back to it. A
+alarms only, from its bundled anchors; which model an alarm judges and where that model is served, from its bundled
+serving facts), re-verifies that model's last good version and moves its serving alias back to it. A
 schedule delivers the announcements its reports left pending. Key revocations have their own function
 (infra/constructs/key_revocation.py): permission to revoke is not permission to roll back."""
 
@@ -33,10 +34,11 @@ class AutomatedRollback(Concern):
         *,
         platform: FunctionPlatform,
         models: ModelResources,
-        serving: Serving,
-        alarms: ServingAlarms,
+        serving: list[Serving],
+        alarms: list[ServingAlarms],
         alerts: sns.ITopic,
         anchors: TrustAnchors,
+        serving_bundle: dict,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = fn = SecureFunction(
@@ -44,28 +46,28 @@ class AutomatedRollback(Concern):
             "AutoRollback",
             platform=platform,
             name="rollback",
-            description="Rolls serving back to the last verified good model when one of the stage's alarms fires",
+            description="Rolls a model's serving back to its last verified good version when one of its alarms fires",
             environment={
-                **serving.environment,
                 Env.REGISTRY_TABLE: models.registry.table_name,
                 Env.ALERT_TOPIC_ARN: alerts.topic_arn,
                 Env.ROLLBACK_COOLDOWN_SECONDS: str(platform.settings.rollback_cooldown_seconds),
             },
             timeout=Duration.minutes(5),
             anchors=anchors,
+            bundle=serving_bundle,
         )
-        serving.allow_routing(
-            fn,
-            ["lambda:GetAlias", "lambda:UpdateAlias", "lambda:GetFunctionConfiguration"],
-            "A rollback reads the serving function's versions and moves its alias only.",
-        )
+        for each in serving:
+            each.allow_routing(
+                fn,
+                ["lambda:GetAlias", "lambda:UpdateAlias", "lambda:GetFunctionConfiguration"],
+                "A rollback reads the serving functions' versions and moves their alias only.",
+            )
+        rolling_back = [alarm for each in alarms for alarm in each.rolling_back]
         models.allow_verification(fn, "re-verifies the rollback target")
         models.allow_registry(fn)
         fn.allow(["sns:Publish"], [alerts.topic_arn])
         # It believes no event: it reads the alarm's real state and history from CloudWatch, for its own alarms only.
-        fn.allow(
-            ["cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmHistory"], [a.alarm_arn for a in alarms.rolling_back]
-        )
+        fn.allow(["cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmHistory"], [a.alarm_arn for a in rolling_back])
         fn.allow_events()
         fn.allow_data_key()
         events.Rule(
@@ -75,7 +77,7 @@ class AutomatedRollback(Concern):
                 source=[CLOUDWATCH_SOURCE],
                 detail_type=[DetailType.ALARM_STATE_CHANGE],
                 detail={
-                    "alarmName": [a.alarm_name for a in alarms.rolling_back],
+                    "alarmName": [name for each in alarms for name in each.rollback_names],
                     "state": {"value": [ALARM_STATE]},
                 },
             ),

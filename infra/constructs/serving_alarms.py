@@ -1,12 +1,13 @@
-"""The serving alarms: errors, refused models and feature drift. A refused model pages a human; errors and drift
-roll back automatically (their state changes reach EventBridge), and the deploy step reads all of them (their
-history over the whole canary) between canary steps.
+"""One model's serving alarms: errors, refused models and feature drift. A refused model pages a human; errors and
+drift roll that model's serving back automatically (their state changes reach EventBridge), and its deploy step
+reads all three (their history over the whole canary) between canary steps.
 
-The errors alarm counts the function errors of invocations through the `live` alias only (Lambda's Errors metric
-with the Resource dimension `<function>:live`), which are server errors only: a caller's bad request is answered
-as a client error (the ClientErrors metric, watched by no alarm) and a refused model as its own alarm's metric;
-and invoking some other published version (say, one an insider published with other pins) counts nowhere here,
-so it cannot roll production back."""
+The errors alarm counts the function errors of invocations through the model's `live` alias only (Lambda's Errors
+metric with the Resource dimension `<function>:live`; the function URL invokes the alias too), which are server
+errors only: a caller's bad request is answered as a client error (the ClientErrors metric, watched by no alarm)
+and a refused model as its own alarm's metric; and invoking some other published version (say, one an insider
+published with other pins) counts nowhere here, so it cannot roll production back. The refused and drift alarms
+watch the model's own metrics (dimensions Stage and Model, mlvault.wiring.Dimension.MODEL)."""
 
 from __future__ import annotations
 
@@ -20,18 +21,19 @@ from constructs import Construct
 from infra.constructs.concern import Concern
 from infra.constructs.functions import SecureFunction
 from infra.constructs.metrics import stage_metric
+from infra.model_settings import ModelSettings
 from infra.policy.nag import acknowledge
 from infra.settings import StageSettings
-from mlvault.wiring import SERVE_ALIAS, Metric
+from mlvault.wiring import SERVE_ALIAS, Dimension, Metric
 
 
-def alarm_names(settings: StageSettings) -> dict[str, str]:
-    """The serving alarms' fixed names, by role (errors, refused, drift): known before the alarms exist, so that
-    the trust anchors of the functions that act on them can name them."""
+def alarm_names(settings: StageSettings, model: str) -> dict[str, str]:
+    """A model's serving alarms' fixed names, by role (errors, refused, drift): known before the alarms exist, so
+    that the trust anchors and serving facts of the functions that act on them can name them."""
     return {
-        "errors": f"{settings.prefix}-serving-errors",
-        "refused": f"{settings.prefix}-model-attestation-failed",
-        "drift": f"{settings.prefix}-feature-drift",
+        "errors": f"{settings.prefix}-{model}-serving-errors",
+        "refused": f"{settings.prefix}-{model}-model-attestation-failed",
+        "drift": f"{settings.prefix}-{model}-feature-drift",
     }
 
 
@@ -46,12 +48,16 @@ class ServingAlarms(Concern):
         construct_id: str,
         *,
         settings: StageSettings,
+        model: ModelSettings,
         serve: lambda_.IFunction,
         alerts: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
         drift = settings.drift_alarm
-        names = alarm_names(settings)
+        self.names = names = alarm_names(settings, model.name)  # by role: fixed names, no tokens
+        self.model = model
+        own = {Dimension.MODEL: model.name}
+        self._scope = Construct(self, model.scope_id)  # leads the logical ids: IrisServingErrors...
         self.errors = self._on_any(
             "ServingErrors",
             name=names["errors"],
@@ -65,18 +71,23 @@ class ServingAlarms(Concern):
                 statistic="Sum",
                 period=Duration.minutes(1),
             ),
-            description="The serving function failed through its live alias (server errors; not client errors)",
+            description=f"Model {model.name}'s serving function failed through its live alias (server errors; not "
+            "client errors)",
         )
         self.refused = self._on_any(
             "ModelRefused",
             name=names["refused"],
             metric=stage_metric(
-                settings.stage, Metric.MODEL_ATTESTATION_FAILED, statistic="Sum", period=Duration.minutes(1)
+                settings.stage,
+                Metric.MODEL_ATTESTATION_FAILED,
+                statistic="Sum",
+                period=Duration.minutes(1),
+                dimensions=own,
             ),
-            description="Serving refused a model whose digest or signature did not verify",
+            description=f"Serving of {model.name} refused a model whose digest or signature did not verify",
         )
         self.drift = cloudwatch.Alarm(
-            self,
+            self._scope,
             "FeatureDriftAlarm",
             alarm_name=names["drift"],
             metric=stage_metric(
@@ -84,12 +95,14 @@ class ServingAlarms(Concern):
                 Metric.MAX_FEATURE_DRIFT,
                 statistic="Average",
                 period=Duration.seconds(drift.period_seconds),
+                dimensions=own,
             ),
             threshold=drift.threshold,
             evaluation_periods=drift.evaluation_periods,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            alarm_description="What serving sees drifted from the training baseline (PSI of the worst feature)",
+            alarm_description=f"What serving of {model.name} sees drifted from the training baseline (PSI of the "
+            "worst feature)",
         )
         # A refused model is an integrity failure, not a behaviour to roll back from: the live model may be fine
         # while another version was refused.
@@ -107,7 +120,7 @@ class ServingAlarms(Concern):
     ) -> cloudwatch.Alarm:
         """An alarm on the first occurrence in a period (a count of at least one); no data is no occurrence."""
         return cloudwatch.Alarm(
-            self,
+            self._scope,
             construct_id,
             alarm_name=name,
             metric=metric,
@@ -129,6 +142,14 @@ class ServingAlarms(Concern):
     def rolling_back(self) -> list[cloudwatch.Alarm]:
         """The alarms that roll serving back automatically."""
         return [self._by_role[r] for r in ROLLING_BACK]
+
+    @property
+    def rollback_names(self) -> tuple[str, ...]:
+        return tuple(self.names[r] for r in ROLLING_BACK)
+
+    @property
+    def canary_names(self) -> tuple[str, ...]:
+        return tuple(self.names[r] for r in CHECKED_BY_CANARY)
 
     def allow_reading(self, fn: SecureFunction) -> None:
         """The state and the history of the alarms a canary is judged by."""

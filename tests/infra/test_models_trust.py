@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from tests.infra.templates import definition, state_machine
 from tests.infra.test_ingest_stack import actions_of, function, of_type, role_statements
 
 
@@ -29,8 +30,8 @@ def test_revocation_is_its_own_function_and_the_rollback_function_cannot_revoke(
     env = function(models, "AutoRollbackFunction")["Environment"]["Variables"]
     assert not {"MLVAULT_LEDGER_TABLE", "MLVAULT_SIGNING_KEY_ARN"} & set(env)
     revoke_env = function(models, "RevokeFunction")["Environment"]["Variables"]
-    assert {"MLVAULT_LEDGER_TABLE", "MLVAULT_REGISTRY_TABLE", "MLVAULT_SERVE_FUNCTION"} <= set(revoke_env)
-    assert "MLVAULT_SIGNING_KEY_ARN" not in revoke_env
+    assert {"MLVAULT_LEDGER_TABLE", "MLVAULT_REGISTRY_TABLE"} <= set(revoke_env)
+    assert not {"MLVAULT_SIGNING_KEY_ARN", "MLVAULT_SERVE_FUNCTION"} & set(revoke_env)  # bundled facts
     (parameter,) = [
         p
         for p in of_type(models, "AWS::SSM::Parameter").values()
@@ -44,14 +45,14 @@ def test_the_canary_and_the_rollback_read_the_alarms_history(models):
         statements = role_statements(models, role)
         assert {"cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmHistory"} <= actions_of(statements), role
     deploy = _resources(role_statements(models, "DeployRole"), "cloudwatch:DescribeAlarmHistory")
-    for alarm in ("serving-errors", "model-attestation-failed", "feature-drift"):
-        assert alarm in deploy or "ServingErrors" in deploy
+    for alarm in ("IrisServingErrors", "IrisModelRefused", "IrisFeatureDriftAlarm"):
+        assert alarm in deploy
 
 
 def test_bad_requests_reach_no_alarm_and_other_versions_cannot_roll_back(models):
     alarms = of_type(models, "AWS::CloudWatch::Alarm").values()
     assert not [a for a in alarms if a["Properties"].get("MetricName") == "ClientErrors"]
-    (errors,) = [a for a in alarms if a["Properties"]["AlarmName"].endswith("-serving-errors")]
+    (errors,) = [a for a in alarms if a["Properties"]["AlarmName"] == "mlvault-dev-iris-serving-errors"]
     dimensions = {d["Name"]: d["Value"] for d in errors["Properties"]["Dimensions"]}
     assert set(dimensions) == {"FunctionName", "Resource"}
     assert dimensions["Resource"] == {"Fn::Join": ["", [dimensions["FunctionName"], ":live"]]}  # the alias only
@@ -60,11 +61,7 @@ def test_bad_requests_reach_no_alarm_and_other_versions_cannot_roll_back(models)
 
 
 def test_every_failed_step_ends_its_run_before_the_execution_fails(models):
-    (machine,) = of_type(models, "AWS::StepFunctions::StateMachine").values()
-    definition = json.loads(
-        "".join(p if isinstance(p, str) else "0" for p in machine["Properties"]["DefinitionString"]["Fn::Join"][1])
-    )
-    states = definition["States"]
+    states = definition(state_machine(models, "mlvault-dev-iris-pipeline"))["States"]
     for step, name in (("Train", "train"), ("Evaluate", "evaluate"), ("Register", "register"), ("SignModel", "sign")):
         (catch,) = states[step]["Catch"]
         assert catch["Next"] == f"{step}Failed"

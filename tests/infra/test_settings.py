@@ -29,22 +29,19 @@ def test_loads_the_default_stage_from_cdk_json():
         settings.stage = "prod"  # type: ignore[misc]
 
 
-def test_training_gates_drift_and_canary_are_typed():
-    from mlvault.training.gates import Gates
-    from mlvault.training.params import TrainingParams
-
+def test_drift_and_canary_are_typed():
+    """(Each model's training parameters and gates: tests/infra/test_model_settings.py.)"""
     settings = load_settings(cdk_context())
     dev = cdk_context()["mlvault:stages"]["dev"]
-    assert settings.training == TrainingParams(**dev["training"])
-    assert settings.model_gates == Gates.from_config(dev["modelGates"])
     assert settings.drift_alarm.window_rows == dev["driftAlarm"]["windowRows"]
     assert settings.drift_alarm.period_seconds == dev["driftAlarm"]["periodSeconds"]
     assert [(s.percent, s.wait_seconds) for s in settings.canary_steps] == [
         (s["percent"], s["waitSeconds"]) for s in dev["canarySteps"]
     ]
     # the functions' environment: the library's own JSON of the typed values, read back to the same values
-    assert TrainingParams(**json.loads(settings.training_json)) == settings.training
-    assert Gates.from_config(json.loads(settings.model_gates_json)) == settings.model_gates
+    assert [(s["percent"], s["waitSeconds"]) for s in json.loads(settings.canary_steps_json)] == [
+        tuple(s) for s in settings.canary_steps
+    ]
 
 
 def test_selects_a_stage_with_context_stage():
@@ -70,11 +67,6 @@ def test_selects_a_stage_with_context_stage():
         (with_dev(maxUploadBytes=6 * 1024**3), "maxUploadBytes' must be an integer from 1 to 5368709120"),
         (with_dev(trustFile="/etc/passwd"), "trustFile' must be a file under trust/"),
         (with_dev(trustFile="trust/missing.json"), "names trust/missing.json, which does not exist"),
-        (with_dev(training={"epochs": 0}), "'mlvault:stages.dev.training': epochs must be a positive integer"),
-        (with_dev(training={"epoch": 3}), "'mlvault:stages.dev.training': "),
-        (with_dev(training=[1]), "'mlvault:stages.dev.training' must be an object of trainer parameters"),
-        (with_dev(modelGates={"min_accuracy": 2}), "'mlvault:stages.dev.modelGates': gates: min_accuracy must be"),
-        (with_dev(modelGates={"min_acuracy": 0.9}), "'mlvault:stages.dev.modelGates': gates: unknown setting(s)"),
         (
             with_dev(driftAlarm={"threshold": 0.2, "periodSeconds": 60, "evaluationPeriods": 2, "windowRows": 5}),
             "'mlvault:stages.dev.driftAlarm.windowRows' must be at least 20",

@@ -163,7 +163,9 @@ def test_the_signers_role_has_least_privilege(signing):
     assert not [a for a in grants if "*" in a]
 
 
-@pytest.mark.parametrize("name", ["ServeFunction", "DeployFunction", "AutoRollbackFunction", "SignFunction"])
+@pytest.mark.parametrize(
+    "name", ["IrisServeFunction", "DeployFunction", "AutoRollbackFunction", "RevokeFunction", "SignFunction"]
+)
 def test_trust_anchors_are_signed_into_the_model_functions(synthesized, name):
     models = synthesized.template("-models")
     ((_, props),) = [
@@ -175,9 +177,14 @@ def test_trust_anchors_are_signed_into_the_model_functions(synthesized, name):
     assert "ModelSigningKey" in anchors["model_signing_key"]["arn"]["Fn::ImportValue"]
     assert "public_key_sha256" not in anchors["model_signing_key"]  # the signer pins it from KMS
     assert resource["PinKeys"] == {"model_signing_key": anchors["model_signing_key"]["arn"]}
+    models_ = [m.name for m in synthesized.settings.models]  # every model's alarms, in the anchors' own shape
     assert anchors["alarms"] == {
-        "rollback": ["mlvault-dev-serving-errors", "mlvault-dev-feature-drift"],
-        "canary": ["mlvault-dev-serving-errors", "mlvault-dev-model-attestation-failed", "mlvault-dev-feature-drift"],
+        "rollback": [f"mlvault-dev-{m}-{a}" for m in models_ for a in ("serving-errors", "feature-drift")],
+        "canary": [
+            f"mlvault-dev-{m}-{a}"
+            for m in models_
+            for a in ("serving-errors", "model-attestation-failed", "feature-drift")
+        ],
     }
 
 
@@ -242,11 +249,11 @@ def test_deploying_the_verifier_from_its_unsigned_asset_fails_synth(synthesized)
 def test_signing_with_another_provider_fails_synth(synthesized):
     def impostor(templates):
         models = next(t for n, t in templates.items() if n.endswith("-models"))
-        (cr,) = [r for k, r in of_type(models, SIGNED_CODE).items() if k.startswith("ServeCode")]
+        (cr,) = [r for k, r in of_type(models, SIGNED_CODE).items() if k.startswith("IrisServeCode")]
         cr["Properties"]["ServiceToken"] = "arn:aws:lambda:eu-west-1:123456789012:function:accept-everything"
 
     violations = [v for v in violations_after(synthesized, impostor) if v.rule == "MLV-LAMBDA-CODE-SIGNING"]
-    assert [v.resource[: len("ServeFunction")] for v in violations] == ["ServeFunction"]
+    assert [v.resource[: len("IrisServeFunction")] for v in violations] == ["IrisServeFunction"]
 
 
 def test_a_second_unsigned_function_marked_as_the_exception_fails_synth(synthesized):
