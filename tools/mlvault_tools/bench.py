@@ -3,6 +3,10 @@ one run; its peak memory; the verify handler's import time; each function's unzi
 
 A command, not a test: numbers depend on the machine. Targets (issue: zero-trust ingest): hashing at least
 0.9x openssl's throughput, peak RSS under 64 MB whatever the size, import at most 0.45 s, < 250 MB unzipped.
+
+Why one module of ~580 lines: the measurements share their subprocess harness (a fresh interpreter per probe, its
+peak RSS read back) and their report; the model and serving benchmarks, which share nothing of it, have their own
+modules (bench_model, bench_serve).
 """
 
 from __future__ import annotations

@@ -1,75 +1,37 @@
 """`mlvault demo`: the scripted story, run through the deployed wiring of a fresh local cloud.
 
-Each step checks what it shows; the demo exits non-zero when the system does not behave as told.
+Each step checks what it shows; the demo exits non-zero when the system does not behave as told. The steps of
+ingest and of the built-in iris model are here; a team's own model is a chapter of its own (demo_credit), on the
+shared machinery of demo_story.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from localcloud import control
 from mlvault.wiring import NAMESPACE, SERVE_ALIAS, Dimension, Env, Metric
-from mlvault_tools import testkeys
+from mlvault_tools.demo_credit import CreditChapter
+from mlvault_tools.demo_story import (
+    DATASET,
+    MAX_DRIFTED_REQUESTS,
+    MODEL,
+    PRODUCER,
+    SERVE_FUNCTION,
+    STAGE,
+    Step,
+    StoryError,
+    wait_for,
+)
 from mlvault_tools.samples import iris_batch, iris_csv
 
-PRODUCER = "demo-producer"  # trusted by the dev stage's registry (trust/dev.json) with public test keys
-DATASET = "iris"
-STAGE = "dev"  # the stage `make synth` synthesizes (cdk.json context `stage`)
-MAX_DRIFTED_REQUESTS = 120  # a drift window is 200 rows: the alarm (2 scaled periods) rings after a few
 IRIS = iris_csv(600, 1)  # satisfies contracts/iris.json; with the next clean batch, the learned baseline
 
 
-class StoryError(AssertionError):
-    """The system did not do what the story says."""
-
-
-@dataclass
-class Step:
-    title: str
-    outcome: str
-    seconds: float
-
-
-def wait_for(
-    what: str,
-    probe: Callable[[], Any],
-    timeout: float = 30.0,
-    interval: float = 0.1,
-    describe: Callable[[], str] | None = None,
-) -> Any:
-    """Poll `probe` until it is truthy; on giving up, say what was awaited and (`describe`) where things stand."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(interval)
-    state = f"; {describe()}" if describe else ""
-    raise StoryError(f"timed out after {timeout:.0f}s waiting for {what}{state}")
-
-
-class Story:
-    def __init__(self, cloud: control.Handle) -> None:
-        self.cloud = cloud
-        self.s3 = cloud.client("s3")
-        self.ddb = cloud.client("dynamodb")
-        self.ingest = cloud.physical_id("-storage", "AWS::S3::Bucket", "IngestBucket")
-        self.lake = cloud.physical_id("-storage", "AWS::S3::Bucket", "LakeBucket")
-        self.ledger = cloud.physical_id("-storage", "AWS::DynamoDB::Table", "LedgerTable")
-
-    def ledger_record(self, key: str, version_id: str) -> dict[str, Any] | None:
-        item = self.ddb.get_item(
-            TableName=self.ledger,
-            ConsistentRead=True,
-            Key={"pk": {"S": f"OBJ#{self.ingest}/{key}"}, "sk": {"S": f"V#{version_id}"}},
-        ).get("Item")
-        return item
-
+class Story(CreditChapter):
     def provisioned(self) -> str:
         counts = control.status(self.cloud, recent=0)["resources"]
         total = sum(counts.values())
@@ -77,32 +39,6 @@ class Story:
             f"{total} resources of {len(counts)} types from {len(self.cloud.state['resources'])} stacks "
             f"in {self.cloud.state['startup_seconds']}s"
         )
-
-    def verdict(self, key: str, version: str) -> dict[str, str]:
-        def terminal():
-            item = self.ledger_record(key, version)
-            return item if item and item["status"]["S"] in ("ACCEPTED", "REJECTED", "HELD") else None
-
-        item = wait_for(f"the verdict on {key}", terminal)
-        return {k: next(iter(v.values())) for k, v in item.items()}
-
-    def push(
-        self,
-        name: str,
-        body: bytes,
-        *,
-        key_id: str = "demo-producer-p256",
-        tamper: bytes | None = None,
-        sign_it: bool = True,
-    ) -> tuple[str, str, float]:
-        """A producer signs and uploads (optionally the bytes are swapped after signing, or not signed)."""
-        key = f"producers/{PRODUCER}/{DATASET}/{name}"
-        metadata = testkeys.signed_metadata(testkeys.claim_for(key, body), key_id) if sign_it else {}
-        started = time.monotonic()
-        version = self.s3.put_object(
-            Bucket=self.ingest, Key=key, Body=tamper or body, Metadata=metadata, ChecksumAlgorithm="SHA256"
-        )["VersionId"]
-        return key, version, started
 
     def signed_upload_lands_in_the_lake(self) -> str:
         key, version, started = self.push("batch-0001.csv", IRIS)
@@ -193,29 +129,6 @@ class Story:
 
     # --- models ---------------------------------------------------------------------------------------------
 
-    def _run_pipeline(self) -> dict[str, Any]:
-        import json
-
-        from mlvault.training.trigger import start_manual
-
-        sfn = self.cloud.client("stepfunctions")
-        machine = self.cloud.physical_id("-models", "AWS::StepFunctions::StateMachine", "ModelPipeline")
-        name = start_manual(sfn, machine, DATASET)
-        execution = f"{machine.replace(':stateMachine:', ':execution:')}:{name}"
-        done = wait_for(
-            f"run {name}",
-            lambda: (d := sfn.describe_execution(executionArn=execution))["status"] != "RUNNING" and d,
-            timeout=120,
-        )
-        if done["status"] != "SUCCEEDED":
-            raise StoryError(f"run {name}: {done['status']} {done.get('error')}: {done.get('cause', '')[:300]}")
-        return self.registry().model(json.loads(done["output"])["state"]["model_id"])
-
-    def registry(self):
-        from mlvault.registry.records import ModelRegistry
-
-        return ModelRegistry(self.ddb, self.cloud.physical_id("-storage", "AWS::DynamoDB::Table", "RegistryTable"))
-
     def model_is_trained_signed_and_deployed(self) -> str:
         started = time.monotonic()
         model = self._run_pipeline()
@@ -249,11 +162,11 @@ class Story:
             where = Path(folder)
             attest_registered(self.s3, kms, model, anchor, folder=where)
             verifying.Config().use_elliptic_key_verifier(public_key=where / "signing-key.pem").verify(
-                where / "model.json", where / "model.sig"
+                where / "model", where / "model.sig"
             )
         return (
-            f"{model['model_id']}: model_signing (OpenSSF, model-signing 1.1.1) verifies model.json with the "
-            "exported public key, offline"
+            f"{model['model_id']}: model_signing (OpenSSF, model-signing 1.1.1) verifies the package (every file "
+            "of model/) with the exported public key, offline"
         )
 
     def second_model_goes_through_the_canary(self) -> str:
@@ -261,7 +174,7 @@ class Story:
 
         model = self._run_pipeline()
         steps = [h.split(" ", 2)[2].split(" on ")[0] for h in model["history"] if "canary" in h or "100%" in h]
-        serve = self.cloud.physical_id("-models", "AWS::Lambda::Function", "ServeFunction")
+        serve = self.cloud.physical_id("-models", "AWS::Lambda::Function", SERVE_FUNCTION)
         rows = [{k: v for k, v in r.items() if k != "species"} for r in iris_batch(3, 5).to_pylist()]
         response = self.cloud.client("lambda").invoke(
             FunctionName=f"{serve}:{SERVE_ALIAS}", Payload=json.dumps({"rows": rows})
@@ -279,7 +192,7 @@ class Story:
         import json
 
         lam = self.cloud.client("lambda")
-        serve = self.cloud.physical_id("-models", "AWS::Lambda::Function", "ServeFunction")
+        serve = self.cloud.physical_id("-models", "AWS::Lambda::Function", SERVE_FUNCTION)
         env = lam.get_function_configuration(FunctionName=serve, Qualifier=SERVE_ALIAS)["Environment"]["Variables"]
         swapped = self.s3.put_object(
             Bucket=env[Env.MODEL_BUCKET],
@@ -301,10 +214,10 @@ class Story:
         import json
 
         lam, cw = self.cloud.client("lambda"), self.cloud.client("cloudwatch")
-        serve = self.cloud.physical_id("-models", "AWS::Lambda::Function", "ServeFunction")
+        serve = self.cloud.physical_id("-models", "AWS::Lambda::Function", SERVE_FUNCTION)
         live = next(m for m in self.registry().models(DATASET) if m["status"] == "DEPLOYED")
         rows = [{k: v for k, v in r.items() if k != "species"} for r in iris_batch(200, 77, shift=2.0).to_pylist()]
-        alarm = f"mlvault-{STAGE}-feature-drift"
+        alarm = f"mlvault-{STAGE}-{MODEL}-feature-drift"
 
         def alarm_state() -> dict[str, Any]:
             return cw.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]
@@ -379,7 +292,7 @@ class Story:
         import zipfile
 
         lam = self.cloud.client("lambda")
-        serve = self.cloud.physical_id("-models", "AWS::Lambda::Function", "ServeFunction")
+        serve = self.cloud.physical_id("-models", "AWS::Lambda::Function", SERVE_FUNCTION)
         before = lam.get_function_configuration(FunctionName=serve)["CodeSha256"]
         archive = io.BytesIO()
         with zipfile.ZipFile(archive, "w") as zf:
@@ -429,8 +342,15 @@ def run(*, cdk_out: Path, state_dir: Path, port: int = 0) -> int:
             ("a model is trained, gated, registered, signed and deployed", story.model_is_trained_signed_and_deployed),
             ("an independent verifier accepts its signature", story.independent_verifier_accepts_the_signature),
             ("the next model is promoted through the canary", story.second_model_goes_through_the_canary),
+            (
+                "a team's own training code runs as a SageMaker job, same chain of trust",
+                story.teams_own_model_trains_on_sagemaker,
+            ),
+            ("predictions through the model's IAM function URL", story.predictions_through_the_function_url),
+            ("the next credit model's canary splits the URL's traffic", story.credit_canary_through_the_function_url),
             ("a model swapped after signing is refused at serve", story.swapped_model_is_refused_at_serve),
             ("drift is detected and serving rolls back by itself", story.drift_rolls_back_without_a_human),
+            ("the credit model's drift rolls back credit only", story.credit_drift_rolls_back_credit_only),
             ("the lake refuses deletes", story.lake_is_locked),
         ):
             step_started = time.monotonic()

@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +16,10 @@ if TYPE_CHECKING:
     from mlvault.errors import MlvaultError
 
 DEFAULT_STAGE = "dev"
+# SSM names published once per model, `<kind>/<model>` (mlvault.wiring.*_parameter); model-dataset/<model> names its
+# dataset.
+PER_MODEL = ("model-pipeline", "serve-function", "function-url")
+MODEL_DATASET = "model-dataset/"
 CDK_JSON = Path("cdk.json")  # the app's configuration, read from a checkout of it (the working directory)
 
 
@@ -22,6 +28,16 @@ CDK_JSON = Path("cdk.json")  # the app's configuration, read from a checkout of 
 
 class DiscoveryError(RuntimeError):
     """The stage is not deployed where the CLI looked (or lacks a resource)."""
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+_FUNCTION_URL_HOST = re.compile(r"^[a-z0-9]+\.lambda-url\.([a-z0-9-]+)\.on\.aws$")
 
 
 def stage_names(ssm: Any, stage: str) -> dict[str, str]:
@@ -58,6 +74,8 @@ class Cloud:
         self._session = boto3.session.Session(region_name=args.region) if args.region else boto3.session.Session()
         self._clients: dict[str, Any] = {}
         self.names = stage_names(self.client("ssm"), self.stage)
+        self._model = getattr(args, "model", None)  # a verb's --model NAME, if it has one
+        self._dataset = getattr(args, "dataset", None)  # or its --dataset D: the model trained on it
 
     def client(self, service: str):
         if service not in self._clients:
@@ -65,9 +83,38 @@ class Cloud:
         return self._clients[service]
 
     def name(self, key: str) -> str:
+        """A published name. Per-model resources are published as `<kind>/<model>` (model-pipeline,
+        serve-function, function-url); asked for by their kind alone, the model is the verb's --model, or the one
+        model trained on its --dataset."""
+        if key not in self.names and key in PER_MODEL:
+            key = f"{key}/{self.model()}"
         if key not in self.names:
             raise DiscoveryError(f"stage {self.stage!r} publishes no {key!r}")
         return self.names[key]
+
+    def models(self, dataset: str | None = None) -> list[str]:
+        """The stage's models (those trained on `dataset`, if given)."""
+        return sorted(
+            key.removeprefix(MODEL_DATASET)
+            for key, value in self.names.items()
+            if key.startswith(MODEL_DATASET) and (dataset is None or value == dataset)
+        )
+
+    def model(self) -> str:
+        """The model a verb means: its --model, else the one model trained on its --dataset."""
+        if self._model:
+            return self._model
+        if self._dataset:
+            found = self.models(self._dataset)
+            if len(found) == 1:
+                return found[0]
+            if found:
+                raise DiscoveryError(
+                    f"stage {self.stage!r} trains {len(found)} models on dataset {self._dataset!r} "
+                    f"({', '.join(found)}): name one with --model"
+                )
+            raise DiscoveryError(f"stage {self.stage!r} trains no model on dataset {self._dataset!r}")
+        raise DiscoveryError(f"name a model of stage {self.stage!r} with --model ({', '.join(self.models())})")
 
     def ledger(self):
         from mlvault.ledger import Ledger
@@ -78,6 +125,49 @@ class Cloud:
         from mlvault.registry.records import ModelRegistry
 
         return ModelRegistry(self.client("dynamodb"), self.name("registry-table"))
+
+    def signed_post(self, url: str, body: bytes, *, service: str = "lambda", timeout: float = 30.0) -> HttpAnswer:
+        """POST `body` (JSON) to `url` signed with SigV4 for `service` with this session's credentials (a function
+        URL with AWS_IAM auth). The region is the URL's own (`<id>.lambda-url.<region>.on.aws`), else the session's.
+        With an endpoint (the local cloud) an AWS-form URL is sent to the endpoint with its own Host header (the
+        local cloud serves function URLs by Host or by path); a URL on the endpoint already is sent as it is.
+        Refused or failed requests are answers too (their status and body); an unreachable URL raises
+        DiscoveryError."""
+        import urllib.error
+        import urllib.request
+        from urllib.parse import urlsplit
+
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        credentials = self._session.get_credentials()
+        if credentials is None:
+            raise DiscoveryError("no AWS credentials to sign the request with (configure them as for the AWS CLI)")
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.netloc:
+            raise DiscoveryError(f"not a function URL: {url!r}")
+        match = _FUNCTION_URL_HOST.match(parts.hostname or "")
+        region = match.group(1) if match else self._session.region_name
+        if not region:
+            raise DiscoveryError(f"no region to sign {url} for: give --region")
+        target = url
+        if self._endpoint and urlsplit(self._endpoint).netloc != parts.netloc:
+            endpoint = urlsplit(self._endpoint)
+            target = parts._replace(scheme=endpoint.scheme, netloc=endpoint.netloc).geturl()
+        request = AWSRequest(
+            method="POST", url=url, data=body, headers={"content-type": "application/json", "host": parts.netloc}
+        )
+        SigV4Auth(credentials.get_frozen_credentials(), service, region).add_auth(request)
+        headers = dict(request.headers.items())
+        sent = urllib.request.Request(target, data=body, method="POST", headers=headers)  # noqa: S310 - http(s)
+        try:
+            with urllib.request.urlopen(sent, timeout=timeout) as response:  # noqa: S310 - checked above
+                return HttpAnswer(response.status, dict(response.headers.items()), response.read())
+        except urllib.error.HTTPError as err:  # 4xx/5xx: the function's (or Lambda's) answer
+            return HttpAnswer(err.code, dict(err.headers.items()), err.read())
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
+            reason = getattr(err, "reason", err)
+            raise DiscoveryError(f"cannot reach {target}: {reason}") from None
 
 
 def trust_file(stage: str) -> Path | None:

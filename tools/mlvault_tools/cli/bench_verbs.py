@@ -1,4 +1,4 @@
-"""`mlvault bench ingest | contracts | unique | screen`: benchmarks (commands, not tests)."""
+"""`mlvault bench ingest | contracts | unique | screen | model | serve`: benchmarks (commands, not tests)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,18 @@ def _screen(args: argparse.Namespace) -> int:
     return screen_main(args.contracts, tuple(args.dataset or ("loans", "iris")), args.baseline_rows)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from mlvault_tools.bench_serve import serve_main
+
+    return serve_main(args.rows, args.calls, args.train_rows)
+
+
+def _model(args: argparse.Namespace) -> int:
+    from mlvault_tools.bench_model import main
+
+    return main(tuple(args.rows or (1_000_000, 10_000_000)), args.evaluate_rows, args.workdir)
+
+
 def register(verbs) -> None:
     bench = verbs.add_parser("bench", help="benchmarks (commands, not tests)")
     actions = bench.add_subparsers(title="benchmarks", metavar="WHAT", required=True)
@@ -58,3 +70,15 @@ def register(verbs) -> None:
         "--baseline-rows", type=int, help="learn a baseline of this many rows (default: the contract's)"
     )
     screen.set_defaults(func=_screen, dataset=None)
+    model = actions.add_parser(
+        "model", help="bring your own model: prepare rows/s and peak RSS (1M, 10M rows), evaluate rows/s (ONNX)"
+    )
+    model.add_argument("--rows", type=int, action="append", help="prepare this many rows (repeatable; 1M and 10M)")
+    model.add_argument("--evaluate-rows", type=int, default=1_000_000, help="held-out rows to evaluate")
+    model.add_argument("--workdir", type=Path, help="keep the generated data here (default: a temporary directory)")
+    model.set_defaults(func=_model)
+    serve = actions.add_parser("serve", help="serving latency with attestation vs bare onnxruntime (credit model)")
+    serve.add_argument("--rows", type=int, default=100, help="rows per request (default 100)")
+    serve.add_argument("--calls", type=int, default=2000, help="warm calls of each kind (default 2000)")
+    serve.add_argument("--train-rows", type=int, default=20_000, help="rows the credit model is trained on")
+    serve.set_defaults(func=_serve)

@@ -1,4 +1,5 @@
-"""`mlvault train | runs | models list|show|approve|reject | lineage | verify-model`: the model pipeline."""
+"""`mlvault train | runs | models list|show|approve|reject | lineage | verify-model | predict`: the model pipeline,
+and predictions of a served model through its function URL."""
 
 from __future__ import annotations
 
@@ -6,20 +7,23 @@ import argparse
 import contextlib
 import hashlib
 import json
+import sys
 import time
 from pathlib import Path
 
 from mlvault.errors import RolloutRefused
-from mlvault_tools.cli.base import Cloud, cloud_options, refusal_answers
+from mlvault_tools.cli.base import Cloud, DiscoveryError, cloud_options, refusal_answers
 
 
 def _train(args: argparse.Namespace) -> int:
     from mlvault.training.trigger import start_manual
+    from mlvault.wiring import model_dataset_parameter, model_pipeline_parameter
 
     cloud = Cloud(args)
     sfn = cloud.client("stepfunctions")
-    arn = cloud.name("model-pipeline")
-    name = start_manual(sfn, arn, args.dataset)
+    model = cloud.model()  # --model, or the one model trained on --dataset
+    arn = cloud.name(model_pipeline_parameter(model))
+    name = start_manual(sfn, arn, cloud.name(model_dataset_parameter(model)), model)
     print(f"run {name} started")
     if not args.wait:
         return 0
@@ -169,18 +173,97 @@ def _verify_model(args: argparse.Namespace) -> int:
     verified = attest_registered(
         cloud.client("s3"), cloud.client("kms"), model, SigningKey(arn, expected), folder=folder
     )
+    files = ", ".join(f"{name} {digest[:16]}..." for name, digest in verified.digests.items())
     print(
-        f"VERIFIED {args.model_id} ({model['status']}): sha256 {verified.digests['.']}, signed by the stage's key "
-        f"{arn} (public key sha256 {expected}), record intact\n"
-        f"  files in {folder}; verify independently: model_signing verify key {folder / 'model.json'} "
+        f"VERIFIED {args.model_id} ({model['status']}): package sha256 {verified.pin.artifact_digest}, signed by the "
+        f"stage's key {arn} (public key sha256 {expected}), record intact\n"
+        f"  signed files: {files}\n"
+        f"  in {folder}; verify independently: model_signing verify key {verified.path} "
         f"--signature {folder / 'model.sig'} --public_key {folder / 'signing-key.pem'}"
     )
     return 0
 
 
+# --- predict ----------------------------------------------------------------------------------------------------
+
+SERVED, CLIENT_ERROR, NOT_SERVED = 0, 1, 2  # predict's exit codes
+
+
+def read_rows(text: str, source: str) -> list:
+    """Rows from `{"rows": [...]}`, a JSON list, or JSON Lines (one object per line); ValueError naming where."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        rows = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{source}:{number}: not JSON, nor JSON Lines ({err.msg})") from None
+        return rows
+    if isinstance(document, dict) and set(document) == {"rows"}:
+        document = document["rows"]
+    if isinstance(document, dict):  # one row: a JSON Lines file of one line
+        return [document]
+    if not isinstance(document, list):
+        raise ValueError(f'{source}: expected {{"rows": [...]}}, a list of rows or JSON Lines')
+    return document
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from mlvault.wiring import function_url_parameter
+
+    source = "stdin" if args.file == "-" else args.file
+    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+    try:
+        rows = read_rows(text, source)
+    except ValueError as err:
+        print(f"CLIENT_ERROR NOT_JSON: {err}")
+        return CLIENT_ERROR
+    cloud = Cloud(args)
+    url = cloud.name(function_url_parameter(args.model))
+    try:
+        answer = cloud.signed_post(url, json.dumps({"rows": rows}).encode(), timeout=args.timeout)
+    except DiscoveryError as err:
+        print(f"UNREACHABLE: {err}", file=sys.stderr)
+        return NOT_SERVED
+    try:
+        body = json.loads(answer.body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = None
+    if args.json:
+        print(json.dumps(body if body is not None else {"status": answer.status, "body": answer.body.decode()}))
+    error = body.get("error") if isinstance(body, dict) else None
+    if answer.status == 200 and isinstance(body, dict) and "predictions" in body:
+        if not args.json:
+            model = body["model"]
+            print(
+                f"{model['id']} (package sha256 {model['digest'][:16]}..., version {model['version']}): "
+                f"{len(body['predictions'])} prediction(s)",
+                file=sys.stderr,
+            )
+            print("\n".join(map(str, body["predictions"])))
+        return SERVED
+    if isinstance(error, dict) and error.get("kind") == "client":
+        if not args.json:
+            where = f" at {error['field']}" if error.get("field") else ""
+            print(f"CLIENT_ERROR {error['code']}{where}: {error['message']}")
+        return CLIENT_ERROR
+    if not args.json:
+        if isinstance(error, dict):  # kind "model": the pinned model is refused
+            print(f"REFUSED {error['code']}: {error['message']}")
+        else:  # Lambda's own answer: not authorized (403), the function failed (502), ...
+            print(f"NOT_SERVED: HTTP {answer.status} from {url}: {answer.body[:300].decode(errors='replace')}")
+    return NOT_SERVED
+
+
 def register(verbs) -> None:
-    train = verbs.add_parser("train", help="start the model pipeline for a dataset now")
-    train.add_argument("--dataset", required=True)
+    train = verbs.add_parser("train", help="start a model's pipeline now")
+    which_model = train.add_mutually_exclusive_group(required=True)
+    which_model.add_argument("--model", help="the model's name (cdk.json models), e.g. credit")
+    which_model.add_argument("--dataset", help="the dataset of the one model trained on it")
     train.add_argument("--wait", type=float, default=0, help="wait up to N seconds for the run to finish")
     cloud_options(train)
     train.set_defaults(func=_train)
@@ -231,3 +314,17 @@ def register(verbs) -> None:
     cloud_options(verify)
     refusal_answers(verify, RolloutRefused, "REFUSED")
     verify.set_defaults(func=_verify_model)
+
+    predict = verbs.add_parser(
+        "predict",
+        help="predictions of a model's live alias, through its function URL (SigV4-signed)",
+        description='Reads rows ({"rows": [...]}, a JSON list, or JSON Lines) and POSTs them to the model\'s function '
+        "URL. Exit 0: served (one prediction a line); 1: a client error (its code and field); 2: the model is "
+        "refused, or the URL is unreachable or refuses the caller.",
+    )
+    predict.add_argument("--model", required=True, help="the model's name (cdk.json models), e.g. credit")
+    predict.add_argument("file", metavar="FILE|-", help="the rows, or - for stdin")
+    predict.add_argument("--json", action="store_true", help="print the function's JSON answer")
+    predict.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer")
+    cloud_options(predict)
+    predict.set_defaults(func=_predict)
