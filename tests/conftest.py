@@ -50,3 +50,14 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
         settings=built.settings,
         validation_report=json.loads((outdir / "validation-report.json").read_text()),
     )
+
+
+E2E_DIRS = ("e2e", "localcloud")  # the tests that bring up a local cloud (or the synthesized app on one)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test under tests/e2e and tests/localcloud is marked `e2e`: `pytest -m "not e2e"` runs the fast part."""
+    for item in items:
+        parts = Path(item.fspath).relative_to(ROOT / "tests").parts
+        if parts[0] in E2E_DIRS:
+            item.add_marker(pytest.mark.e2e)

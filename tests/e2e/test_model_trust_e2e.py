@@ -13,11 +13,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.e2e.conftest import eventually, run_cli
-from tests.e2e.test_models_e2e import ROWS, _invoke, serve, train
+from tests.e2e.test_models_e2e import ROWS, _invoke, package_dir, serve, train
 from tests.e2e.test_models_e2e import models as models
 
-DRIFT = "mlvault-dev-feature-drift"
-ERRORS = "mlvault-dev-serving-errors"
+DRIFT = "mlvault-dev-iris-feature-drift"
+ERRORS = "mlvault-dev-iris-serving-errors"
 BREAK_GLASS = "mlvault-break-glass"
 
 
@@ -212,15 +212,17 @@ def test_a_signing_key_named_in_the_configuration_is_not_trusted(cloud, live, tm
     lam, kms = live.lam, cloud.client("kms")
     model = next(m for m in live.registry.models("iris") if m["status"] == "DEPLOYED")
     artifact = model["record"]["artifact"]
-    (tmp_path / "model.json").write_bytes(
-        live.s3.get_object(Bucket=artifact["bucket"], Key=artifact["key"], VersionId=artifact["version_id"])[
-            "Body"
-        ].read()
-    )
+    folder = package_dir(live.s3, artifact, tmp_path / "iris")  # the signed package's own files
     attacker = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
-    extra = {"mlvault": {"model_id": model["model_id"], "record_sha256": model["record_sha256"]}}
+    extra = {
+        "mlvault": {
+            "model_id": model["model_id"],
+            "record_sha256": model["record_sha256"],
+            "package_sha256": artifact["sha256"],
+        }
+    }
     bundle = sign_model(
-        tmp_path / "model.json",
+        folder,
         KmsSigner(kms, attacker, attacker),
         statement_extra=extra,
         public_key_pem=kms_public_key_pem(kms, attacker),

@@ -70,8 +70,8 @@ def test_accepted_data_becomes_a_signed_model_serving_after_canary_steps(cloud, 
     from model_signing import verifying
 
     verifying.Config().use_elliptic_key_verifier(public_key=tmp_path / "signing-key.pem").verify(
-        tmp_path / "model.json", tmp_path / "model.sig"
-    )
+        tmp_path / "model", tmp_path / "model.sig"
+    )  # the package's directory: model.onnx, descriptor.json, drift.json, one resource each
     answer, error = serve(models, {"rows": ROWS})
     assert error is None, answer
     assert len(answer["predictions"]) == 5
@@ -87,27 +87,6 @@ def test_a_second_model_goes_through_the_canary_and_supersedes_the_first(cloud, 
     canary = [h for h in model["history"] if "canary" in h]
     assert [c.split(" ")[3] for c in canary] == ["10%", "50%"]
     assert all(models.registry.model(m)["status"] == "SUPERSEDED" for m in before)
-
-
-def test_a_failing_gate_stops_the_run_and_the_run_is_recorded(cloud, models):
-    config = models.lam.get_function_configuration(FunctionName=models.pipeline_fn)
-    env = config["Environment"]["Variables"]
-    strict = {**json.loads(env["MLVAULT_MODEL_GATES"]), "min_accuracy": 0.9999}
-    models.lam.update_function_configuration(
-        FunctionName=models.pipeline_fn, Environment={"Variables": {**env, "MLVAULT_MODEL_GATES": json.dumps(strict)}}
-    )
-    count = len(models.registry.models("iris"))
-    try:
-        out = train(cloud)
-    finally:
-        models.lam.update_function_configuration(FunctionName=models.pipeline_fn, Environment={"Variables": env})
-    assert "FAILED GatesFailed" in out, out
-    assert "min_accuracy" in out
-    run_id = out.split("run ")[1].split(" ")[0]
-    run = models.registry.run(run_id)
-    assert run["status"] == "GATES_FAILED"
-    assert run["artifact_digest"]  # the loser is recorded with its artifact, metrics and gates
-    assert len(models.registry.models("iris")) == count
 
 
 def _deploy(models, model_id: str, owner: str) -> tuple[dict, str | None]:
@@ -134,13 +113,24 @@ def _signed_model(cloud, models) -> dict:
     return model
 
 
-def test_an_artifact_swapped_after_signing_is_refused_at_deploy_and_at_serve(cloud, models):
+def package_dir(s3, artifact: dict, folder) -> object:
+    """The files of a registered model package, fetched by version and digest (mlvault.training.package_io)."""
+    from mlvault.training.package_io import fetch_package
+
+    return fetch_package(s3, artifact, folder).folder
+
+
+def test_an_artifact_swapped_after_signing_is_refused_at_deploy_and_at_serve(cloud, models, tmp_path):
+    from mlvault.model_package import pack
+
     model = _signed_model(cloud, models)
     artifact = model["record"]["artifact"]
-    swapped = json.loads(models.s3.get_object(Bucket=artifact["bucket"], Key=artifact["key"])["Body"].read())
-    swapped["classes"] = list(reversed(swapped["classes"]))  # a backdoor would look as harmless
+    folder = package_dir(models.s3, artifact, tmp_path / "swapped")
+    descriptor = json.loads((folder / "descriptor.json").read_bytes())
+    descriptor["classes"] = list(reversed(descriptor["classes"]))  # a backdoor would look as harmless
+    (folder / "descriptor.json").write_text(json.dumps(descriptor))
     new = models.s3.put_object(
-        Bucket=artifact["bucket"], Key=artifact["key"], Body=json.dumps(swapped).encode(), ChecksumAlgorithm="SHA256"
+        Bucket=artifact["bucket"], Key=artifact["key"], Body=pack(folder), ChecksumAlgorithm="SHA256"
     )["VersionId"]
     # At serve: a version whose pin points at the swapped bytes refuses to serve.
     config = models.lam.get_function_configuration(FunctionName=models.serve, Qualifier="live")
@@ -198,14 +188,16 @@ def test_a_model_signed_with_another_key_is_refused_at_deploy(cloud, models, tmp
     kms = cloud.client("kms")
     other = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
     artifact = model["record"]["artifact"]
-    (tmp_path / "model.json").write_bytes(
-        models.s3.get_object(Bucket=artifact["bucket"], Key=artifact["key"], VersionId=artifact["version_id"])[
-            "Body"
-        ].read()
-    )
-    extra = {"mlvault": {"model_id": model["model_id"], "record_sha256": model["record_sha256"]}}
+    folder = package_dir(models.s3, artifact, tmp_path / model["record"]["model"])
+    extra = {
+        "mlvault": {
+            "model_id": model["model_id"],
+            "record_sha256": model["record_sha256"],
+            "package_sha256": artifact["sha256"],
+        }
+    }
     bundle = sign_model(
-        tmp_path / "model.json",
+        folder,
         KmsSigner(kms, other, other),
         statement_extra=extra,
         public_key_pem=kms_public_key_pem(kms, other),
@@ -281,7 +273,7 @@ def test_an_accepted_batch_starts_one_debounced_run(cloud, models, ingest):
 
 def test_an_alarm_during_the_canary_rolls_the_deployment_back(cloud, models):
     cw = cloud.client("cloudwatch")
-    alarm = "mlvault-dev-serving-errors"
+    alarm = "mlvault-dev-iris-serving-errors"
     if not any(m["status"] == "DEPLOYED" for m in models.registry.models("iris")):
         assert "at 100%" in train(cloud)  # something to roll back to
     live_before = models.lam.get_alias(FunctionName=models.serve, Name="live")["FunctionVersion"]

@@ -75,7 +75,7 @@ def test_every_version_ends_with_exactly_one_terminal_record(ingest, cloud):
     }
     assert ingest.verdict(f"{live}deleted.csv", deleted)["reason"] == "SOURCE_MISSING"
     assert len(ingest.records(f"{live}dup.csv")) == 1
-    lake_versions = ingest.s3.list_object_versions(Bucket=ingest.lake, Prefix="datasets/iris/acme/")["Versions"]
+    lake_versions = ingest.s3.list_object_versions(Bucket=ingest.lake, Prefix="datasets/")["Versions"]
     lake_by_key = {}
     for v in lake_versions:
         lake_by_key.setdefault(v["Key"], []).append(v["VersionId"])

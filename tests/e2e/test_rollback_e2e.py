@@ -14,7 +14,7 @@ from tests.e2e.conftest import eventually, run_cli
 from tests.e2e.test_models_e2e import ROWS, serve, train
 from tests.e2e.test_models_e2e import models as models
 
-DRIFT = "mlvault-dev-feature-drift"
+DRIFT = "mlvault-dev-iris-feature-drift"
 
 
 @pytest.fixture(scope="module")

@@ -83,6 +83,26 @@ def aws(monkeypatch):
         yield
 
 
+def versioned_buckets(s3, *names: str) -> None:
+    """Versioned buckets, as the storage stack makes every bucket (Object Lock aside: moto's own tests cover it)."""
+    for name in names:
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+
+
+def key_value_table(ddb, name: str) -> None:
+    """A table keyed like the ledger and the registry (string `pk`, string `sk`), billed per request."""
+    ddb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    )
+
+
 @pytest.fixture
 def ingest_env(aws, monkeypatch):
     """The storage stack's buckets, ledger, queue, topic and event rule as the handlers see them, and the
@@ -91,18 +111,8 @@ def ingest_env(aws, monkeypatch):
     ddb = boto3.client("dynamodb")
     sqs = boto3.client("sqs")
     names = {"ingest": "mlvault-test-ingest", "lake": "mlvault-test-lake", "quarantine": "mlvault-test-quarantine"}
-    for name in names.values():
-        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
-        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-    ddb.create_table(
-        TableName="ledger",
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-    )
+    versioned_buckets(s3, *names.values())
+    key_value_table(ddb, "ledger")
     sns = boto3.client("sns")
     topic = sns.create_topic(Name="alerts")["TopicArn"]
     alerts = sqs.create_queue(QueueName="alerts")["QueueUrl"]

@@ -1,7 +1,9 @@
 """The model side of a stage on moto, for the handler tests of the pipeline, deploy, rollback and revoke functions:
 accepted iris data (through the verify handler), the model bucket and registry, the model-signing KMS key and
-the trust anchors bundled with the functions' code, a serving function with versions and an alias, the alarms,
-and the alerts topic and event bus read back through SQS."""
+the trust anchors, models document and serving document bundled with the functions' code, two models' serving
+functions (iris's, and petals', a second built-in model on the iris data, which the pipeline trains with
+`two_models`) with versions and an alias, each model's alarms, and the alerts topic and event bus read back through
+SQS. No gate or training parameter is in any function's environment: they are the bundled models document's."""
 
 from __future__ import annotations
 
@@ -33,6 +35,19 @@ ERRORS, REFUSED, DRIFT = (
 )
 ROLLBACK_ALARMS = [ERRORS, DRIFT]
 CANARY_ALARMS = [ERRORS, REFUSED, DRIFT]
+# the second model: its own function, alarms and lock
+PETALS = "petals"
+PETALS_SERVE = "mlvault-test-petals-serve"
+PETALS_ERRORS, PETALS_REFUSED, PETALS_DRIFT = (
+    "mlvault-test-petals-serving-errors",
+    "mlvault-test-petals-model-attestation-failed",
+    "mlvault-test-petals-feature-drift",
+)
+FUNCTIONS = {"iris": SERVE, PETALS: PETALS_SERVE}
+ALARMS = {
+    "iris": {"rollback": ROLLBACK_ALARMS, "canary": CANARY_ALARMS},
+    PETALS: {"rollback": [PETALS_ERRORS, PETALS_DRIFT], "canary": [PETALS_ERRORS, PETALS_REFUSED, PETALS_DRIFT]},
+}
 
 
 def signing_key(kms: Any, arn: str) -> SigningKey:
@@ -48,6 +63,41 @@ def write_anchors(task_root: Path, key: SigningKey, **changes: Any) -> dict[str,
         **changes,
     }
     path = task_root / "trust" / "anchors.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document))
+    return document
+
+
+def serving_document(**changes: Any) -> dict[str, Any]:
+    """trust/serving.json as the deploy-time signer writes it (infra/constructs/model_facts.py): both models."""
+    return {
+        "stage": STAGE,
+        "models": {
+            model: {"function": function, "alias": ALIAS, "alarms": ALARMS[model], "lock": f"serving-{model}"}
+            for model, function in FUNCTIONS.items()
+        },
+        **changes,
+    }
+
+
+def write_serving(task_root: Path, document: dict[str, Any] | None = None) -> dict[str, Any]:
+    """trust/serving.json in the deploy, rollback and revoke functions' bundle."""
+    document = serving_document() if document is None else document
+    path = task_root / "trust" / "serving.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document))
+    return document
+
+
+GATES = {"min_accuracy": 0.85, "max_parity_difference": 0.25, "min_disparate_impact": 0.5}
+IRIS_MODEL = {"dataset": "iris", "engine": "lambda", "gates": GATES, "training": {"seed": 1}}
+
+
+def write_models(task_root: Path, models: tuple[str, ...] = ("iris", PETALS)) -> dict[str, Any]:
+    """trust/models.json in the pipeline and sign functions' bundle, as the deploy-time signer writes it: built-in
+    models of the iris data (iris, and petals unless left out), each with the same gates and training."""
+    document = {model: IRIS_MODEL for model in models}
+    path = task_root / "trust" / "models.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document))
     return document
@@ -76,8 +126,8 @@ class World:
         clear_composition()
         return self.handler(name)(event, LambdaContext())
 
-    def alias(self) -> dict[str, Any]:
-        return self.lam.get_alias(FunctionName=SERVE, Name=ALIAS)
+    def alias(self, function: str = SERVE) -> dict[str, Any]:
+        return self.lam.get_alias(FunctionName=function, Name=ALIAS)
 
     def alarm(self, name: str, state: str) -> None:
         self.cw.set_alarm_state(AlarmName=name, StateValue=state, StateReason=f"test: {state}")
@@ -128,7 +178,8 @@ def _zip() -> bytes:
 @pytest.fixture
 def world(pipeline_env, tmp_path, monkeypatch) -> World:
     """pipeline_env (tests/handlers/test_pipeline_steps.py) plus what the deploy, rollback and revoke functions
-    work on, their environment, and the anchors in their bundle."""
+    work on, their environment, and the anchors, models document (iris only) and serving document in their
+    bundle."""
     alarm_history()  # moto lacks DescribeAlarmHistory: the local cloud's gap 22, in this process
     env = pipeline_env
     task_root = tmp_path / "task"
@@ -137,14 +188,17 @@ def world(pipeline_env, tmp_path, monkeypatch) -> World:
     monkeypatch.setenv("LAMBDA_TASK_ROOT", str(task_root))
     w = World(env=env, task_root=task_root, monkeypatch=monkeypatch)
     write_anchors(task_root, w.key)
+    write_models(task_root, ("iris",))
+    write_serving(task_root)
     iam = boto3.client("iam")
     role = iam.create_role(RoleName="serve", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     w.lam = boto3.client("lambda")
-    w.lam.create_function(
-        FunctionName=SERVE, Runtime="python3.12", Role=role, Handler="handler.handler", Code={"ZipFile": _zip()}
-    )
+    for function in FUNCTIONS.values():
+        w.lam.create_function(
+            FunctionName=function, Runtime="python3.12", Role=role, Handler="handler.handler", Code={"ZipFile": _zip()}
+        )
     w.cw = boto3.client("cloudwatch")
-    for name in CANARY_ALARMS:
+    for name in sorted({a for alarms in ALARMS.values() for a in alarms["canary"]}):
         w.cw.put_metric_alarm(
             AlarmName=name,
             Namespace="mlvault",
@@ -166,13 +220,7 @@ def world(pipeline_env, tmp_path, monkeypatch) -> World:
         "MLVAULT_REGISTRY_TABLE": "registry",
         "MLVAULT_LEDGER_TABLE": "ledger",
         "MLVAULT_CONTRACTS_DIR": "contracts",
-        "MLVAULT_MODEL_GATES": json.dumps(
-            {"min_accuracy": 0.85, "max_parity_difference": 0.25, "min_disparate_impact": 0.5}
-        ),
-        "MLVAULT_TRAINING_PARAMS": json.dumps({"seed": 1}),
         "MLVAULT_ALERT_TOPIC_ARN": topic,
-        "MLVAULT_SERVE_FUNCTION": SERVE,
-        "MLVAULT_SERVE_ALIAS": ALIAS,
         "MLVAULT_CANARY_STEPS": json.dumps([{"percent": 10, "waitSeconds": 0}, {"percent": 50, "waitSeconds": 0}]),
         "MLVAULT_ROLLBACK_COOLDOWN_SECONDS": "0",
     }.items():
@@ -182,9 +230,18 @@ def world(pipeline_env, tmp_path, monkeypatch) -> World:
     clear_composition()
 
 
-def train_and_sign(w: World, run_id: str) -> dict[str, Any]:
+@pytest.fixture
+def two_models(world: World) -> World:
+    """The world whose pipeline trains iris and petals (the bundled models document), each served by its own
+    function."""
+    write_models(world.task_root)
+    return world
+
+
+def train_and_sign(w: World, run_id: str, model: str = "iris") -> dict[str, Any]:
     """A run through the pipeline and sign handlers, as the state machine calls them: the signed state."""
-    state = w.invoke("pipeline", {"step": "train", "state": {"run_id": run_id, "dataset": "iris"}})
+    start = {"run_id": run_id, "dataset": "iris", **({"model": model} if model != "iris" else {})}
+    state = w.invoke("pipeline", {"step": "train", "state": start})
     for step in ("evaluate", "register"):
         state = w.invoke("pipeline", {"step": step, "state": state})
     return w.invoke("sign", {"state": state})

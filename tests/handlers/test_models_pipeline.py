@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -14,8 +15,10 @@ import pytest
 
 from mlvault.contracts.schema import load_contract
 from mlvault.ledger import Ledger
+from mlvault.model_package import unpack
 from mlvault.training.data import DigestMismatch
-from mlvault.training.gates import Gates, evaluate
+from mlvault.training.evaluation import evaluate_package, heldout_from_manifest
+from mlvault.training.gates import Gates, inputs_accepted
 from mlvault.training.manifest import (
     IngestRef,
     ManifestError,
@@ -25,10 +28,11 @@ from mlvault.training.manifest import (
     parse_manifest,
     store_manifest,
 )
+from mlvault.training.onnx_scoring import OnnxScorer
 from mlvault.training.params import TrainingParams
 from mlvault.training.trainer import LambdaTrainer
 from mlvault_tools import samples
-from tests.handlers.conftest import REGION
+from tests.handlers.conftest import key_value_table, versioned_buckets
 
 ROOT = Path(__file__).resolve().parents[2]
 IRIS = load_contract(ROOT / "contracts", "iris")
@@ -39,18 +43,8 @@ INGEST, LAKE, ARTIFACTS, TABLE = "mlvault-test-ingest", "mlvault-test-lake", "ml
 def env(aws):
     s3 = boto3.client("s3")
     ddb = boto3.client("dynamodb")
-    for bucket in (LAKE, ARTIFACTS):
-        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    ddb.create_table(
-        TableName=TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-    )
+    versioned_buckets(s3, LAKE, ARTIFACTS)
+    key_value_table(ddb, TABLE)
     return {"s3": s3, "ddb": ddb, "ledger": Ledger(ddb, TABLE)}
 
 
@@ -242,7 +236,30 @@ def test_a_wrong_digest_in_the_manifest_names_the_object(env):
     assert str(err.value) == f"DIGEST_MISMATCH: {err.value.uri}: expected sha256 {'0' * 64}, got {made['a']['sha256']}"
 
 
-def test_manifest_train_evaluate_and_a_later_ledger_change_fails_the_gate(env):
+def _report(s3, manifest, result, gates, ledger, tmp_path):
+    folder = tmp_path / f"package-{len(list(tmp_path.iterdir()))}"
+    folder.mkdir()
+    files = unpack(io.BytesIO(result.package), folder)
+    scorer = OnnxScorer.load(files["model.onnx"], result.descriptor)
+    inputs = inputs_accepted(
+        trained_on=result.run.manifest_digest,
+        trained_for=("iris", "1"),
+        contract=IRIS,
+        manifest=manifest,
+        ledger=ledger,
+    )
+    return evaluate_package(
+        scorer,
+        heldout_from_manifest(s3, manifest, IRIS, seed=1, heldout_fraction=0.2),
+        IRIS,
+        gates,
+        artifact={"bytes": len(result.package), "sha256": result.run.artifact_digest},
+        inputs=inputs,
+        manifest_digest=manifest.digest,
+    )
+
+
+def test_manifest_train_evaluate_and_a_later_ledger_change_fails_the_gate(env, tmp_path):
     populate(env)
     s3, ledger = env["s3"], env["ledger"]
     built = build_manifest(Ledger(env["ddb"], TABLE), "iris")
@@ -250,7 +267,7 @@ def test_manifest_train_evaluate_and_a_later_ledger_change_fails_the_gate(env):
     result = LambdaTrainer(s3).train(manifest, IRIS, TrainingParams(seed=1))
     assert result.run.manifest_digest == manifest.digest
     gates = Gates(min_accuracy=0.9, max_parity_difference=0.3, min_disparate_impact=0.4)
-    report = evaluate(result.model, result.heldout, IRIS, gates, manifest=manifest, ledger=ledger)
+    report = _report(s3, manifest, result, gates, ledger, tmp_path)
     assert report.passed, [r.detail for r in report.results if not r.passed]
     assert report.result("inputs_accepted").detail == "all 2 ingest version(s) of 2 object(s) ACCEPTED"
     first = manifest.entries[0].ingest[0]
@@ -261,7 +278,7 @@ def test_manifest_train_evaluate_and_a_later_ledger_change_fails_the_gate(env):
         ExpressionAttributeNames={"#s": "status"},
         ExpressionAttributeValues={":rejected": {"S": "REJECTED"}},
     )
-    report = evaluate(result.model, result.heldout, IRIS, gates, manifest=manifest, ledger=ledger)
+    report = _report(s3, manifest, result, gates, ledger, tmp_path)
     assert report.failures == ("inputs_accepted",)
     assert report.result("inputs_accepted").detail == (
         f"1 of 2 ingest version(s): s3://{first.bucket}/{first.key}?versionId={first.version_id} is REJECTED, "

@@ -4,18 +4,21 @@ the run; the sign step signs with the bundled anchor's key only, and a refused k
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import json
 
 import boto3
 import pytest
 
+from mlvault.model_package import file_digests, unpack
 from mlvault.registry.records import REGISTERED, SIGNED, ModelRegistryError
 from mlvault.training.gates import Gates
-from mlvault.training.params import TrainingParams
 from mlvault.training.pipeline import GatesFailed, Pipeline, PipelineConfig, PipelineFailed
+from mlvault.training.specs import parse_specs
 from mlvault_tools.samples import iris_csv
-from tests.handlers.conftest import ROOT
+from tests.handlers.conftest import ROOT, key_value_table, versioned_buckets
 from tests.handlers.test_content_gate import push
 
 GATES = Gates(min_accuracy=0.85, max_parity_difference=0.25, min_disparate_impact=0.5)
@@ -24,23 +27,20 @@ GATES = Gates(min_accuracy=0.85, max_parity_difference=0.25, min_disparate_impac
 @pytest.fixture
 def pipeline_env(ingest_env):
     s3, ddb = ingest_env["s3"], ingest_env["ddb"]
-    s3.create_bucket(Bucket="models", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-    s3.put_bucket_versioning(Bucket="models", VersioningConfiguration={"Status": "Enabled"})
-    ddb.create_table(
-        TableName="registry",
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-    )
+    versioned_buckets(s3, "models")
+    key_value_table(ddb, "registry")
     kms = boto3.client("kms")
     key = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
     return {**ingest_env, "kms": kms, "key": key}
 
 
+def models_document(gates: Gates = GATES) -> dict:
+    """The bundled models document (trust/models.json) of a stage training iris's built-in model."""
+    return {"iris": {"dataset": "iris", "engine": "lambda", "gates": gates.to_json(), "training": {"seed": 1}}}
+
+
 def pipeline(env, gates: Gates = GATES, *, key_arn: str | None = None) -> Pipeline:
+    """The pipeline as the composition root builds it from its bundle: iris's model with `gates`."""
     from mlvault.attestation.openssf import kms_public_key_pem
     from mlvault.trust.anchors import SigningKey
 
@@ -50,8 +50,7 @@ def pipeline(env, gates: Gates = GATES, *, key_arn: str | None = None) -> Pipeli
         ledger_table="ledger",
         registry_table="registry",
         contracts_dir=ROOT / "contracts",
-        gates=gates,
-        params=TrainingParams(seed=1),
+        models=parse_specs(json.dumps(models_document(gates))),
         signing_key=SigningKey(arn, hashlib.sha256(kms_public_key_pem(env["kms"], env["key"])).hexdigest()),
         stage="test",
         alert_topic_arn=boto3.client("sns").list_topics()["Topics"][0]["TopicArn"],
@@ -92,14 +91,29 @@ def test_from_accepted_data_to_a_signed_model_that_model_signing_verifies(pipeli
     assert len(model["record"]["lineage"]) == 3
     s3 = pipeline_env["s3"]
     artifact = model["record"]["artifact"]
-    (tmp_path / "model.json").write_bytes(
-        s3.get_object(Bucket="models", Key=artifact["key"], VersionId=artifact["version_id"])["Body"].read()
-    )
+    assert artifact["format"] == "mlvault.model-package/v1"
+    assert artifact["key"] == f"models/iris/sha256={artifact['sha256']}/model.tar"
+    tar = s3.get_object(Bucket="models", Key=artifact["key"], VersionId=artifact["version_id"])["Body"].read()
+    assert hashlib.sha256(tar).hexdigest() == artifact["sha256"]
+    (tmp_path / "iris").mkdir()
+    files = unpack(io.BytesIO(tar), tmp_path / "iris")
+    assert sorted(files) == ["descriptor.json", "drift.json", "model.onnx"]
+    assert file_digests(files) == artifact["files"]
     signature = s3.get_object(Bucket="models", Key=model["signature_key"], VersionId=model["signature_version"])
     (tmp_path / "model.sig").write_bytes(signature["Body"].read())
     (tmp_path / "key.pem").write_bytes(kms_public_key_pem(pipeline_env["kms"], pipeline_env["key"]))
     verifying.Config().use_elliptic_key_verifier(public_key=tmp_path / "key.pem").verify(
-        tmp_path / "model.json", tmp_path / "model.sig"
+        tmp_path / "iris", tmp_path / "model.sig"
+    )
+    statement = json.loads(
+        base64.b64decode(json.loads((tmp_path / "model.sig").read_bytes())["dsseEnvelope"]["payload"])
+    )
+    assert [r["name"] for r in statement["predicate"]["resources"]] == ["descriptor.json", "drift.json", "model.onnx"]
+    signed = statement["predicate"]["mlvault"]
+    assert (signed["model_id"], signed["package_sha256"], signed["code_sha256"]) == (
+        "iris/1",
+        artifact["sha256"],
+        model["record"]["code"]["sha256"],
     )
     assert p.register({**state})["model_id"] == "iris/1"  # registering the same run again: the same model
 

@@ -1,8 +1,8 @@
 """The deploy, rollback, revoke and sign handlers on moto, as the state machine, EventBridge and the CLI call them:
 the canary judged by its alarms' history over the whole bake, runs that end in their outcome, a rollback function
-that believes no event, a revocation that rolls back only what it revoked, and the bundled key deciding whom to
-trust whatever the environment says. Each attack asserts that trusted state (the alias, the registry) did not
-move."""
+that believes no event, a revocation that rolls back only what it revoked, and the bundled key and models document
+deciding whom to trust and which gates a model must pass whatever the environment says. Each attack asserts that
+trusted state (the alias, the registry) did not move."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from tests.handlers.models_world import (
     ALIAS,
     DRIFT,
     ERRORS,
+    GATES,
+    IRIS_MODEL,
     REFUSED,
     SERVE,
     World,
@@ -321,3 +323,100 @@ def test_a_deploy_with_a_disabled_signing_key_is_blocked_with_an_alert(world, mo
     with pytest.raises(world.lam.exceptions.ResourceNotFoundException):
         world.lam.get_alias(FunctionName=SERVE, Name=ALIAS)
     assert json.loads(json.dumps(alert))  # plain JSON for any subscriber
+
+
+# --- the bundled models document decides the gates, not the environment -------------------------------------
+
+
+def _spy_on_clients(monkeypatch) -> list[str]:
+    """The AWS clients made from now on (boto3.client), by service."""
+    import boto3
+
+    made: list[str] = []
+    real = boto3.client
+
+    def client(service, *args, **kwargs):
+        made.append(service)
+        return real(service, *args, **kwargs)
+
+    monkeypatch.setattr(boto3, "client", client)
+    return made
+
+
+@pytest.mark.parametrize(
+    ("document", "refusal"),
+    [
+        (None, "MODELS_MISSING"),  # no models document: no fallback to the environment's gates
+        ({"iris": {**IRIS_MODEL, "gates": {"min_acuracy": 0.0}}}, "models.iris: gates: unknown setting"),  # a typo
+    ],
+)
+def test_a_pipeline_or_sign_function_without_a_sound_models_document_refuses_before_touching_anything(
+    world, monkeypatch, document, refusal
+):
+    from mlvault.errors import TrustAnchorError
+
+    accepted_data(world.env)
+    path = world.task_root / "trust" / "models.json"
+    if document is None:
+        path.unlink()
+    else:
+        path.write_text(json.dumps(document))
+    monkeypatch.setenv("MLVAULT_MODEL_GATES", json.dumps({"min_accuracy": 0.0}))  # an insider's: read by nothing
+    monkeypatch.setenv("MLVAULT_TRAINING_PARAMS", json.dumps({"seed": 1}))
+    made = _spy_on_clients(monkeypatch)
+    calls = {
+        "pipeline": {"step": "train", "state": {"run_id": "run-1", "dataset": "iris"}},
+        "sign": {"state": {"run_id": "run-1", "dataset": "iris", "model_id": "iris/1"}},
+    }
+    for handler, event in calls.items():
+        if document is None:
+            with pytest.raises(TrustAnchorError) as caught:
+                world.invoke(handler, event)
+            assert caught.value.reason == refusal, handler
+        else:
+            with pytest.raises(ValueError, match=refusal):  # malformed: refused by parse_specs, naming the key
+                world.invoke(handler, event)
+    assert made == []  # refused when built: no AWS client was even made
+    assert registry(world).runs() == []  # no run started, nothing trained, registered or signed
+    assert registry(world).models() == []
+    assert world.env["s3"].list_object_versions(Bucket="models").get("Versions", []) == []
+
+
+@pytest.mark.parametrize(
+    ("configured", "bundled", "passes"),
+    [
+        # a stricter gate on the function's configuration blocks nothing the bundled gates let through
+        ({"min_accuracy": 0.9999}, GATES, True),
+        # a laxer one lets nothing through that the bundled gates stop
+        ({"min_accuracy": 0.0, "max_parity_difference": 1.0}, {**GATES, "min_accuracy": 0.9999}, False),
+    ],
+)
+def test_the_gates_of_a_run_are_the_bundled_ones_whatever_the_functions_environment_says(
+    world, monkeypatch, configured, bundled, passes
+):
+    from mlvault.training.gates import Gates
+    from mlvault.training.pipeline import GatesFailed
+
+    accepted_data(world.env)
+    (world.task_root / "trust" / "models.json").write_text(json.dumps({"iris": {**IRIS_MODEL, "gates": bundled}}))
+    monkeypatch.setenv("MLVAULT_MODEL_GATES", json.dumps(configured))  # an insider's change of the configuration
+    monkeypatch.setenv("MLVAULT_TRAINING_PARAMS", json.dumps({"seed": 99}))
+    state = world.invoke("pipeline", {"step": "train", "state": {"run_id": "run-1", "dataset": "iris"}})
+    if passes:
+        state = world.invoke("pipeline", {"step": "evaluate", "state": state})
+        state = world.invoke("pipeline", {"step": "register", "state": state})
+    else:
+        with pytest.raises(GatesFailed, match="min_accuracy"):
+            world.invoke("pipeline", {"step": "evaluate", "state": state})
+    run = registry(world).run("run-1")
+    assert run["status"] == ("REGISTERED" if passes else "GATES_FAILED")
+    assert run["gates"]["gates"] == Gates.from_config(bundled).to_json()  # the gates the run was judged by
+    thresholds = {r["name"]: r["threshold"] for r in run["gates"]["results"]}
+    for name in ("min_accuracy", "max_parity_difference", "min_disparate_impact"):
+        assert thresholds[name] == bundled[name], name
+    assert run["params"]["seed"] == IRIS_MODEL["training"]["seed"]  # the bundled training, not the environment's
+    if passes:  # the registered record carries the bundled thresholds too
+        record = registry(world).model(state["model_id"])["record"]
+        assert {r["name"]: r["threshold"] for r in record["gates"]["results"]} == thresholds
+    else:
+        assert registry(world).models() == []

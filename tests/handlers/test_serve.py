@@ -1,246 +1,55 @@
-"""The serve handler on moto: the pinned model is attested, with the key of the bundled trust anchors, before
-anything is served, and every refusal is loud (the ModelAttestationFailed EMF metric and an error log line with
-the reason code), answered with a structured error and serves nothing. A bad request is the caller's error: a
+"""The serve handler on moto: the pinned model package is attested, with the key of the bundled trust anchors,
+before anything is served, and every refusal is loud (the ModelAttestationFailed EMF metric and an error log line
+with the reason code), answered with a structured error and serves nothing. A bad request is the caller's error: a
 structured answer (code, field, message), a ClientErrors metric, never a function error. Served traffic is counted
-and compared with the model's training baseline (drift EMF metrics per function version)."""
+and compared with the model's training baseline (drift EMF metrics per function version). The package's own
+attacks (its tar, its files), ONNX models of other frameworks and the function URL: test_serve_package.py,
+test_serve_http.py."""
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
-from types import SimpleNamespace
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
 from mlvault.attestation import openssf as attest
-from mlvault.attestation.openssf import kms_public_key_pem, sign_model
 from mlvault.config import ServeSettings, SettingsError
-from mlvault.observability import logger
 from mlvault.registry.records import ModelRegistry
-from mlvault.serving import loader as serving
 from mlvault.serving.loader import AttestationError, ModelLoader, Server
-from mlvault.signing.keys import KmsSigner
-from mlvault.training.artifact import Feature, Model
 from mlvault.training.params import TrainingParams
 from mlvault.training.trainer import LambdaTrainer
-from mlvault.trust.anchors import SigningKey
 from mlvault_tools import samples
-from tests.handlers.conftest import REGION, ROOT, LambdaContext, load_handler
+from tests.handlers.conftest import ROOT
+from tests.handlers.serve_world import (
+    BUCKET,
+    FILES_A,
+    MODEL_A,
+    MODEL_B,
+    MODEL_ID,
+    MODEL_KEY,
+    SETOSA,
+    SIGNATURE_KEY,
+    TABLE,
+    ServeContext,
+    clear_caches,
+    files_digest,
+    invoke,
+    metrics,
+    refused,
+    sha256,
+    write_anchors,
+)
+from tests.handlers.serve_world import env as env  # the fixtures
+from tests.handlers.serve_world import out as out
+from tests.handlers.serving_packages import json_bytes, pack, unpacked
 from tests.unit.test_models_trainer import IRIS, VersionedS3, iris_manifest
-
-serve = load_handler("serve")
-
-BUCKET = "mlvault-test-models"
-TABLE = "registry"
-MODEL_ID = "iris/3"
-MODEL_KEY = "models/iris/3/model.json"
-SIGNATURE_KEY = "signatures/iris/3/model.sig"
-SETOSA = {"petal_length": 1.0, "site": "north"}  # model A: setosa, model B: virginica
-VIRGINICA = {"petal_length": 6.0, "site": "south"}
-
-
-def make_model(sign: float = 1.0) -> Model:
-    return Model(
-        dataset="iris",
-        contract_version="1",
-        label="species",
-        classes=("setosa", "virginica"),
-        features=(Feature("petal_length", "numeric", mean=3.0, scale=1.0), Feature("site", "category", value="north")),
-        weights=((-2.0 * sign, 0.5), (2.0 * sign, -0.5)),
-        bias=(0.0, 0.0),
-        training={"trainer": "test"},
-    )
-
-
-MODEL_A = make_model().to_bytes()
-MODEL_B = make_model(-1.0).to_bytes()  # another model: the opposite predictions
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-@dataclass
-class Env:
-    """The models bucket, registry and KMS keys as the serving function sees them, and its pinned environment."""
-
-    s3: object
-    kms: object
-    ddb: object
-    key_arn: str
-    other_key_arn: str
-    tmp_path: object
-    monkeypatch: object
-    versions: dict[str, str] = field(default_factory=dict)
-
-    def put(self, key: str, data: bytes) -> str:
-        return self.s3.put_object(Bucket=BUCKET, Key=key, Body=data)["VersionId"]
-
-    def signature(self, data: bytes, *, key_arn: str | None = None, model_id: str | None = MODEL_ID) -> bytes:
-        key_arn = key_arn or self.key_arn
-        path = self.tmp_path / "sign" / "model.json"
-        path.parent.mkdir(exist_ok=True)
-        path.write_bytes(data)
-        extra = {"mlvault": {"model_id": model_id}} if model_id else None
-        signer = KmsSigner(self.kms, key_arn, key_arn)
-        return sign_model(path, signer, statement_extra=extra, public_key_pem=kms_public_key_pem(self.kms, key_arn))
-
-    def status(self, status: str | None) -> None:
-        key = {"pk": {"S": f"MODEL#{MODEL_ID}"}, "sk": {"S": "RECORD"}}
-        if status is None:
-            self.ddb.delete_item(TableName=TABLE, Key=key)
-        else:
-            self.ddb.put_item(TableName=TABLE, Item={**key, "model_id": {"S": MODEL_ID}, "status": {"S": status}})
-
-    def pin(self, **env: str) -> None:
-        for name, value in env.items():
-            self.monkeypatch.setenv(name, value)
-        clear_caches()
-
-    def signing_key(self, key_arn: str | None = None) -> SigningKey:
-        arn = key_arn or self.key_arn
-        return SigningKey(arn, hashlib.sha256(kms_public_key_pem(self.kms, arn)).hexdigest())
-
-    def anchor(self, key_arn: str | None = None, **changes) -> dict:
-        """Bundle trust anchors naming this key (the signer writes them into the function's code at deploy time)."""
-        arn = key_arn or self.key_arn
-        try:
-            fingerprint = self.signing_key(arn).public_key_sha256
-        except (ClientError, ValueError):  # a key KMS cannot show (tests of refused keys)
-            fingerprint = "0" * 64
-        document = {
-            "stage": "test",
-            "model_signing_key": {"arn": arn, "public_key_sha256": fingerprint},
-            "alarms": {"rollback": ["mlvault-test-serving-errors"], "canary": ["mlvault-test-serving-errors"]},
-            **changes,
-        }
-        write_anchors(self.task_root, document)
-        clear_caches()
-        return document
-
-    def loader(self, **kwargs) -> ModelLoader:
-        return ModelLoader(self.s3, self.kms, ModelRegistry(self.ddb, TABLE), signing_key=self.signing_key(), **kwargs)
-
-    task_root: Path = Path(".")
-
-
-def write_anchors(task_root: Path, document: dict | str) -> None:
-    path = task_root / "trust" / "anchors.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(document if isinstance(document, str) else json.dumps(document))
-
-
-def clear_caches() -> None:
-    serving.settings.cache_clear()
-    serving.default_server.cache_clear()
-
-
-@pytest.fixture
-def env(aws, monkeypatch, tmp_path):
-    s3 = boto3.client("s3")
-    kms = boto3.client("kms")
-    ddb = boto3.client("dynamodb")
-    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    ddb.create_table(
-        TableName=TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-    )
-    keys = [kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"] for _ in "ab"]
-    e = Env(s3, kms, ddb, keys[0], keys[1], tmp_path, monkeypatch)
-    e.task_root = tmp_path / "task"
-    monkeypatch.setenv("LAMBDA_TASK_ROOT", str(e.task_root))
-    e.anchor()
-    e.versions["a"] = e.put(MODEL_KEY, MODEL_A)
-    e.versions["sig"] = e.put(SIGNATURE_KEY, e.signature(MODEL_A))
-    e.status("SIGNED")
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "serve")
-    e.pin(
-        MLVAULT_STAGE="test",
-        MLVAULT_MODEL_BUCKET=BUCKET,
-        MLVAULT_MODEL_KEY=MODEL_KEY,
-        MLVAULT_MODEL_VERSION=e.versions["a"],
-        MLVAULT_MODEL_DIGEST=sha256(MODEL_A),
-        MLVAULT_SIGNATURE_KEY=SIGNATURE_KEY,
-        MLVAULT_SIGNATURE_VERSION=e.versions["sig"],
-        MLVAULT_REGISTRY_TABLE=TABLE,
-        MLVAULT_MODEL_ID=MODEL_ID,
-    )
-    yield e
-    clear_caches()
-
-
-class _CurrentStdout:
-    """Writes to whatever sys.stdout is when a line is written (the logger's handler kept the stdout of its import,
-    and pytest swaps sys.stdout between phases)."""
-
-    def write(self, text: str) -> int:
-        return sys.stdout.write(text)
-
-    def flush(self) -> None:
-        sys.stdout.flush()
-
-
-@pytest.fixture
-def out(capsys, monkeypatch):
-    """The function's stdout as JSON objects: EMF metrics ("_aws") and log lines ("level")."""
-    monkeypatch.setattr(logger.registered_handler, "stream", _CurrentStdout())
-
-    def read() -> list[dict]:
-        return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-
-    return read
-
-
-class ServeContext(LambdaContext):
-    function_name = "serve"
-    function_version = "7"  # the published version serving (each pins one model)
-
-
-def invoke(event: dict | None = None, context: LambdaContext | None = None) -> dict:
-    return serve.handler({"rows": [SETOSA, VIRGINICA]} if event is None else event, context or ServeContext())
-
-
-def metrics(lines: list[dict]) -> list[dict]:
-    return [line for line in lines if "_aws" in line]
-
-
-def refused(out, reason: str) -> SimpleNamespace:
-    """Invoke: it must answer a structured refusal with `reason` (not a function error, no traceback), emit exactly
-    one ModelAttestationFailed metric and log the reason with its detail."""
-    out()  # what earlier invocations wrote (their Predictions counts) is not this refusal's
-    answer = invoke()
-    lines = out()
-    [log] = [line for line in lines if line.get("level") == "ERROR"]
-    assert set(answer) == {"error"}, answer
-    assert answer["error"]["code"] == reason, log.get("detail")
-    assert (answer["error"]["kind"], answer["error"]["field"]) == ("model", "")
-    assert "Traceback" not in json.dumps(answer)
-    [metric] = metrics(lines)
-    [definition] = metric["_aws"]["CloudWatchMetrics"]
-    assert definition["Namespace"] == "mlvault"
-    assert definition["Metrics"] == [{"Name": "ModelAttestationFailed", "Unit": "Count"}]
-    assert definition["Dimensions"] == [["Stage"], ["Stage", "Reason"]]
-    assert (metric["Stage"], metric["Reason"], metric["ModelAttestationFailed"]) == ("test", reason, [1.0])
-    assert (log["reason"], log["stage"]) == (reason, "test")
-    assert log["detail"] not in answer["error"]["message"]  # internal resources stay in the log
-    return SimpleNamespace(reason=log["reason"], detail=log["detail"], model_version=log["model_version"])
-
 
 # --- (1) serving ---------------------------------------------------------------------------------------------
 
@@ -284,10 +93,12 @@ def test_the_new_version_pinned_with_the_old_digest_is_refused(env, out):
 
 
 def test_other_bytes_pinned_with_their_own_digest_are_refused_by_the_signature(env, out):
-    version = env.put(MODEL_KEY, MODEL_B)  # tampered: the signature covers model A's bytes
+    version = env.put(MODEL_KEY, MODEL_B)  # tampered: the signature covers model A's files
     env.pin(MLVAULT_MODEL_VERSION=version, MLVAULT_MODEL_DIGEST=sha256(MODEL_B))
-    error = refused(out, "MODEL_DIGEST_MISMATCH")  # attest's reason, passed through
-    assert sha256(MODEL_A) in error.detail
+    error = refused(out, "MODEL_DIGEST_MISMATCH")  # verify_model's reason, passed through
+    assert "'model.onnx'" in error.detail
+    assert files_digest("a")["model.onnx"] in error.detail
+    assert files_digest("b")["model.onnx"] in error.detail
 
 
 # --- (3) unsigned ------------------------------------------------------------------------------------------------
@@ -307,14 +118,14 @@ def test_a_signature_version_that_does_not_exist_is_refused(env, out):
 
 
 def test_a_model_signed_by_another_kms_key_is_refused(env, out):
-    version = env.put(SIGNATURE_KEY, env.signature(MODEL_A, key_arn=env.other_key_arn))
+    version = env.put(SIGNATURE_KEY, env.signature(FILES_A, key_arn=env.other_key_arn))
     env.pin(MLVAULT_SIGNATURE_VERSION=version)
     error = refused(out, "MODEL_SIGNATURE_INVALID")
     assert "does not verify" in error.detail
 
 
 def test_a_tampered_signature_is_refused(env, out):
-    bundle = json.loads(env.signature(MODEL_A))
+    bundle = json.loads(env.signature(FILES_A))
     entry = bundle["dsseEnvelope"]["signatures"][0]
     sig = bytearray(base64.b64decode(entry["sig"]))
     sig[-1] ^= 1
@@ -325,7 +136,7 @@ def test_a_tampered_signature_is_refused(env, out):
 
 @pytest.mark.parametrize("model_id", ["iris/2", None])
 def test_a_signature_of_another_model_id_is_refused(env, out, model_id):
-    env.pin(MLVAULT_SIGNATURE_VERSION=env.put(SIGNATURE_KEY, env.signature(MODEL_A, model_id=model_id)))
+    env.pin(MLVAULT_SIGNATURE_VERSION=env.put(SIGNATURE_KEY, env.signature(FILES_A, model_id=model_id)))
     refused(out, "MODEL_ID_MISMATCH")
 
 
@@ -449,7 +260,7 @@ def test_a_transient_error_of_the_re_check_keeps_the_verified_model_serving(env,
 def test_a_key_named_in_the_environment_decides_nothing(env, out):
     """The re-pin attack: a model signed by another KMS key, that key named in the environment (as the deploy step
     once pinned it) and the version's pins pointing at its signature: not served."""
-    forged = env.put(SIGNATURE_KEY, env.signature(MODEL_A, key_arn=env.other_key_arn))
+    forged = env.put(SIGNATURE_KEY, env.signature(FILES_A, key_arn=env.other_key_arn))
     env.pin(MLVAULT_SIGNING_KEY_ARN=env.other_key_arn, MLVAULT_SIGNATURE_VERSION=forged)
     error = refused(out, "MODEL_SIGNATURE_INVALID")
     assert "does not verify" in error.detail
@@ -479,7 +290,7 @@ def test_anchors_naming_an_alias_are_refused(env, out, key):
 @pytest.mark.parametrize(
     ("anchors", "reason", "detail"),
     [
-        (None, "ANCHORS_MISSING", "no trust anchors"),
+        (None, "ANCHORS_MISSING", "no trust/anchors.json in the function's bundle"),
         ("{not json", "ANCHORS_MALFORMED", "expected a JSON object"),
         ({"stage": "test"}, "ANCHORS_MALFORMED", "missing ['alarms', 'model_signing_key']"),
         (
@@ -579,15 +390,10 @@ def test_a_model_longer_than_announced_is_cut_at_the_cap(env):
         loader.load(ServeSettings.from_env())
 
 
-def test_a_signed_artifact_that_is_not_a_model_is_refused(env, out):
-    junk = b'{"format": "mlvault.model/v1", "type": "softmax-regression"}'
-    version = env.put(MODEL_KEY, junk)
-    env.pin(
-        MLVAULT_MODEL_VERSION=version,
-        MLVAULT_MODEL_DIGEST=sha256(junk),
-        MLVAULT_SIGNATURE_VERSION=env.put(SIGNATURE_KEY, env.signature(junk)),
-    )
-    refused(out, "MODEL_MALFORMED")
+def test_a_signed_package_that_is_not_a_model_is_refused(env, out):
+    env.publish({**FILES_A, "model.onnx": b'{"format": "mlvault.model/v1", "type": "softmax-regression"}'})
+    error = refused(out, "MODEL_MALFORMED")
+    assert "does not load in onnxruntime" in error.detail
 
 
 # --- (8) requests -------------------------------------------------------------------------------------------------
@@ -630,8 +436,13 @@ def test_a_bad_request_is_answered_with_what_was_wrong_never_a_function_error(en
     [metric] = metrics(lines)  # one ClientErrors count per refused request, per reason code
     [definition] = metric["_aws"]["CloudWatchMetrics"]
     assert definition["Metrics"] == [{"Name": "ClientErrors", "Unit": "Count"}]
-    assert definition["Dimensions"] == [["Stage"], ["Stage", "Reason"]]
-    assert (metric["Stage"], metric["Reason"], metric["ClientErrors"]) == ("test", code, [1.0])
+    assert definition["Dimensions"] == [
+        ["Stage"],
+        ["Stage", "Reason"],
+        ["Stage", "Model"],
+        ["Stage", "Model", "Reason"],
+    ]
+    assert (metric["Stage"], metric["Model"], metric["Reason"], metric["ClientErrors"]) == ("test", "iris", code, [1.0])
     assert not [line for line in lines if line.get("level") == "ERROR"]  # not a server error either
 
 
@@ -649,10 +460,29 @@ def test_importing_the_handler_does_not_import_pyarrow():
         "import importlib.util, sys\n"
         f"spec = importlib.util.spec_from_file_location('serve_handler', {str(ROOT / 'lambdas/serve/handler.py')!r})\n"
         "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
-        "print(sorted(m for m in ('pyarrow', 'numpy', 'boto3') if m in sys.modules))\n"
+        "print(sorted(m for m in ('pyarrow', 'numpy', 'boto3', 'onnxruntime') if m in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
-    assert result.stdout.strip() == "[]"  # boto3 too: clients are made on the first invocation
+    assert result.stdout.strip() == "[]"  # boto3 too: clients are made on the first invocation; onnxruntime and
+    # numpy with the first model loaded, once per execution environment
+
+
+def test_onnxruntime_is_imported_once_not_per_request(env, monkeypatch):
+    import builtins
+
+    invoke()  # the first request loads the model (and onnxruntime)
+    seen = []
+    real = builtins.__import__
+
+    def spy(name, *args, **kwargs):
+        if name.startswith("onnxruntime") or name.endswith("onnx_model"):
+            seen.append(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", spy)
+    for _ in range(3):
+        assert invoke()["predictions"] == ["setosa", "virginica"]
+    assert seen == []  # warm requests import nothing
 
 
 # --- drift metrics -----------------------------------------------------------------------------------------------
@@ -661,21 +491,22 @@ FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width", "site"
 
 
 @cache
-def iris_model() -> bytes:
-    """A model trained on iris by the Lambda trainer: its artifact carries the training baseline."""
+def iris_files() -> dict[str, bytes]:
+    """The package of a model trained on iris by the Lambda trainer, in the built-in format: its drift.json is the
+    training baseline the trainer computed."""
     s3 = VersionedS3()
-    return LambdaTrainer(s3).train(iris_manifest(s3, rows=1000), IRIS, TrainingParams(seed=7)).model.to_bytes()
+    return unpacked(LambdaTrainer(s3).train(iris_manifest(s3, rows=1000), IRIS, TrainingParams(seed=7)).package)
+
+
+@cache
+def iris_model() -> bytes:
+    return pack(iris_files())
 
 
 @pytest.fixture
 def iris(env):
-    """The serving function pinned to the signed iris model."""
-    data = iris_model()
-    env.pin(
-        MLVAULT_MODEL_VERSION=env.put(MODEL_KEY, data),
-        MLVAULT_MODEL_DIGEST=sha256(data),
-        MLVAULT_SIGNATURE_VERSION=env.put(SIGNATURE_KEY, env.signature(data)),
-    )
+    """The serving function pinned to the signed iris package."""
+    env.publish(iris_files())
     return env
 
 
@@ -705,7 +536,13 @@ def test_shifted_traffic_raises_max_feature_drift_per_function_version(iris, out
     for summary in summaries:
         [definition] = summary["_aws"]["CloudWatchMetrics"]
         assert definition["Namespace"] == "mlvault"
-        assert definition["Dimensions"] == [["Stage"], ["Stage", "ModelVersion"]]
+        assert definition["Dimensions"] == [
+            ["Stage"],
+            ["Stage", "ModelVersion"],
+            ["Stage", "Model"],  # the model's own drift alarm watches [Stage, Model]
+            ["Stage", "Model", "ModelVersion"],
+        ]
+        assert summary["Model"] == "iris"
         assert definition["Metrics"] == [
             {"Name": "Predictions", "Unit": "Count"},
             {"Name": "MaxFeatureDrift", "Unit": "None"},
@@ -722,7 +559,10 @@ def test_shifted_traffic_raises_max_feature_drift_per_function_version(iris, out
     per_feature = named(lines, "FeatureDrift")
     assert sorted(m["Feature"] for m in per_feature) == sorted(FEATURES * 2)  # one metric per feature
     for m in per_feature:
-        assert m["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Stage", "ModelVersion", "Feature"]]
+        assert m["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [
+            ["Stage", "ModelVersion", "Feature"],
+            ["Stage", "Model", "ModelVersion", "Feature"],
+        ]
         assert (m["Stage"], m["ModelVersion"]) == ("test", "7")
     sepal = values(lines, "FeatureDrift", Feature="sepal_length")
     assert sepal == drift  # the shifted feature is the max
@@ -782,23 +622,19 @@ def test_a_refused_request_feeds_no_window(iris, out, monkeypatch):
     assert len(values(lines, "MaxFeatureDrift")) == 1  # the 20th row fills the window
 
 
-def test_a_signed_artifact_with_a_malformed_baseline_is_refused(env, out):
-    document = json.loads(iris_model())
-    document["drift"]["features"][0]["counts"][0] += 1  # no longer sums to the rows
-    data = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
-    env.pin(
-        MLVAULT_MODEL_VERSION=env.put(MODEL_KEY, data),
-        MLVAULT_MODEL_DIGEST=sha256(data),
-        MLVAULT_SIGNATURE_VERSION=env.put(SIGNATURE_KEY, env.signature(data)),
-    )
+def test_a_signed_package_with_a_malformed_baseline_is_refused(env, out):
+    document = json.loads(iris_files()["drift.json"])
+    document["features"][0]["counts"][0] += 1  # no longer sums to the rows
+    env.publish({**iris_files(), "drift.json": json_bytes(document)})
     error = refused(out, "MODEL_MALFORMED")
     assert "drift reference" in error.detail
 
 
-def test_a_changed_baseline_is_not_the_signed_artifact(iris, out):
-    document = json.loads(iris_model())
-    counts = document["drift"]["features"][0]["counts"]
+def test_a_changed_baseline_is_not_the_signed_package(iris, out):
+    document = json.loads(iris_files()["drift.json"])
+    counts = document["features"][0]["counts"]
     counts[0], counts[1] = counts[0] + 1, counts[1] - 1  # still well formed, but not what was signed
-    data = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    data = pack({**iris_files(), "drift.json": json_bytes(document)})
     iris.pin(MLVAULT_MODEL_VERSION=iris.put(MODEL_KEY, data), MLVAULT_MODEL_DIGEST=sha256(data))
-    refused(out, "MODEL_DIGEST_MISMATCH")
+    error = refused(out, "MODEL_DIGEST_MISMATCH")
+    assert "'drift.json'" in error.detail

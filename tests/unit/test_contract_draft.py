@@ -19,7 +19,7 @@ from mlvault.contracts.schema import load_all, load_contract
 from mlvault.contracts.validate import validate_file
 from mlvault_tools.cli import main
 from mlvault_tools.draft_profile import ColumnProfile
-from mlvault_tools.samples import iris_batch, iris_csv, loans_csv
+from mlvault_tools.samples import credit_csv, iris_batch, iris_csv, loans_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -258,6 +258,7 @@ def _sales(path: Path) -> None:
 SAMPLES = {
     "iris": ("iris.csv", lambda p: p.write_bytes(iris_csv(800, 4))),
     "loans": ("loans.csv", lambda p: p.write_bytes(loans_csv(2000, 5))),
+    "credit": ("credit.csv", lambda p: p.write_bytes(credit_csv(3000, 6))),
     "events": ("events.jsonl", _events),
     "sales": ("sales.parquet", _sales),
 }

@@ -1,10 +1,14 @@
-"""Drift without AWS: the training baseline the trainer records in the artifact, and the serving-side window that
-compares traffic with it (PSI per feature and of the predictions)."""
+"""Drift without AWS: the training baseline mlvault writes into the model package (drift.json, covered by the
+package's digest and signature), and the serving-side window that compares traffic with it (PSI per feature and
+of the predictions)."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import random
+import tarfile
 
 import pytest
 
@@ -12,7 +16,8 @@ from mlvault import drift
 from mlvault.config import DriftSettings, SettingsError
 from mlvault.contracts import screen
 from mlvault.drift import DriftReference, DriftWindow, build_reference, cut_points, psi
-from mlvault.training.artifact import Model, load_model, predict
+from mlvault.model_package import unpack
+from mlvault.training.artifact import Model, predict
 from mlvault.training.params import TrainingParams
 from mlvault.training.trainer import LambdaTrainer
 from mlvault_tools import samples
@@ -28,14 +33,34 @@ def trained():
 
 
 @pytest.fixture(scope="module")
-def model(trained) -> Model:
-    return trained.model
+def package(trained, tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("package")
+    return unpack(io.BytesIO(trained.package), folder)
 
 
-def window_of(model: Model, rows: list[dict], window_rows: int | None = None) -> drift.DriftSnapshot:
+@pytest.fixture(scope="module")
+def reference(package) -> DriftReference:
+    return DriftReference.from_json(json.loads(package["drift.json"].read_bytes()))
+
+
+class Served:
+    """The built-in model as the drift tests use it: its regression predicts, its package's drift.json is the
+    baseline (the ONNX graph predicts as the regression does: tests/unit/test_models_trainer.py)."""
+
+    def __init__(self, model: Model, reference: DriftReference) -> None:
+        self.model = model
+        self.drift = reference
+
+
+@pytest.fixture(scope="module")
+def model(trained, reference) -> Served:
+    return Served(trained.model, reference)
+
+
+def window_of(model: Served, rows: list[dict], window_rows: int | None = None) -> drift.DriftSnapshot:
     """The one snapshot of `rows` in a window of exactly that size."""
     window = DriftWindow(model.drift, window_rows or len(rows))
-    [snapshot] = window.extend(rows, predict(model, rows))
+    [snapshot] = window.extend(rows, predict(model.model, rows))
     return snapshot
 
 
@@ -46,9 +71,8 @@ def traffic(rows: int, seed: int, **poison) -> list[dict]:
 # --- the baseline in the artifact ------------------------------------------------------------------------------
 
 
-def test_the_artifact_carries_the_training_baseline(trained):
-    document = json.loads(trained.model.to_bytes())
-    reference = document["drift"]
+def test_the_package_carries_the_training_baseline(trained, package):
+    reference = json.loads(package["drift.json"].read_bytes())
     assert reference["format"] == "mlvault.drift/v1"
     rows = reference["rows"]
     assert rows == trained.run.rows["train"]  # the training split, not the held-out rows
@@ -71,16 +95,12 @@ def test_the_artifact_carries_the_training_baseline(trained):
     assert len(json.dumps(reference)) < 2000  # small: about ten bins per feature
 
 
-def test_the_baseline_is_covered_by_the_digest_and_round_trips(model):
-    data = model.to_bytes()
-    loaded = load_model(data, digest=model.digest)
-    assert loaded == model
-    assert loaded.drift == model.drift
-    assert loaded.to_bytes() == data
-    document = json.loads(data)
-    document["drift"]["features"][0]["counts"][0] += 1
-    document["drift"]["features"][0]["counts"][1] -= 1
-    assert Model.from_json(document).digest != model.digest  # another baseline is another artifact
+def test_the_baseline_is_covered_by_the_packages_digests_and_round_trips(trained, package, reference):
+    data = package["drift.json"].read_bytes()
+    assert trained.files["drift.json"] == hashlib.sha256(data).hexdigest()  # a signed resource of the package
+    assert json.dumps(reference.to_json(), sort_keys=True, separators=(",", ":")).encode() == data
+    with tarfile.open(fileobj=io.BytesIO(trained.package)) as tar:
+        assert tar.extractfile("drift.json").read() == data  # the tar's digest covers it too
 
 
 def test_an_artifact_without_a_baseline_keeps_its_bytes():
@@ -113,22 +133,12 @@ def test_an_artifact_without_a_baseline_keeps_its_bytes():
         (lambda d: d["features"][0].update(kind="histogram"), "unknown kind"),
     ],
 )
-def test_a_malformed_baseline_does_not_load(model, change, message):
-    document = json.loads(model.to_bytes())
-    change(document["drift"])
+def test_a_malformed_baseline_does_not_load(reference, change, message):
+    document = reference.to_json()
+    document = json.loads(json.dumps(document))
+    change(document)
     with pytest.raises(ValueError, match=message):
-        Model.from_json(document)
-
-
-def test_a_baseline_must_match_the_model(model):
-    document = json.loads(model.to_bytes())
-    document["drift"]["features"][0]["name"] = "ssn"
-    with pytest.raises(ValueError, match="features the model lacks"):
-        Model.from_json(document)
-    document = json.loads(model.to_bytes())
-    document["drift"]["predictions"]["classes"] = ["a", "b", "c"]
-    with pytest.raises(ValueError, match="classes"):
-        Model.from_json(document)
+        DriftReference.from_json(document)
 
 
 def test_cut_points_are_deciles_of_the_finite_values():
@@ -206,7 +216,7 @@ def test_nulls_and_missing_values_count_in_their_own_bin(model):
             row["sepal_width"] = None  # half the rows: null
         elif i % 4 == 0:
             del row["petal_width"]  # a quarter: missing
-    predictions = predict(model, [{**r, "petal_width": r.get("petal_width")} for r in rows])
+    predictions = predict(model.model, [{**r, "petal_width": r.get("petal_width")} for r in rows])
     window = DriftWindow(model.drift, len(rows))
     [snapshot] = window.extend(rows, predictions)
     assert snapshot.features["sepal_width"] > 0.5  # the null bin was empty in training
@@ -224,7 +234,7 @@ def test_an_unseen_category_counts_in_its_own_bin(model):
 def test_a_window_is_tumbling(model):
     rows = traffic(250, seed=13)
     window = DriftWindow(model.drift, 100)
-    snapshots = window.extend(rows, predict(model, rows))
+    snapshots = window.extend(rows, predict(model.model, rows))
     assert [s.rows for s in snapshots] == [100, 100]
     assert window.rows == 50
     assert not window.due

@@ -22,6 +22,8 @@ INFRA_MAY_IMPORT = {
     "mlvault.trust.producers",
     "mlvault.training.params",
     "mlvault.training.gates",
+    "mlvault.training.specs",  # the models document the pipeline parses: validated the same way at synth
+    "mlvault.training.job_entry.source_asset",  # builds a sagemaker model's sourcedir.tar.gz (standard library)
 }
 
 

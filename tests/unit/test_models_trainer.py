@@ -1,21 +1,27 @@
-"""The default trainer without AWS: an in-memory S3 that serves object versions, iris samples from
-mlvault_tools.samples, and the contract of contracts/iris.json."""
+"""The built-in trainer without AWS: an in-memory S3 that serves object versions, iris samples from
+mlvault_tools.samples, and the contract of contracts/iris.json. Its output is a model package: the ONNX graph of
+the regression (onnx.helper), its descriptor and mlvault's drift reference, deterministic."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+import tarfile
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from mlvault.contracts.schema import load_contract
+from mlvault.drift import DriftReference
 from mlvault.errors import TrainingError, TrainingReason
-from mlvault.training.artifact import Model, accuracy, load_model, predict
+from mlvault.model_package import check_against_contract, file_digests, parse_descriptor, unpack
+from mlvault.training.artifact import Model, accuracy, predict
 from mlvault.training.data import DigestMismatch, TrainingDataError, feature_plan, read_split
 from mlvault.training.manifest import IngestRef, Manifest, ManifestEntry
+from mlvault.training.onnx_graph import check_model, to_onnx
+from mlvault.training.onnx_scoring import OnnxScorer
 from mlvault.training.params import TrainingParams
 from mlvault.training.trainer import CODE_MODULES, LambdaTrainer, code_identity
 from mlvault_tools import samples
@@ -72,25 +78,38 @@ def clean():
     return s3, manifest, LambdaTrainer(s3).train(manifest, IRIS, TrainingParams(seed=7))
 
 
-def test_same_seed_and_data_give_the_same_artifact(clean):
+def test_same_seed_and_data_give_the_same_package(clean):
     s3, manifest, first = clean
     again = LambdaTrainer(s3).train(manifest, IRIS, TrainingParams(seed=7))
-    assert again.model.to_bytes() == first.model.to_bytes()
-    assert again.run.artifact_digest == first.run.artifact_digest == first.model.digest
-    assert again.heldout == first.heldout
+    assert again.package == first.package
+    assert again.run.artifact_digest == first.run.artifact_digest == hashlib.sha256(first.package).hexdigest()
+    assert again.files == first.files
     other_seed = LambdaTrainer(s3).train(manifest, IRIS, TrainingParams(seed=8))
     assert other_seed.run.artifact_digest != first.run.artifact_digest
 
 
-def test_clean_iris_is_learned(clean):
+def unpacked(result, folder: Path) -> dict[str, Path]:
+    folder.mkdir()
+    return unpack(io.BytesIO(result.package), folder)
+
+
+def test_clean_iris_is_learned_and_the_onnx_graph_predicts_as_the_regression(clean, tmp_path):
     _, _, result = clean
-    assert result.run.metrics["heldout_accuracy"] > 0.9
     assert result.run.metrics["train_accuracy"] > 0.9
-    assert accuracy(result.model, result.heldout) == result.run.metrics["heldout_accuracy"]
-    fresh = samples.iris_batch(300, seed=99).to_pylist()  # data the model never saw
-    assert accuracy(result.model, fresh) > 0.9
-    assert result.run.rows == {"train": 1000 - len(result.heldout), "heldout": len(result.heldout)}
-    assert 0.1 < len(result.heldout) / 1000 < 0.3
+    assert result.run.claims == {
+        "train_accuracy": result.run.metrics["train_accuracy"],
+        "train_loss": result.run.metrics["train_loss"],
+    }
+    files = unpacked(result, tmp_path / "package")
+    scorer = OnnxScorer.load(files["model.onnx"], parse_descriptor(files["descriptor.json"].read_bytes()))
+    fresh = samples.iris_batch(300, seed=99)  # data the model never saw
+    onnx = scorer.predict(fresh).tolist()
+    python = predict(result.model, fresh.to_pylist())
+    assert sum(map(str.__eq__, onnx, python)) >= 299  # float32 in the graph: at most a rounding tie apart
+    assert accuracy(result.model, fresh.to_pylist()) > 0.9
+    assert sum(map(str.__eq__, onnx, fresh.column("species").to_pylist())) / 300 > 0.9
+    assert result.run.rows["train"] + result.run.rows["heldout"] == 1000
+    assert 0.1 < result.run.rows["heldout"] / 1000 < 0.3
 
 
 def test_reads_every_entry_by_version_id_only(clean):
@@ -100,56 +119,71 @@ def test_reads_every_entry_by_version_id_only(clean):
     assert all(c == {"Bucket": LAKE, "Key": e.lake_key, "VersionId": e.lake_version} for c in s3.calls)
 
 
-def test_the_artifact_is_canonical_json_with_its_provenance(clean):
-    _, manifest, result = clean
-    data = result.model.to_bytes()
-    document = json.loads(data)
-    assert data == json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
-    assert document["type"] == "softmax-regression"
-    assert document["classes"] == ["setosa", "versicolor", "virginica"]
-    names = [(f["name"], f.get("value")) for f in document["features"]]
-    assert names == [
-        ("sepal_length", None),
-        ("sepal_width", None),
-        ("petal_length", None),
-        ("petal_width", None),
-        ("site", "de-02"),
-        ("site", "es-03"),
-        ("site", "fr-01"),
+def test_the_package_is_the_onnx_graph_its_descriptor_and_mlvaults_drift_reference(clean, tmp_path):
+    _, _, result = clean
+    with tarfile.open(fileobj=io.BytesIO(result.package)) as tar:
+        assert [(m.name, m.mode, m.mtime, m.uid) for m in tar.getmembers()] == [
+            ("model.onnx", 0o644, 0, 0),
+            ("descriptor.json", 0o644, 0, 0),
+            ("drift.json", 0o644, 0, 0),
+        ]
+    files = unpacked(result, tmp_path / "package")
+    assert file_digests(files) == result.files
+    descriptor = parse_descriptor(files["descriptor.json"].read_bytes())
+    assert descriptor == result.descriptor
+    check_against_contract(descriptor, IRIS, model="iris")
+    assert descriptor.classes == ("setosa", "versicolor", "virginica")
+    assert [(i.name, i.column, i.type) for i in descriptor.inputs] == [
+        ("sepal_length", "sepal_length", "float"),
+        ("sepal_width", "sepal_width", "float"),
+        ("petal_length", "petal_length", "float"),
+        ("petal_width", "petal_width", "float"),
+        ("site", "site", "string"),
     ]  # neither the key (sample_id) nor the label nor the nullable free text (notes)
-    assert document["training"]["manifest_digest"] == manifest.digest
-    assert document["training"]["params"]["seed"] == 7
-    model = load_model(data, digest=result.model.digest)
-    assert model == result.model
-    assert predict(model, result.heldout[:20]) == predict(result.model, result.heldout[:20])
-    with pytest.raises(ValueError, match="expected sha256"):
-        load_model(data + b" ", digest=result.model.digest)
+    assert (descriptor.label_output, descriptor.probabilities_output) == ("label", "probabilities")
+    drift = DriftReference.from_json(json.loads(files["drift.json"].read_bytes()))
+    assert drift.rows == result.run.rows["train"]
+    assert drift.classes == descriptor.classes
+    assert [f.name for f in drift.features] == [i.column for i in descriptor.inputs]
+    check_model(files["model.onnx"].read_bytes())
+    assert files["model.onnx"].read_bytes() == to_onnx(result.model)
+
+
+def test_the_graph_imputes_a_null_with_the_mean_and_ignores_an_unseen_category(clean, tmp_path):
+    _, _, result = clean
+    files = unpacked(result, tmp_path / "package")
+    scorer = OnnxScorer.load(files["model.onnx"], result.descriptor)
+    row = {"sepal_length": None, "sepal_width": 3.4, "petal_length": 1.4, "petal_width": 0.2, "site": "zz-99"}
+    assert scorer.labels(scorer.feed_rows([row])).tolist() == predict(result.model, [row])
 
 
 def test_every_run_records_parameters_inputs_code_and_outcome(clean):
     _, manifest, result = clean
     run = result.run.to_json()
     assert run["manifest_digest"] == manifest.digest
-    assert run["artifact_digest"] == result.model.digest
-    assert run["artifact_bytes"] == len(result.model.to_bytes())
+    assert run["artifact_digest"] == hashlib.sha256(result.package).hexdigest()
+    assert run["artifact_bytes"] == len(result.package)
+    assert (run["trainer"], run["model"], run["dataset"]) == ("lambda", "iris", "iris")
     assert run["params"] == TrainingParams(seed=7).to_json()
-    assert set(run["metrics"]) == {"train_loss", "train_accuracy", "heldout_accuracy"}
+    assert set(run["metrics"]) == {"train_loss", "train_accuracy"}
     assert run["started_at"] <= run["finished_at"]
     digest, files = code_identity()
-    assert run["code_digest"] == digest == result.model.training["code_digest"]
+    assert run["code_digest"] == digest
     assert sorted(files) == sorted(m.replace(".", "/") + ".py" for m in CODE_MODULES)
     trainer_source = ROOT / "layers/mlvault/python/mlvault/training/trainer.py"
     assert files["mlvault/training/trainer.py"] == hashlib.sha256(trainer_source.read_bytes()).hexdigest()
+    assert "mlvault/training/onnx_graph.py" in files
     assert json.loads(result.run.to_bytes()) == run
 
 
 def test_read_split_rederives_the_heldout_rows(clean):
     s3, manifest, result = clean
     params = TrainingParams(seed=7)
-    assert read_split(s3, manifest, IRIS, params) == result.heldout
+    heldout = read_split(s3, manifest, IRIS, params)
+    assert len(heldout) == result.run.rows["heldout"]
     train = read_split(s3, manifest, IRIS, params, part="train")
     assert len(train) == result.run.rows["train"]
-    assert not {r["sample_id"] for r in train} & {r["sample_id"] for r in result.heldout}
+    assert not {r["sample_id"] for r in train} & {r["sample_id"] for r in heldout}
 
 
 def test_a_digest_mismatch_names_the_object_version():
@@ -198,7 +232,7 @@ def test_size_and_contract_are_checked_before_reading():
     with pytest.raises(TrainingError) as err:
         LambdaTrainer(s3).train(manifest, IRIS, TrainingParams(max_rows=99))
     assert err.value.reason == TrainingReason.TOO_MANY_ROWS
-    assert "SageMaker" in str(err.value)
+    assert "sagemaker engine" in str(err.value)
     with pytest.raises(TrainingError) as err:
         LambdaTrainer(s3).train(replace(manifest, contract_version="2"), IRIS)
     assert err.value.reason == TrainingReason.CONTRACT_MISMATCH

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from mlvault.config import TriggerSettings
 from mlvault.training.trigger import start_training
 
 SETTINGS = TriggerSettings(stage="t", state_machine_arn="arn:sm", datasets="iris,sales", debounce_seconds=60)
+MODELS = TriggerSettings(
+    stage="t",
+    debounce_seconds=60,
+    model_pipelines=json.dumps(
+        {
+            "iris": {"dataset": "iris", "state_machine_arn": "arn:iris"},
+            "credit": {"dataset": "credit", "state_machine_arn": "arn:credit"},
+            "creditgbm": {"dataset": "credit", "state_machine_arn": "arn:creditgbm"},
+        }
+    ),
+)
 
 
 class FakeStepFunctions:
@@ -47,3 +60,28 @@ def test_untrained_datasets_start_nothing_and_the_schedule_trains_every_dataset(
 def test_anything_else_is_refused():
     with pytest.raises(ValueError, match="not a training trigger"):
         start_training({"detail-type": "Object Created"}, SETTINGS, sfn=FakeStepFunctions(), now=0)
+
+
+def test_an_accepted_batch_starts_every_model_trained_on_its_dataset_each_its_own_pipeline():
+    sfn = FakeStepFunctions()
+    started = start_training(accepted("credit"), MODELS, sfn=sfn, now=999_999_970)
+    assert started == ["credit-ingest-20010909T014600", "creditgbm-ingest-20010909T014600"]
+    assert [sfn.started[n]["arn"] for n in started] == ["arn:credit", "arn:creditgbm"]
+    assert json.loads(sfn.started[started[0]]["input"])["model"] == "credit"
+    assert len(start_training({"detail-type": "Scheduled Event"}, MODELS, sfn=sfn, now=0)) == 3
+
+
+def test_the_settings_read_the_model_pipelines_or_the_old_single_pipeline():
+    env = {
+        "MLVAULT_STAGE": "t",
+        "MLVAULT_TRAIN_DEBOUNCE_SECONDS": "60",
+        "MLVAULT_MODEL_PIPELINES": MODELS.model_pipelines,
+    }
+    assert TriggerSettings.from_env(env).pipelines()["credit"] == ("credit", "arn:credit")
+    old = {
+        "MLVAULT_STAGE": "t",
+        "MLVAULT_TRAIN_DEBOUNCE_SECONDS": "60",
+        "MLVAULT_STATE_MACHINE_ARN": "arn:sm",
+        "MLVAULT_TRAIN_DATASETS": "iris",
+    }
+    assert TriggerSettings.from_env(old).pipelines() == {"iris": ("iris", "arn:sm")}

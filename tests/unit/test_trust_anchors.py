@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +11,7 @@ import pytest
 from mlvault.errors import TrustAnchorError
 from mlvault.rollout.alarm_history import AlarmHistory
 from mlvault.trust.anchors import load_anchors, parse_anchors
+from tests.unit.documents import changed
 
 ARN = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"
 GOOD = {
@@ -22,16 +22,7 @@ GOOD = {
 
 
 def _changed(path: str, value) -> bytes:
-    document = copy.deepcopy(GOOD)
-    *parents, last = path.split(".")
-    target = document
-    for name in parents:
-        target = target[name]
-    if value is KeyError:
-        del target[last]
-    else:
-        target[last] = value
-    return json.dumps(document).encode()
+    return changed(GOOD, path, value)
 
 
 def test_the_documented_shape_loads():
