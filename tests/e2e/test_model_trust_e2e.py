@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.e2e.conftest import eventually, run_cli
+from tests.e2e.conftest import evaluations_pass, eventually, run_cli
 from tests.e2e.test_models_e2e import ROWS, _invoke, package_dir, serve, train
 from tests.e2e.test_models_e2e import models as models
 
@@ -83,14 +83,19 @@ def test_a_forged_or_foreign_alarm_event_moves_nothing(cloud, live):
         Threshold=1,
         ComparisonOperator="GreaterThanThreshold",
     )
+
+    def rollback_deliveries() -> int:
+        return len([e for e in cloud.events("eventbridge-target") if "OnServingAlarm" in e["rule"]])
+
+    delivered = rollback_deliveries()
     cw.set_alarm_state(AlarmName="payments-latency", StateValue="ALARM", StateReason="another team's alarm")
-    time.sleep(1)  # its real state change reaches no mlvault rule
+    # its real state change reached no mlvault rule: rules are matched when CloudWatch puts the event
+    assert rollback_deliveries() == delivered
     before = trusted_state(live)
     for name in (DRIFT, "payments-latency"):  # ours but OK in CloudWatch; in ALARM but not ours
         report = _invoke(live, rollback_fn, _alarm_event(name))
         assert report["status"] == "IGNORED", report
-    time.sleep(1)
-    assert trusted_state(live) == before
+    assert trusted_state(live) == before  # the invocations above have returned: nothing moved
     answer, error = serve(live, {"rows": ROWS})
     assert error is None
     assert "predictions" in answer
@@ -183,8 +188,8 @@ def test_a_bad_request_is_answered_with_what_was_wrong_and_rolls_nothing_back(cl
         return sum(d["Sum"] for d in stats)
 
     assert eventually(counted, timeout=10) >= 1
+    evaluations_pass(cloud, ERRORS)  # the errors alarm has judged the period of the bad request
     assert cw.describe_alarms(AlarmNames=[ERRORS])["MetricAlarms"][0]["StateValue"] != "ALARM"
-    time.sleep(1)
     assert trusted_state(live) == before
     good, error = serve(live, {"rows": ROWS})  # and the good model still serves
     assert error is None
