@@ -34,20 +34,32 @@ class Synthesized:
 
 
 @pytest.fixture(scope="session")
-def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    from aws_cdk import App
+def synthesized(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Synthesized:
+    """The app as `cdk synth` writes it, synthesized once per run: under pytest-xdist the first worker to ask
+    synthesizes into the run's shared temporary directory and the others read that cloud assembly (no test writes
+    into it)."""
+    import fcntl
+
+    from aws_cdk import App, cx_api
 
     from infra.assembly import build
     from infra.policy.rules import assembly_templates
+    from infra.settings import load_settings
 
-    outdir = tmp_path_factory.mktemp("cdk.out")
-    app = App(context=cdk_context(), outdir=str(outdir))
-    built = build(app)
-    assembly = app.synth()  # raises ValidationFailed on any unacknowledged cdk-nag finding
+    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    outdir, done = shared / "cdk.out-shared", shared / "cdk.out-shared.done"
+    with (shared / "cdk.out-shared.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # held while one worker synthesizes; the others wait, then read
+        if not done.exists():
+            app = App(context=cdk_context(), outdir=str(outdir))
+            build(app)
+            app.synth()  # raises ValidationFailed on any unacknowledged cdk-nag finding
+            done.write_text("synthesized")
+    assembly = cx_api.CloudAssembly(str(outdir))
     return Synthesized(
         outdir=outdir,
         templates=assembly_templates(assembly),
-        settings=built.settings,
+        settings=load_settings(cdk_context()),
         validation_report=json.loads((outdir / "validation-report.json").read_text()),
     )
 

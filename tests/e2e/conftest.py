@@ -123,7 +123,7 @@ def eventually(probe: Callable[[], Any], timeout: float = 20.0, interval: float 
     pytest.fail(f"condition not met within {timeout}s (last value: {value!r})")
 
 
-def evaluations_pass(cloud: control.Handle, alarm: str, count: int = 3, timeout: float = 30.0) -> None:
+def evaluations_pass(cloud: control.Handle, alarm: str, count: int = 2, timeout: float = 30.0) -> None:
     """Wait until the local cloud's alarm evaluator has judged `alarm` `count` more times (its `alarm-evaluated`
     records): what "nothing changed" is asserted after, instead of a sleep."""
 
