@@ -6,6 +6,8 @@ know which ones must be locked.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -154,6 +156,36 @@ def access_log_bucket(
     return bucket
 
 
+def _kms_bucket(
+    scope: Construct,
+    construct_id: str,
+    *,
+    bucket_name: str,
+    key: kms.IKey,
+    logs: s3.IBucket,
+    logs_prefix: str,
+    **extra: Any,
+) -> s3.Bucket:
+    """A bucket of the stage's data: SSE-KMS with the data key (bucket keys), no public access, TLS only,
+    versioned, owner-enforced, access-logged under `logs_prefix`, retained; `extra`: the bucket's own settings."""
+    return s3.Bucket(
+        scope,
+        construct_id,
+        bucket_name=bucket_name,
+        encryption=s3.BucketEncryption.KMS,
+        encryption_key=key,
+        bucket_key_enabled=True,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        enforce_ssl=True,
+        versioned=True,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        server_access_logs_bucket=logs,
+        server_access_logs_prefix=logs_prefix,
+        removal_policy=RemovalPolicy.RETAIN,
+        **extra,
+    )
+
+
 def ingest_bucket(
     scope: Construct,
     construct_id: str,
@@ -167,20 +199,13 @@ def ingest_bucket(
 
     Versions expire only after the verifier tagged them with a verdict: an unverified version is never lost.
     """
-    bucket = s3.Bucket(
+    bucket = _kms_bucket(
         scope,
         construct_id,
         bucket_name=bucket_name,
-        encryption=s3.BucketEncryption.KMS,
-        encryption_key=key,
-        bucket_key_enabled=True,
-        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-        enforce_ssl=True,
-        versioned=True,
-        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-        server_access_logs_bucket=logs,
-        server_access_logs_prefix="ingest/",
-        removal_policy=RemovalPolicy.RETAIN,
+        key=key,
+        logs=logs,
+        logs_prefix="ingest/",
         lifecycle_rules=[
             s3.LifecycleRule(id="abort-incomplete-multipart", abort_incomplete_multipart_upload_after=Duration.days(7)),
             s3.LifecycleRule(
@@ -220,22 +245,15 @@ def locked_bucket(
     """A bucket whose versions cannot be deleted or unlocked: Object Lock COMPLIANCE plus explicit denies."""
     if role not in BucketRole.LOCKED:
         raise ValueError(f"locked_bucket is for roles {', '.join(BucketRole.LOCKED)}, not {role!r}")
-    bucket = s3.Bucket(
+    bucket = _kms_bucket(
         scope,
         construct_id,
         bucket_name=bucket_name,
-        encryption=s3.BucketEncryption.KMS,
-        encryption_key=key,
-        bucket_key_enabled=True,
-        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-        enforce_ssl=True,
-        versioned=True,
+        key=key,
+        logs=logs,
+        logs_prefix=f"{role}/",
         object_lock_enabled=True,
         object_lock_default_retention=s3.ObjectLockRetention.compliance(Duration.days(retention_days)),
-        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-        server_access_logs_bucket=logs,
-        server_access_logs_prefix=f"{role}/",
-        removal_policy=RemovalPolicy.RETAIN,
     )
     mark_role(bucket, role)
     bucket.add_to_resource_policy(
@@ -278,20 +296,13 @@ def signed_code_bucket(
     """The signer's bucket: the zips it stages (unsigned/) and the signed code AWS Signer writes (signed/), from
     which every function and layer is deployed by object version. Signed code is evidence of what ran: versioned,
     never expired, and no principal but break-glass may delete a version."""
-    bucket = s3.Bucket(
+    bucket = _kms_bucket(
         scope,
         construct_id,
         bucket_name=bucket_name,
-        encryption=s3.BucketEncryption.KMS,
-        encryption_key=key,
-        bucket_key_enabled=True,
-        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-        enforce_ssl=True,
-        versioned=True,
-        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-        server_access_logs_bucket=logs,
-        server_access_logs_prefix=f"{BucketRole.SIGNED_CODE}/",
-        removal_policy=RemovalPolicy.RETAIN,
+        key=key,
+        logs=logs,
+        logs_prefix=f"{BucketRole.SIGNED_CODE}/",
     )
     mark_role(bucket, BucketRole.SIGNED_CODE)
     bucket.add_to_resource_policy(
