@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.e2e.conftest import evaluations_pass, eventually, run_cli
-from tests.e2e.test_models_e2e import ROWS, _invoke, package_dir, serve, train
+from tests.e2e.test_models_e2e import ROWS, _invoke, forged_signature, serve, train
 from tests.e2e.test_models_e2e import models as models
 
 DRIFT = "mlvault-dev-iris-feature-drift"
@@ -211,27 +211,11 @@ def test_models_show_prints_the_lake_versions_it_was_trained_on(cloud, live):
 
 
 def test_a_signing_key_named_in_the_configuration_is_not_trusted(cloud, live, tmp_path):
-    from mlvault.attestation.openssf import kms_public_key_pem, sign_model
-    from mlvault.signing.keys import KmsSigner
-
-    lam, kms = live.lam, cloud.client("kms")
+    lam = live.lam
     model = next(m for m in live.registry.models("iris") if m["status"] == "DEPLOYED")
     artifact = model["record"]["artifact"]
-    folder = package_dir(live.s3, artifact, tmp_path / "iris")  # the signed package's own files
-    attacker = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
-    extra = {
-        "mlvault": {
-            "model_id": model["model_id"],
-            "record_sha256": model["record_sha256"],
-            "package_sha256": artifact["sha256"],
-        }
-    }
-    bundle = sign_model(
-        folder,
-        KmsSigner(kms, attacker, attacker),
-        statement_extra=extra,
-        public_key_pem=kms_public_key_pem(kms, attacker),
-    )
+    # the package's own files and claims, signed with the attacker's key
+    bundle, attacker = forged_signature(live.s3, cloud.client("kms"), model, tmp_path / "iris")
     forged = live.s3.put_object(
         Bucket=artifact["bucket"], Key=f"{model['signature_key']}.forged", Body=bundle, ChecksumAlgorithm="SHA256"
     )["VersionId"]

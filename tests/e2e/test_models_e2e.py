@@ -180,28 +180,27 @@ def test_a_tampered_registry_record_is_refused_at_deploy(cloud, models):
     assert "RECORD_TAMPERED" in json.dumps(answer)
 
 
-def test_a_model_signed_with_another_key_is_refused_at_deploy(cloud, models, tmp_path):
+def forged_signature(s3, kms, model: dict, folder) -> tuple[bytes, str]:
+    """The signature the sign step would write for `model` (its files and claims), made with a KMS key of the
+    attacker's own instead of the anchored one; and that key's ARN."""
     from mlvault.attestation.openssf import kms_public_key_pem, sign_model
     from mlvault.signing.keys import KmsSigner
+    from mlvault.training.sign_step import signed_claims
 
-    model = _signed_model(cloud, models)
-    kms = cloud.client("kms")
     other = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
-    artifact = model["record"]["artifact"]
-    folder = package_dir(models.s3, artifact, tmp_path / model["record"]["model"])
-    extra = {
-        "mlvault": {
-            "model_id": model["model_id"],
-            "record_sha256": model["record_sha256"],
-            "package_sha256": artifact["sha256"],
-        }
-    }
     bundle = sign_model(
-        folder,
+        package_dir(s3, model["record"]["artifact"], folder),
         KmsSigner(kms, other, other),
-        statement_extra=extra,
+        statement_extra=signed_claims(model),
         public_key_pem=kms_public_key_pem(kms, other),
     )
+    return bundle, other
+
+
+def test_a_model_signed_with_another_key_is_refused_at_deploy(cloud, models, tmp_path):
+    model = _signed_model(cloud, models)
+    artifact = model["record"]["artifact"]
+    bundle, _ = forged_signature(models.s3, cloud.client("kms"), model, tmp_path / model["record"]["model"])
     forged = models.s3.put_object(
         Bucket=artifact["bucket"], Key=model["signature_key"], Body=bundle, ChecksumAlgorithm="SHA256"
     )["VersionId"]

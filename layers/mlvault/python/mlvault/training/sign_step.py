@@ -55,17 +55,7 @@ class SignStep:
             )
         record = model["record"]
         artifact = record["artifact"]
-        extra = {
-            "mlvault": {
-                "model_id": state["model_id"],
-                "record_sha256": model["record_sha256"],
-                "package_sha256": artifact["sha256"],
-                "format": artifact.get("format", ""),
-                "manifest_sha256": record["manifest"]["sha256"],
-                "code_sha256": record["code"]["sha256"],
-                "run_id": record["run_id"],
-            }
-        }
+        extra = signed_claims(model)
         key = self._c.signing_key
         if key is None:
             raise ValueError("the sign step needs the bundled model-signing key (PipelineConfig.signing_key)")
@@ -170,3 +160,21 @@ class SignStep:
             ChecksumAlgorithm="SHA256",  # Object Lock buckets require a checksum header
             ChecksumSHA256=base64.b64encode(hashlib.sha256(data).digest()).decode(),
         )["VersionId"]
+
+
+def signed_claims(model: dict[str, Any]) -> dict[str, Any]:
+    """What the model's signature states besides its files (`statement_extra` of the OpenSSF statement): the
+    registry id, the record's and the package's digests, the manifest, the code and the run."""
+    record = model["record"]
+    artifact = record["artifact"]
+    return {
+        "mlvault": {
+            "model_id": model["model_id"],
+            "record_sha256": model["record_sha256"],
+            "package_sha256": artifact["sha256"],
+            "format": artifact.get("format", ""),
+            "manifest_sha256": record["manifest"]["sha256"],
+            "code_sha256": record["code"]["sha256"],
+            "run_id": record["run_id"],
+        }
+    }
