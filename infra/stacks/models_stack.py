@@ -113,6 +113,7 @@ class ModelsStack(ComposedStack):
             },
         )
         serving, alarms = list(self.serving.values()), list(self.alarms.values())
+        serving_facts = serving_bundle(self.serving_document)  # deploy, rollback and revoke each bundle it
         pipeline = ModelPipeline(
             self,
             "ModelPipeline",
@@ -122,7 +123,7 @@ class ModelsStack(ComposedStack):
             alarms=alarms,
             anchors=anchors,
             models_bundle=models_bundle(self.models_document),
-            serving_bundle=serving_bundle(self.serving_document),
+            serving_bundle=serving_facts,
             sources=list(self.sources.values()),
             state_machine_names=[state_machine_name(settings.prefix, m.name) for m in settings.models],
             alerts=alerts,
@@ -154,7 +155,7 @@ class ModelsStack(ComposedStack):
             alarms=alarms,
             alerts=alerts,
             anchors=anchors,
-            serving_bundle=serving_bundle(self.serving_document),
+            serving_bundle=serving_facts,
         )
         revocation = Revocation(  # its own function: permission to revoke is not permission to roll back
             self,
@@ -164,7 +165,7 @@ class ModelsStack(ComposedStack):
             serving=serving,
             alerts=alerts,
             anchors=anchors,
-            serving_bundle=serving_bundle(self.serving_document),
+            serving_bundle=serving_facts,
         )
         OverviewDashboard(self, "OverviewDashboard", settings=settings, alarms=alarms)
 
