@@ -115,7 +115,7 @@ def test_a_failing_gate_stops_the_run_and_the_run_is_recorded_whatever_the_confi
     finally:
         lam.update_function_configuration(FunctionName=pipeline_fn, Environment={"Variables": env})
     out = done.stdout + done.stderr
-    assert done.returncode == 1, out
+    assert done.returncode == 3, out  # a verdict: the run failed its gates
     assert "FAILED GatesFailed" in out, out
     assert "min_accuracy" in out
     run = registry.run(out.split("run ")[1].split(" ")[0])

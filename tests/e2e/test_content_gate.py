@@ -16,12 +16,12 @@ def test_the_shift_left_check_and_the_gate_give_the_same_reason(cloud, key_files
     lines[9] = b",".join(fields)
     data.write_bytes(b"\n".join(lines))
     checked = run_cli(cloud, "contract", "check", str(data), "--dataset", "iris")
-    assert checked.returncode == 1
+    assert checked.returncode == 3
     assert checked.stdout.startswith("REJECT OUT_OF_RANGE")
     assert "sepal_width" in checked.stdout
     assert "42" in checked.stdout
     pushed = push(cloud, key_files, data)
-    assert pushed.returncode == 1
+    assert pushed.returncode == 3
     assert "verdict: REJECTED OUT_OF_RANGE" in pushed.stdout, pushed.stdout + pushed.stderr
 
 
@@ -37,10 +37,11 @@ def test_a_poisoned_batch_is_held_reported_and_released_by_a_reviewer(cloud, ing
     assert record["quarantine_key"] == f"held/{key}/{version}"
 
     status = run_cli(cloud, "status", key)
+    assert status.returncode == 4  # HELD: waiting for a human
     assert "HELD POISONING_SUSPECTED: label_feature_psi" in status.stdout
     assert f"mlvault review approve|reject {key} --version {version}" in status.stdout
     report = run_cli(cloud, "report", key)
-    assert report.returncode == 0, report.stderr
+    assert report.returncode == 4, report.stderr
     assert "contract: iris v1 (csv), 600 rows valid" in report.stdout
     assert "profile: 600 rows; labels:" in report.stdout
 
@@ -54,4 +55,4 @@ def test_a_poisoned_batch_is_held_reported_and_released_by_a_reviewer(cloud, ing
     assert lake["Body"].read() == body
     again = run_cli(cloud, "review", "reject", key, "--reason", "second thoughts")
     assert again.returncode == 1
-    assert "0 held" in again.stdout
+    assert again.stderr == f"mlvault: no held {key} in stage dev: nothing to review\n"

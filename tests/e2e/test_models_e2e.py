@@ -64,7 +64,7 @@ def test_accepted_data_becomes_a_signed_model_serving_after_canary_steps(cloud, 
     shown = run_cli(cloud, "lineage", "--model", model_id)
     assert "producers/acme/iris/train-0.csv" in shown.stdout
     back = run_cli(cloud, "lineage", "--file", "producers/acme/iris/train-1.csv")
-    assert f"{model_id}: DEPLOYED" in back.stdout
+    assert [model_id, "DEPLOYED"] in [line.split() for line in back.stdout.splitlines()], back.stdout
     checked = run_cli(cloud, "verify-model", model_id, "--out", str(tmp_path))
     assert checked.stdout.startswith(f"VERIFIED {model_id}"), checked.stdout + checked.stderr
     from model_signing import verifying

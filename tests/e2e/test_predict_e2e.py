@@ -24,7 +24,7 @@ def deployed(cloud, models):
 
 def test_before_its_first_deployment_a_model_refuses_through_its_url(cloud, tmp_path):
     """The live alias starts on the version CloudFormation published, which pins no model: through the URL (the
-    request signed, verified and authorized by the local cloud) it answers 503 MODEL_NOT_PINNED, exit 2."""
+    request signed, verified and authorized by the local cloud) it answers 503 MODEL_NOT_PINNED, exit 3."""
     from mlvault.registry.records import ModelRegistry
 
     registry = ModelRegistry(
@@ -35,7 +35,7 @@ def test_before_its_first_deployment_a_model_refuses_through_its_url(cloud, tmp_
     done = run_cli(cloud, "predict", "--model", "credit", str(rows))
     if any(m["status"] == "DEPLOYED" for m in registry.models("credit")):
         pytest.skip("the credit model was deployed earlier in this session")
-    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.returncode == 3, done.stdout + done.stderr
     assert "REFUSED MODEL_NOT_PINNED" in done.stdout
 
 
@@ -62,17 +62,17 @@ def test_predict_prints_the_json_answer(cloud, deployed, tmp_path):
     assert answer["model"]["id"].startswith("iris/")
 
 
-def test_a_client_error_through_the_url_exits_1(cloud, deployed, tmp_path):
+def test_a_client_error_through_the_url_exits_3(cloud, deployed, tmp_path):
     rows = tmp_path / "rows.json"
     rows.write_text(json.dumps([{k: v for k, v in ROWS[0].items() if k != "petal_length"}]))
     done = run_cli(cloud, "predict", "--model", "iris", str(rows))
-    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.returncode == 3, done.stdout + done.stderr
     assert "CLIENT_ERROR MISSING_FEATURE at rows[0].petal_length" in done.stdout
 
 
-def test_a_model_without_a_function_url_exits_2(cloud, deployed, tmp_path):
+def test_a_model_without_a_function_url_exits_1(cloud, deployed, tmp_path):
     rows = tmp_path / "rows.json"
     rows.write_text(json.dumps(ROWS))
     done = run_cli(cloud, "predict", "--model", "nosuchmodel", str(rows))
-    assert done.returncode == 2
+    assert done.returncode == 1
     assert "function-url/nosuchmodel" in done.stderr

@@ -63,7 +63,7 @@ def test_keygen_push_status_verify(cloud, key_files, tmp_path):
     bad = run_cli(
         cloud, "verify", str(data), "--object-key", "producers/acme/iris/readings.csv", "--envelope", envelope
     )
-    assert bad.returncode == 1
+    assert bad.returncode == 3
     assert bad.stdout.startswith("REJECT DIGEST_MISMATCH")
     key = tmp_path / "new.pem"
     made = run_cli(cloud, "keygen", "--algorithm", "ed25519", "--key-id", "acme-2027", "--out", str(key))
@@ -110,10 +110,16 @@ def test_revoked_key_is_refused_for_uploads_after_the_revocation(cloud, key_file
     revoked = run_cli(cloud, "producers", "revoke", "globex-p256", "--reason", "key leaked")
     assert revoked.returncode == 0, revoked.stderr
     pushed = push(cloud, key_files, data, key_id="globex-p256", producer="globex", dataset="sales")
-    assert pushed.returncode == 1
-    assert "verdict: REJECTED KEY_REVOKED" in pushed.stdout
+    assert pushed.returncode == 1  # refused before uploading: the stage's ledger has the revocation
+    assert pushed.stderr.startswith("mlvault: KEY_REVOKED: key 'globex-p256' was revoked at ")
+    assert "nothing was uploaded" in pushed.stderr
+    key = "producers/globex/sales/after-revocation.csv"
+    assert ingest.records(key) == []
+    version = ingest.signed_upload(key, b"1,2\n", key_id="globex-p256")  # uploaded by other means: the verifier
+    record = ingest.verdict(key, version)
+    assert (record["status"], record["reason"]) == ("REJECTED", "KEY_REVOKED")
     again = run_cli(cloud, "producers", "revoke", "globex-p256", "--reason", "twice")
-    assert again.returncode == 1
+    assert again.returncode == 3  # the first revocation stands
 
 
 @pytest.mark.parametrize(

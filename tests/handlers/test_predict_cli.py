@@ -1,8 +1,8 @@
 """`mlvault predict --model NAME FILE|-` against a function URL played by a local HTTP server: the URL found through
 the stage's SSM parameter (mlvault.wiring.function_url_parameter), the request signed with SigV4 for `lambda`
 (checked with the local cloud's verifier), the serve handler answering the payload format 2.0 event, and the exit
-codes: 0 served, 1 a client error (its code and field), 2 refused or unreachable. The local cloud's own function
-URLs: tests/e2e."""
+codes: 0 served, 3 a client error (its code and field) or a refused model, 1 unreachable or not authorized. The
+local cloud's own function URLs: tests/e2e."""
 
 from __future__ import annotations
 
@@ -148,11 +148,11 @@ def test_rows_from_stdin_and_the_json_answer(url, capsys, monkeypatch):
     assert answer["model"]["id"] == "iris/3"
 
 
-def test_a_client_error_exits_1_with_its_code_and_field(url, capsys, tmp_path):
+def test_a_client_error_exits_3_with_its_code_and_field(url, capsys, tmp_path):
     rows = tmp_path / "rows.json"
     rows.write_text(json.dumps([{"site": "north"}]))
     result = predict(capsys, str(rows))
-    assert result.code == 1
+    assert result.code == 3
     assert "CLIENT_ERROR MISSING_FEATURE at rows[0].petal_length: rows[0]: missing feature" in result.out
 
 
@@ -160,41 +160,42 @@ def test_input_that_is_not_json_is_a_client_error(url, capsys, tmp_path):
     rows = tmp_path / "rows.txt"
     rows.write_text('{"petal_length": 1.0}\nnot json\n')
     result = predict(capsys, str(rows))
-    assert result.code == 1
+    assert result.code == 3
     assert "CLIENT_ERROR NOT_JSON" in result.out
     assert "rows.txt:2" in result.out
     assert FunctionUrl.seen == []  # nothing was sent
 
 
-def test_a_refused_model_exits_2_with_its_code(url, env, capsys, tmp_path):
+def test_a_refused_model_exits_3_with_its_code(url, env, capsys, tmp_path):
     env.status("REVOKED")
     rows = tmp_path / "rows.json"
     rows.write_text(json.dumps([SETOSA]))
     result = predict(capsys, str(rows))
-    assert result.code == 2
+    assert result.code == 3
     assert "REFUSED MODEL_REVOKED" in result.out
 
 
-def test_a_request_the_url_refuses_exits_2(url, capsys, tmp_path):
+def test_a_request_the_url_refuses_exits_1(url, capsys, tmp_path):
     FunctionUrl.secret = "another secret"  # the signature no longer verifies: 403 as a function URL answers
     rows = tmp_path / "rows.json"
     rows.write_text(json.dumps([SETOSA]))
     result = predict(capsys, str(rows))
-    assert result.code == 2
-    assert "NOT_SERVED: HTTP 403" in result.out
+    assert result.code == 1
+    assert result.err.startswith("mlvault: NOT_SERVED: HTTP 403")
+    assert result.out == ""
 
 
-def test_an_unreachable_url_or_an_unknown_model_exits_2(env, capsys, tmp_path):
+def test_an_unreachable_url_or_an_unknown_model_exits_1(env, capsys, tmp_path):
     rows = tmp_path / "rows.json"
     rows.write_text(json.dumps([SETOSA]))
     prefix = parameter_prefix("test")
     ssm = boto3.client("ssm")
     ssm.put_parameter(Name=f"{prefix}{function_url_parameter('iris')}", Value="http://127.0.0.1:9/x/", Type="String")
     result = predict(capsys, str(rows))
-    assert result.code == 2
-    assert "UNREACHABLE" in result.err
+    assert result.code == 1
+    assert result.err == "mlvault: UNREACHABLE: cannot reach http://127.0.0.1:9/x/: connection refused\n"
     code = main(["predict", "--model", "credit", "--stage", "test", str(rows)])
-    assert code == 2
+    assert code == 1
     assert "publishes no 'function-url/credit'" in capsys.readouterr().err
 
 

@@ -181,7 +181,7 @@ def test_samples_that_cannot_be_drafted(tmp_path, capsys, name, content, reason,
     sample = tmp_path / name
     sample.write_bytes(content)
     code, out, data = init(capsys, tmp_path, sample, "bad")
-    assert code == 1, out
+    assert code == 3, out
     assert out.startswith(f"REFUSED {reason}: "), out
     assert message in out, out
     assert data == {}  # nothing written
@@ -192,7 +192,7 @@ def test_a_parquet_type_mlvault_has_no_column_type_for(tmp_path, capsys):
     table = pa.table({"t": pa.array([1, 2], pa.timestamp("us")), "l": pa.array([[1], [2]]), "ok": [1, 2]})
     pq.write_table(table, sample)
     code, out, _ = init(capsys, tmp_path, sample, "odd")
-    assert code == 1
+    assert code == 3
     assert out.startswith("REFUSED UNSUPPORTED_COLUMN: column(s) t (timestamp[us]), l (list<element: int64>)")
     assert "int32, int64, float32, float64, string, bool, date32 or timestamp[ms]" in out
 
@@ -202,12 +202,12 @@ def test_an_existing_contract_is_kept_and_the_format_must_be_known(tmp_path, cap
     sample.write_bytes(iris_csv(50, 1))
     assert init(capsys, tmp_path, sample, "flowers")[0] == 0
     code, out, _ = init(capsys, tmp_path, sample, "flowers")
-    assert code == 2
+    assert code == 1
     assert "--force" in out
     other = tmp_path / "iris.data"
     other.write_bytes(iris_csv(50, 1))
     code, out, _ = init(capsys, tmp_path, other, "other")
-    assert code == 2
+    assert code == 1
     assert "give --format" in out
     assert init(capsys, tmp_path, other, "other", "--format", "csv")[0] == 0
 

@@ -298,7 +298,7 @@ def test_contract_check_cli_is_the_producers_shift_left(tmp_path):
     assert ok.returncode == 0
     assert ok.stdout.startswith("PASS")
     refused = run(str(bad), "--dataset", "iris")
-    assert refused.returncode == 1
+    assert refused.returncode == 3
     assert refused.stdout.startswith("REJECT VALUE_NOT_ALLOWED: column species")
 
 

@@ -197,7 +197,7 @@ def test_a_field_the_mapping_does_not_know_fails_loudly(monkeypatch):
 def test_out_is_not_overwritten_without_force(tmp_path, capsys):
     out = tmp_path / "iris.odcs.yaml"
     out.write_text("mine")
-    assert main(["contract", "export", "iris", "--contracts", str(CONTRACTS), "--out", str(out)]) == 2
+    assert main(["contract", "export", "iris", "--contracts", str(CONTRACTS), "--out", str(out)]) == 1
     assert "--force" in capsys.readouterr().err
     assert out.read_text() == "mine"
     assert main(["contract", "export", "iris", "--contracts", str(CONTRACTS), "--out", str(out), "--force"]) == 0

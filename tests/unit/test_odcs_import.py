@@ -152,7 +152,7 @@ def test_an_existing_contract_is_not_overwritten_without_force(tmp_path, capsys)
     assert main(argv) == 0
     (tmp_path / "orders.json").write_text("reviewed")
     code, _, err = run(capsys, *argv)
-    assert code == 2
+    assert code == 1
     assert "exists" in err
     assert "--force" in err
     assert (tmp_path / "orders.json").read_text() == "reviewed"
@@ -165,7 +165,7 @@ def test_several_objects_need_a_choice(tmp_path, capsys):
     path = tmp_path / "two.odcs.yaml"
     path.write_text(yaml.safe_dump(doc))
     code, _, err = run(capsys, "contract", "import", str(path), "--dataset", "orders", "--contracts", str(tmp_path))
-    assert code == 2
+    assert code == 1
     assert "--object NAME" in err
     assert "['orders', 'returns']" in err
     assert (
@@ -514,11 +514,11 @@ def test_every_problem_is_named_at_once():
     assert "NOT_ENFORCEABLE schema[0].properties[4].logicalTypeOptions.multipleOf" in err.detail
 
 
-def test_the_cli_refuses_with_exit_1_and_writes_nothing(tmp_path, capsys):
+def test_the_cli_refuses_with_exit_3_and_writes_nothing(tmp_path, capsys):
     path = tmp_path / "bad.odcs.yaml"
     path.write_text(yaml.safe_dump(prop(logicalType="time")))
     code, out, _ = run(capsys, "contract", "import", str(path), "--dataset", "tt", "--contracts", str(tmp_path / "c"))
-    assert code == 1
+    assert code == 3
     assert out.startswith(f"REFUSED NO_TYPE_MAPPING: {path}: schema[0].properties[1].logicalType: time: ")
     assert "logicalType integer, number, string, boolean, date or timestamp" in out
     assert not (tmp_path / "c").exists()

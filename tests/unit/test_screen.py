@@ -128,7 +128,7 @@ def test_contract_check_screens_a_file_against_a_baseline_profile(tmp_path):
     assert clean.returncode == 0, clean.stdout
     assert "no shift against the baseline" in clean.stdout
     poisoned = run(str(write("poisoned.csv", batch(5_000, 3, flip=0.3))), "--baseline", str(tmp_path / "baseline.json"))
-    assert poisoned.returncode == 1
+    assert poisoned.returncode == 4  # HELD: a verdict for a human
     assert "HOLD POISONING_SUSPECTED: label_feature_psi" in poisoned.stdout
 
 

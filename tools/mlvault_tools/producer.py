@@ -37,6 +37,8 @@ PART_SIZE = 16 * 1024 * 1024
 
 def keygen(algorithm: str, key_id: str, out: Path, *, valid_days: int = 365) -> dict[str, Any]:
     """Write a new private key (mode 0600) and return the registry entry to add by reviewed change."""
+    if valid_days < 1:
+        raise ValueError(f"a key must be valid for at least one day, not {valid_days}")
     key = generate(algorithm)
     if out.exists():
         raise FileExistsError(f"{out} exists; refusing to overwrite a private key")
@@ -141,16 +143,51 @@ def push(
     return Pushed(bucket, claim.object_key, response["VersionId"], claim.size, claim.sha256)
 
 
-def progress_bar(stream=sys.stderr) -> Callable[[int, int], None]:
+def progress_bar(stream=sys.stderr, clock: Callable[[], float] | None = None) -> Callable[[int, int], None]:
+    """A progress bar for a terminal: bytes sent, the rate and the time left."""
+    import time
+
+    clock = clock or time.monotonic
+    started = clock()
+
     def show(sent: int, total: int) -> None:
         width = 30
         done = int(width * sent / total) if total else width
-        stream.write(f"\r  [{'#' * done}{'.' * (width - done)}] {sent / 2**20:8.1f} / {total / 2**20:.1f} MiB")
+        elapsed = max(clock() - started, 1e-6)
+        rate = sent / elapsed
+        left = (total - sent) / rate if rate else 0.0
+        stream.write(
+            f"\r  [{'#' * done}{'.' * (width - done)}] {sent / 2**20:8.1f} / {total / 2**20:.1f} MiB"
+            f"  {rate / 2**20:6.1f} MiB/s  {left:4.0f} s left"
+        )
         if sent >= total:
             stream.write("\n")
         stream.flush()
 
     return show
+
+
+def verify_claim(
+    *,
+    key: str,
+    envelope: str,
+    registry: ProducerRegistry,
+    at: datetime,
+    revoked_at: Callable[[str], datetime | None] = lambda _key_id: None,
+    public_key: Callable[[Any], Any] | None = None,
+) -> VerifiedClaim:
+    """What the verifier decides from the envelope and the registry (not the bytes), for an upload at `at`.
+    `public_key` fetches a registered key's public key (default: the PEM in the registry; a KMS key needs it)."""
+    from mlvault.signing.keys import load_public_key
+
+    return verify_envelope(
+        {METADATA_KEY: envelope},
+        object_key=key,
+        upload_time=at,
+        registry=registry,
+        public_key=public_key or (lambda k: _public_key(k, load_public_key)),
+        revoked_at=revoked_at,
+    )
 
 
 def verify_offline(
@@ -163,19 +200,39 @@ def verify_offline(
     revoked: dict[str, datetime] | None = None,
 ) -> VerifiedClaim:
     """The verifier's checks on a local file: envelope, registry key, signature, claims, then the bytes."""
-    from mlvault.signing.keys import load_public_key
-
-    revoked = revoked or {}
-    verified = verify_envelope(
-        {METADATA_KEY: envelope},
-        object_key=key,
-        upload_time=at,
-        registry=registry,
-        public_key=lambda k: _public_key(k, load_public_key),
-        revoked_at=revoked.get,
-    )
+    verified = verify_claim(key=key, envelope=envelope, registry=registry, at=at, revoked_at=(revoked or {}).get)
     digest, size = sha256_file(path)
     check_content(verified.claim, sha256=digest, size=size)
+    return verified
+
+
+def preflight(
+    claim: Claim,
+    envelope: str,
+    *,
+    registry: ProducerRegistry,
+    contracts: Path | None,
+    revoked_at: Callable[[str], datetime | None],
+    public_key: Callable[[Any], Any],
+) -> VerifiedClaim:
+    """What the verifier would refuse of this signed upload without reading its bytes, checked before uploading:
+    the producer, its key (registered, valid now, not revoked, the pair of the private key that signed),
+    the dataset (the producer's, with a contract in `contracts` when given), the signature's validity window.
+    Raises the verifier's own VerificationError (its reason code); the content is `contract check`'s job."""
+    from mlvault.errors import ContractReason, VerificationError
+
+    verified = verify_claim(
+        key=claim.object_key,
+        envelope=envelope,
+        registry=registry,
+        at=datetime.now(UTC),
+        revoked_at=revoked_at,
+        public_key=public_key,
+    )
+    if contracts is not None and not (contracts / f"{claim.dataset}.json").is_file():
+        raise VerificationError(
+            ContractReason.NO_CONTRACT, f"dataset {claim.dataset!r} has no contract ({contracts}/{claim.dataset}.json)"
+        )
     return verified
 
 

@@ -4,6 +4,7 @@ are thin (parse, call the library, print) and share only `base`."""
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from mlvault import __version__
@@ -24,9 +25,10 @@ GROUPS = (local_verbs, model_verbs, producer_verbs, upload_verbs, key_verbs, con
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = base.Parser(
         prog="mlvault",
         description="mlvault: safety-first MLOps on AWS (zero-trust ingest, provenance-rich models).",
+        epilog="exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in base.EXIT_CODES.items()),
     )
     parser.add_argument("--version", action="version", version=f"mlvault {__version__}")
     parser.set_defaults(func=None)
@@ -44,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("mlvault: interrupted", file=sys.stderr)
+        return 130
     except Exception as err:
         code = base.report(err, args)
         if code is None:

@@ -9,40 +9,89 @@ import sys
 from pathlib import Path
 
 from mlvault.errors import ContractReason, VerificationError
-from mlvault_tools.cli.base import refusal_answers
+from mlvault_tools.cli.base import (
+    HELD,
+    NO,
+    OK,
+    input_directory,
+    input_file,
+    json_file,
+    json_option,
+    number,
+    output_directory,
+    output_file,
+    print_json,
+    refusal_answers,
+)
+
+CONTRACTS = input_directory("the contracts directory")
 
 
 def _check(args: argparse.Namespace) -> int:
     from mlvault.contracts.schema import load_contract
-    from mlvault.contracts.screen import Profile, ProfileBuilder, screen
+    from mlvault.contracts.screen import Profile, ProfileBuilder
     from mlvault.contracts.validate import check
 
-    profiling = args.baseline or args.profile_out
+    profiling = args.baseline is not None or args.profile_out
     builder = None
     if profiling and (args.contracts / f"{args.dataset}.json").is_file():
         builder = ProfileBuilder(load_contract(args.contracts, args.dataset))
+    baseline = None
+    if args.baseline is not None:
+        try:
+            baseline = Profile.from_json(args.baseline)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise ValueError(
+                f"--baseline is not a profile written by `mlvault contract check --profile-out` ({err!r})"
+            ) from None
     report = check(
-        Path(args.file),
+        args.file,
         dataset=args.dataset,
         directory=args.contracts,
         contract_version=args.contract_version,
         observe=builder.add if builder else None,
     )
-    print(
+    answer: dict = {
+        "verdict": "PASS",
+        "file": str(args.file),
+        "rows": report.rows,
+        "columns": len(report.columns),
+        "dataset": report.dataset,
+        "contract_version": report.contract_version,
+        "format": report.format,
+    }
+    lines = [
         f"PASS {args.file}: {report.rows} rows, {len(report.columns)} columns, contract {report.dataset} "
         f"v{report.contract_version} ({report.format})"
-    )
+    ]
     if args.profile_out:
         args.profile_out.write_text(json.dumps(builder.profile.to_json()))
-        print(f"profile written to {args.profile_out}")
-    if args.baseline:
-        screening = builder.contract.screening
-        findings = screen(builder.profile, Profile.from_json(json.loads(args.baseline.read_text())), screening)
-        if findings:
-            print(f"{screening.action.upper()} {ContractReason.POISONING_SUSPECTED}: " + "; ".join(map(str, findings)))
-            return 1
-        print(f"screen: no shift against the baseline ({args.baseline})")
-    return 0
+        answer["profile_out"] = str(args.profile_out)
+        lines.append(f"profile written to {args.profile_out}")
+    code = OK
+    if baseline is not None:
+        code = _screen(builder, baseline, answer, lines)
+    if args.json:
+        print_json(answer)
+    else:
+        print("\n".join(lines))
+    return code
+
+
+def _screen(builder, baseline, answer: dict, lines: list[str]) -> int:
+    """The poisoning screen against the baseline, as ingest runs it (its minimums, and what it skipped)."""
+    from mlvault.contracts.screen import screen
+
+    screening = builder.contract.screening
+    findings = screen(builder.profile, baseline, screening)
+    answer["screen"] = {"findings": [str(f) for f in findings], "action": screening.action if findings else None}
+    if findings:
+        verdict = screening.action.upper()
+        answer["verdict"] = verdict
+        lines.append(f"{verdict} {ContractReason.POISONING_SUSPECTED}: " + "; ".join(map(str, findings)))
+        return HELD if screening.action == "hold" else NO
+    lines.append("screen: no shift against the baseline")
+    return OK
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -53,7 +102,7 @@ def _import(args: argparse.Namespace) -> int:
     imported = import_odcs(
         read_document(Path(args.file)),
         dataset=args.dataset,
-        source=args.file,
+        source=str(args.file),
         format_=args.format,
         object_name=args.object,
         null_values=args.null_value,
@@ -126,9 +175,12 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _contracts_option(p: argparse.ArgumentParser) -> None:
+def _contracts_option(p: argparse.ArgumentParser, *, writes: bool = False) -> None:
     p.add_argument(
-        "--contracts", type=Path, default=Path("contracts"), help="the contracts directory (default: contracts)"
+        "--contracts",
+        type=output_directory if writes else CONTRACTS,
+        default=Path("contracts"),
+        help="the contracts directory (default: contracts)",
     )
 
 
@@ -137,15 +189,25 @@ def register(verbs) -> None:
         "contract", help="data contracts: check a file before you push it; ODCS import and export; draft one"
     )
     actions = contract.add_subparsers(title="contract commands", metavar="ACTION", required=True)
-    check = actions.add_parser("check", help="validate a file against its dataset's contract")
-    check.add_argument("file")
+    check = actions.add_parser(
+        "check",
+        help="validate a file against its dataset's contract",
+        description="Exit 0 PASS; 3 REJECT (its reason code), or the screen would reject it; 4 the screen would "
+        "hold it for review.",
+    )
+    check.add_argument("file", type=input_file("a CSV, Parquet or JSON Lines file"))
     check.add_argument("--dataset", required=True)
     check.add_argument("--contract-version", help="the version the file was produced for")
+    _contracts_option(check)
     check.add_argument(
-        "--contracts", type=Path, default=Path("contracts"), help="the contracts directory (default: contracts)"
+        "--baseline",
+        type=json_file("a profile written by --profile-out"),
+        help="a baseline profile (JSON, from --profile-out) to screen the file against, as ingest does",
     )
-    check.add_argument("--baseline", type=Path, help="a baseline profile (JSON) to screen the file against")
-    check.add_argument("--profile-out", type=Path, help="write the file's profile (e.g. to make a baseline)")
+    check.add_argument(
+        "--profile-out", type=output_file("where to write the profile"), help="write the file's profile (a baseline)"
+    )
+    json_option(check)
     refusal_answers(check, VerificationError, "REJECT")
     check.set_defaults(func=_check)
     _register_odcs(actions)
@@ -156,7 +218,9 @@ def _register_odcs(actions) -> None:
 
     formats = ("csv", "parquet", "jsonl")
     odcs = actions.add_parser("import", help="write contracts/D.json from an ODCS v3 document (YAML or JSON)")
-    odcs.add_argument("file", help="the ODCS document (apiVersion v3.0.2 or v3.1.0)")
+    odcs.add_argument(
+        "file", type=input_file("an ODCS document, YAML or JSON"), help="the ODCS document (v3.0.2 or v3.1.0)"
+    )
     odcs.add_argument("--dataset", required=True, help="the mlvault dataset it becomes")
     odcs.add_argument("--object", help="the schema object to import, when the document has several")
     odcs.add_argument("--format", choices=formats, help="the file format, when the document does not say")
@@ -164,25 +228,32 @@ def _register_odcs(actions) -> None:
         "--null-value", action="append", help="a CSV null token (repeatable), when the document does not say"
     )
     odcs.add_argument("--force", action="store_true", help="overwrite an existing contract")
-    _contracts_option(odcs)
+    _contracts_option(odcs, writes=True)
     refusal_answers(odcs, OdcsError, "REFUSED")
     odcs.set_defaults(func=_import)
     export = actions.add_parser("export", help="a dataset's contract as an ODCS v3.1.0 document")
     export.add_argument("dataset")
-    export.add_argument("--out", type=Path, help="write it to this file (default: standard output)")
+    export.add_argument(
+        "--out", type=output_file("where to write the document"), help="write it to this file (default: stdout)"
+    )
     export.add_argument("--force", action="store_true", help="overwrite --out")
     _contracts_option(export)
     export.set_defaults(func=_export)
     init = actions.add_parser("init", help="draft contracts/D.json from a sample file, in one streaming pass")
-    init.add_argument("file", help="a sample file: CSV, Parquet or JSON Lines")
+    init.add_argument(
+        "file", type=input_file("a sample CSV, Parquet or JSON Lines file"), help="a sample file: CSV, Parquet or JSONL"
+    )
     init.add_argument("--dataset", required=True)
     init.add_argument("--format", choices=formats, help="default: from the file name")
     init.add_argument("--delimiter", help="CSV: the delimiter (default: guessed from the header)")
     init.add_argument("--null-value", action="append", help="CSV: a null token, repeatable (default: the empty cell)")
     init.add_argument(
-        "--max-allowed", type=int, default=20, help="the most distinct values drafted as `allowed` (default: 20)"
+        "--max-allowed",
+        type=number(int, minimum=0),
+        default=20,
+        help="the most distinct values drafted as `allowed` (default: 20)",
     )
     init.add_argument("--force", action="store_true", help="overwrite an existing contract")
-    _contracts_option(init)
+    _contracts_option(init, writes=True)
     refusal_answers(init, DraftError, "REFUSED")
     init.set_defaults(func=_init)

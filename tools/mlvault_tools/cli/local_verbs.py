@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from mlvault_tools.cli.base import OK, input_directory, json_option, number, output_directory, print_json
+
+DEFAULT_STATE_DIR = Path(".mlvault/local")
+PORT = number(int, minimum=0, maximum=65535)  # 0: a free one
+
+
+def _state_option(args: argparse.Namespace) -> str:
+    """` --state-dir X` when the verb was given another state directory than the default (for the hints)."""
+    return "" if args.state_dir == DEFAULT_STATE_DIR else f" --state-dir {args.state_dir}"
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -21,15 +30,15 @@ def _up(args: argparse.Namespace) -> int:
         f"local cloud ready at {handle.endpoint} (region {handle.region}, pid {handle.state['pid']}, "
         f"provisioned in {handle.state['startup_seconds']}s from {args.cdk_out})"
     )
-    print('point the CLI and boto3 at it with:  eval "$(mlvault local env)"')
-    return 0
+    print(f'point the CLI and boto3 at it with:  eval "$(mlvault local env{_state_option(args)})"')
+    return OK
 
 
 def _down(args: argparse.Namespace) -> int:
     from localcloud import control
 
     print("local cloud stopped" if control.down(args.state_dir) else "no local cloud was running")
-    return 0
+    return OK
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -37,8 +46,8 @@ def _status(args: argparse.Namespace) -> int:
 
     report = control.status(control.read(args.state_dir), recent=args.recent)
     if args.json:
-        print(json.dumps(report, indent=2))
-        return 0
+        print_json(report)
+        return OK
     print(f"local cloud at {report['endpoint']} (region {report['region']}, pid {report['pid']})")
     print("resources:")
     for type_, count in report["resources"].items():
@@ -61,14 +70,16 @@ def _env(args: argparse.Namespace) -> int:
 
     for name, value in control.read(args.state_dir).environment().items():
         print(f"export {name}={value}")
-    return 0
+    if args.state_dir != DEFAULT_STATE_DIR:  # so that hints name it (mlvault local up --state-dir ...)
+        print(f"export MLVAULT_LOCAL_STATE_DIR={args.state_dir}")
+    return OK
 
 
 def _state_dir_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--state-dir",
-        type=Path,
-        default=Path(".mlvault/local"),
+        type=output_directory,
+        default=DEFAULT_STATE_DIR,
         help="where the local cloud keeps its state, logs and events (default: .mlvault/local)",
     )
 
@@ -77,27 +88,32 @@ def register(verbs) -> None:
     local = verbs.add_parser("local", help="the local cloud: the synthesized app running on moto, no AWS account")
     actions = local.add_subparsers(title="local cloud commands", metavar="ACTION", required=True)
     up = actions.add_parser("up", help="start the local cloud and provision it from cdk.out")
-    up.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    up.add_argument("--port", type=PORT, default=0, help="port on 127.0.0.1, 1-65535 (default 0: a free one)")
     up.add_argument(
         "--schedule-scale",
-        type=float,
+        type=number(float, above=0),
         default=1.0,
         help="run rate(...) schedules N times faster (default 1: real time)",
     )
     up.add_argument(
         "--alarm-scale",
-        type=float,
+        type=number(float, above=0),
         help="evaluate CloudWatch alarms with periods N times shorter (default: the schedule scale)",
     )
-    up.add_argument("--cdk-out", type=Path, default=Path("cdk.out"), help="the cloud assembly (default: cdk.out)")
+    up.add_argument(
+        "--cdk-out",
+        type=input_directory("the cloud assembly `make synth` writes"),
+        default=Path("cdk.out"),
+        help="the cloud assembly (default: cdk.out)",
+    )
     _state_dir_option(up)
     up.set_defaults(func=_up)
     down = actions.add_parser("down", help="stop the local cloud")
     _state_dir_option(down)
     down.set_defaults(func=_down)
     status = actions.add_parser("status", help="resources, queues, functions and recent events")
-    status.add_argument("--json", action="store_true", help="machine-readable output")
-    status.add_argument("--recent", type=int, default=15, help="how many recent events to show")
+    json_option(status)
+    status.add_argument("--recent", type=number(int, minimum=0), default=15, help="how many recent events to show")
     _state_dir_option(status)
     status.set_defaults(func=_status)
     env = actions.add_parser("env", help="print exports that point boto3 and the CLI at the local cloud")

@@ -12,7 +12,45 @@ import time
 from pathlib import Path
 
 from mlvault.errors import RolloutRefused
-from mlvault_tools.cli.base import Cloud, DiscoveryError, cloud_options, refusal_answers
+from mlvault_tools.cli.base import (
+    ERROR,
+    NO,
+    OK,
+    PENDING,
+    Cloud,
+    DiscoveryError,
+    NotDone,
+    cloud_options,
+    fixed,
+    input_file,
+    json_option,
+    number,
+    on_terminal,
+    output_directory,
+    print_json,
+    reason_text,
+    refusal_answers,
+    table,
+)
+
+
+def _model_of_stage(cloud: Cloud) -> str:
+    """The model a verb names (--model, or the one trained on --dataset), refused before acting if the stage does
+    not train it."""
+    model = cloud.model()  # --model, or the one model trained on --dataset (DiscoveryError: none, or several)
+    if model not in cloud.models():
+        raise NotDone(f"stage {cloud.stage} trains no model {model!r} (its models: {', '.join(cloud.models())})")
+    return model
+
+
+def _current_step(sfn, execution: str) -> str | None:
+    """The state a running execution is in (the last one it entered)."""
+    events = sfn.get_execution_history(executionArn=execution, reverseOrder=True, maxResults=20)["events"]
+    for event in events:
+        entered = event.get("stateEnteredEventDetails")
+        if entered:
+            return entered["name"]
+    return None
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -21,83 +59,136 @@ def _train(args: argparse.Namespace) -> int:
 
     cloud = Cloud(args)
     sfn = cloud.client("stepfunctions")
-    model = cloud.model()  # --model, or the one model trained on --dataset
+    model = _model_of_stage(cloud)
     arn = cloud.name(model_pipeline_parameter(model))
-    name = start_manual(sfn, arn, cloud.name(model_dataset_parameter(model)), model)
-    print(f"run {name} started")
-    if not args.wait:
-        return 0
+    dataset = cloud.name(model_dataset_parameter(model))
+    name = start_manual(sfn, arn, dataset, model)
     execution = f"{arn.replace(':stateMachine:', ':execution:')}:{name}"
-    deadline = time.monotonic() + args.wait
+    answer: dict = {"run_id": name, "model": model, "dataset": dataset, "execution_arn": execution, "status": "RUNNING"}
+    if not args.json:
+        print(f"run {name} started ({model} on {dataset})")
+    if not args.wait:
+        if args.json:
+            print_json(answer)
+        return OK
+    terminal = on_terminal()
+    started = time.monotonic()
     while (status := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
-        if time.monotonic() > deadline:
-            print(f"still running after {args.wait}s")
-            return 1
+        if time.monotonic() - started > args.wait:
+            if terminal:
+                sys.stderr.write("\n")
+            answer["step"] = _current_step(sfn, execution)
+            if args.json:
+                print_json(answer)
+            else:
+                print(f"run {name}: still running after {args.wait:g}s, at step {answer['step']}")
+            return PENDING
+        if terminal:
+            step = _current_step(sfn, execution)
+            sys.stderr.write(f"\r  running: step {step or '-':<16} {time.monotonic() - started:5.0f} s\x1b[K")
+            sys.stderr.flush()
         time.sleep(0.5)
+    if terminal:
+        sys.stderr.write("\n")
+    answer["status"] = status["status"]
     if status["status"] != "SUCCEEDED":
         cause = status.get("cause", "")
         with contextlib.suppress(ValueError, AttributeError):
             cause = json.loads(cause).get("errorMessage", cause)
-        print(f"run {name}: {status['status']} {status.get('error', '')}: {cause}")
-        return 1
+        answer.update(error=status.get("error", ""), cause=cause)
+        if args.json:
+            print_json(answer)
+        else:
+            print(f"run {name}: {status['status']} {answer['error']}: {cause}")
+        return NO
     state = json.loads(status["output"])["state"]
     rollout = state.get("rollout", {})
+    answer.update(
+        model_id=state["model_id"],
+        artifact_sha256=state["artifact"]["sha256"],
+        serving_version=rollout.get("version"),
+        percent=rollout.get("percent", 100),
+    )
+    if args.json:
+        print_json(answer)
+        return OK
     print(
         f"run {name}: SUCCEEDED -> model {state['model_id']} (sha256 {state['artifact']['sha256'][:16]}...), "
         f"serving version {rollout.get('version')} at {rollout.get('percent', 100)}%"
     )
-    return 0
+    return OK
+
+
+def _ended(run: dict) -> str:
+    """How a run ended: the step, the reason and a bounded detail (or its failure reason)."""
+    outcome = run.get("outcome") or {}
+    if not outcome:
+        return run.get("failure", {}).get("reason", "")
+    words = [f"at {outcome.get('step', '?')}", outcome.get("reason") or ""]
+    detail = f": {outcome['detail'][:120]}" if outcome.get("detail") else ""
+    return " ".join(w for w in words if w) + detail
 
 
 def _runs(args: argparse.Namespace) -> int:
     runs = Cloud(args).registry().runs(args.dataset)
     if args.json:
-        print(json.dumps(runs, indent=2, default=str))
-        return 0
+        print_json(runs)
+        return OK
+    if not runs:
+        print("no runs recorded" + (f" for dataset {args.dataset}" if args.dataset else ""))
+        return OK
+    rows = []
     for run in runs:
-        accuracy = run.get("metrics", {}).get("heldout_accuracy")
-        outcome = run.get("outcome") or {}
-        failure = "" if outcome else run.get("failure", {}).get("reason", "")
         failed = [r["name"] for r in run.get("gates", {}).get("results", []) if not r["passed"]]
-        ended = ""
-        if outcome:
-            why = f" {outcome['reason']}" if outcome.get("reason") else ""
-            detail = f": {outcome['detail'][:160]}" if outcome.get("detail") else ""
-            ended = f", at {outcome.get('step', '?')}{why}{detail}"
-        print(
-            f"{run['run_id']}: {run['status']}"
-            + (f", model {run['model_id']}" if run.get("model_id") else "")
-            + (f", accuracy {accuracy:.3f}" if isinstance(accuracy, float) else "")
-            + (f", artifact {run['artifact_digest'][:16]}..." if run.get("artifact_digest") else "")
-            + (f", failed gates {', '.join(failed)}" if failed else "")
-            + (f", {failure}" if failure else "")
-            + ended
+        rows.append(
+            (
+                run["run_id"],
+                run["status"],
+                run.get("model_id") or "-",
+                run.get("metrics", {}).get("heldout_accuracy"),
+                f"{run['artifact_digest'][:16]}..." if run.get("artifact_digest") else "-",
+                (f"failed gates {', '.join(failed)}; " if failed else "") + (_ended(run) or "-"),
+            )
         )
-    return 0
+    print(table(rows, ("RUN", "STATUS", "MODEL", "ACCURACY", "ARTIFACT", "ENDED")))
+    return OK
 
 
 def _models_list(args: argparse.Namespace) -> int:
     models = Cloud(args).registry().models(args.dataset)
     if args.json:
-        print(json.dumps(models, indent=2, default=str))
-        return 0
-    for m in models:
-        r = m["record"]
-        print(
-            f"{m['model_id']}: {m['status']}, accuracy {r['metrics'].get('heldout_accuracy')}, "
-            f"{len(r['lineage'])} data files, artifact sha256 {r['artifact']['sha256'][:16]}..., run {r['run_id']}"
+        print_json(models)
+        return OK
+    if not models:
+        print("no registered models" + (f" of dataset {args.dataset}" if args.dataset else ""))
+        return OK
+    rows = [
+        (
+            m["model_id"],
+            m["status"],
+            m["record"]["metrics"].get("heldout_accuracy"),
+            len(m["record"]["lineage"]),
+            f"{m['record']['artifact']['sha256'][:16]}...",
+            m["record"]["run_id"],
         )
-    return 0
+        for m in models
+    ]
+    print(table(rows, ("MODEL", "STATUS", "ACCURACY", "FILES", "ARTIFACT SHA256", "RUN")))
+    return OK
+
+
+def _registered(cloud: Cloud, model_id: str) -> dict:
+    model = cloud.registry().model(model_id)
+    if model is None:
+        raise NotDone(f"no model {model_id} is registered in stage {cloud.stage} (see `mlvault models list`)")
+    return model
 
 
 def _models_show(args: argparse.Namespace) -> int:
-    model = Cloud(args).registry().model(args.model_id)
-    if model is None:
-        print(f"no model {args.model_id}")
-        return 1
+    model = _registered(Cloud(args), args.model_id)
     if args.json:
-        print(json.dumps(model, indent=2, default=str))
-        return 0
+        print_json(model)
+        return OK
     r = model["record"]
     lines = [
         f"{model['model_id']}: {model['status']} (record {'intact' if model['record_intact'] else 'TAMPERED'})",
@@ -105,7 +196,8 @@ def _models_show(args: argparse.Namespace) -> int:
         f"  sha256 {r['artifact']['sha256']}, {r['artifact']['bytes']} bytes, trainer {r['trainer']}",
         f"  manifest: sha256 {r['manifest']['sha256']}, {r['manifest']['entries']} files, {r['manifest']['rows']} rows",
         f"  code: sha256 {r['code']['sha256']}",
-        "  gates: " + ", ".join(f"{g['name']} {g['value']} (limit {g['threshold']})" for g in r["gates"]["results"]),
+        "  gates: "
+        + ", ".join(f"{g['name']} {fixed(g['value'])} (limit {fixed(g['threshold'])})" for g in r["gates"]["results"]),
         f"  signature: {model.get('signature_key', 'none')} by {model.get('signing_key_arn', '-')}",
         f"  lineage: {len(r['lineage'])} lake version(s)",
         *(
@@ -116,7 +208,7 @@ def _models_show(args: argparse.Namespace) -> int:
         *(f"    {h}" for h in model["history"]),
     ]
     print("\n".join(lines))
-    return 0
+    return OK
 
 
 def _approval(args: argparse.Namespace) -> int:
@@ -132,30 +224,40 @@ def _approval(args: argparse.Namespace) -> int:
         by=by,
         reason=args.reason,
     )
+    if args.json:
+        print_json({"model_id": args.model_id, "verdict": verdict, "by": by})
+        return OK
     print(f"{args.model_id} {verdict} by {by}" + (": the pipeline deploys it" if verdict == "approved" else ""))
-    return 0
+    return OK
 
 
 def _lineage(args: argparse.Namespace) -> int:
-    registry = Cloud(args).registry()
+    cloud = Cloud(args)
+    registry = cloud.registry()
     if args.model_id:
-        model = registry.model(args.model_id)
-        if model is None:
-            print(f"no model {args.model_id}")
-            return 1
-        for entry in model["record"]["lineage"]:
+        lineage = _registered(cloud, args.model_id)["record"]["lineage"]
+        if args.json:
+            print_json(lineage)
+            return OK
+        for entry in lineage:
             print(
                 f"{entry['lake_uri']}\n  sha256 {entry['sha256']}, producer {entry['producer']}, key {entry['key_id']}"
             )
             for ingest in entry["ingest"]:
                 print(f"  uploaded as {ingest}")
-        return 0
+        return OK
     models = registry.derived_from(producer=args.producer, key_id=args.key_id, data=args.file)
-    for m in models:
-        print(f"{m['model_id']}: {m['status']}")
+    if args.json:
+        print_json([{"model_id": m["model_id"], "status": m["status"]} for m in models])
+        return OK
     if not models:
         print("no registered model was trained on it")
-    return 0
+        return OK
+    print(table([(m["model_id"], m["status"]) for m in models], ("MODEL", "STATUS")))
+    return OK
+
+
+NOT_SERVABLE = ("REVOKED", "ROLLED_BACK")  # verify-model: verified, but a status that must not serve (exit NO)
 
 
 def _verify_model(args: argparse.Namespace) -> int:
@@ -164,8 +266,8 @@ def _verify_model(args: argparse.Namespace) -> int:
     from mlvault.trust.anchors import SigningKey
 
     cloud = Cloud(args)
-    model = cloud.registry().model(args.model_id)
-    folder = Path(args.out)
+    model = _registered(cloud, args.model_id)
+    folder = args.out
     folder.mkdir(parents=True, exist_ok=True)
     arn = cloud.name("model-signing-key")
     pem = kms_public_key_pem(cloud.client("kms"), arn)
@@ -173,6 +275,22 @@ def _verify_model(args: argparse.Namespace) -> int:
     verified = attest_registered(
         cloud.client("s3"), cloud.client("kms"), model, SigningKey(arn, expected), folder=folder
     )
+    code = NO if model["status"] in NOT_SERVABLE else OK
+    if args.json:
+        print_json(
+            {
+                "verdict": "VERIFIED",
+                "model_id": args.model_id,
+                "status": model["status"],
+                "servable": code == OK,
+                "package_sha256": verified.pin.artifact_digest,
+                "signing_key_arn": arn,
+                "public_key_sha256": expected,
+                "files": verified.digests,
+                "folder": str(folder),
+            }
+        )
+        return code
     files = ", ".join(f"{name} {digest[:16]}..." for name, digest in verified.digests.items())
     print(
         f"VERIFIED {args.model_id} ({model['status']}): package sha256 {verified.pin.artifact_digest}, signed by the "
@@ -181,12 +299,14 @@ def _verify_model(args: argparse.Namespace) -> int:
         f"  in {folder}; verify independently: model_signing verify key {verified.path} "
         f"--signature {folder / 'model.sig'} --public_key {folder / 'signing-key.pem'}"
     )
-    return 0
+    if code != OK:
+        print(f"  but it is {model['status']}: the stage serves it no more")
+    return code
 
 
 # --- predict ----------------------------------------------------------------------------------------------------
 
-SERVED, CLIENT_ERROR, NOT_SERVED = 0, 1, 2  # predict's exit codes
+SERVED, CLIENT_ERROR, NOT_SERVED = OK, NO, ERROR  # predict's exit codes: a client error is a verdict on the rows
 
 
 def read_rows(text: str, source: str) -> list:
@@ -212,11 +332,18 @@ def read_rows(text: str, source: str) -> list:
     return document
 
 
+def _rows_file(value: str):
+    return value if value == "-" else input_file("rows as JSON or JSON Lines, or - for stdin")(value)
+
+
 def _predict(args: argparse.Namespace) -> int:
     from mlvault.wiring import function_url_parameter
 
-    source = "stdin" if args.file == "-" else args.file
-    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+    source = "stdin" if args.file == "-" else str(args.file)
+    try:
+        text = sys.stdin.read() if args.file == "-" else args.file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{source} is not UTF-8 text (expected JSON rows)") from None
     try:
         rows = read_rows(text, source)
     except ValueError as err:
@@ -227,7 +354,7 @@ def _predict(args: argparse.Namespace) -> int:
     try:
         answer = cloud.signed_post(url, json.dumps({"rows": rows}).encode(), timeout=args.timeout)
     except DiscoveryError as err:
-        print(f"UNREACHABLE: {err}", file=sys.stderr)
+        print(f"mlvault: UNREACHABLE: {err}", file=sys.stderr)
         return NOT_SERVED
     try:
         body = json.loads(answer.body)
@@ -255,22 +382,36 @@ def _predict(args: argparse.Namespace) -> int:
         if isinstance(error, dict):  # kind "model": the pinned model is refused
             print(f"REFUSED {error['code']}: {error['message']}")
         else:  # Lambda's own answer: not authorized (403), the function failed (502), ...
-            print(f"NOT_SERVED: HTTP {answer.status} from {url}: {answer.body[:300].decode(errors='replace')}")
+            body = " ".join(answer.body[:300].decode(errors="replace").split())
+            print(f"mlvault: NOT_SERVED: HTTP {answer.status} from {url}: {body}", file=sys.stderr)
+    if isinstance(error, dict):
+        return CLIENT_ERROR  # the model is refused: a verdict, as a client error is
     return NOT_SERVED
 
 
 def register(verbs) -> None:
-    train = verbs.add_parser("train", help="start a model's pipeline now")
+    train = verbs.add_parser(
+        "train",
+        help="start a model's pipeline now",
+        description="Checks the model against the stage's models, then starts a run. With --wait: exit 0 the run "
+        "deployed its model, 3 the run failed (gates, refusal, rollback), 5 still running; 1 nothing started.",
+    )
     which_model = train.add_mutually_exclusive_group(required=True)
     which_model.add_argument("--model", help="the model's name (cdk.json models), e.g. credit")
     which_model.add_argument("--dataset", help="the dataset of the one model trained on it")
-    train.add_argument("--wait", type=float, default=0, help="wait up to N seconds for the run to finish")
+    train.add_argument(
+        "--wait",
+        type=number(float, minimum=0),
+        default=0,
+        help="wait up to N seconds for the run to end (on a terminal, the step it is in)",
+    )
+    json_option(train)
     cloud_options(train)
     train.set_defaults(func=_train)
 
     runs = verbs.add_parser("runs", help="every training run, winners and losers, and how each ended")
     runs.add_argument("--dataset")
-    runs.add_argument("--json", action="store_true")
+    json_option(runs)
     cloud_options(runs)
     runs.set_defaults(func=_runs)
 
@@ -278,19 +419,20 @@ def register(verbs) -> None:
     actions = models.add_subparsers(title="model commands", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="every registered model")
     listing.add_argument("--dataset")
-    listing.add_argument("--json", action="store_true")
+    json_option(listing)
     cloud_options(listing)
     listing.set_defaults(func=_models_list)
     show = actions.add_parser("show", help="lineage, gates, signature and history of a model")
     show.add_argument("model_id", help="e.g. iris/3")
-    show.add_argument("--json", action="store_true")
+    json_option(show)
     cloud_options(show)
     show.set_defaults(func=_models_show)
 
     for decision in ("approve", "reject"):
         decide = actions.add_parser(decision, help=f"{decision} a signed model waiting for approval (prod)")
         decide.add_argument("model_id")
-        decide.add_argument("--reason", required=True)
+        decide.add_argument("--reason", required=True, type=reason_text)
+        json_option(decide)
         cloud_options(decide)
         refusal_answers(decide, RolloutRefused, "REFUSED")
         decide.set_defaults(func=_approval, decision=decision)
@@ -301,16 +443,24 @@ def register(verbs) -> None:
     which.add_argument("--producer", help="models trained on this producer's data")
     which.add_argument("--key-id", help="models trained on data signed by this key")
     which.add_argument("--file", help="models trained on this file (lake or ingest key or URI)")
+    json_option(lineage)
     cloud_options(lineage)
     lineage.set_defaults(func=_lineage)
 
-    verify = verbs.add_parser("verify-model", help="verify a model's artifact, signature and record, offline")
+    verify = verbs.add_parser(
+        "verify-model",
+        help="verify a model's artifact, signature and record, offline",
+        description="Exit 0 VERIFIED; 3 refused (its reason code), or verified but REVOKED or ROLLED_BACK.",
+    )
     verify.add_argument("model_id")
-    verify.add_argument("--out", default="model-check", help="where to keep the verified files")
+    verify.add_argument(
+        "--out", type=output_directory, default=Path("model-check"), help="where to keep the verified files"
+    )
     verify.add_argument(
         "--public-key-sha256",
         help="the SHA-256 the key's public key must have (the functions' bundled anchor); default: as KMS shows it",
     )
+    json_option(verify)
     cloud_options(verify)
     refusal_answers(verify, RolloutRefused, "REFUSED")
     verify.set_defaults(func=_verify_model)
@@ -319,12 +469,12 @@ def register(verbs) -> None:
         "predict",
         help="predictions of a model's live alias, through its function URL (SigV4-signed)",
         description='Reads rows ({"rows": [...]}, a JSON list, or JSON Lines) and POSTs them to the model\'s function '
-        "URL. Exit 0: served (one prediction a line); 1: a client error (its code and field); 2: the model is "
-        "refused, or the URL is unreachable or refuses the caller.",
+        "URL. Exit 0: served (one prediction a line); 3: a client error (its code and field) or the model is "
+        "refused (its reason code); 1: the URL is unreachable or refuses the caller.",
     )
     predict.add_argument("--model", required=True, help="the model's name (cdk.json models), e.g. credit")
-    predict.add_argument("file", metavar="FILE|-", help="the rows, or - for stdin")
+    predict.add_argument("file", metavar="FILE|-", type=_rows_file, help="the rows, or - for stdin")
     predict.add_argument("--json", action="store_true", help="print the function's JSON answer")
-    predict.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer")
+    predict.add_argument("--timeout", type=number(float, above=0), default=30.0, help="seconds to wait for the answer")
     cloud_options(predict)
     predict.set_defaults(func=_predict)
