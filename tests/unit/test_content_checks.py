@@ -387,3 +387,26 @@ def test_the_largest_rows_max_that_fits_is_named_and_accepted():
 
 def test_every_shipped_contract_fits():
     assert set(load_all(CONTRACTS)) >= {"iris", "events", "sales", "loans"}
+
+
+def test_the_pre_flight_screen_applies_ingest_minimums_and_says_what_it_skipped(capsys, tmp_path):
+    baseline = tmp_path / "baseline.json"
+    assert (
+        check(capsys, _csv(tmp_path / "base.csv", iris_batch(4000, 1)), "iris", "--profile-out", str(baseline))[0] == 0
+    )
+    code, out = check(capsys, _csv(tmp_path / "small.csv", iris_batch(12, 2)), "iris", "--baseline", str(baseline))
+    assert code == 0, out
+    assert out.splitlines()[1:] == [
+        "screen: not screened: 12 rows, fewer than min_rows 100",
+        "screen: not screened here; ingest screens it in the producer's rolling window of small batches",
+    ]
+    assert "no shift" not in out
+    code, out = check(capsys, _csv(tmp_path / "some.csv", iris_batch(300, 3)), "iris", "--baseline", str(baseline))
+    assert code == 0, out
+    skipped = [line for line in out.splitlines() if line.startswith("screen: label ")]
+    assert len(skipped) == 3  # each label has about 100 rows, under the per-label minimum of ingest
+    assert all("fewer than 200: its label_feature_psi skipped" in line for line in skipped), skipped
+    assert out.endswith("screen: no shift against the baseline in the checks it ran")
+    main(["contract", "check", str(tmp_path / "some.csv"), "--dataset", "iris", "--baseline", str(baseline), "--json"])
+    answer = json.loads(capsys.readouterr().out)
+    assert (answer["verdict"], answer["screen"]["screened"], len(answer["screen"]["skipped"])) == ("PASS", True, 3)

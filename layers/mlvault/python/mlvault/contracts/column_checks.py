@@ -178,15 +178,19 @@ class Checker:
             ) from None
 
     def _check_increasing(self, name: str, values: pa.Array) -> None:
-        """Strictly increasing across batches: unique in constant memory (for huge files)."""
+        """Strictly increasing across batches: unique in constant memory (for huge files). Each value is compared
+        with the one before it, the first of a batch with the last of the batch before; the file's first row has
+        none (a one-row file has no step to check)."""
         if not len(values):
             return
         previous = self._last.get(name)
         joined = values if previous is None else pa.concat_arrays([pa.array([previous], type=values.type), values])
-        steps = pc.fill_null(pc.greater(joined[1:], joined[:-1]), False)
-        if len(steps) and not pc.all(steps).as_py():  # all() of nothing is null, not true
-            k = pc.index(steps, False).as_py()  # joined[k + 1] does not exceed joined[k]
-            index = k + 1 if previous is None else k  # its position in this batch
+        steps = pc.fill_null(pc.greater(joined[1:], joined[:-1]), False)  # steps[k]: joined[k + 1] > joined[k]
+        # the first step that does not increase decides, found directly: pc.index answers -1 when there is none
+        # (and all() of no steps is null, not true: deciding on it refused one-row files, "row 1 has 1 after 1")
+        k = pc.index(steps, False).as_py()
+        if k >= 0:
+            index = k + 1 if previous is None else k  # the position in this batch of joined[k + 1]
             raise fail(
                 ContractReason.DUPLICATE_KEY,
                 f"column {name} must strictly increase; row {self.rows + index + 1} has "

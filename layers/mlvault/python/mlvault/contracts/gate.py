@@ -26,12 +26,20 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mlvault.contracts.schema import Contract, resolve_contract
-from mlvault.contracts.screen import Finding, Profile, ProfileBuilder, load_baseline, screen
+from mlvault.contracts.screen import (
+    ACCEPT,
+    SCREEN,
+    Finding,
+    Profile,
+    ProfileBuilder,
+    load_baseline,
+    screen,
+    screen_batch,
+)
 from mlvault.contracts.validate import ValidationReport, validate_file, validate_stream
 from mlvault.errors import TransientError
 from mlvault.ledger import LearnedBaseline, Ledger, SmallBatches
 
-ACCEPT, HOLD, REJECT = "accept", "hold", "reject"
 _RACE_RETRIES = 10
 SPOOL_CHUNK = 1 << 20
 MAX_WINDOW_BATCHES = 100  # a window of small batches is screened at min_rows rows or this many batches (item size)
@@ -88,13 +96,15 @@ class ContentGate:
             body.close()
         baseline, described = self._baseline(contract)
         findings: tuple[Finding, ...] = ()
-        if baseline is not None and report.rows < contract.screening.min_rows:
-            described += f"; not screened: {report.rows} rows, fewer than min_rows {contract.screening.min_rows}"
-            if producer and source:
-                findings, window = self._rolling(contract, producer, source, builder.profile, baseline)
-                described += f"; {window}"
-        elif baseline is not None:
-            findings = tuple(screen(builder.profile, baseline, contract.screening))
+        if baseline is not None:
+            # the one screen of a batch, the producer's pre-flight's too: under min_rows it says "not screened: ..."
+            screened = screen_batch(builder.profile, baseline, contract.screening)
+            findings = screened.findings
+            if not screened.screened:
+                described += "; " + "; ".join(s.note for s in screened.skipped if s.check == SCREEN)
+                if producer and source:
+                    findings, window = self._rolling(contract, producer, source, builder.profile, baseline)
+                    described += f"; {window}"
         return Inspection(contract, report, builder.profile, findings, described, learning=baseline is None)
 
     def _validate_spooled(self, body: BinaryIO, contract: Contract, builder: ProfileBuilder) -> ValidationReport:

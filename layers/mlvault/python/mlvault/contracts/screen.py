@@ -16,8 +16,10 @@ contract range can miss real shifts) and computes:
 - statistical parity: the largest gap, over labels, between groups' label rates, against the baseline's gap.
 
 Each statistic is compared with the contract's threshold (`screening`) plus the sampling noise of the two sample
-sizes. Pure functions: the rolling screen over small batches (`RollingWindow`) keeps its state in the ledger
-(mlvault.contracts.gate).
+sizes. `screen_batch` is the screen of one batch, for ingest and the producer's pre-flight alike: the findings,
+the action, and each check it skipped with why (a batch under `screening.min_rows`, a label under
+MIN_CLASS_ROWS, a feature the baseline lacks...). Pure functions: the rolling screen over small batches keeps its
+state in the ledger (mlvault.contracts.gate).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import itertools
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,7 @@ FLIP_NOISE_SE = 3  # the label-conditional view's noise: standard errors (severa
 MAX_VALUES = 100  # text values counted per feature; the others are counted together under OTHER
 OTHER = "\x1fother"  # not a value a file can hold in a text feature (\x1f is the key separator)
 _SEP = "\x1f"
+ACCEPT, HOLD, REJECT = "accept", "hold", "reject"  # what happens to a batch (HOLD, REJECT: `screening.action`)
 
 
 @dataclass
@@ -247,9 +250,12 @@ def _regroup(counts: list[int], cuts: list[int]) -> list[int]:
 MIN_CLASS_ROWS = 200  # a label with fewer rows in the batch or baseline is too small to compare
 
 
-def _worst_conditional_psi(batch: Counter, baseline: Counter) -> tuple[str, float, float] | None:
+def _worst_conditional_psi(
+    batch: Counter, baseline: Counter, left_out: list[tuple[str, int, int | None]] | None = None
+) -> tuple[str, float, float] | None:
     """The label whose feature distribution moved most (beyond sampling noise) from the baseline's for that
-    label: (label, PSI, noise)."""
+    label: (label, PSI, noise). Each label left out (absent from the baseline, or under MIN_CLASS_ROWS in either)
+    is added to `left_out` as (label, its rows in the batch, in the baseline or None)."""
 
     def per_label(pairs: Counter) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}
@@ -263,6 +269,8 @@ def _worst_conditional_psi(batch: Counter, baseline: Counter) -> tuple[str, floa
     for label, counts in new.items():
         reference = old.get(label)
         if reference is None or sum(counts) < MIN_CLASS_ROWS or sum(reference) < MIN_CLASS_ROWS:
+            if left_out is not None:
+                left_out.append((label, sum(counts), None if reference is None else sum(reference)))
             continue
         cuts = quantile_bins(reference)
         value = psi(_regroup(reference, cuts), _regroup(counts, cuts))
@@ -331,12 +339,22 @@ def flip_estimate(batch: dict[str, list[int]], baseline: dict[str, list[int]]) -
     return worst
 
 
-def _flip_findings(batch: Profile, baseline: Profile, threshold: float) -> list[Finding]:
-    """The label-conditional view of every feature the batch and the baseline both profile per label."""
+def _flip_findings(
+    batch: Profile, baseline: Profile, threshold: float, skip: Callable[[Skipped], None] | None = None
+) -> list[Finding]:
+    """The label-conditional view of every feature the batch and the baseline both profile per label; `skip`
+    hears of each feature whose view could not be computed, and why."""
     found = []
     views: list[tuple[str, dict[str, list[int]], dict[str, list[int]]]] = []
+
+    def skipped(name: str, why: str) -> None:
+        if skip is not None:
+            skip(Skipped("label_flip", name, f"label_flip {name} skipped: {why}"))
+
     for name, pairs in batch.conditional.items():
-        if name in baseline.conditional and name in baseline.numeric:
+        if not (name in baseline.conditional and name in baseline.numeric):
+            skipped(name, f"the baseline has no per-label counts of {name}")
+        else:
             cuts = quantile_bins(baseline.numeric[name])
             new, old = _per_label_bins(pairs, None), _per_label_bins(baseline.conditional[name], None)
             views.append(
@@ -347,14 +365,24 @@ def _flip_findings(batch: Profile, baseline: Profile, threshold: float) -> list[
                 )
             )
     for name, pairs in batch.categorical_conditional.items():
-        if name in baseline.categorical_conditional:
+        if name not in baseline.categorical_conditional:  # a profile written before the view
+            skipped(name, f"the baseline has no per-label counts of {name}")
+        else:
             values = sorted(baseline.categorical.get(name, {}))
             views.append(
                 (name, _per_label_bins(pairs, values), _per_label_bins(baseline.categorical_conditional[name], values))
             )
     for name, new, old in views:
         estimate = flip_estimate(new, old)
-        if estimate is not None and estimate[1] > threshold + estimate[2]:
+        if estimate is None:
+            # with two labels, every bin holding rows of both samples informs the estimate
+            skipped(
+                name,
+                f"the baseline has fewer than two labels where {name} has a value"
+                if len(old) < 2
+                else "no bin holds rows of both the batch and the baseline",
+            )
+        elif estimate[1] > threshold + estimate[2]:
             direction, value, noise = estimate
             found.append(
                 Finding("label_flip", f"{name}|to {direction}" if direction else name, value, threshold, noise)
@@ -413,8 +441,58 @@ def _parity_noise(groups: Counter) -> float:
     return 2 * math.sqrt(0.25 * (1 / max(smallest[0], 1) + 1 / max(smallest[1], 1)))
 
 
+SCREEN = "screen"  # the check of a Skipped that is the whole batch: it was not compared at all
+LABELS = "labels"  # the check of a Skipped that is every check needing labels (label_psi, label_feature_psi, ...)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A check the screen did not run, and why."""
+
+    check: str  # SCREEN, LABELS or a Finding's check: "feature_psi", "label_feature_psi", "label_flip"
+    name: str  # what it is about: "" (the batch, its labels), a feature, a label
+    note: str  # the sentence a human reads (the whole batch's is the one ingest records)
+
+    def __str__(self) -> str:
+        return self.note
+
+
+@dataclass(frozen=True)
+class ScreenResult:
+    """What `screen_batch` decided about a batch."""
+
+    findings: tuple[Finding, ...]
+    action: str  # ACCEPT without findings, else the contract's `screening.action` (HOLD or REJECT)
+    skipped: tuple[Skipped, ...]  # the screen's order: features, per-label, label_flip, labels
+
+    @property
+    def screened(self) -> bool:
+        """False when the batch as a whole was not compared with the baseline (under `screening.min_rows`)."""
+        return not any(s.check == SCREEN for s in self.skipped)
+
+
+def screen_batch(batch: Profile, baseline: Profile, screening: Screening) -> ScreenResult:
+    """The screen of one batch as ingest decides it (mlvault.contracts.gate), for ingest and for the producer's
+    pre-flight alike: a batch under `screening.min_rows` is not compared (ingest screens it later, in its
+    producer's rolling window); otherwise the findings against the baseline, with `screening`'s thresholds, and
+    every check the comparison skipped, with why."""
+    if batch.rows < screening.min_rows:
+        note = f"not screened: {batch.rows} rows, fewer than min_rows {screening.min_rows}"
+        return ScreenResult((), ACCEPT, (Skipped(SCREEN, "", note),))
+    findings, skipped = _compare(
+        batch,
+        baseline,
+        feature_psi=screening.feature_psi,
+        label_psi=screening.label_psi,
+        parity_increase=screening.parity_increase,
+        label_flip=screening.label_flip,
+    )
+    return ScreenResult(tuple(findings), screening.action if findings else ACCEPT, tuple(skipped))
+
+
 def screen(batch: Profile, baseline: Profile, screening: Screening) -> list[Finding]:
-    """`compare` with a contract's screening thresholds."""
+    """`compare` with a contract's screening thresholds, whatever the batch's size (a rolling window's merged
+    profile is screened this way; one batch: `screen_batch`)."""
     return compare(
         batch,
         baseline,
@@ -435,37 +513,89 @@ def compare(
     label_flip: float = Screening.label_flip,
 ) -> list[Finding]:
     """What makes the batch look poisoned against the baseline (empty when it does not)."""
-    findings = []
+    return _compare(
+        batch,
+        baseline,
+        feature_psi=feature_psi,
+        label_psi=label_psi,
+        parity_increase=parity_increase,
+        label_flip=label_flip,
+    )[0]
+
+
+def _compare(
+    batch: Profile,
+    baseline: Profile,
+    *,
+    feature_psi: float,
+    label_psi: float,
+    parity_increase: float,
+    label_flip: float,
+) -> tuple[list[Finding], list[Skipped]]:
+    """`compare`'s findings, and the checks it skipped (each noted where it is skipped)."""
+    findings: list[Finding] = []
+    skipped: list[Skipped] = []
 
     def check(kind: str, name: str, value: float, threshold: float, noise: float) -> None:
         if value > threshold + noise:
             findings.append(Finding(kind, name, value, threshold, noise))
 
+    def absent(kind: str, name: str, what: str) -> None:
+        skipped.append(Skipped(kind, name, f"{kind} {name} skipped: the baseline has no {what} of {name}"))
+
     for name, counts in batch.numeric.items():
         if name not in baseline.numeric:
+            absent("feature_psi", name, "profile")
             continue
         cuts = quantile_bins(baseline.numeric[name])
         value = psi(_regroup(baseline.numeric[name], cuts), _regroup(counts, cuts))
         check("feature_psi", name, value, feature_psi, sampling_noise(len(cuts) + 1, sum(counts), baseline.rows))
     for name, counts in batch.categorical.items():
         if name not in baseline.categorical:
+            absent("feature_psi", name, "profile")
             continue
         keys = sorted(set(counts) | set(baseline.categorical[name]))
         value = psi([baseline.categorical[name][k] for k in keys], [counts[k] for k in keys])
         check("feature_psi", name, value, feature_psi, sampling_noise(len(keys), batch.rows, baseline.rows))
+    small: dict[tuple[str, str], list[str]] = {}  # (label, why) -> the features whose per-label PSI it skipped
     for name, pairs in batch.conditional.items():
-        worst = _worst_conditional_psi(pairs, baseline.conditional.get(name, Counter()))
+        if name not in baseline.conditional:
+            absent("label_feature_psi", name, "per-label counts")
+            continue
+        left_out: list[tuple[str, int, int | None]] = []
+        worst = _worst_conditional_psi(pairs, baseline.conditional[name], left_out)
         if worst is not None:
             check("label_feature_psi", f"{name}|{worst[0]}", worst[1], feature_psi, worst[2])
-    findings += _flip_findings(batch, baseline, label_flip)
+        for label, rows, reference in left_out:
+            small.setdefault((label, _small_label(label, rows, reference)), []).append(name)
+    for (label, why), names in sorted(small.items()):
+        note = f"{why}: its label_feature_psi skipped ({', '.join(names)})"
+        skipped.append(Skipped("label_feature_psi", label, note))
+    findings += _flip_findings(batch, baseline, label_flip, skipped.append)
     if batch.label:
         keys = sorted(set(batch.label) | set(baseline.label))
         value = psi([baseline.label[k] for k in keys], [batch.label[k] for k in keys])
         check("label_psi", "label", value, label_psi, sampling_noise(len(keys), batch.rows, baseline.rows))
+    elif baseline.label:  # the label column absent or all null: no label check can see anything
+        note = "label_psi, label_feature_psi, label_flip and parity skipped: the batch has no labels"
+        skipped.append(Skipped(LABELS, "", note))
     for attribute, groups in batch.groups.items():
         increase = parity_gap(groups) - parity_gap(baseline.groups[attribute])
         check("parity", attribute, increase, parity_increase, _parity_noise(groups))
-    return findings
+    return findings, skipped
+
+
+def _small_label(label: str, rows: int, reference: int | None) -> str:
+    """Why a label's per-label checks were left out (MIN_CLASS_ROWS)."""
+    if reference is None:
+        return f"label {label} is not in the baseline"
+    if rows < MIN_CLASS_ROWS and reference < MIN_CLASS_ROWS:
+        return (
+            f"label {label} has {rows} rows in the batch and {reference} in the baseline, fewer than {MIN_CLASS_ROWS}"
+        )
+    if rows < MIN_CLASS_ROWS:
+        return f"label {label} has {rows} rows in the batch, fewer than {MIN_CLASS_ROWS}"
+    return f"label {label} has {reference} rows in the baseline, fewer than {MIN_CLASS_ROWS}"
 
 
 def load_baseline(directory: str | Path, contract: Contract) -> Profile:
