@@ -86,6 +86,7 @@ class ManifestReason(StrEnum):
     """Why no training manifest can be built or trusted."""
 
     NO_ACCEPTED_DATA = "NO_ACCEPTED_DATA"
+    NO_TRAINABLE_DATA = "NO_TRAINABLE_DATA"  # accepted data, but every file alone has more rows than max_rows
     AMBIGUOUS_CONTRACT_VERSION = "AMBIGUOUS_CONTRACT_VERSION"  # accepted data of several contract versions
     RECORD_INVALID = "RECORD_INVALID"  # an accepted ledger record lacks what a manifest entry needs
     MANIFEST_INVALID = "MANIFEST_INVALID"
@@ -165,6 +166,17 @@ class RolloutReason(StrEnum):
     MODEL_NOT_SERVED = "MODEL_NOT_SERVED"  # its registry record names a model the bundled serving document lacks
 
 
+class RevocationReason(StrEnum):
+    """Why a producer key's revocation (`mlvault producers revoke`, the revoke function) is refused before anything
+    is recorded: a revocation stands for good, so one that names no key, gives no reason, or says who or when in no
+    form the function can hold to is never written."""
+
+    UNKNOWN_KEY = "UNKNOWN_KEY"  # the key id is in no producer entry of the bundled trust registry (a typo)
+    NO_REASON = "NO_REASON"  # an empty or whitespace-only reason
+    MALFORMED_REVOKER = "MALFORMED_REVOKER"  # revoked_by is not an IAM or STS principal ARN (the caller's identity)
+    MALFORMED_EFFECTIVE_AT = "MALFORMED_EFFECTIVE_AT"  # effective_at is not an ISO 8601 time with a time zone
+
+
 class ServeReason(StrEnum):
     """Why the serving function refuses its pinned model (besides ModelReason's codes, which pass through)."""
 
@@ -200,6 +212,8 @@ class AnchorReason(StrEnum):
     SERVING_MALFORMED = "SERVING_MALFORMED"  # not the documented shape, or an alarm of two models (the detail says)
     SERVING_WRONG_STAGE = "SERVING_WRONG_STAGE"  # the serving document of another stage than the function's
     MODELS_MISSING = "MODELS_MISSING"  # no trust/models.json in the pipeline or sign function's bundle
+    PRODUCERS_MISSING = "PRODUCERS_MISSING"  # no trust/producers.json (trust registry) in the revoke function's bundle
+    PRODUCERS_MALFORMED = "PRODUCERS_MALFORMED"  # a bundled trust registry that does not parse (the detail says why)
 
 
 class RequestReason(StrEnum):
@@ -320,6 +334,13 @@ class RolloutRefused(MlvaultError):
     """The model must not be deployed (or is not a rollback target)."""
 
     reasons = (RolloutReason, ModelReason, ServeReason, AnchorReason)
+
+
+class RevocationRefused(MlvaultError):
+    """A key's revocation refused before anything is recorded, tainted, revoked or announced. The revoke handler
+    lets it out: the CLI shows Lambda's errorMessage ("REASON: detail") as one line."""
+
+    reasons = (RevocationReason,)
 
 
 class AttestationError(MlvaultError):

@@ -11,6 +11,24 @@ sk "V#<version>"), so this module runs a paginated, consistent Scan filtered on 
 the whole table (nonces, revocations and baselines included) and costs read capacity in proportion to it; the
 scalable way is a global secondary index on (dataset, status) queried for ACCEPTED. Until the table has one, keep
 manifests to scheduled pipeline runs.
+
+A run of the lambda engine trains on a bounded manifest (`build_bounded_manifest`): its rows stay within the
+model's `max_rows`, counted from the rows each accepted record holds (the contract check counted them; no file is
+read to count). Whole files only, never a part of one, and no single producer can keep the others out:
+
+1. all the accepted files fit: all are taken (the manifest is the unbounded one);
+2. otherwise a file with more rows than `max_rows` on its own is left out, and the others are taken in rounds:
+   round r offers each producer's r-th newest file (newest by acceptance: the earliest `verdict_at` of the
+   file's ledger records, the time a review released it for a held one; ties by lake URI); within a round the
+   smaller file goes first (then the newer, then the producer's name). An offered file is taken if its rows fit
+   in what is left of `max_rows`, else it is left out; the next ones may still fit.
+
+So every producer's newest file that has at most max_rows / (number of producers) rows is taken, however much
+another producer uploads; after the first round a producer's newer files come before its older ones. The same
+ledger state gives the same manifest. What was left out is said in the run (`BoundedManifest.left_out_json`:
+the count and rows of every file left out, per producer, and the newest LEFT_OUT_LISTED of them); the manifest
+itself, and so the lineage and the provenance, lists only what is trained on. When nothing fits (every file
+alone has more rows than `max_rows`) there is no manifest: NO_TRAINABLE_DATA, naming the cap.
 """
 
 from __future__ import annotations
@@ -19,6 +37,7 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -30,6 +49,8 @@ from mlvault.ledger import Ledger, LedgerRecord
 MANIFEST_FORMAT = "mlvault.manifest/v1"
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024  # bound before reading a stored manifest back
 _ENTRY_ATTRIBUTES = ("lake_bucket", "lake_key", "lake_version", "sha256", "producer", "key_id", "rows")
+LEFT_OUT_LISTED = 20  # the left-out files a run's record names (newest first); all of them are counted
+LEFT_OUT_REASON = "over max_rows"
 
 
 @dataclass(frozen=True, order=True)
@@ -154,6 +175,115 @@ def build_manifest(
     to the same content-addressed lake object version: that object is one entry (listing both ingest versions),
     so it is not trained on twice. Raises ManifestError when nothing qualifies or a record lacks what it needs.
     """
+    version, accepted = _accepted(ledger, dataset, contract_version=contract_version, page_size=page_size)
+    return _manifest(dataset, version, [file.entry for file in accepted])
+
+
+@dataclass(frozen=True)
+class AcceptedFile:
+    """A manifest entry and when its lake object was accepted (the earliest verdict of its ledger records)."""
+
+    entry: ManifestEntry
+    accepted_at: str  # as the ledger records it
+    accepted: datetime  # the same, comparable
+
+    @property
+    def newest_first(self) -> tuple[float, str]:
+        return -self.accepted.timestamp(), self.entry.uri
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "lake_uri": self.entry.uri,
+            "producer": self.entry.producer,
+            "rows": self.entry.rows,
+            "accepted_at": self.accepted_at,
+        }
+
+
+@dataclass(frozen=True)
+class BoundedManifest:
+    """What a run trains on within `max_rows` (module docstring): the manifest, and the files left out."""
+
+    manifest: Manifest  # no entries when nothing fits (`trainable` refuses it)
+    max_rows: int
+    left_out: tuple[AcceptedFile, ...]  # newest first
+
+    def left_out_json(self) -> dict[str, Any] | None:
+        """What was left out, for the run's record (`manifest.left_out`); None when nothing was."""
+        if not self.left_out:
+            return None
+        producers: dict[str, dict[str, int]] = {}
+        for file in self.left_out:
+            tally = producers.setdefault(file.entry.producer, {"count": 0, "rows": 0})
+            tally["count"] += 1
+            tally["rows"] += file.entry.rows
+        return {
+            "reason": LEFT_OUT_REASON,
+            "max_rows": self.max_rows,
+            "count": len(self.left_out),
+            "rows": sum(file.entry.rows for file in self.left_out),
+            "producers": dict(sorted(producers.items())),
+            "files": [file.to_json() for file in self.left_out[:LEFT_OUT_LISTED]],
+        }
+
+    def trainable(self) -> Manifest:
+        """The manifest, or NO_TRAINABLE_DATA when every accepted file alone has more rows than `max_rows`."""
+        if not self.manifest.entries:
+            smallest = min(file.entry.rows for file in self.left_out)
+            raise ManifestError(
+                ManifestReason.NO_TRAINABLE_DATA,
+                f"dataset {self.manifest.dataset!r}: each of its {len(self.left_out)} accepted file(s) has more rows "
+                f"than max_rows {self.max_rows} (the smallest has {smallest}): nothing to train on "
+                "(the run's manifest.left_out lists them; raise training.max_rows or train with the sagemaker engine)",
+            )
+        return self.manifest
+
+
+def build_bounded_manifest(
+    ledger: Ledger,
+    dataset: str,
+    *,
+    max_rows: int,
+    contract_version: str | None = None,
+    page_size: int | None = None,
+) -> BoundedManifest:
+    """The manifest of a dataset's accepted data within `max_rows` rows, and what it leaves out (the rule: module
+    docstring). Raises ManifestError as build_manifest does; nothing fitting is `BoundedManifest.trainable`'s."""
+    if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+        raise ValueError(f"max_rows must be a positive integer, got {max_rows!r}")
+    version, accepted = _accepted(ledger, dataset, contract_version=contract_version, page_size=page_size)
+    if sum(file.entry.rows for file in accepted) <= max_rows:
+        return BoundedManifest(_manifest(dataset, version, [f.entry for f in accepted]), max_rows, ())
+    left_out = [file for file in accepted if file.entry.rows > max_rows]
+    by_producer: dict[str, list[AcceptedFile]] = {}
+    for file in accepted:
+        if file.entry.rows <= max_rows:
+            by_producer.setdefault(file.entry.producer, []).append(file)
+    offers: list[tuple[int, AcceptedFile]] = []
+    for files in by_producer.values():
+        offers.extend(enumerate(sorted(files, key=lambda f: f.newest_first)))
+    offers.sort(key=lambda o: (o[0], o[1].entry.rows, o[1].newest_first, o[1].entry.producer))
+    taken: list[ManifestEntry] = []
+    room = max_rows
+    for _, file in offers:
+        if file.entry.rows <= room:
+            taken.append(file.entry)
+            room -= file.entry.rows
+        else:
+            left_out.append(file)
+    left_out.sort(key=lambda f: f.newest_first)
+    return BoundedManifest(_manifest(dataset, version, taken), max_rows, tuple(left_out))
+
+
+def _manifest(dataset: str, contract_version: str, entries: list[ManifestEntry]) -> Manifest:
+    entries = sorted(entries, key=lambda e: (e.lake_bucket, e.lake_key, e.lake_version))
+    return Manifest(dataset=dataset, contract_version=contract_version, entries=tuple(entries))
+
+
+def _accepted(
+    ledger: Ledger, dataset: str, *, contract_version: str | None, page_size: int | None
+) -> tuple[str, list[AcceptedFile]]:
+    """The contract version and every accepted lake object of the dataset (build_manifest's rules)."""
     by_object: dict[tuple[str, str, str], list[LedgerRecord]] = {}
     versions: set[str] = set()
     for record in ledger.accepted(dataset, page_size=page_size):
@@ -183,12 +313,10 @@ def build_manifest(
             f"dataset {dataset!r} has accepted data for contract versions {sorted(versions)}: "
             "choose one with contract_version=",
         )
-    entries = [_entry(obj, records) for obj, records in by_object.items()]
-    entries.sort(key=lambda e: (e.lake_bucket, e.lake_key, e.lake_version))
-    return Manifest(dataset=dataset, contract_version=versions.pop(), entries=tuple(entries))
+    return versions.pop(), [_accepted_file(obj, records) for obj, records in by_object.items()]
 
 
-def _entry(obj: tuple[str, str, str], records: list[LedgerRecord]) -> ManifestEntry:
+def _accepted_file(obj: tuple[str, str, str], records: list[LedgerRecord]) -> AcceptedFile:
     records = sorted(records, key=lambda r: (r.bucket, r.key, r.version_id))
     first = records[0].attributes
     for record in records[1:]:
@@ -204,7 +332,9 @@ def _entry(obj: tuple[str, str, str], records: list[LedgerRecord]) -> ManifestEn
         raise ManifestError(
             ManifestReason.RECORD_INVALID, f"s3://{obj[0]}/{obj[1]}: rows {first['rows']!r} is not a number"
         ) from None
-    return ManifestEntry(
+    if rows < 0:
+        raise ManifestError(ManifestReason.RECORD_INVALID, f"s3://{obj[0]}/{obj[1]}: rows {rows} is negative")
+    entry = ManifestEntry(
         lake_bucket=obj[0],
         lake_key=obj[1],
         lake_version=obj[2],
@@ -216,6 +346,22 @@ def _entry(obj: tuple[str, str, str], records: list[LedgerRecord]) -> ManifestEn
         contract_version=first["contract_version"],
         ingest=tuple(IngestRef(r.bucket, r.key, r.version_id) for r in records),
     )
+    accepted, accepted_at = min(_acceptance(r) for r in records)
+    return AcceptedFile(entry, accepted_at, accepted)
+
+
+def _acceptance(record: LedgerRecord) -> tuple[datetime, str]:
+    """When a record was accepted: its verdict (a review's, for a released version), else its receipt."""
+    recorded = record.attributes.get("verdict_at") or record.received_at
+    try:
+        when = datetime.fromisoformat(recorded)
+    except ValueError:
+        raise ManifestError(
+            ManifestReason.RECORD_INVALID,
+            f"accepted ledger record {versioned_uri(record.bucket, record.key, record.version_id)}: "
+            f"verdict_at {recorded!r} is not a time",
+        ) from None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)), recorded
 
 
 def store_manifest(s3: Any, bucket: str, manifest: Manifest) -> str:

@@ -47,7 +47,14 @@ from mlvault.registry.records import (
     RUN_TRAINED,
     ModelRegistry,
 )
-from mlvault.training.manifest import Manifest, build_manifest, load_manifest, manifest_key, store_manifest
+from mlvault.training.manifest import (
+    Manifest,
+    build_bounded_manifest,
+    build_manifest,
+    load_manifest,
+    manifest_key,
+    store_manifest,
+)
 from mlvault.training.objects import put_bytes
 from mlvault.training.sign_step import PROVENANCE_TYPE, SignStep
 from mlvault.training.specs import ModelSpec, job_failure
@@ -118,8 +125,11 @@ class Pipeline(SignStep):
         )
         return PipelineFailed(err.reason, str(err))
 
-    def _manifest_state(self, manifest: Manifest, version: str) -> dict[str, Any]:
-        return {
+    def _manifest_state(
+        self, manifest: Manifest, version: str, left_out: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The manifest's pins, and what the row cap left out of it (`left_out`, only when something was)."""
+        state = {
             "bucket": self._c.model_bucket,
             "key": manifest_key(manifest.dataset, manifest.digest),
             "version_id": version,
@@ -127,6 +137,7 @@ class Pipeline(SignStep):
             "entries": len(manifest.entries),
             "rows": manifest.rows,
         }
+        return {**state, "left_out": left_out} if left_out else state
 
     # --- train (engine lambda) --------------------------------------------------------------------------
 
@@ -135,15 +146,22 @@ class Pipeline(SignStep):
 
         spec = self.spec(dataset, model)
         started = self._started(run_id, dataset, spec.name)
+        said: dict[str, Any] = {}  # what the row cap left out, recorded by a failed run too
         try:
             if spec.engine != "lambda":
                 raise PipelineFailed(PipelineReason.WRONG_ENGINE, f"model {spec.name} trains on SageMaker: prepare it")
-            manifest = build_manifest(Ledger(self._db, self._c.ledger_table), dataset)
+            bounded = build_bounded_manifest(
+                Ledger(self._db, self._c.ledger_table), dataset, max_rows=spec.training.max_rows
+            )
+            left_out = bounded.left_out_json()
+            if left_out:
+                said["manifest"] = {"left_out": left_out}
+            manifest = bounded.trainable()
             manifest_version = store_manifest(self._s3, self._c.model_bucket, manifest)
             contract = resolve_contract(self._c.contracts_dir, dataset, manifest.contract_version)
             result = LambdaTrainer(self._s3).train(manifest, contract, spec.training, name=spec.name)
         except (*_REFUSALS, PipelineFailed) as err:
-            raise self._refused(run_id, dataset, "train", err, started_at=started, model=spec.name) from None
+            raise self._refused(run_id, dataset, "train", err, started_at=started, model=spec.name, **said) from None
         key = package_key(spec.name, result.run.artifact_digest)
         version = put_bytes(self._s3, self._c.model_bucket, key, result.package, content_type="application/x-tar")
         state = {
@@ -152,7 +170,7 @@ class Pipeline(SignStep):
             "model": spec.name,
             "engine": "lambda",
             "contract_version": manifest.contract_version,
-            "manifest": self._manifest_state(manifest, manifest_version),
+            "manifest": self._manifest_state(manifest, manifest_version, left_out),
             "artifact": {
                 "bucket": self._c.model_bucket,
                 "key": key,
@@ -173,7 +191,8 @@ class Pipeline(SignStep):
     ) -> dict[str, Any]:
         """The manifest, the job's channels and inputs.json, the held-out split (mlvault.training.channels); the
         state the training task reads (docs/bring-your-own-model.md, "The state"). `code_sha256`, when the state
-        machine passes it, must be the bundled models document's (both come from the same synth)."""
+        machine passes it, must be the bundled models document's (both come from the same synth). The manifest is
+        every accepted file: this engine has no row cap of mlvault's (the lambda engine's is `max_rows`)."""
         from mlvault.training.channels import prepare_inputs
 
         spec = self.spec(dataset, model)
