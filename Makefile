@@ -22,6 +22,7 @@ CDK_FLAGS := --no-notices --no-version-reporting
 
 setup: $(VENV)/.installed node_modules/.installed build/layers/deps/.installed build/layers/arrow/.installed \
 	build/layers/onnx/.installed build/layers/onnxgraph/.installed
+	@echo 'set up. The CLI is $(BIN)/mlvault; `source $(BIN)/activate` puts mlvault on PATH.'
 
 $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

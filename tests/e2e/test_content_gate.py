@@ -25,13 +25,18 @@ def test_the_shift_left_check_and_the_gate_give_the_same_reason(cloud, key_files
     assert "verdict: REJECTED OUT_OF_RANGE" in pushed.stdout, pushed.stdout + pushed.stderr
 
 
-def test_a_poisoned_batch_is_held_reported_and_released_by_a_reviewer(cloud, ingest):
+def test_a_poisoned_batch_is_held_reported_and_released_by_a_reviewer(cloud, ingest, key_files, tmp_path):
     for seed in (31, 32):  # enough clean rows for the learned baseline, if earlier tests did not complete it
         key = f"producers/acme/iris/clean-{seed}.csv"
         assert ingest.verdict(key, ingest.signed_upload(key, iris_csv(600, seed)))["status"] == "ACCEPTED"
     key = "producers/acme/iris/poisoned.csv"
     body = iris_csv(600, 33, flip=0.3)
-    version = ingest.signed_upload(key, body)
+    (tmp_path / "poisoned.csv").write_bytes(body)
+    pushed = push(cloud, key_files, tmp_path / "poisoned.csv")  # --wait 30: HELD is a verdict, not a time-out
+    assert pushed.returncode == 4, pushed.stdout + pushed.stderr
+    version = pushed.stdout.split(" version ")[1].split(" ")[0]
+    assert "verdict: HELD POISONING_SUSPECTED: label_feature_psi" in pushed.stdout
+    assert f'held for review: mlvault review approve|reject {key} --version {version} --reason "..."' in pushed.stdout
     record = ingest.verdict(key, version)
     assert (record["status"], record["reason"]) == ("HELD", "POISONING_SUSPECTED")
     assert record["quarantine_key"] == f"held/{key}/{version}"

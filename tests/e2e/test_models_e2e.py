@@ -295,3 +295,20 @@ def test_an_alarm_during_the_canary_rolls_the_deployment_back(cloud, models):
     answer, error = serve(models, {"rows": ROWS})
     assert error is None
     assert answer["model"]["id"] != model["model_id"]
+
+
+def test_train_refuses_what_the_stage_does_not_train_and_starts_nothing(cloud):
+    sfn = cloud.client("stepfunctions")
+
+    def executions() -> int:
+        machines = sfn.list_state_machines()["stateMachines"]
+        return sum(len(sfn.list_executions(stateMachineArn=m["stateMachineArn"])["executions"]) for m in machines)
+
+    before = executions()
+    by_model = run_cli(cloud, "train", "--model", "iriss", "--wait", "30")
+    assert (by_model.returncode, by_model.stdout) == (1, "")
+    assert by_model.stderr == "mlvault: stage dev trains no model 'iriss' (its models: credit, iris)\n"
+    by_dataset = run_cli(cloud, "train", "--dataset", "nope")
+    assert (by_dataset.returncode, by_dataset.stdout) == (1, "")
+    assert by_dataset.stderr == "mlvault: stage 'dev' trains no model on dataset 'nope'\n"
+    assert executions() == before

@@ -160,3 +160,84 @@ def _envelope_of(ingest, key, body):
     from mlvault_tools.testkeys import claim_for, signed_metadata
 
     return signed_metadata(claim_for(key, body), "acme-p256")
+
+
+@pytest.mark.parametrize(
+    ("producer", "dataset", "key_id", "key_file", "says"),
+    [
+        ("mallory", "iris", "acme-p256", "acme-p256", "UNKNOWN_PRODUCER: producer 'mallory' is not in the registry"),
+        (
+            "demo-producer",
+            "sales",
+            "demo-producer-p256",
+            "demo-producer-p256",
+            "DATASET_NOT_ALLOWED: producer 'demo-producer' may publish",
+        ),
+        ("acme", "iris", "acme-2099", "acme-p256", "UNKNOWN_KEY: key 'acme-2099' is not a registered key of"),
+        ("acme", "iris", "acme-old-p256", "acme-old-p256", "KEY_EXPIRED: key 'acme-old-p256' is valid 2020-01-01"),
+        ("acme", "iris", "acme-p256", "globex-p256", "INVALID_SIGNATURE"),  # the key pair is not the registered one
+        ("acme", "orders", "acme-p256", "acme-p256", "DATASET_NOT_ALLOWED"),
+    ],
+)
+def test_push_refuses_before_uploading_what_the_stage_would_refuse(
+    cloud, key_files, tmp_path, ingest, producer, dataset, key_id, key_file, says
+):
+    data = tmp_path / f"typo-{key_id}.csv"
+    data.write_bytes(iris_csv(20, 7))
+    before = ingest.s3.list_object_versions(Bucket=ingest.bucket, Prefix=f"producers/{producer}/").get("Versions", [])
+    pushed = run_cli(
+        cloud,
+        "push",
+        str(data),
+        "--producer",
+        producer,
+        "--dataset",
+        dataset,
+        "--key-id",
+        key_id,
+        "--key",
+        str(key_files(key_file)),
+        "--wait",
+        "30",
+    )
+    assert pushed.returncode == 1, pushed.stdout + pushed.stderr
+    (line,) = pushed.stderr.splitlines()
+    assert line.startswith(f"mlvault: {says}"), line
+    assert line.endswith("(stage dev's trust/dev.json, checked before uploading: nothing was uploaded)")
+    assert pushed.stdout == ""
+    after = ingest.s3.list_object_versions(Bucket=ingest.bucket, Prefix=f"producers/{producer}/").get("Versions", [])
+    assert after == before  # no quarantined copy, no alert: nothing reached the stage
+    assert ingest.records(f"producers/{producer}/{dataset}/{data.name}") == []
+
+
+def test_push_json_status_and_report_say_the_same_verdict(cloud, key_files, tmp_path):
+    data = tmp_path / "scripted.csv"
+    data.write_bytes(iris_csv(20, 11))
+    pushed = push(cloud, key_files, data, extra=("--json",))
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    answer = json.loads(pushed.stdout)
+    assert (answer["key"], answer["verdict"], answer["checked_against"]) == (
+        "producers/acme/iris/scripted.csv",
+        "ACCEPTED",
+        "trust/dev.json",
+    )
+    status = run_cli(cloud, "status", answer["key"], "--json")
+    (record,) = json.loads(status.stdout)
+    assert (status.returncode, record["version_id"], record["status"]) == (0, answer["version_id"], "ACCEPTED")
+    report = run_cli(cloud, "report", answer["key"], "--json")
+    (reported,) = json.loads(report.stdout)
+    assert (report.returncode, reported["status"], reported["rows"]) == (0, "ACCEPTED", "20")
+    assert reported["location"] == answer["location"]
+    missing = run_cli(cloud, "status", "producers/acme/iris/never-pushed.csv")
+    assert (missing.returncode, missing.stdout) == (1, "")
+    assert missing.stderr == "mlvault: no upload of producers/acme/iris/never-pushed.csv is recorded in stage dev\n"
+
+
+def test_revoke_refuses_a_key_no_registry_has(cloud, ingest):
+    done = run_cli(cloud, "producers", "revoke", "acme-p265", "--reason", "typo of acme-p256")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == "mlvault: key 'acme-p265' is in no producer entry of trust/dev.json: nothing revoked\n"
+    item = ingest.ddb.get_item(
+        TableName=ingest.ledger, Key={"pk": {"S": "KEY#acme-p265"}, "sk": {"S": "REVOCATION"}}
+    ).get("Item")
+    assert item is None

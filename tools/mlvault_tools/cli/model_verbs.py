@@ -151,7 +151,20 @@ def _runs(args: argparse.Namespace) -> int:
             )
         )
     print(table(rows, ("RUN", "STATUS", "MODEL", "ACCURACY", "ARTIFACT", "ENDED")))
+    for run in runs:
+        left_out = run.get("manifest", {}).get("left_out")
+        if left_out:
+            print(f"{run['run_id']}: {_left_out(left_out)}")
     return OK
+
+
+def _left_out(left_out: dict) -> str:
+    """What a bounded manifest left out (mlvault.training.manifest): how much, why, and whose."""
+    producers = ", ".join(f"{p} {v['count']} ({v['rows']} rows)" for p, v in left_out["producers"].items())
+    return (
+        f"left out {left_out['count']} accepted file(s), {left_out['rows']} rows, {left_out['reason']} "
+        f"{left_out['max_rows']}: {producers}"
+    )
 
 
 def _models_list(args: argparse.Namespace) -> int:
@@ -195,6 +208,7 @@ def _models_show(args: argparse.Namespace) -> int:
         f"  artifact: s3://{r['artifact']['bucket']}/{r['artifact']['key']}?versionId={r['artifact']['version_id']}",
         f"  sha256 {r['artifact']['sha256']}, {r['artifact']['bytes']} bytes, trainer {r['trainer']}",
         f"  manifest: sha256 {r['manifest']['sha256']}, {r['manifest']['entries']} files, {r['manifest']['rows']} rows",
+        *([f"  {_left_out(r['manifest']['left_out'])}"] if r["manifest"].get("left_out") else []),
         f"  code: sha256 {r['code']['sha256']}",
         "  gates: "
         + ", ".join(f"{g['name']} {fixed(g['value'])} (limit {fixed(g['threshold'])})" for g in r["gates"]["results"]),
