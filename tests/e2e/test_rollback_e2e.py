@@ -107,7 +107,9 @@ def test_an_alarm_rolls_back_once_even_when_it_flaps(cloud, models, rollback):
     print(f"alarm to rollback complete: {took:.2f}s")
 
 
-def test_a_revoked_key_takes_its_data_and_models_out_and_rolls_back_a_live_one(cloud, models, rollback, ingest):
+def test_a_revoked_key_takes_its_data_and_models_out_and_rolls_back_a_live_one(
+    cloud, models, rollback, ingest, tmp_path
+):
     rollback.set_cooldown(0)
     before = datetime.now(UTC) - timedelta(seconds=5)
     for i in range(2):
@@ -125,6 +127,10 @@ def test_a_revoked_key_takes_its_data_and_models_out_and_rolls_back_a_live_one(c
     assert tainted_model["model_id"] in revoked.stdout
     assert "serving: ROLLED_BACK" in revoked.stdout
     assert models.registry.model(tainted_model["model_id"])["status"] == "REVOKED"
+    checked = run_cli(cloud, "verify-model", tainted_model["model_id"], "--out", str(tmp_path / "check"), "--json")
+    assert checked.returncode == 3, checked.stdout + checked.stderr  # its signature verifies; it must not serve
+    answer = json.loads(checked.stdout)
+    assert (answer["verdict"], answer["status"], answer["servable"]) == ("VERIFIED", "REVOKED", False)
     now_live = deployed(models)
     assert not any(e["key_id"] == "acme-ed25519" for e in now_live["record"]["lineage"])
     assert rollback.live() == now_live["serving_version"]

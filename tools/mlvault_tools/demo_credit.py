@@ -68,7 +68,7 @@ class CreditChapter(StoryBase):
                 where / "model", where / "model.sig"
             )
         gates = {g["name"]: float(g["value"]) for g in r["gates"]["results"]}
-        shown = ", ".join(f"{n} {v:.3g}" for n, v in gates.items() if n in ("min_accuracy", "max_parity_difference"))
+        shown = ", ".join(f"{n} {v:.3f}" for n, v in gates.items() if n in ("min_accuracy", "max_parity_difference"))
         return (
             f"{model['model_id']} in {took:.1f}s: training job {r['training_job']['name']} ran models/credit/train.py "
             f"(code sha256 {r['code']['sha256'][:16]}...)\n"
