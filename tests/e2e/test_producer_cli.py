@@ -213,8 +213,10 @@ def test_push_refuses_before_uploading_what_the_stage_would_refuse(
 def test_push_json_status_and_report_say_the_same_verdict(cloud, key_files, tmp_path):
     data = tmp_path / "scripted.csv"
     data.write_bytes(iris_csv(20, 11))
-    pushed = push(cloud, key_files, data, extra=("--json",))
+    signed = ("--producer", "acme", "--dataset", "iris", "--key-id", "acme-p256", "--key", str(key_files("acme-p256")))
+    pushed = run_cli(cloud, "push", str(data), *signed, "--wait", "30", "--json")  # not --quiet: no terminal here
     assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    assert pushed.stderr == ""  # no progress bar off a terminal
     answer = json.loads(pushed.stdout)
     assert (answer["key"], answer["verdict"], answer["checked_against"]) == (
         "producers/acme/iris/scripted.csv",

@@ -236,3 +236,30 @@ def test_the_exit_codes_are_documented_in_the_help(capsys):
     out = " ".join(capsys.readouterr().out.split())
     for code in ("0 done", "1 nothing was done", "2 the command line is wrong", "3 a verdict, and it is no", "4 HELD"):
         assert code in out
+
+
+def test_the_upload_progress_shows_the_rate_and_the_time_left():
+    import io
+
+    from mlvault_tools.producer import progress_bar
+
+    ticks = iter([0.0, 2.0, 4.0])
+    stream = io.StringIO()
+    show = progress_bar(stream, clock=lambda: next(ticks))
+    show(16 * 2**20, 64 * 2**20)  # 16 MiB in 2 s: 8 MiB/s, 48 MiB to go
+    show(64 * 2**20, 64 * 2**20)
+    first, last = stream.getvalue().split("\r")[1:]
+    assert first.endswith("    16.0 / 64.0 MiB     8.0 MiB/s     6 s left")
+    assert last.endswith("    64.0 / 64.0 MiB    16.0 MiB/s     0 s left\n")
+
+
+def test_progress_is_drawn_on_a_terminal_only():
+    import io
+
+    from mlvault_tools.cli.base import on_terminal
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert (on_terminal(io.StringIO()), on_terminal(Terminal())) == (False, True)
