@@ -286,16 +286,27 @@ def _check_canary_sees_drift(base: str, settings: StageSettings) -> None:
 
 
 def _check_trust_file(key: str, relative: str) -> None:
-    """The stage's trust registry must exist and be valid: a typo in it fails synth, not the first upload."""
+    """The stage's trust registry must exist and be valid, and every dataset a producer is trusted for must have a
+    data contract (contracts/<dataset>.json; whether the contract itself is valid, infra.assembly.check_contracts
+    says): a typo in it fails synth, not the first upload (which would be refused NO_CONTRACT)."""
     from mlvault.trust.producers import TrustRegistryError, load_registry
 
     path = ROOT / relative
     if not path.is_file():
         raise ConfigError(f"context key '{key}' names {relative}, which does not exist")
     try:
-        load_registry(path)
+        registry = load_registry(path)
     except TrustRegistryError as err:
         raise ConfigError(f"context key '{key}': {err}") from None
+    for producer in registry.producers.values():
+        for dataset in producer.datasets:
+            contract = CONTRACTS_DIR / f"{dataset}.json"
+            if not contract.is_file():
+                raise ConfigError(
+                    f"context key '{key}': {relative}: producer {producer.id!r} names dataset {dataset!r}, which has "
+                    f"no data contract ({contract.relative_to(CONTRACTS_DIR.parent)} does not exist): add the "
+                    "contract or take the dataset out of the entry"
+                )
 
 
 def load_settings(context: Mapping[str, Any] | Any) -> StageSettings:

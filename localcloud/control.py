@@ -15,7 +15,7 @@ from typing import Any
 
 import boto3
 
-from localcloud.server import EVENTS_FILE, STATE_FILE
+from localcloud.server import EVENTS_FILE, EXIT_PORT_UNAVAILABLE, STATE_FILE, PortError, check_port
 
 DEFAULT_STATE_DIR = Path(".mlvault/local")
 DEFAULT_CDK_OUT = Path("cdk.out")
@@ -112,6 +112,9 @@ def up(
 ) -> Handle:
     """Start a local cloud in the background, provisioned from cdk_out; return once it is ready.
 
+    `port`: on 127.0.0.1; 0 (the default) for a free one. A number that is no TCP port, or a port in use, is refused
+    (LocalCloudError, one line) before the server process starts; a port taken meanwhile ends the server, which
+    never takes another, and is reported the same way.
     `schedule_scale` > 1 runs rate(...) schedules that many times faster (to watch a 15-minute job locally).
     `alarm_scale` > 1 makes alarm periods that many times shorter (a 60 s period lasts 1 s with 60); unset,
     alarms follow `schedule_scale`."""
@@ -124,6 +127,10 @@ def up(
             f"a local cloud is already running at {running.endpoint} (pid {running.state['pid']}); "
             "stop it with `mlvault local down`"
         )
+    try:
+        check_port(port)
+    except PortError as err:
+        raise LocalCloudError(str(err)) from None
     if not (cdk_out / "manifest.json").is_file():
         raise LocalCloudError(f"no synthesized app at {cdk_out}: run `make synth` first")
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -155,8 +162,15 @@ def up(
             if handle.state["pid"] == process.pid:
                 return handle
         if process.poll() is not None:
-            tail = (state_dir / "server.log").read_text()[-3000:]
-            raise LocalCloudError(f"the local cloud failed to start (exit {process.returncode}):\n{tail}")
+            log_text = (state_dir / "server.log").read_text()
+            if process.returncode == EXIT_PORT_UNAVAILABLE:  # the server's one line: the port it could not have
+                last = [line for line in log_text.splitlines() if line.strip()][-1:] or ["its port could not be had"]
+                raise LocalCloudError(f"the local cloud failed to start: {last[0].removeprefix('local cloud: ')}")
+            last = [line.strip() for line in log_text.splitlines() if line.strip()][-1:] or ["no output"]
+            raise LocalCloudError(
+                f"the local cloud failed to start (exit {process.returncode}): {last[0][:300]} "
+                f"(the whole log: {state_dir / 'server.log'})"
+            )
         time.sleep(0.1)
     process.kill()
     raise LocalCloudError(f"the local cloud did not become ready within {timeout:.0f}s; see {state_dir}/server.log")

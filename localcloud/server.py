@@ -1,16 +1,20 @@
 """The local cloud process: a moto server on 127.0.0.1, the gaps closed, the cloud assembly provisioned.
 
 Run by `mlvault local up` as `python -m localcloud.server`; it writes its state file once ready and
-serves until SIGTERM.
+serves until SIGTERM. It listens on the port it is given (0: a free one) or on none: a port that is no TCP port or
+that it cannot bind on 127.0.0.1 ends it at once, before the cloud assembly is read, with one line on stderr and exit
+status EXIT_PORT_UNAVAILABLE (control.up reports that line).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -36,6 +40,74 @@ EVENTS_FILE = "events.jsonl"
 DEVELOPER_ARN = f"arn:aws:iam::{ACCOUNT_ID}:user/local-developer"
 DEVELOPER_ACCESS_KEY = "LKIALOCALDEVELOPER"
 SECRET = "local-cloud"  # noqa: S105 - the local cloud accepts any secret; not a credential
+HOST = "127.0.0.1"  # the only address the local cloud listens on
+MAX_PORT = 65535
+LISTEN_BACKLOG = 128  # werkzeug's own
+EXIT_PORT_UNAVAILABLE = 3  # main's exit status when the port it was given cannot be had
+
+
+class PortError(ValueError):
+    """The port asked for is no TCP port, or cannot be bound on HOST: the local cloud does not start (it never takes
+    another one). The message is one line."""
+
+
+def listen(port: int) -> socket.socket:
+    """A socket listening on HOST:`port` (0: a free one), set up as the server's own (SO_REUSEADDR, as werkzeug: a
+    port an earlier cloud left in TIME_WAIT is free); PortError when `port` is no TCP port or cannot be bound."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= MAX_PORT:
+        raise PortError(
+            f"port {port!r} is not a TCP port: give one from 1 to {MAX_PORT}, or omit --port for a free one"
+        )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((HOST, port))
+        sock.listen(LISTEN_BACKLOG)
+    except OSError as err:
+        sock.close()
+        cause = (err.strerror or str(err)).lower()
+        why = "is in use" if err.errno == errno.EADDRINUSE else f"cannot be bound ({cause})"
+        raise PortError(f"port {port} on {HOST} {why}: give another --port or omit it for a free one") from None
+    return sock
+
+
+def check_port(port: int) -> None:
+    """PortError unless the server could listen on `port` now (control.up asks before it starts the server)."""
+    listen(port).close()
+
+
+class MotoServer:
+    """moto's server application (what moto's ThreadedMotoServer runs) on a socket already listening: it serves
+    that socket's port or none. (ThreadedMotoServer binds in its own thread: on a port in use that thread exits and
+    its start() waits forever.)"""
+
+    def __init__(self, listening: socket.socket) -> None:
+        self._socket = listening
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        app = DomainDispatcherApplication(create_backend_app)
+        host, port = self._socket.getsockname()[:2]
+        self._server = make_server(host, port, app, True, request_handler=MotoRequestHandler, fd=self._socket.fileno())
+        self._socket.close()  # the server serves its own duplicate of it
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="moto-server")
+        self._thread.start()
+
+    def get_host_and_port(self) -> tuple[str, int]:
+        host, port = self._server.server_address[:2]
+        return str(host), port
+
+    def stop(self) -> None:
+        self._socket.close()  # if never started
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
 
 
 class LocalCloud:
@@ -77,12 +149,14 @@ class LocalCloud:
     # --- lifecycle ------------------------------------------------------------------------------------
 
     def start(self) -> None:
+        # The port first: one it cannot have ends the start (PortError) before anything is read, written or served.
+        listening = listen(self.port)
         from moto.awslambda.models import lambda_backends
-        from moto.server import ThreadedMotoServer
 
         from localcloud import alarms, emf, gaps
         from localcloud.pollers import SqsPoller
 
+        self._server = MotoServer(listening)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / EVENTS_FILE).write_text("")
         for old_log in (self.state_dir / "logs").glob("*.log"):
@@ -94,10 +168,9 @@ class LocalCloud:
         self.region = regions.pop()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"  # roles may attach AWS managed policies
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         self.port = self._server.get_host_and_port()[1]
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.endpoint = f"http://{HOST}:{self.port}"
         self.runtime = LambdaRuntime(
             endpoint=self.endpoint,
             region=self.region,
@@ -282,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
         tmp.replace(args.state_dir / STATE_FILE)
         print(f"local cloud ready at {cloud.endpoint}", flush=True)
         stopping.wait()
+    except PortError as err:
+        print(f"local cloud: {err}", file=sys.stderr, flush=True)
+        return EXIT_PORT_UNAVAILABLE
     except (AssemblyError, UnsupportedError, ProvisioningError) as err:
         print(f"local cloud: {err}", file=sys.stderr, flush=True)
         return 2

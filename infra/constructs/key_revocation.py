@@ -2,7 +2,9 @@
 revoke a producer key) is not the permission to roll serving back at will. It records the revocation with the
 caller's identity, marks the accepted files the key signed from the effective time on, revokes the models trained
 on them (of every model of the stage: where each is served comes from its bundled serving facts) and rolls back a
-live one only if it revoked it; its report is announced through the registry's outbox."""
+live one only if it revoked it; its report is announced through the registry's outbox. The keys it may revoke are
+those of the stage's trust registry, bundled with its signed code as with the verifier's (Bundle.TRUST_FILE, the
+reviewed trustFile): a key id in no producer entry is refused before anything is recorded."""
 
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from infra.constructs.functions import FunctionPlatform, SecureFunction
 from infra.constructs.model_resources import ModelResources
 from infra.constructs.serving import Serving
 from infra.constructs.trust_anchors import TrustAnchors
-from mlvault.wiring import Env
+from infra.settings import ROOT
+from mlvault.wiring import Bundle, Env
 
 # The ledger: the revocation record (PutItem, conditional; GetItem), the accepted files the key signed (Scan),
 # their taint (UpdateItem).
@@ -48,6 +51,7 @@ class Revocation(Concern):
                 Env.ALERT_TOPIC_ARN: alerts.topic_arn,
             },
             timeout=Duration.minutes(5),
+            extra_files={Bundle.TRUST_FILE: ROOT / platform.settings.trust_file},
             anchors=anchors,
             bundle=serving_bundle,
         )

@@ -107,6 +107,26 @@ def test_an_alarm_rolls_back_once_even_when_it_flaps(cloud, models, rollback):
     print(f"alarm to rollback complete: {took:.2f}s")
 
 
+def test_the_revoke_function_itself_refuses_a_key_in_no_producer_entry(cloud, ingest):
+    """A caller who skips the CLI's own check of the key id (anyone allowed to invoke the function) is refused by the
+    function, from the trust registry in its signed bundle: a function error the CLI shows as one line, nothing
+    recorded."""
+    from mlvault.ledger import Ledger
+
+    function = cloud.physical_id("-models", "AWS::Lambda::Function", "RevokeFunction")
+    revoker = cloud.client("sts").get_caller_identity()["Arn"]
+    event = {"key_id": "acme-p265", "effective_at": "2020-01-01T00:00:00Z", "reason": "typo", "revoked_by": revoker}
+    response = cloud.client("lambda").invoke(FunctionName=function, Payload=json.dumps(event))
+    payload = json.loads(response["Payload"].read())
+    assert response.get("FunctionError") == "Unhandled"
+    assert (payload["errorType"], payload["errorMessage"]) == (
+        "RevocationRefused",
+        "UNKNOWN_KEY: key 'acme-p265' is in no producer entry of the stage's trust registry (trust/producers.json "
+        "in the function's bundle): nothing revoked",
+    )
+    assert Ledger(ingest.ddb, ingest.ledger).revocation("acme-p265") is None
+
+
 def test_a_revoked_key_takes_its_data_and_models_out_and_rolls_back_a_live_one(
     cloud, models, rollback, ingest, tmp_path
 ):

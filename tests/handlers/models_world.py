@@ -1,9 +1,9 @@
 """The model side of a stage on moto, for the handler tests of the pipeline, deploy, rollback and revoke functions:
 accepted iris data (through the verify handler), the model bucket and registry, the model-signing KMS key and
-the trust anchors, models document and serving document bundled with the functions' code, two models' serving
-functions (iris's, and petals', a second built-in model on the iris data, which the pipeline trains with
-`two_models`) with versions and an alias, each model's alarms, and the alerts topic and event bus read back through
-SQS. No gate or training parameter is in any function's environment: they are the bundled models document's."""
+the trust anchors, models document, serving document and trust registry bundled with the functions' code, two
+models' serving functions (iris's, and petals', a second built-in model on the iris data, which the pipeline trains
+with `two_models`) with versions and an alias, each model's alarms, and the alerts topic and event bus read back
+through SQS. No gate or training parameter is in any function's environment: they are the bundled models document's."""
 
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ PETALS_ERRORS, PETALS_REFUSED, PETALS_DRIFT = (
     "mlvault-test-petals-feature-drift",
 )
 FUNCTIONS = {"iris": SERVE, PETALS: PETALS_SERVE}
+REVOKER = "arn:aws:iam::123456789012:user/security-lead"  # who revokes, as sts:GetCallerIdentity names the caller
 ALARMS = {
     "iris": {"rollback": ROLLBACK_ALARMS, "canary": CANARY_ALARMS},
     PETALS: {"rollback": [PETALS_ERRORS, PETALS_DRIFT], "canary": [PETALS_ERRORS, PETALS_REFUSED, PETALS_DRIFT]},
@@ -84,6 +85,16 @@ def write_serving(task_root: Path, document: dict[str, Any] | None = None) -> di
     """trust/serving.json in the deploy, rollback and revoke functions' bundle."""
     document = serving_document() if document is None else document
     path = task_root / "trust" / "serving.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document))
+    return document
+
+
+def write_producers(task_root: Path, registry: Path = ROOT / "trust" / "dev.json") -> dict[str, Any]:
+    """trust/producers.json in the verify and revoke functions' bundle: the stage's reviewed trust registry, as synth
+    bundles it (infra/constructs/verifier.py policy_files; the repository's dev registry unless told)."""
+    document = json.loads(registry.read_text())
+    path = task_root / "trust" / "producers.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document))
     return document
@@ -179,8 +190,8 @@ def _zip() -> bytes:
 @pytest.fixture
 def world(pipeline_env, tmp_path, monkeypatch) -> World:
     """pipeline_env (tests/handlers/test_pipeline_steps.py) plus what the deploy, rollback and revoke functions
-    work on, their environment, and the anchors, models document (iris only) and serving document in their
-    bundle."""
+    work on, their environment, and the anchors, models document (iris only), serving document and trust registry
+    in their bundle."""
     alarm_history()  # moto lacks DescribeAlarmHistory: the local cloud's gap 22, in this process
     env = pipeline_env
     task_root = tmp_path / "task"
@@ -191,6 +202,7 @@ def world(pipeline_env, tmp_path, monkeypatch) -> World:
     write_anchors(task_root, w.key)
     write_models(task_root, ("iris",))
     write_serving(task_root)
+    write_producers(task_root)
     iam = boto3.client("iam")
     role = iam.create_role(RoleName="serve", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     w.lam = boto3.client("lambda")

@@ -10,14 +10,16 @@ import json
 
 import pytest
 
-from mlvault.errors import AnnouncementPending
+from mlvault.errors import AnnouncementPending, RevocationRefused
 from tests.handlers.models_world import (
     ALIAS,
     DRIFT,
     ERRORS,
+    FUNCTIONS,
     GATES,
     IRIS_MODEL,
     REFUSED,
+    REVOKER,
     SERVE,
     World,
     alarm_event,
@@ -221,16 +223,16 @@ def test_the_rollback_function_takes_no_revocation(live):
 def test_a_revocation_records_who_revoked_and_rolls_back_the_live_model_it_revoked(live):
     from mlvault.ledger import Ledger
 
-    revoke = {"key_id": "acme-p256", "effective_at": "2020-01-01T00:00:00Z", "reason": "leaked", "revoked_by": "arn:x"}
+    revoke = {"key_id": "acme-p256", "effective_at": "2020-01-01T00:00:00Z", "reason": "leaked", "revoked_by": REVOKER}
     report = live.invoke("revoke", revoke)
     assert report["revocation"] == {
         "key_id": "acme-p256",
         "effective_at": "2020-01-01T00:00:00+00:00",
         "reason": "leaked",
-        "revoked_by": "arn:x",
+        "revoked_by": REVOKER,
         "recorded": "RECORDED",
     }
-    assert Ledger(live.env["ddb"], "ledger").revocation("acme-p256")["revoked_by"] == "arn:x"
+    assert Ledger(live.env["ddb"], "ledger").revocation("acme-p256")["revoked_by"] == REVOKER
     assert report["revoked_models"] == ["iris/1", "iris/2"]
     assert len(report["tainted_files"]) == 3
     # Every model was trained on the key's data: nothing verified to go back to, serving left as is, and said so.
@@ -238,29 +240,130 @@ def test_a_revocation_records_who_revoked_and_rolls_back_the_live_model_it_revok
     assert {m["model_id"]: m["status"] for m in registry(live).models()} == {"iris/1": "REVOKED", "iris/2": "REVOKED"}
     assert registry(live).run("run-2")["status"] == "REVOKED"
     [event] = [e for e in live.events() if e["detail-type"] == "Key Revoked"]
-    assert event["detail"]["revocation"]["revoked_by"] == "arn:x"
-    again = live.invoke("revoke", {**revoke, "revoked_by": "arn:y", "effective_at": "2030-01-01T00:00:00Z"})
+    assert event["detail"]["revocation"]["revoked_by"] == REVOKER
+    second = "arn:aws:sts::123456789012:assumed-role/admin/bob"
+    again = live.invoke("revoke", {**revoke, "revoked_by": second, "effective_at": "2030-01-01T00:00:00Z"})
     assert again["revocation"]["recorded"] == "ALREADY_REVOKED"  # the first one stands
-    assert again["revocation"]["revoked_by"] == "arn:x"
+    assert again["revocation"]["revoked_by"] == REVOKER
     assert [e for e in live.events() if e["detail-type"] == "Key Revoked"] == []  # announced once
 
 
 def test_a_revocation_does_not_roll_back_a_live_model_it_did_not_revoke(live):
     before = trusted_state(live)
     report = live.invoke(
-        "revoke", {"key_id": "acme-ed25519", "effective_at": "2020-01-01T00:00:00Z", "reason": "r", "revoked_by": "a"}
+        "revoke",
+        {"key_id": "acme-ed25519", "effective_at": "2020-01-01T00:00:00Z", "reason": "r", "revoked_by": REVOKER},
     )
     assert (report["status"], report.get("revoked_models", [])) == ("NOT_LIVE", [])
     assert trusted_state(live) == before
 
 
-def test_a_revocation_needs_a_reason_and_a_revoker(live):
-    from mlvault.errors import RolloutRefused
+REVOKE = {"key_id": "acme-p256", "effective_at": "2020-01-01T00:00:00Z", "reason": "leaked", "revoked_by": REVOKER}
+NOTHING = ": nothing revoked"
+NOT_A_TIME = "effective_at must be an ISO 8601 time with a time zone (e.g. 2026-11-25T10:00:00Z), got"
+NOT_A_PRINCIPAL = "revoked_by must be the caller's IAM or STS principal ARN (as sts:GetCallerIdentity names it), got"
 
-    for missing in ({"reason": " "}, {"revoked_by": ""}):
-        event = {"key_id": "acme-p256", "effective_at": "2020-01-01T00:00:00Z", "reason": "r", "revoked_by": "a"}
-        with pytest.raises(RolloutRefused, match="NO_REASON"):
-            live.invoke("revoke", {**event, **missing})
+
+def unknown_key(key_id: str) -> str:
+    return (
+        f"UNKNOWN_KEY: key {key_id} is in no producer entry of the stage's trust registry (trust/producers.json in "
+        f"the function's bundle){NOTHING}"
+    )
+
+
+def stored(w: World) -> dict[str, list[str]]:
+    """Every item of the ledger and the registry, and every serving function's aliases (versions and weights):
+    what a refused revocation must leave exactly as it was."""
+    scan = w.env["ddb"].scan
+    found = {
+        t: sorted(json.dumps(i, sort_keys=True, default=repr) for i in scan(TableName=t)["Items"])
+        for t in ("ledger", "registry")
+    }
+    for function in FUNCTIONS.values():
+        found[function] = sorted(
+            json.dumps(a, sort_keys=True) for a in w.lam.list_aliases(FunctionName=function)["Aliases"]
+        )
+    return found
+
+
+def refused(w: World, event: dict) -> RevocationRefused:
+    """The revoke handler's refusal of `event`, with what Lambda returns the CLI for it (FunctionError: the
+    payload's errorType and a one-line errorMessage) and proof that nothing was recorded, moved or announced."""
+    w.events()  # what came before: read, so that only this call's announcements remain
+    w.alerts()
+    before = stored(w)
+    with pytest.raises(RevocationRefused) as caught:
+        w.invoke("revoke", event)
+    err = caught.value
+    assert (type(err).__name__, str(err)) == ("RevocationRefused", f"{err.reason}: {err.detail}")  # errorType/Message
+    assert "\n" not in str(err)  # one line for the CLI's `revocation NOT handled: <errorMessage>`
+    assert stored(w) == before  # no revocation, no taint, no model or run status, no alias moved
+    assert (w.events(), w.alerts()) == ([], [])  # nothing announced
+    return err
+
+
+def test_a_revocation_of_a_key_in_no_producer_entry_is_refused_and_records_nothing(live):
+    from mlvault.ledger import Ledger
+
+    for typo in ("acme-p265", "ACME-P256", "acme", "demo-producer"):  # a typo, a producer id: no such key
+        err = refused(live, {**REVOKE, "key_id": typo})
+        assert (err.reason, str(err)) == ("UNKNOWN_KEY", unknown_key(repr(typo)))
+        assert Ledger(live.env["ddb"], "ledger").revocation(typo) is None
+    assert live.invoke("revoke", REVOKE)["revocation"]["recorded"] == "RECORDED"  # the real key id still revokes
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"key_id": ""}, unknown_key("''")),
+        ({"key_id": None}, unknown_key("None")),
+        ({"reason": ""}, f"NO_REASON: a revocation needs a reason, got ''{NOTHING}"),
+        ({"reason": " \t\n "}, f"NO_REASON: a revocation needs a reason, got ' \\t\\n '{NOTHING}"),
+        ({"reason": None}, f"NO_REASON: a revocation needs a reason, got None{NOTHING}"),
+        ({"revoked_by": ""}, f"MALFORMED_REVOKER: {NOT_A_PRINCIPAL} ''{NOTHING}"),
+        ({"revoked_by": "a"}, f"MALFORMED_REVOKER: {NOT_A_PRINCIPAL} 'a'{NOTHING}"),
+        ({"revoked_by": "arn:x"}, f"MALFORMED_REVOKER: {NOT_A_PRINCIPAL} 'arn:x'{NOTHING}"),
+        (
+            {"revoked_by": f"{REVOKER}\nforged"},
+            f"MALFORMED_REVOKER: {NOT_A_PRINCIPAL} {f'{REVOKER}{chr(10)}forged'!r}{NOTHING}",
+        ),
+        ({"revoked_by": ["arn"]}, f"MALFORMED_REVOKER: {NOT_A_PRINCIPAL} ['arn']{NOTHING}"),
+        ({"effective_at": "yesterday"}, f"MALFORMED_EFFECTIVE_AT: {NOT_A_TIME} 'yesterday'{NOTHING}"),
+        (
+            {"effective_at": "2020-01-01T00:00:00"},
+            f"MALFORMED_EFFECTIVE_AT: {NOT_A_TIME} '2020-01-01T00:00:00'{NOTHING}",
+        ),
+        ({"effective_at": ""}, f"MALFORMED_EFFECTIVE_AT: {NOT_A_TIME} ''{NOTHING}"),
+        ({"effective_at": 1577836800}, f"MALFORMED_EFFECTIVE_AT: {NOT_A_TIME} 1577836800{NOTHING}"),
+    ],
+)
+def test_a_revocation_without_a_reason_or_with_a_malformed_field_is_refused_and_records_nothing(world, change, message):
+    accepted_data(world.env, batches=1)  # a file the key signed: a revocation would taint it
+    err = refused(world, {**REVOKE, **change})
+    assert str(err) == message
+
+
+def test_a_revocation_trusts_the_bundled_registry_not_the_environment(world, monkeypatch):
+    """A registry the environment names (the ingest functions' MLVAULT_TRUST_FILE), holding a key the bundled one
+    lacks, does not make that key revocable; without the bundled registry nothing is revoked."""
+    from mlvault.errors import TrustAnchorError
+    from mlvault.ledger import Ledger
+
+    accepted_data(world.env, batches=1)
+    other = json.loads((world.task_root / "trust" / "producers.json").read_text())
+    other["producers"]["acme"]["keys"][0]["id"] = "acme-elsewhere"
+    (world.task_root / "trust" / "elsewhere.json").write_text(json.dumps(other))
+    monkeypatch.setenv("MLVAULT_TRUST_FILE", "trust/elsewhere.json")
+    err = refused(world, {**REVOKE, "key_id": "acme-elsewhere"})
+    assert str(err) == unknown_key("'acme-elsewhere'")
+
+    (world.task_root / "trust" / "producers.json").unlink()
+    before = stored(world)
+    with pytest.raises(TrustAnchorError) as caught:
+        world.invoke("revoke", REVOKE)
+    assert str(caught.value) == "PRODUCERS_MISSING: no trust registry 'trust/producers.json' in the function's bundle"
+    assert stored(world) == before
+    assert Ledger(world.env["ddb"], "ledger").revocation("acme-p256") is None
 
 
 # --- 12.2: the bundled key decides, not the environment -------------------------------------------------------

@@ -24,6 +24,7 @@ from tests.handlers.models_world import (
     PETALS,
     PETALS_DRIFT,
     PETALS_SERVE,
+    REVOKER,
     SERVE,
     World,
     alarm_event,
@@ -241,7 +242,12 @@ def test_a_revocation_rolls_back_each_model_whose_live_model_it_revoked(two_mode
         push(two_models, 300 + seed, "acme-ed25519")
     for model in ("iris", PETALS):
         deployed(two_models, f"{model}-2", model)  # trained on the ed25519 batches too
-    revoke = {"key_id": "acme-ed25519", "effective_at": "2020-01-01T00:00:00Z", "reason": "leaked", "revoked_by": "a"}
+    revoke = {
+        "key_id": "acme-ed25519",
+        "effective_at": "2020-01-01T00:00:00Z",
+        "reason": "leaked",
+        "revoked_by": REVOKER,
+    }
     report = two_models.invoke("revoke", revoke)
     assert report["revoked_models"] == ["iris/2", "petals/2"]
     assert report["status"] == "ROLLED_BACK"
@@ -264,7 +270,12 @@ def test_a_revocation_leaves_the_models_whose_live_model_it_did_not_revoke(two_m
         push(two_models, 300 + seed, "acme-ed25519")
     deployed(two_models, "petals-2", PETALS)  # only petals trains on the ed25519 batches
     iris_before = serving(two_models, "iris")
-    revoke = {"key_id": "acme-ed25519", "effective_at": "2020-01-01T00:00:00Z", "reason": "leaked", "revoked_by": "a"}
+    revoke = {
+        "key_id": "acme-ed25519",
+        "effective_at": "2020-01-01T00:00:00Z",
+        "reason": "leaked",
+        "revoked_by": REVOKER,
+    }
     report = two_models.invoke("revoke", revoke)
     assert (report["status"], report["model"], report["to_model"]) == ("ROLLED_BACK", PETALS, "petals/1")
     assert set(report["rollbacks"]) == {PETALS}
@@ -300,7 +311,7 @@ def test_without_a_sound_serving_document_nothing_is_deployed_rolled_back_or_rev
     calls = {
         "deploy": {"action": "prepare", "state": {"model_id": "iris/1"}, "execution": "owner-1"},
         "rollback": alarm_event(DRIFT),
-        "revoke": {"key_id": "acme-p256", "effective_at": "2020-01-01T00:00:00Z", "reason": "r", "revoked_by": "a"},
+        "revoke": {"key_id": "acme-p256", "effective_at": "2020-01-01T00:00:00Z", "reason": "r", "revoked_by": REVOKER},
     }
     for handler, event in calls.items():
         with pytest.raises(TrustAnchorError) as caught:

@@ -40,6 +40,21 @@ def test_revocation_is_its_own_function_and_the_rollback_function_cannot_revoke(
     assert "RevokeFunction" in json.dumps(parameter["Properties"]["Value"])
 
 
+def test_the_revoke_function_carries_the_stages_trust_registry_in_its_signed_asset(synthesized):
+    """The keys a revocation may name are the reviewed registry's (trust/dev.json, as the verifier has it), bundled
+    in the asset the signer signs; the environment names no registry."""
+    from localcloud.cdkout import load_assembly
+    from tests.conftest import ROOT
+    from tests.infra.test_ingest_stack import source_key
+
+    (stack,) = [s for s in load_assembly(synthesized.outdir) if s.name.endswith("-models")]
+    asset = stack.assets[source_key(stack.template, "RevokeFunction")]
+    registry = json.loads((ROOT / synthesized.settings.trust_file).read_text())
+    assert json.loads((asset / "trust/producers.json").read_text()) == registry
+    assert (asset / "handler.py").is_file()
+    assert "MLVAULT_TRUST_FILE" not in function(stack.template, "RevokeFunction")["Environment"]["Variables"]
+
+
 def test_the_canary_and_the_rollback_read_the_alarms_history(models):
     for role in ("DeployRole", "AutoRollbackRole"):
         statements = role_statements(models, role)

@@ -135,3 +135,30 @@ def test_a_canary_shorter_than_the_drift_window_fails_synth_naming_the_keys():
     assert "'mlvault:stages.dev.canarySteps[0].waitSeconds' is 120 s" in message
     assert "driftAlarm.periodSeconds' 300 s" in message
     assert "= 600 s" in message
+
+
+def test_a_trust_entry_naming_a_dataset_without_a_contract_fails_synth_naming_it(tmp_path, monkeypatch):
+    """A producer trusted for a dataset that has no data contract could only ever be refused (NO_CONTRACT): synth
+    refuses the entry, naming the producer, the dataset and the trust file, before anything is synthesized."""
+    import infra.settings
+
+    registry = json.loads((ROOT / "trust/dev.json").read_text())
+    registry["producers"]["globex"]["datasets"].append("weather")
+    (tmp_path / "trust").mkdir()
+    (tmp_path / "trust/dev.json").write_text(json.dumps(registry))
+    monkeypatch.setattr(infra.settings, "ROOT", tmp_path)  # the trust file is read from there; contracts/ stays ours
+    with pytest.raises(ConfigError) as err:
+        load_settings(cdk_context())
+    assert str(err.value) == (
+        "context key 'mlvault:stages.dev.trustFile': trust/dev.json: producer 'globex' names dataset 'weather', "
+        "which has no data contract (contracts/weather.json does not exist): add the contract or take the dataset "
+        "out of the entry"
+    )
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_every_dataset_a_stage_trusts_a_producer_for_has_a_contract(stage):
+    settings = load_settings(cdk_context(stage=stage))  # the check passes on the repository's own registries
+    registry = json.loads((ROOT / settings.trust_file).read_text())
+    for entry in registry["producers"].values():
+        assert all((ROOT / "contracts" / f"{d}.json").is_file() for d in entry["datasets"])

@@ -237,9 +237,13 @@ def default_rollback() -> Rollback:
 @cache
 def default_revocation() -> Revocation:
     """The revoke function: a key's revocation and its blast radius (rolls back only the models whose live model it
-    revoked, each on its own function)."""
+    revoked, each on its own function). The keys it may revoke are the bundled trust registry's (TrustAnchorError,
+    PRODUCERS_MISSING or PRODUCERS_MALFORMED, without a sound one: fail closed, before any client is made); never a
+    file the environment names."""
     from mlvault.rollback.revocation import Revocation
+    from mlvault.trust.producers import load_bundled_registry
 
+    producers = load_bundled_registry(bundled(Bundle.TRUST_FILE))
     s = RevokeSettings.from_env()
     rollback = _rollback(
         stage=s.stage,
@@ -248,7 +252,7 @@ def default_revocation() -> Revocation:
         cooldown_seconds=0,
         with_alarms=False,
     )
-    return Revocation(rollback=rollback, ledger=Ledger(boto3.client("dynamodb"), s.ledger_table))
+    return Revocation(rollback=rollback, ledger=Ledger(boto3.client("dynamodb"), s.ledger_table), producers=producers)
 
 
 @cache

@@ -2,6 +2,11 @@
 separate from the alarm-driven rollback so that permission to revoke is not permission to roll back at will.
 
 `Revocation.revoke(key_id, effective_at, reason, revoked_by)`:
+0. refuses, before anything is recorded, tainted, revoked or announced (RevocationRefused, "REASON: detail" in one
+   line): a key id in no producer entry of the stage's trust registry as bundled with the function's code
+   (Bundle.TRUST_FILE, the reviewed file; never the event or the environment) UNKNOWN_KEY, an empty or
+   whitespace-only reason NO_REASON, a revoked_by that is no IAM or STS principal ARN MALFORMED_REVOKER, an
+   effective_at that is no ISO 8601 time with a time zone MALFORMED_EFFECTIVE_AT: a revocation stands for good;
 1. records the revocation in the ledger (who: the caller's identity as the CLI proves it with
    sts:GetCallerIdentity; the first revocation of a key stands, a second one re-runs the blast radius with the
    first one's effective time and is reported `ALREADY_REVOKED`);
@@ -20,11 +25,12 @@ Every step is idempotent: re-running after an interruption finishes what the fir
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from mlvault.canonical import ObjectVersion
-from mlvault.errors import RolloutReason, RolloutRefused
+from mlvault.errors import RevocationReason, RevocationRefused
 from mlvault.ledger import Ledger
 from mlvault.registry.records import (
     DEPLOYED,
@@ -36,21 +42,29 @@ from mlvault.registry.records import (
     SUPERSEDED,
 )
 from mlvault.rollback.responder import Rollback, RollbackReport
-from mlvault.wiring import DetailType
+from mlvault.trust.producers import ProducerRegistry
+from mlvault.wiring import Bundle, DetailType
+
+# Who revokes: the caller's identity as sts:GetCallerIdentity returns it (an IAM user or role, the account's root, an
+# assumed role's or a federated user's session), in any partition. Nothing else is recorded as `revoked_by`.
+PRINCIPAL_ARN = re.compile(
+    r"arn:aws(-[a-z]+)*:(iam|sts)::\d{12}:(root|(user|role|assumed-role|federated-user)/[\w+=,.@/-]{1,1024})",
+    re.ASCII,
+)
+NOTHING = "nothing revoked"
+_SHOWN = 80  # characters of a refused value the detail quotes
 
 
 class Revocation:
-    def __init__(self, *, rollback: Rollback, ledger: Ledger) -> None:
+    def __init__(self, *, rollback: Rollback, ledger: Ledger, producers: ProducerRegistry) -> None:
+        """`producers`: the stage's trust registry bundled with the function's code: the only keys it may revoke."""
         self._rollback = rollback
         self.registry = rollback.registry
         self._ledger = ledger
+        self._producers = producers
 
     def revoke(self, key_id: str, *, effective_at: str, reason: str, revoked_by: str) -> RollbackReport:
-        if not reason.strip():
-            raise RolloutRefused(RolloutReason.NO_REASON, "a revocation needs a reason")
-        if not revoked_by.strip():
-            raise RolloutRefused(RolloutReason.NO_REASON, "a revocation needs who revokes (the caller's identity)")
-        effective = _aware(effective_at)
+        effective = self._refuse_unless_sound(key_id, effective_at=effective_at, reason=reason, revoked_by=revoked_by)
         recorded = self._ledger.revoke(key_id, effective_at=effective, reason=reason, revoked_by=revoked_by)
         first = self._ledger.revocation(key_id) or {}
         effective_at = first.get("effective_at", effective.isoformat())
@@ -78,6 +92,36 @@ class Revocation:
         announcement = self._rollback.announcement(once, report, detail_type=DetailType.KEY_REVOKED)
         self.registry.report_once(once, report.to_json(), announcement, self._rollback.outbox)
         return report
+
+    def _refuse_unless_sound(self, key_id: Any, *, effective_at: Any, reason: Any, revoked_by: Any) -> datetime:
+        """The effective time of a revocation that may be recorded; RevocationRefused, before anything is read or
+        written, for one that may not (the event comes from the caller: any field may be missing or of any type)."""
+        if not isinstance(key_id, str) or self._producers.key(key_id) is None:
+            raise RevocationRefused(
+                RevocationReason.UNKNOWN_KEY,
+                f"key {_shown(key_id)} is in no producer entry of the stage's trust registry ({Bundle.TRUST_FILE} in "
+                f"the function's bundle): {NOTHING}",
+            )
+        if not isinstance(reason, str) or not reason.strip():
+            raise RevocationRefused(
+                RevocationReason.NO_REASON, f"a revocation needs a reason, got {_shown(reason)}: {NOTHING}"
+            )
+        if not isinstance(revoked_by, str) or not PRINCIPAL_ARN.fullmatch(revoked_by):
+            raise RevocationRefused(
+                RevocationReason.MALFORMED_REVOKER,
+                "revoked_by must be the caller's IAM or STS principal ARN (as sts:GetCallerIdentity names it), got "
+                f"{_shown(revoked_by)}: {NOTHING}",
+            )
+        if isinstance(effective_at, str):
+            try:
+                return _aware(effective_at)
+            except ValueError:
+                pass
+        raise RevocationRefused(
+            RevocationReason.MALFORMED_EFFECTIVE_AT,
+            "effective_at must be an ISO 8601 time with a time zone (e.g. 2026-11-25T10:00:00Z), got "
+            f"{_shown(effective_at)}: {NOTHING}",
+        )
 
     def _taint_files(self, key_id: str, effective_at: str) -> list[dict[str, Any]]:
         """Mark the accepted dataset versions the key signed at or after the effective time."""
@@ -126,6 +170,12 @@ def _summary(why: str, rollbacks: dict[str, RollbackReport]) -> RollbackReport:
         report.reason = f"{why}; " + ", ".join(f"{model}: {r.status}" for model, r in rollbacks.items())
     report.rollbacks = {model: r.to_json() for model, r in rollbacks.items()}
     return report
+
+
+def _shown(value: Any) -> str:
+    """A refused value as the one-line detail quotes it: its repr (control characters escaped), cut short."""
+    shown = repr(value)
+    return shown if len(shown) <= _SHOWN else f"{shown[: _SHOWN - 3]}..."
 
 
 def _aware(value: str, *, assume_utc: bool = False) -> datetime:

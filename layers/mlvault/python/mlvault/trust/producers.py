@@ -13,7 +13,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mlvault.errors import AnchorReason, TrustAnchorError
 from mlvault.signing.keys import ALGORITHMS, load_public_key
+from mlvault.wiring import Bundle
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")  # producer, dataset and key ids
 
@@ -139,3 +141,18 @@ def load_registry(path: str | Path) -> ProducerRegistry:
     except (OSError, json.JSONDecodeError) as err:
         raise TrustRegistryError(f"{path}: cannot read the trust registry ({err})") from None
     return parse_registry(data, str(path))
+
+
+def load_bundled_registry(path: str | Path) -> ProducerRegistry:
+    """The trust registry bundled with a function's code at `path` (Bundle.TRUST_FILE), for a function that must fail
+    closed with a stable code before it acts (the revoke function): TrustAnchorError, PRODUCERS_MISSING without one,
+    PRODUCERS_MALFORMED for one that does not parse (the detail is load_registry's)."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrustAnchorError(
+            AnchorReason.PRODUCERS_MISSING, f"no trust registry {Bundle.TRUST_FILE!r} in the function's bundle"
+        )
+    try:
+        return load_registry(path)
+    except TrustRegistryError as err:
+        raise TrustAnchorError(AnchorReason.PRODUCERS_MALFORMED, str(err)) from None
