@@ -221,16 +221,17 @@ def test_cli_local_env_and_errors(tmp_path):
         text=True,
         timeout=60,
     )
-    assert missing.returncode == 2
-    assert "no synthesized app at" in missing.stderr
+    assert missing.returncode == 2  # a usage error: the option names no cloud assembly
+    assert "argument --cdk-out:" in missing.stderr
+    assert "does not exist (expected the cloud assembly `make synth` writes)" in missing.stderr
     env = subprocess.run(
         [sys.executable, "-m", "mlvault_tools.cli", "local", "env", "--state-dir", str(tmp_path / "state")],
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert env.returncode == 2
-    assert "no local cloud is running" in env.stderr
+    assert env.returncode == 1
+    assert env.stderr.startswith("mlvault: no local cloud is running")
 
 
 def test_cli_local_env_points_at_the_cloud(gaps):
