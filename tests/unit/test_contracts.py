@@ -270,6 +270,7 @@ DOC = json.loads((CONTRACTS / "iris.json").read_text())
         (lambda d: d["csv"].update(delimiter=";;"), "delimiter must be one character"),
         (lambda d: d["columns"].append(d["columns"][0]), "columns declared twice: ['sample_id']"),
         (lambda d: d.update(forbidden_columns=["site"]), "both declared and forbidden"),
+        (lambda d: d["columns"][0].update(nullable=True), 'columns[0] (sample_id): unique "increasing" needs a column'),
     ],
 )
 def test_contract_typos_fail_with_the_field(mutate, message):

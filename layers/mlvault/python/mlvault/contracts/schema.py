@@ -154,6 +154,8 @@ def _column(where: str, raw: Any) -> Column:
         raise _fail(where, 'unique must be true, false or "increasing" (strictly increasing: constant memory)')
     if data.get("unique") == "increasing" and type_ not in (*NUMERIC, "date32", "timestamp[ms]"):
         raise _fail(where, 'unique "increasing" needs an ordered (numeric or time) column')
+    if data.get("unique") == "increasing" and data.get("nullable", False):
+        raise _fail(where, 'unique "increasing" needs a column that is not nullable: a null has no place in the order')
     if data.get("unique") is True and type_ == "bool":
         raise _fail(where, "unique: true on a bool column allows two rows at most")
     return Column(
