@@ -123,7 +123,7 @@ class Pipeline(SignStep):
         self.registry.record_run(
             run_id, dataset=dataset, status=RUN_FAILED, body={**run, **body, "failure": failure, "outcome": outcome}
         )
-        return PipelineFailed(err.reason, str(err))
+        return PipelineFailed(err.reason, err.detail)
 
     def _manifest_state(
         self, manifest: Manifest, version: str, left_out: dict[str, Any] | None = None
