@@ -134,7 +134,7 @@ class Story(CreditChapter):
         model = self._run_pipeline()
         took = time.monotonic() - started
         r = model["record"]
-        gates = ", ".join(f"{g['name']} {float(g['value']):.3g}" for g in r["gates"]["results"][1:4])
+        gates = ", ".join(f"{g['name']} {float(g['value']):.3f}" for g in r["gates"]["results"][1:4])
         auto = [run for run in self.registry().runs(DATASET) if "-ingest-" in run["run_id"]]
         return (
             f"{model['model_id']} from {r['manifest']['entries']} accepted files ({r['manifest']['rows']} rows; "
