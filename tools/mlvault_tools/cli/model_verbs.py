@@ -129,6 +129,15 @@ def _ended(run: dict) -> str:
     return " ".join(w for w in words if w) + detail
 
 
+def _accuracy(run: dict):
+    """A run's held-out accuracy: its metrics', or (a run its gates failed) the accuracy gate's measure."""
+    measured = run.get("metrics", {}).get("heldout_accuracy")
+    if measured is None:
+        gate = [g for g in run.get("gates", {}).get("results", []) if g["name"] == "min_accuracy"]
+        measured = gate[0]["value"] if gate else None
+    return measured
+
+
 def _runs(args: argparse.Namespace) -> int:
     runs = Cloud(args).registry().runs(args.dataset)
     if args.json:
@@ -145,7 +154,7 @@ def _runs(args: argparse.Namespace) -> int:
                 run["run_id"],
                 run["status"],
                 run.get("model_id") or "-",
-                run.get("metrics", {}).get("heldout_accuracy"),
+                _accuracy(run),
                 f"{run['artifact_digest'][:16]}..." if run.get("artifact_digest") else "-",
                 (f"failed gates {', '.join(failed)}; " if failed else "") + (_ended(run) or "-"),
             )
