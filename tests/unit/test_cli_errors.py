@@ -207,7 +207,26 @@ def bad_input_argv(i: dict[str, str], tmp: Path) -> list[tuple[list[str], int, s
         (["bench", "model", "--rows", "0"], USAGE, "must be at least 1"),
         (["bench", "ingest", "--cdk-out", str(tmp / "none")], USAGE, "does not exist"),
         (["models", "list", "--no-such-option"], USAGE, "unrecognized arguments: --no-such-option"),
+        (["models", "show"], USAGE, "the following arguments are required: model_id"),
+        (["models", "approve", "iris/1"], USAGE, "the following arguments are required: --reason"),
+        (["models", "reject", "iris/1", "--reason", " "], USAGE, "give a reason"),
+        (["status"], USAGE, "the following arguments are required: key"),
+        (["report", "k", "--json", "--version"], USAGE, "argument --version: expected one argument"),
+        (["runs", "--dataset"], USAGE, "argument --dataset: expected one argument"),
+        (["lineage"], USAGE, "one of the arguments --model --producer --key-id --file is required"),
+        (["verify-model", "iris/1", "--out", i["data"]], USAGE, "is a file (expected a directory)"),
+        (["local", "down", "--state-dir", i["data"]], USAGE, "is a file (expected a directory)"),
+        (["bench", "unique", "--rows", "0"], USAGE, "must be at least 1"),
+        (["bench", "contracts", "--rows", "-1"], USAGE, "must be at least 1"),
+        (["bench", "screen", "--dataset", "orders"], USAGE, "invalid choice: 'orders'"),
+        (["bench", "serve", "--calls", "0"], USAGE, "must be at least 1"),
     ]
+
+
+def test_every_verb_is_given_input_it_cannot_use(inputs, tmp_path):
+    verbs = set(leaf_verbs(build_parser()))
+    tried = {v for argv, _, _ in bad_input_argv(inputs, tmp_path) for v in verbs if tuple(argv[: len(v)]) == v}
+    assert verbs - tried == set()
 
 
 def test_input_a_verb_cannot_use_is_one_line_and_nothing_is_written(inputs, capsys, tmp_path, monkeypatch):
