@@ -19,7 +19,6 @@ import pytest
 from mlvault.errors import IngestReason, VerificationError
 from mlvault.ingest.protocol import METADATA_KEY, Claim, sign, verify_envelope
 from mlvault.signing.dsse import Envelope, parse_envelope
-from mlvault.signing.keys import load_public_key
 from mlvault.trust.producers import load_registry
 from mlvault_tools.testkeys import claim_for, signer
 
@@ -30,7 +29,7 @@ BODY = b"a,b\n1,2\n"
 
 
 def public_key(key):
-    return load_public_key(key.algorithm, key.public_key_pem.encode())
+    return key.public_key()
 
 
 def check(metadata: dict[str, str], *, revoked: dict[str, datetime] | None = None):

@@ -24,7 +24,6 @@ from mlvault.ingest.protocol import (
     verify_envelope,
 )
 from mlvault.signing.dsse import PAYLOAD_TYPE, pae, parse_envelope
-from mlvault.signing.keys import load_public_key
 from mlvault.trust.producers import load_registry
 from mlvault_tools.testkeys import claim_for, signer
 
@@ -34,7 +33,7 @@ VECTORS = json.loads((ROOT / "tests/vectors/uploads.json").read_text())["vectors
 
 
 def public_key(key):
-    return load_public_key(key.algorithm, key.public_key_pem.encode())
+    return key.public_key()
 
 
 def verify(metadata, body, *, object_key, upload_time, revoked=None):

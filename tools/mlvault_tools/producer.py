@@ -178,14 +178,12 @@ def verify_claim(
 ) -> VerifiedClaim:
     """What the verifier decides from the envelope and the registry (not the bytes), for an upload at `at`.
     `public_key` fetches a registered key's public key (default: the PEM in the registry; a KMS key needs it)."""
-    from mlvault.signing.keys import load_public_key
-
     return verify_envelope(
         {METADATA_KEY: envelope},
         object_key=key,
         upload_time=at,
         registry=registry,
-        public_key=public_key or (lambda k: _public_key(k, load_public_key)),
+        public_key=public_key or (lambda k: k.public_key()),
         revoked_at=revoked_at,
     )
 
@@ -234,12 +232,6 @@ def preflight(
             ContractReason.NO_CONTRACT, f"dataset {claim.dataset!r} has no contract ({contracts}/{claim.dataset}.json)"
         )
     return verified
-
-
-def _public_key(key: Any, load: Callable[[str, bytes], Any]) -> Any:
-    if key.public_key_pem is None:
-        raise ValueError(f"key {key.id} is a KMS key: verify it online (mlvault status), or export its public key")
-    return load(key.algorithm, key.public_key_pem.encode())
 
 
 def location(record: LedgerRecord) -> str:

@@ -107,34 +107,20 @@ def _preflight(cloud: Cloud, claim, envelope: str) -> str | None:
     """Refuse, before uploading, what the stage's verifier would refuse without reading the bytes: checked
     against the trust registry the stage ships (when this is a checkout of the app) and its ledger's revocations.
     Returns what it checked against, or None when no registry is readable here."""
-    from datetime import datetime
-
-    from mlvault.signing.keys import load_public_key
     from mlvault.trust.producers import load_registry
     from mlvault_tools.producer import preflight
 
     registry = trust_file(cloud.stage)
     if registry is None or not registry.is_file():
         return None
-    ledger = cloud.ledger()
-
-    def revoked_at(key_id: str) -> datetime | None:
-        revocation = ledger.revocation(key_id)
-        return datetime.fromisoformat(revocation["effective_at"]) if revocation else None
-
-    def public_key(key):
-        if key.public_key_pem is not None:
-            return load_public_key(key.algorithm, key.public_key_pem.encode())
-        return load_public_key(key.algorithm, cloud.client("kms").get_public_key(KeyId=key.kms_key_arn)["PublicKey"])
-
     try:
         preflight(
             claim,
             envelope,
             registry=load_registry(registry),
             contracts=CONTRACTS if CONTRACTS.is_dir() else None,
-            revoked_at=revoked_at,
-            public_key=public_key,
+            revoked_at=cloud.ledger().revoked_at,
+            public_key=lambda key: key.public_key(cloud.client("kms")),
         )
     except VerificationError as err:
         raise NotDone(

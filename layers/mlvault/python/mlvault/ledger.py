@@ -266,6 +266,11 @@ class Ledger:
         ).get("Item")
         return None if item is None else {k: v["S"] for k, v in item.items() if "S" in v}
 
+    def revoked_at(self, key_id: str) -> datetime | None:
+        """From when the key is revoked (its first revocation's effective time), or None."""
+        revocation = self.revocation(key_id)
+        return None if revocation is None else datetime.fromisoformat(revocation["effective_at"])
+
     def profile(self, bucket: str, key: str, version_id: str) -> bytes | None:
         """The content profile stored with a version's verdict (gzip JSON, see contracts.screen.Profile)."""
         item = self._db.get_item(

@@ -44,7 +44,6 @@ from mlvault.ledger import (
     version_key,
 )
 from mlvault.outbox import Alert, Announcement, Event, Outbox
-from mlvault.signing.keys import load_public_key
 from mlvault.trust.producers import ProducerKey, ProducerRegistry
 from mlvault.wiring import DetailType, Source, Tag
 
@@ -165,7 +164,7 @@ class Verifier:
                 upload_time=upload_time,
                 registry=self._registry,
                 public_key=self._public_key,
-                revoked_at=self._revoked_at,
+                revoked_at=self._ledger.revoked_at,
             )
             claim = verified.claim
             if claim.size != size:  # cheap, before reading the bytes
@@ -207,16 +206,8 @@ class Verifier:
 
     def _public_key(self, key: ProducerKey) -> Any:
         if key.id not in self._public_keys:
-            if key.public_key_pem:
-                material = key.public_key_pem.encode()
-            else:
-                material = self._kms.get_public_key(KeyId=key.kms_key_arn)["PublicKey"]
-            self._public_keys[key.id] = load_public_key(key.algorithm, material)
+            self._public_keys[key.id] = key.public_key(self._kms)
         return self._public_keys[key.id]
-
-    def _revoked_at(self, key_id: str) -> datetime | None:
-        revocation = self._ledger.revocation(key_id)
-        return None if revocation is None else datetime.fromisoformat(revocation["effective_at"])
 
     def _open(self, ref: ObjectVersionRef) -> Any:
         """A stream of that exact version's bytes."""

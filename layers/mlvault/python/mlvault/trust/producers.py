@@ -34,6 +34,14 @@ class ProducerKey:
     public_key_pem: str | None = None
     kms_key_arn: str | None = None
 
+    def public_key(self, kms: Any | None = None) -> Any:
+        """The registered public key: the registry's PEM, or a KMS key's as `kms` (a KMS client) returns it."""
+        if self.public_key_pem is not None:
+            return load_public_key(self.algorithm, self.public_key_pem.encode())
+        if kms is None:
+            raise ValueError(f"key {self.id} is a KMS key: verify it online (mlvault status), or export its public key")
+        return load_public_key(self.algorithm, kms.get_public_key(KeyId=self.kms_key_arn)["PublicKey"])
+
 
 @dataclass(frozen=True)
 class Producer:
