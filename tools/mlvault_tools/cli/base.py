@@ -111,8 +111,12 @@ class Cloud:
         )
 
     def model(self) -> str:
-        """The model a verb means: its --model, else the one model trained on its --dataset."""
+        """The model a verb means: its --model (one the stage trains), else the one model trained on its --dataset."""
         if self._model:
+            if self._model not in self.models():
+                raise DiscoveryError(
+                    f"stage {self.stage} trains no model {self._model!r} (its models: {', '.join(self.models())})"
+                )
             return self._model
         if self._dataset:
             found = self.models(self._dataset)

@@ -34,15 +34,6 @@ from mlvault_tools.cli.base import (
 )
 
 
-def _model_of_stage(cloud: Cloud) -> str:
-    """The model a verb names (--model, or the one trained on --dataset), refused before acting if the stage does
-    not train it."""
-    model = cloud.model()  # --model, or the one model trained on --dataset (DiscoveryError: none, or several)
-    if model not in cloud.models():
-        raise NotDone(f"stage {cloud.stage} trains no model {model!r} (its models: {', '.join(cloud.models())})")
-    return model
-
-
 def _current_step(sfn, execution: str) -> str | None:
     """The state a running execution is in (the last one it entered)."""
     events = sfn.get_execution_history(executionArn=execution, reverseOrder=True, maxResults=20)["events"]
@@ -59,7 +50,7 @@ def _train(args: argparse.Namespace) -> int:
 
     cloud = Cloud(args)
     sfn = cloud.client("stepfunctions")
-    model = _model_of_stage(cloud)
+    model = cloud.model()  # --model, or the one model trained on --dataset: one the stage trains, before acting
     arn = cloud.name(model_pipeline_parameter(model))
     dataset = cloud.name(model_dataset_parameter(model))
     name = start_manual(sfn, arn, dataset, model)
