@@ -479,28 +479,24 @@ def screen_batch(batch: Profile, baseline: Profile, screening: Screening) -> Scr
     if batch.rows < screening.min_rows:
         note = f"not screened: {batch.rows} rows, fewer than min_rows {screening.min_rows}"
         return ScreenResult((), ACCEPT, (Skipped(SCREEN, "", note),))
-    findings, skipped = _compare(
-        batch,
-        baseline,
-        feature_psi=screening.feature_psi,
-        label_psi=screening.label_psi,
-        parity_increase=screening.parity_increase,
-        label_flip=screening.label_flip,
-    )
+    findings, skipped = _compare(batch, baseline, **_thresholds(screening))
     return ScreenResult(tuple(findings), screening.action if findings else ACCEPT, tuple(skipped))
 
 
 def screen(batch: Profile, baseline: Profile, screening: Screening) -> list[Finding]:
     """`compare` with a contract's screening thresholds, whatever the batch's size (a rolling window's merged
     profile is screened this way; one batch: `screen_batch`)."""
-    return compare(
-        batch,
-        baseline,
-        feature_psi=screening.feature_psi,
-        label_psi=screening.label_psi,
-        parity_increase=screening.parity_increase,
-        label_flip=screening.label_flip,
-    )
+    return compare(batch, baseline, **_thresholds(screening))
+
+
+def _thresholds(screening: Screening) -> dict[str, float]:
+    """A contract's screening thresholds, as compare takes them."""
+    return {
+        "feature_psi": screening.feature_psi,
+        "label_psi": screening.label_psi,
+        "parity_increase": screening.parity_increase,
+        "label_flip": screening.label_flip,
+    }
 
 
 def compare(
