@@ -11,7 +11,10 @@ from mlvault_tools.samples import iris_csv
 from tests.e2e.conftest import run_cli
 
 
-def push(cloud, key_files, path, *, key_id="acme-p256", producer="acme", dataset="iris", extra=()):
+def push(
+    cloud, key_files, path, *, key_id="acme-p256", producer="acme", dataset="iris", key_file=None, quiet=True, extra=()
+):
+    """`mlvault push PATH ... --wait 30`, signed with `key_file`'s private key (default: key_id's own)."""
     return run_cli(
         cloud,
         "push",
@@ -23,10 +26,10 @@ def push(cloud, key_files, path, *, key_id="acme-p256", producer="acme", dataset
         "--key-id",
         key_id,
         "--key",
-        str(key_files(key_id)),
+        str(key_files(key_file or key_id)),
         "--wait",
         "30",
-        "--quiet",
+        *(["--quiet"] if quiet else []),
         *extra,
     )
 
@@ -185,21 +188,7 @@ def test_push_refuses_before_uploading_what_the_stage_would_refuse(
     data = tmp_path / f"typo-{key_id}.csv"
     data.write_bytes(iris_csv(20, 7))
     before = ingest.s3.list_object_versions(Bucket=ingest.bucket, Prefix=f"producers/{producer}/").get("Versions", [])
-    pushed = run_cli(
-        cloud,
-        "push",
-        str(data),
-        "--producer",
-        producer,
-        "--dataset",
-        dataset,
-        "--key-id",
-        key_id,
-        "--key",
-        str(key_files(key_file)),
-        "--wait",
-        "30",
-    )
+    pushed = push(cloud, key_files, data, key_id=key_id, producer=producer, dataset=dataset, key_file=key_file)
     assert pushed.returncode == 1, pushed.stdout + pushed.stderr
     (line,) = pushed.stderr.splitlines()
     assert line.startswith(f"mlvault: {says}"), line
@@ -213,8 +202,7 @@ def test_push_refuses_before_uploading_what_the_stage_would_refuse(
 def test_push_json_status_and_report_say_the_same_verdict(cloud, key_files, tmp_path):
     data = tmp_path / "scripted.csv"
     data.write_bytes(iris_csv(20, 11))
-    signed = ("--producer", "acme", "--dataset", "iris", "--key-id", "acme-p256", "--key", str(key_files("acme-p256")))
-    pushed = run_cli(cloud, "push", str(data), *signed, "--wait", "30", "--json")  # not --quiet: no terminal here
+    pushed = push(cloud, key_files, data, quiet=False, extra=("--json",))  # not --quiet: no terminal here
     assert pushed.returncode == 0, pushed.stdout + pushed.stderr
     assert pushed.stderr == ""  # no progress bar off a terminal
     answer = json.loads(pushed.stdout)
