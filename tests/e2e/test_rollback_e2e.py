@@ -43,8 +43,14 @@ def rollback(cloud, models):
 
 
 def deployed(models) -> dict:
-    (model,) = [m for m in models.registry.models("iris") if m["status"] == "DEPLOYED"]
-    return model
+    """The one DEPLOYED iris model, once the registry has exactly one: a rollback moves the alias first, marks the
+    bad model ROLLED_BACK, then its target DEPLOYED, so a test that saw the first two can be early for the third."""
+
+    def one():
+        found = [m for m in models.registry.models("iris") if m["status"] == "DEPLOYED"]
+        return found[0] if len(found) == 1 else None
+
+    return eventually(one, timeout=10)
 
 
 def test_drifted_traffic_rings_the_alarm_and_serving_rolls_back_without_a_human(cloud, models, rollback):
